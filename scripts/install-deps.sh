@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs the Debian packages canary needs to build, test, run and benchmark.
+#
+# Idempotent: asks dpkg what is missing and installs only that, so a second run costs
+# nothing. Needs root or sudo when something is missing. Every dependency of the project
+# is listed here and nowhere else; CI and the README commands go through this script.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config      # toolchain
+    libmicrohttpd-dev                     # HTTP server (ingest, REST API)
+    libsqlite3-dev sqlite3                # embedded store (+ CLI for inspection)
+    libcjson-dev                          # JSON parsing and output
+    libinih-dev                           # configuration file parser
+    libcurl4-openssl-dev curl             # HTTP client (simulator, tests)
+    libcmocka-dev                         # unit tests
+    wrk                                   # HTTP load generator for bench/
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done" >&2

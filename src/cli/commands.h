@@ -1,0 +1,11 @@
+/* commands.h — the subcommands of the `canary` tool.
+ *
+ * Each takes the arguments after its name (argv[0] is the subcommand name) and returns the
+ * process exit status: 0 success, 1 failure at run time, 2 bad usage. */
+#ifndef CANARY_CLI_COMMANDS_H
+#define CANARY_CLI_COMMANDS_H
+
+/* canary simulate: a simulated fleet sending readings to canaryd (simulate.c). */
+int cmd_simulate(int argc, char **argv);
+
+#endif

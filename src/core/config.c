@@ -1,0 +1,850 @@
+/* config.c — the key table, and the file, environment and flag loaders that use it.
+ *
+ * Adding a key: add a field to struct canary_config and one row to key_table below. The
+ * row gives the default, bounds and help; defaults, parsing, environment lookup,
+ * validation of bounds, the example file and the docs table all follow from the row. */
+#include "core/config.h"
+
+#include "core/error.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum key_type { KT_STR, KT_UINT, KT_DOUBLE, KT_BOOL, KT_ENUM };
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    size_t size;
+    const char *def;     /* default, in file syntax */
+    double min, max;     /* KT_UINT / KT_DOUBLE bounds */
+    const char *choices; /* KT_ENUM: "a|b|c" */
+    bool secret;
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct canary_config, f), sizeof(((struct canary_config *)0)->f)
+#define STR(sec, nm, f, def, help)                                                                 \
+    {sec, nm, KT_STR, FIELD(f), def, 0, 0, NULL, false, help}
+#define UINT(sec, nm, f, def, lo, hi, help)                                                        \
+    {sec, nm, KT_UINT, FIELD(f), def, lo, hi, NULL, false, help}
+#define DBL(sec, nm, f, def, lo, hi, help)                                                         \
+    {sec, nm, KT_DOUBLE, FIELD(f), def, lo, hi, NULL, false, help}
+#define BOOL(sec, nm, f, def, help) {sec, nm, KT_BOOL, FIELD(f), def, 0, 0, NULL, false, help}
+#define ENUM(sec, nm, f, def, choices, help)                                                       \
+    {sec, nm, KT_ENUM, FIELD(f), def, 0, 0, choices, false, help}
+#define SECRET(sec, nm, f, help) {sec, nm, KT_STR, FIELD(f), "", 0, 0, NULL, true, help}
+
+#define SEVERITIES "info|low|medium|high|critical"
+
+static const struct key_def key_table[] = {
+    STR("http", "listen", http.listen, "127.0.0.1:8080",
+        "Address and port of the HTTP server (ingest, REST API). Port 0 picks a free port."),
+    UINT("http", "threads", http.threads, "0", 0, 256, "HTTP threads; 0 means one per core."),
+    UINT("http", "max_body_bytes", http.max_body_bytes, "4194304", 1024, 1073741824,
+         "Largest accepted request body; larger bodies get 413."),
+    UINT("http", "max_connections", http.max_connections, "1024", 1, 65536,
+         "Simultaneous connections; further ones are refused."),
+    UINT("http", "max_connections_per_ip", http.max_connections_per_ip, "256", 1, 65536,
+         "Simultaneous connections from one client address."),
+    UINT("http", "idle_timeout_s", http.idle_timeout_s, "30", 1, 86400,
+         "Close a connection that sends nothing for this long."),
+    UINT("http", "header_timeout_s", http.header_timeout_s, "10", 1, 3600,
+         "A request's headers must arrive within this time (slow-client defense)."),
+    UINT("http", "request_timeout_s", http.request_timeout_s, "30", 1, 3600,
+         "A request's body must arrive within this time after its headers."),
+    BOOL("http", "request_log", http.request_log, "false", "Write one log line per request."),
+
+    UINT("ingest", "max_batch", ingest.max_batch, "10000", 1, 1000000,
+         "Readings in one request; more gets 413."),
+    UINT("ingest", "max_metrics", ingest.max_metrics, "32", 1, READING_MAX_VALUES,
+         "Values in one reading; more gets 400."),
+    UINT("ingest", "max_device_len", ingest.max_device_len, "64", 1, READING_MAX_ID_LEN,
+         "Bytes in a device id."),
+    UINT("ingest", "max_metric_len", ingest.max_metric_len, "64", 1, READING_MAX_METRIC_LEN,
+         "Bytes in a metric name."),
+    UINT("ingest", "max_past_s", ingest.max_past_s, "604800", 0, 315360000,
+         "Oldest accepted timestamp, in seconds before the server's clock (devices that "
+         "buffered readings while offline send old ones)."),
+    UINT("ingest", "max_future_s", ingest.max_future_s, "300", 0, 86400,
+         "Newest accepted timestamp, in seconds after the server's clock."),
+    BOOL("ingest", "strict_fields", ingest.strict_fields, "true",
+         "Reject readings with fields other than device, seq, ts and values."),
+    BOOL("ingest", "auto_register", ingest.auto_register, "true",
+         "A device appears on its first valid reading; when false, readings from devices not "
+         "created through the API are rejected."),
+    UINT("ingest", "max_inflight", ingest.max_inflight, "200000", 100, 100000000,
+         "Readings accepted but not yet stored; beyond this, ingest answers 503 with "
+         "Retry-After instead of buffering."),
+    UINT("ingest", "seq_window", ingest.seq_window, "64", 0, 64,
+         "Out-of-order tolerance: a seq up to this far below the device's highest is "
+         "accepted once if not seen before."),
+
+    UINT("pipeline", "workers", pipeline.workers, "0", 0, 256,
+         "Detection workers, each owning a share of the devices; 0 means one per core."),
+
+    STR("store", "path", store.path, "./var/canary.db",
+        "SQLite database file; its directory is created if missing."),
+    ENUM("store", "synchronous", store.synchronous, "full", "full|normal",
+         "full: a stored reading survives power loss; normal: it survives a crash of canaryd "
+         "but the last commits may be lost on power loss."),
+    UINT("store", "commit_max_readings", store.commit_max_readings, "20000", 1, 1000000,
+         "Readings in one group commit."),
+    UINT("store", "compact_interval_ms", store.compact_interval_ms, "2000", 10, 3600000,
+         "How often the append log is compacted into per-device chunks."),
+    UINT("store", "chunk_max_readings", store.chunk_max_readings, "512", 8, 65536,
+         "Readings in one stored chunk."),
+    UINT("store", "chunk_max_span_s", store.chunk_max_span_s, "3600", 1, 86400,
+         "Time one chunk may span."),
+    UINT("store", "busy_timeout_ms", store.busy_timeout_ms, "5000", 0, 600000,
+         "How long a database call waits for a lock."),
+    UINT("store", "retention_readings_days", store.retention_readings_days, "90", 0, 36500,
+         "Delete readings older than this; 0 keeps them forever."),
+    UINT("store", "retention_alerts_days", store.retention_alerts_days, "365", 0, 36500,
+         "Delete resolved alerts older than this; 0 keeps them forever."),
+
+    UINT("devices", "stale_after_s", devices.stale_after_s, "60", 1, 31536000,
+         "A device with no reading for this long is stale."),
+    UINT("devices", "offline_after_s", devices.offline_after_s, "300", 1, 31536000,
+         "A device with no reading for this long is offline (and an offline alert opens)."),
+
+    UINT("detect", "warmup_readings", detect.warmup_readings, "30", 2, 100000,
+         "Readings a series needs before its anomaly score counts."),
+    DBL("detect", "level_alpha", detect.level_alpha, "0.05", 0.0001, 1,
+        "Weight of a new reading in the series' level (EWMA)."),
+    DBL("detect", "scale_alpha", detect.scale_alpha, "0.05", 0.0001, 1,
+        "Weight of a new deviation in the series' scale (EWMA of absolute deviations)."),
+    DBL("detect", "anomaly_threshold", detect.anomaly_threshold, "0.9", 0.01, 1,
+        "Anomaly score at or above which a value is flagged anomalous."),
+    DBL("detect", "z_half", detect.z_half, "4", 0.5, 100,
+        "Robust z-score (deviation / scale) that maps to anomaly score 0.5."),
+    UINT("detect", "rate_window_s", detect.rate_window_s, "60", 1, 86400,
+         "Window over which the rate of change is measured."),
+    DBL("detect", "gap_factor", detect.gap_factor, "5", 1.5, 1000,
+        "A reading after more than gap_factor times the device's usual interval ..."),
+    UINT("detect", "gap_min_s", detect.gap_min_s, "30", 1, 86400,
+         "... and more than gap_min_s seconds is flagged as following a gap."),
+
+    UINT("alerts", "open_after", alerts.open_after, "3", 1, 10000,
+         "Consecutive readings with a condition before a non-critical alert opens (critical "
+         "ones open at once)."),
+    UINT("alerts", "resolve_after_s", alerts.resolve_after_s, "60", 0, 86400,
+         "An alert resolves itself when its condition has been clear this long."),
+    UINT("alerts", "reopen_window_s", alerts.reopen_window_s, "300", 0, 86400,
+         "A condition that returns within this time after resolving re-opens the same alert."),
+    ENUM("alerts", "anomaly_severity", alerts.anomaly_severity, "low", SEVERITIES,
+         "Severity of alerts raised by the streaming anomaly detector."),
+    ENUM("alerts", "offline_severity", alerts.offline_severity, "medium", "off|" SEVERITIES,
+         "Severity of the alert when a device goes offline; off raises none."),
+
+    ENUM("log", "level", log.level, "info", "debug|info|warn|error", "Lowest level logged."),
+
+    SECRET("api", "admin_token", api.admin_token,
+           "Secret. When set, state-changing API calls (acknowledge, resolve, comment, device "
+           "changes) need 'Authorization: Bearer <token>'. Set via CANARY_API_ADMIN_TOKEN or "
+           "api.admin_token_file (mode 0600)."),
+};
+
+#define N_KEYS (sizeof key_table / sizeof key_table[0])
+
+static const char *const limit_field_names[LIMIT_FIELD_COUNT] = {
+    "warn_high", "crit_high", "warn_low", "crit_low", "hysteresis", "max_rate_per_min",
+    "flatline_count"};
+
+static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const struct key_def *find_key(const char *section, size_t seclen, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &key_table[i];
+        if (strlen(k->section) == seclen && strncmp(k->section, section, seclen) == 0 &&
+            strcmp(k->name, name) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static bool parse_double(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || *end != '\0' || errno != 0 || !isfinite(d))
+        return false;
+    *out = d;
+    return true;
+}
+
+static bool enum_allows(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+/* Reads a secret from a file that only its owner may read. Trailing newlines are dropped. */
+static int read_secret_file(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        errf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
+        return CANARY_EIO;
+    }
+    if (st.st_mode & 077) {
+        errf(err, errlen, "secret file %s must not be readable by group or others (chmod 600)",
+             path);
+        return CANARY_EPERM;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        errf(err, errlen, "cannot open secret file %s: %s", path, strerror(errno));
+        return CANARY_EIO;
+    }
+    size_t n = fread(out, 1, outlen - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        errf(err, errlen, "secret file %s is longer than %zu bytes", path, outlen - 1);
+        return CANARY_ELIMIT;
+    }
+    out[n] = '\0';
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        out[--n] = '\0';
+    return CANARY_OK;
+}
+
+static void env_name(const struct key_def *k, const char *suffix, char *out, size_t len)
+{
+    snprintf(out, len, "CANARY_%s_%s%s", k->section, k->name, suffix);
+    for (char *p = out; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+static int set_fixed(struct canary_config *cfg, const struct key_def *k, const char *value,
+                     enum config_source src, bool from_file_key, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + k->offset;
+    if (k->secret && !from_file_key &&
+        (src == CONFIG_SRC_FLAG || src == CONFIG_SRC_FILE_SHARED)) {
+        char env[128];
+        env_name(k, "", env, sizeof env);
+        errf(err, errlen,
+             "%s.%s is a secret and may not come from %s: set %s in the environment, name a "
+             "mode-0600 file in %s.%s_file, or put it in a config file with mode 0600",
+             k->section, k->name,
+             src == CONFIG_SRC_FLAG ? "the command line" : "a file readable by others", env,
+             k->section, k->name);
+        return CANARY_EPERM;
+    }
+    switch (k->type) {
+    case KT_STR:
+    case KT_ENUM:
+        if (strlen(value) >= k->size) {
+            errf(err, errlen, "%s.%s: value is longer than %zu bytes", k->section, k->name,
+                 k->size - 1);
+            return CANARY_ELIMIT;
+        }
+        if (k->type == KT_ENUM && !enum_allows(k->choices, value)) {
+            errf(err, errlen, "%s.%s: '%s' is not one of %s", k->section, k->name, value,
+                 k->choices);
+            return CANARY_EINVAL;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return CANARY_OK;
+    case KT_UINT: {
+        char *end;
+        errno = 0;
+        if (value[0] == '-' || value[0] == '\0')
+            goto bad_number;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (*end != '\0' || errno != 0)
+            goto bad_number;
+        if ((double)v < k->min || (double)v > k->max) {
+            errf(err, errlen, "%s.%s: %llu is outside [%.0f, %.0f]", k->section, k->name, v,
+                 k->min, k->max);
+            return CANARY_EINVAL;
+        }
+        *(unsigned *)field = (unsigned)v;
+        return CANARY_OK;
+    }
+    case KT_DOUBLE: {
+        double d;
+        if (!parse_double(value, &d))
+            goto bad_number;
+        if (d < k->min || d > k->max) {
+            errf(err, errlen, "%s.%s: %g is outside [%g, %g]", k->section, k->name, d, k->min,
+                 k->max);
+            return CANARY_EINVAL;
+        }
+        *(double *)field = d;
+        return CANARY_OK;
+    }
+    case KT_BOOL:
+        if (!parse_bool(value, (bool *)field)) {
+            errf(err, errlen, "%s.%s: '%s' is not a boolean (true or false)", k->section,
+                 k->name, value);
+            return CANARY_EINVAL;
+        }
+        return CANARY_OK;
+    }
+    return CANARY_EINVAL;
+bad_number:
+    errf(err, errlen, "%s.%s: '%s' is not a %s", k->section, k->name, value,
+         k->type == KT_UINT ? "non-negative integer" : "finite number");
+    return CANARY_EINVAL;
+}
+
+static struct config_limit_override *find_override(struct canary_config *cfg, const char *device,
+                                                   const char *metric, bool create)
+{
+    for (size_t i = 0; i < cfg->n_overrides; i++) {
+        struct config_limit_override *o = &cfg->overrides[i];
+        if (strcmp(o->device, device) == 0 && strcmp(o->metric, metric) == 0)
+            return o;
+    }
+    if (!create)
+        return NULL;
+    struct config_limit_override *grown =
+        realloc(cfg->overrides, (cfg->n_overrides + 1) * sizeof *grown);
+    if (grown == NULL)
+        return NULL;
+    cfg->overrides = grown;
+    struct config_limit_override *o = &cfg->overrides[cfg->n_overrides++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->device, sizeof o->device, "%s", device);
+    snprintf(o->metric, sizeof o->metric, "%s", metric);
+    return o;
+}
+
+/* "metric.<m>.<field>" or "device.<id>.<m>.<field>"; device ids may contain dots, metric
+ * names and fields may not, so the path is split from the right. */
+static int set_override(struct canary_config *cfg, const char *key, const char *value, char *err,
+                        size_t errlen)
+{
+    const char *last = strrchr(key, '.');
+    const char *field = last + 1;
+    int fi = -1;
+    for (int i = 0; i < LIMIT_FIELD_COUNT; i++) {
+        if (strcmp(field, limit_field_names[i]) == 0)
+            fi = i;
+    }
+    if (fi < 0) {
+        errf(err, errlen,
+             "%s: unknown limit '%s' (known: warn_high, crit_high, warn_low, crit_low, "
+             "hysteresis, max_rate_per_min, flatline_count)",
+             key, field);
+        return CANARY_EINVAL;
+    }
+    char device[READING_ID_BUF] = "";
+    char metric[READING_METRIC_BUF];
+    const char *rest;
+    size_t restlen;
+    if (strncmp(key, "metric.", 7) == 0) {
+        rest = key + 7;
+        restlen = (size_t)(last - rest);
+        if (restlen >= sizeof metric || !metric_name_valid(rest, restlen, READING_MAX_METRIC_LEN))
+            goto bad_path;
+        memcpy(metric, rest, restlen);
+        metric[restlen] = '\0';
+    } else {
+        rest = key + 7; /* "device." */
+        const char *mdot = last - 1;
+        while (mdot > rest && *mdot != '.')
+            mdot--;
+        if (mdot <= rest)
+            goto bad_path;
+        size_t dlen = (size_t)(mdot - rest);
+        size_t mlen = (size_t)(last - mdot - 1);
+        if (!device_id_valid(rest, dlen, READING_MAX_ID_LEN) ||
+            !metric_name_valid(mdot + 1, mlen, READING_MAX_METRIC_LEN))
+            goto bad_path;
+        memcpy(device, rest, dlen);
+        device[dlen] = '\0';
+        memcpy(metric, mdot + 1, mlen);
+        metric[mlen] = '\0';
+    }
+    double d;
+    if (strcmp(value, "off") == 0) {
+        d = fi == LIMIT_FLATLINE ? 0 : NAN;
+    } else if (!parse_double(value, &d) || (fi >= LIMIT_HYSTERESIS && d < 0) ||
+               (fi == LIMIT_FLATLINE && (d != floor(d) || d > 1e6))) {
+        errf(err, errlen, "%s: '%s' is not a valid %s (a number%s, or off)", key, value, field,
+             fi >= LIMIT_HYSTERESIS ? " >= 0" : "");
+        return CANARY_EINVAL;
+    }
+    struct config_limit_override *o = find_override(cfg, device, metric, true);
+    if (o == NULL) {
+        errf(err, errlen, "out of memory");
+        return CANARY_ENOMEM;
+    }
+    struct metric_limits *l = &o->limits;
+    double *slots[] = {&l->warn_high, &l->crit_high,  &l->warn_low,      &l->crit_low,
+                       &l->hysteresis, &l->max_rate_per_min};
+    if (fi == LIMIT_FLATLINE)
+        l->flatline_count = (unsigned)d;
+    else
+        *slots[fi] = d;
+    o->set |= 1u << fi;
+    return CANARY_OK;
+bad_path:
+    errf(err, errlen,
+         "%s: expected metric.<metric>.<limit> or device.<device-id>.<metric>.<limit>", key);
+    return CANARY_EINVAL;
+}
+
+int config_set(struct canary_config *cfg, const char *key, const char *value,
+               enum config_source src, char *err, size_t errlen)
+{
+    const char *last = strrchr(key, '.');
+    if (last == NULL || last == key || last[1] == '\0') {
+        errf(err, errlen, "'%s' is not a key (expected section.key)", key);
+        return CANARY_EINVAL;
+    }
+    if (strncmp(key, "metric.", 7) == 0 || strncmp(key, "device.", 7) == 0)
+        return set_override(cfg, key, value, err, errlen);
+
+    const char *name = last + 1;
+    size_t seclen = (size_t)(last - key);
+    const struct key_def *k = find_key(key, seclen, name);
+    if (k != NULL) {
+        return set_fixed(cfg, k, value, src, false, err, errlen);
+    }
+    /* <secret>_file: read the secret from a 0600 file. */
+    size_t nlen = strlen(name);
+    if (nlen > 5 && strcmp(name + nlen - 5, "_file") == 0) {
+        char base[64];
+        if (nlen - 5 < sizeof base) {
+            memcpy(base, name, nlen - 5);
+            base[nlen - 5] = '\0';
+            k = find_key(key, seclen, base);
+            if (k != NULL && k->secret) {
+                char secret[CONFIG_STR_MAX];
+                int rc = read_secret_file(value, secret, sizeof secret, err, errlen);
+                if (rc != 0)
+                    return rc;
+                rc = set_fixed(cfg, k, secret, src, true, err, errlen);
+                memset(secret, 0, sizeof secret);
+                return rc;
+            }
+        }
+    }
+    errf(err, errlen, "unknown key '%s' (canaryd --help-config lists every key)", key);
+    return CANARY_EINVAL;
+}
+
+void config_init(struct canary_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        int rc = set_fixed(cfg, &key_table[i], key_table[i].def, CONFIG_SRC_DEFAULT, false, NULL,
+                           0);
+        (void)rc;
+    }
+}
+
+void config_free(struct canary_config *cfg)
+{
+    free(cfg->overrides);
+    cfg->overrides = NULL;
+    cfg->n_overrides = 0;
+}
+
+struct file_ctx {
+    struct canary_config *cfg;
+    enum config_source src;
+    FILE *file;
+    int line; /* lines read so far: the line of the entry being handled */
+    char *err;
+    size_t errlen;
+    int rc;
+};
+
+/* inih's line reader, counting lines (the Debian build passes no line numbers to handlers)
+ * and refusing lines longer than inih's buffer instead of letting it split them. */
+static char *read_line(char *buf, int size, void *stream)
+{
+    struct file_ctx *ctx = stream;
+    if (ctx->rc != 0 || fgets(buf, size, ctx->file) == NULL)
+        return NULL;
+    ctx->line++;
+    size_t n = strlen(buf);
+    if (n == (size_t)size - 1 && buf[n - 1] != '\n' && !feof(ctx->file)) {
+        errf(ctx->err, ctx->errlen, "line %d: longer than %d bytes", ctx->line, size - 2);
+        ctx->rc = CANARY_ELIMIT;
+        return NULL;
+    }
+    return buf;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct file_ctx *ctx = user;
+    int lineno = ctx->line;
+    if (ctx->rc != 0)
+        return 0;
+    char key[512];
+    if (section[0] == '\0') {
+        errf(ctx->err, ctx->errlen, "line %d: key '%s' outside a [section]", lineno, name);
+        ctx->rc = CANARY_EINVAL;
+        return 0;
+    }
+    int n = snprintf(key, sizeof key, "%s.%s", section, name);
+    if (n < 0 || (size_t)n >= sizeof key) {
+        errf(ctx->err, ctx->errlen, "line %d: key too long", lineno);
+        ctx->rc = CANARY_ELIMIT;
+        return 0;
+    }
+    char msg[512];
+    int rc = config_set(ctx->cfg, key, value, ctx->src, msg, sizeof msg);
+    if (rc != 0) {
+        errf(ctx->err, ctx->errlen, "line %d: %s", lineno, msg);
+        ctx->rc = rc;
+        return 0;
+    }
+    return 1;
+}
+
+int config_load_file(struct canary_config *cfg, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        return CANARY_EIO;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        return CANARY_EIO;
+    }
+    char msg[600] = "";
+    struct file_ctx ctx = {cfg, (st.st_mode & 077) ? CONFIG_SRC_FILE_SHARED : CONFIG_SRC_FILE,
+                           f, 0, msg, sizeof msg, 0};
+    int line = ini_parse_stream(read_line, &ctx, on_ini_entry, &ctx);
+    fclose(f);
+    if (ctx.rc != 0) {
+        errf(err, errlen, "%s: %s", path, msg);
+        return ctx.rc;
+    }
+    if (line != 0) {
+        errf(err, errlen, "%s: line %d: syntax error (expected [section] or key = value)", path,
+             line);
+        return CANARY_EINVAL;
+    }
+    return CANARY_OK;
+}
+
+int config_load_env(struct canary_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &key_table[i];
+        char name[128];
+        env_name(k, "", name, sizeof name);
+        const char *v = getenv(name);
+        char key[128];
+        snprintf(key, sizeof key, "%s.%s", k->section, k->name);
+        char msg[512];
+        if (v != NULL) {
+            int rc = config_set(cfg, key, v, CONFIG_SRC_ENV, msg, sizeof msg);
+            if (rc != 0) {
+                errf(err, errlen, "%s: %s", name, msg);
+                return rc;
+            }
+        }
+        if (k->secret) {
+            env_name(k, "_FILE", name, sizeof name);
+            v = getenv(name);
+            if (v != NULL) {
+                strncat(key, "_file", sizeof key - strlen(key) - 1);
+                int rc = config_set(cfg, key, v, CONFIG_SRC_ENV, msg, sizeof msg);
+                if (rc != 0) {
+                    errf(err, errlen, "%s: %s", name, msg);
+                    return rc;
+                }
+            }
+        }
+    }
+    return CANARY_OK;
+}
+
+int config_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t hl;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (close == NULL || close[1] != ':')
+            return CANARY_EINVAL;
+        h = listen + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL)
+            return CANARY_EINVAL;
+        hl = (size_t)(colon - listen);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return CANARY_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || errno != 0 || p > 65535)
+        return CANARY_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+        return CANARY_EINVAL;
+    *port = (unsigned)p;
+    return CANARY_OK;
+}
+
+int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
+{
+    char host[128];
+    unsigned port;
+    if (config_parse_listen(cfg->http.listen, host, sizeof host, &port) != 0) {
+        errf(err, errlen,
+             "http.listen: '%s' is not an address:port (e.g. 127.0.0.1:8080 or [::1]:8080)",
+             cfg->http.listen);
+        return CANARY_EINVAL;
+    }
+    if (cfg->devices.offline_after_s <= cfg->devices.stale_after_s) {
+        errf(err, errlen, "devices.offline_after_s (%u) must be greater than stale_after_s (%u)",
+             cfg->devices.offline_after_s, cfg->devices.stale_after_s);
+        return CANARY_EINVAL;
+    }
+    if (cfg->store.path[0] == '\0') {
+        errf(err, errlen, "store.path must not be empty");
+        return CANARY_EINVAL;
+    }
+    if (cfg->ingest.max_batch > cfg->ingest.max_inflight) {
+        errf(err, errlen,
+             "ingest.max_batch (%u) must not exceed ingest.max_inflight (%u): a full batch "
+             "could never be admitted",
+             cfg->ingest.max_batch, cfg->ingest.max_inflight);
+        return CANARY_EINVAL;
+    }
+    for (size_t i = 0; i < cfg->n_overrides; i++) {
+        struct metric_limits l;
+        const struct config_limit_override *o = &cfg->overrides[i];
+        config_metric_limits(cfg, o->device[0] ? o->device : NULL, o->metric, &l);
+        if (!isnan(l.warn_high) && !isnan(l.crit_high) && l.crit_high < l.warn_high) {
+            errf(err, errlen, "%s%s%s: crit_high (%g) is below warn_high (%g)",
+                 o->device[0] ? o->device : "", o->device[0] ? "." : "", o->metric, l.crit_high,
+                 l.warn_high);
+            return CANARY_EINVAL;
+        }
+        if (!isnan(l.warn_low) && !isnan(l.crit_low) && l.crit_low > l.warn_low) {
+            errf(err, errlen, "%s%s%s: crit_low (%g) is above warn_low (%g)",
+                 o->device[0] ? o->device : "", o->device[0] ? "." : "", o->metric, l.crit_low,
+                 l.warn_low);
+            return CANARY_EINVAL;
+        }
+    }
+    return CANARY_OK;
+}
+
+static void apply_override(struct metric_limits *out, const struct config_limit_override *o)
+{
+    const struct metric_limits *l = &o->limits;
+    if (o->set & (1u << LIMIT_WARN_HIGH))
+        out->warn_high = l->warn_high;
+    if (o->set & (1u << LIMIT_CRIT_HIGH))
+        out->crit_high = l->crit_high;
+    if (o->set & (1u << LIMIT_WARN_LOW))
+        out->warn_low = l->warn_low;
+    if (o->set & (1u << LIMIT_CRIT_LOW))
+        out->crit_low = l->crit_low;
+    if (o->set & (1u << LIMIT_HYSTERESIS))
+        out->hysteresis = l->hysteresis;
+    if (o->set & (1u << LIMIT_MAX_RATE))
+        out->max_rate_per_min = l->max_rate_per_min;
+    if (o->set & (1u << LIMIT_FLATLINE))
+        out->flatline_count = l->flatline_count;
+}
+
+void config_metric_limits(const struct canary_config *cfg, const char *device,
+                          const char *metric, struct metric_limits *out)
+{
+    *out = metric_info_or_generic(metric)->limits;
+    const struct config_limit_override *dev = NULL;
+    for (size_t i = 0; i < cfg->n_overrides; i++) {
+        const struct config_limit_override *o = &cfg->overrides[i];
+        if (strcmp(o->metric, metric) != 0)
+            continue;
+        if (o->device[0] == '\0')
+            apply_override(out, o);
+        else if (device != NULL && strcmp(o->device, device) == 0)
+            dev = o;
+    }
+    if (dev != NULL)
+        apply_override(out, dev);
+}
+
+static void format_value(const struct canary_config *cfg, const struct key_def *k, char *buf,
+                         size_t len)
+{
+    const char *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case KT_STR:
+    case KT_ENUM:
+        if (k->secret)
+            snprintf(buf, len, "%s", field[0] ? "<set>" : "");
+        else
+            snprintf(buf, len, "%s", field);
+        break;
+    case KT_UINT:
+        snprintf(buf, len, "%u", *(const unsigned *)field);
+        break;
+    case KT_DOUBLE:
+        snprintf(buf, len, "%g", *(const double *)field);
+        break;
+    case KT_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    }
+}
+
+static void write_wrapped_comment(FILE *out, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        size_t take = strlen(p);
+        if (take > 94) {
+            take = 94;
+            while (take > 0 && p[take] != ' ')
+                take--;
+            if (take == 0)
+                take = 94;
+        }
+        fprintf(out, "# %.*s\n", (int)take, p);
+        p += take;
+        while (*p == ' ')
+            p++;
+    }
+}
+
+static void write_limit(FILE *out, const char *name, double v)
+{
+    if (isnan(v))
+        fprintf(out, "%s = off\n", name);
+    else
+        fprintf(out, "%s = %g\n", name, v);
+}
+
+void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
+{
+    const char *section = "";
+    if (annotate) {
+        fprintf(out, "# canaryd configuration. Every key is shown with its default value.\n"
+                     "# Environment variables CANARY_<SECTION>_<KEY> and --set section.key=value\n"
+                     "# override this file. Generated by `canaryd --print-config --defaults`.\n");
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &key_table[i];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            fprintf(out, "\n[%s]\n", section);
+        }
+        char v[CONFIG_PATH_MAX];
+        format_value(cfg, k, v, sizeof v);
+        if (annotate) {
+            write_wrapped_comment(out, k->help);
+            if (k->type == KT_ENUM)
+                fprintf(out, "# One of: %s.\n", k->choices);
+        }
+        if (k->secret && annotate && v[0] == '\0')
+            fprintf(out, "# %s =\n", k->name);
+        else
+            fprintf(out, "%s = %s\n", k->name, v);
+        if (annotate && i + 1 < N_KEYS && strcmp(key_table[i + 1].section, section) == 0)
+            fputc('\n', out);
+    }
+    if (annotate) {
+        fprintf(out, "\n# Alert limits per metric and per device (defaults from the metric catalogue\n"
+                     "# in docs/DETECTORS.md). Keys: warn_high, crit_high, warn_low, crit_low,\n"
+                     "# hysteresis, max_rate_per_min, flatline_count; \"off\" disables one.\n"
+                     "# [metric.gas_ppm]\n# warn_high = 1000\n#\n"
+                     "# [device.kitchen-1.gas_ppm]\n# crit_high = 3000\n");
+    }
+    for (size_t i = 0; i < cfg->n_overrides; i++) {
+        const struct config_limit_override *o = &cfg->overrides[i];
+        if (o->device[0])
+            fprintf(out, "\n[device.%s.%s]\n", o->device, o->metric);
+        else
+            fprintf(out, "\n[metric.%s]\n", o->metric);
+        const double *vals[] = {&o->limits.warn_high, &o->limits.crit_high,
+                                &o->limits.warn_low,  &o->limits.crit_low,
+                                &o->limits.hysteresis, &o->limits.max_rate_per_min};
+        for (int f = 0; f < LIMIT_FLATLINE; f++) {
+            if (o->set & (1u << f))
+                write_limit(out, limit_field_names[f], *vals[f]);
+        }
+        if (o->set & (1u << LIMIT_FLATLINE))
+            fprintf(out, "flatline_count = %u\n", o->limits.flatline_count);
+    }
+}
+
+void config_write_markdown(FILE *out)
+{
+    struct canary_config defaults;
+    config_init(&defaults);
+    fprintf(out, "| key | default | environment | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &key_table[i];
+        char v[CONFIG_PATH_MAX];
+        format_value(&defaults, k, v, sizeof v);
+        char env[128];
+        env_name(k, "", env, sizeof env);
+        fprintf(out, "| `%s.%s` | `%s` | `%s` | %s", k->section, k->name, v[0] ? v : "(empty)",
+                env, k->help);
+        if (k->type == KT_ENUM)
+            fprintf(out, " One of: `%s`.", k->choices);
+        fprintf(out, " |\n");
+    }
+    config_free(&defaults);
+}

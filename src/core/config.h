@@ -1,0 +1,168 @@
+/* config.h — canaryd's configuration: every key, its default, and where values come from.
+ *
+ * Precedence, lowest first: the embedded defaults, the configuration file (--config or
+ * CANARY_CONFIG), environment variables (CANARY_<SECTION>_<KEY>, e.g. CANARY_HTTP_LISTEN),
+ * and command-line flags (--set section.key=value). One table in config.c lists every
+ * fixed key with its type, default, bounds and help; the example file etc/canary.conf.example
+ * and docs/CONFIGURATION.md are generated from it, so they cannot drift from the code.
+ *
+ * Besides the fixed keys, per-metric and per-device alert limits are configurable:
+ *   [metric.gas_ppm]            warn_high = 800       (every device)
+ *   [device.kitchen-1.gas_ppm]  crit_high = 3000      (one device; beats the metric section)
+ * as --set metric.gas_ppm.warn_high=800 on the command line. "off" switches a limit off.
+ *
+ * Secrets (keys marked secret, e.g. api.admin_token) are accepted only from the
+ * environment, from a config file whose mode gives no access to group or others (0600),
+ * or from a file named by the companion key <key>_file that has such a mode. They are
+ * never printed: config_write() shows them as "<set>". */
+#ifndef CANARY_CORE_CONFIG_H
+#define CANARY_CORE_CONFIG_H
+
+#include "core/metric.h"
+#include "core/reading.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_STR_MAX  256
+#define CONFIG_PATH_MAX 1024
+
+/* A per-metric (device[0] == '\0') or per-device override of metric limits. Fields that
+ * were not set keep NAN / UINT_MAX sentinels and the `set` mask says which were given. */
+struct config_limit_override {
+    char device[READING_ID_BUF];
+    char metric[READING_METRIC_BUF];
+    struct metric_limits limits;
+    unsigned set; /* bit i set: field i of enum config_limit_field was given */
+};
+
+enum config_limit_field {
+    LIMIT_WARN_HIGH,
+    LIMIT_CRIT_HIGH,
+    LIMIT_WARN_LOW,
+    LIMIT_CRIT_LOW,
+    LIMIT_HYSTERESIS,
+    LIMIT_MAX_RATE,
+    LIMIT_FLATLINE,
+    LIMIT_FIELD_COUNT
+};
+
+struct canary_config {
+    struct {
+        char listen[CONFIG_STR_MAX];     /* host:port; port 0 picks a free port */
+        unsigned threads;                /* HTTP threads; 0 = one per core */
+        unsigned max_body_bytes;         /* larger request bodies get 413 */
+        unsigned max_connections;        /* simultaneous connections */
+        unsigned max_connections_per_ip; /* simultaneous connections from one address */
+        unsigned idle_timeout_s;         /* close a connection idle this long */
+        unsigned header_timeout_s;       /* a request's headers must arrive within this */
+        unsigned request_timeout_s;      /* a request's body must arrive within this */
+        bool request_log;                /* one log line per request */
+    } http;
+    struct {
+        unsigned max_batch;      /* readings in one request */
+        unsigned max_metrics;    /* values in one reading */
+        unsigned max_device_len; /* bytes in a device id */
+        unsigned max_metric_len; /* bytes in a metric name */
+        unsigned max_past_s;     /* oldest accepted timestamp, seconds before now */
+        unsigned max_future_s;   /* newest accepted timestamp, seconds after now */
+        bool strict_fields;      /* reject unknown fields in a reading */
+        bool auto_register;      /* a device appears on its first valid reading */
+        unsigned max_inflight;   /* readings admitted but not yet stored; then 503 */
+        unsigned seq_window;     /* accept unseen seqs this far below the highest */
+    } ingest;
+    struct {
+        unsigned workers; /* detection workers; 0 = one per core */
+    } pipeline;
+    struct {
+        char path[CONFIG_PATH_MAX];   /* SQLite database file */
+        char synchronous[16];         /* "full" (survives power loss) or "normal" */
+        unsigned commit_max_readings; /* readings in one group commit */
+        unsigned compact_interval_ms; /* how often the log is compacted into chunks */
+        unsigned chunk_max_readings;  /* readings in one stored chunk */
+        unsigned chunk_max_span_s;    /* time one chunk may span */
+        unsigned busy_timeout_ms;     /* wait for a locked database this long */
+        unsigned retention_readings_days; /* 0 = keep forever */
+        unsigned retention_alerts_days;   /* resolved alerts; 0 = keep forever */
+    } store;
+    struct {
+        unsigned stale_after_s;   /* no reading for this long: stale */
+        unsigned offline_after_s; /* no reading for this long: offline */
+    } devices;
+    struct {
+        unsigned warmup_readings;  /* readings before a series is scored */
+        double level_alpha;        /* EWMA weight of the level */
+        double scale_alpha;        /* EWMA weight of the deviation scale */
+        double anomaly_threshold;  /* score at or above which FLAG_ANOMALY is set */
+        double z_half;             /* robust z-score that maps to score 0.5 */
+        unsigned rate_window_s;    /* window of the rate-of-change detector */
+        double gap_factor;         /* gap: interval > gap_factor x usual interval ... */
+        unsigned gap_min_s;        /* ... and > gap_min_s */
+    } detect;
+    struct {
+        unsigned open_after;         /* consecutive readings before a non-critical alert opens */
+        unsigned resolve_after_s;    /* clear this long: auto-resolve */
+        unsigned reopen_window_s;    /* back within this after resolving: same alert re-opens */
+        char anomaly_severity[16];   /* severity of anomaly alerts */
+        char offline_severity[16];   /* severity of offline alerts ("off" = none) */
+    } alerts;
+    struct {
+        char level[16]; /* debug | info | warn | error */
+    } log;
+    struct {
+        char admin_token[CONFIG_STR_MAX]; /* secret: bearer token for state-changing calls */
+    } api;
+
+    struct config_limit_override *overrides; /* heap array, owned by the config */
+    size_t n_overrides;
+};
+
+/* Where a value came from; decides whether a secret may be set. */
+enum config_source {
+    CONFIG_SRC_DEFAULT,
+    CONFIG_SRC_FILE,        /* a file readable only by its owner */
+    CONFIG_SRC_FILE_SHARED, /* a file readable by group or others */
+    CONFIG_SRC_ENV,
+    CONFIG_SRC_FLAG,
+};
+
+/* Fills cfg with the embedded defaults. Free with config_free(). */
+void config_init(struct canary_config *cfg);
+
+/* Frees what the config owns (the override list). */
+void config_free(struct canary_config *cfg);
+
+/* Sets one key ("http.listen", "metric.gas_ppm.warn_high",
+ * "device.kitchen-1.gas_ppm.crit_high", "api.admin_token_file"). Returns 0, or a negative
+ * code with a message in err (unknown key, bad value, out of bounds, secret from a
+ * forbidden source). */
+int config_set(struct canary_config *cfg, const char *key, const char *value,
+               enum config_source src, char *err, size_t errlen);
+
+/* Reads a configuration file. Returns 0 or an error with "path:line: message" in err. */
+int config_load_file(struct canary_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Applies CANARY_<SECTION>_<KEY> environment variables for every fixed key. */
+int config_load_env(struct canary_config *cfg, char *err, size_t errlen);
+
+/* Checks relations between keys (offline_after_s > stale_after_s, limits within the
+ * hard ceilings, a parseable listen address...). Returns 0 or an error with a message. */
+int config_validate(const struct canary_config *cfg, char *err, size_t errlen);
+
+/* Writes the configuration in file syntax. With annotate, every key is preceded by its help
+ * and default (that is how etc/canary.conf.example is made). Secrets print as "<set>". */
+void config_write(const struct canary_config *cfg, FILE *out, bool annotate);
+
+/* Writes a Markdown table of every key (section, key, default, meaning) for the docs. */
+void config_write_markdown(FILE *out);
+
+/* Resolves the limits of (device, metric): catalogue defaults, then [metric.M], then
+ * [device.D.M]. */
+void config_metric_limits(const struct canary_config *cfg, const char *device,
+                          const char *metric, struct metric_limits *out);
+
+/* Parses "host:port" (IPv4, or [IPv6]:port). Returns 0 or CANARY_EINVAL. */
+int config_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port);
+
+#endif

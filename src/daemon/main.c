@@ -1,0 +1,5 @@
+/* main.c — canaryd entry point (placeholder until the daemon lands in this change). */
+int main(void)
+{
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* ingest_batch.c — the container of a request's readings and their outcomes. */
+#include "ingest/ingest.h"
+
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *reading_status_name(enum reading_status s)
+{
+    switch (s) {
+    case READING_PENDING:
+        return "pending";
+    case READING_ACCEPTED:
+        return "accepted";
+    case READING_INVALID:
+        return "invalid";
+    case READING_DUPLICATE:
+        return "duplicate";
+    case READING_UNKNOWN_DEVICE:
+        return "unknown_device";
+    }
+    return "?";
+}
+
+void ingest_batch_init(struct ingest_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    arena_init(&b->arena, 64 * 1024);
+}
+
+void ingest_batch_free(struct ingest_batch *b)
+{
+    arena_free(&b->arena);
+    b->readings = NULL;
+    b->status = NULL;
+    b->errors = NULL;
+    b->n = 0;
+}
+
+int ingest_batch_reserve(struct ingest_batch *b, size_t n)
+{
+    b->readings = arena_calloc(&b->arena, n * sizeof *b->readings);
+    b->status = arena_calloc(&b->arena, n * sizeof *b->status);
+    b->errors = arena_calloc(&b->arena, n * sizeof *b->errors);
+    if (b->readings == NULL || b->status == NULL || b->errors == NULL)
+        return CANARY_ENOMEM;
+    b->n = n;
+    return CANARY_OK;
+}
+
+void ingest_batch_reject(struct ingest_batch *b, size_t i, const char *field, const char *fmt, ...)
+{
+    char buf[320];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        len = 0;
+    if ((size_t)len >= sizeof buf)
+        len = sizeof buf - 1;
+    const char *reason = arena_strndup(&b->arena, buf, (size_t)len);
+    const char *f = arena_strndup(&b->arena, field, strlen(field));
+    b->status[i] = READING_INVALID;
+    b->errors[i].field = f != NULL ? f : "";
+    b->errors[i].reason = reason != NULL ? reason : "invalid reading";
+}
