@@ -36,15 +36,29 @@ struct key_def {
 
 #define FIELD(f) offsetof(struct canary_config, f), sizeof(((struct canary_config *)0)->f)
 #define STR(sec, nm, f, def, help)                                                                 \
-    {sec, nm, KT_STR, FIELD(f), def, 0, 0, NULL, false, help}
+    {                                                                                              \
+        sec, nm, KT_STR, FIELD(f), def, 0, 0, NULL, false, help                                    \
+    }
 #define UINT(sec, nm, f, def, lo, hi, help)                                                        \
-    {sec, nm, KT_UINT, FIELD(f), def, lo, hi, NULL, false, help}
+    {                                                                                              \
+        sec, nm, KT_UINT, FIELD(f), def, lo, hi, NULL, false, help                                 \
+    }
 #define DBL(sec, nm, f, def, lo, hi, help)                                                         \
-    {sec, nm, KT_DOUBLE, FIELD(f), def, lo, hi, NULL, false, help}
-#define BOOL(sec, nm, f, def, help) {sec, nm, KT_BOOL, FIELD(f), def, 0, 0, NULL, false, help}
+    {                                                                                              \
+        sec, nm, KT_DOUBLE, FIELD(f), def, lo, hi, NULL, false, help                               \
+    }
+#define BOOL(sec, nm, f, def, help)                                                                \
+    {                                                                                              \
+        sec, nm, KT_BOOL, FIELD(f), def, 0, 0, NULL, false, help                                   \
+    }
 #define ENUM(sec, nm, f, def, choices, help)                                                       \
-    {sec, nm, KT_ENUM, FIELD(f), def, 0, 0, choices, false, help}
-#define SECRET(sec, nm, f, help) {sec, nm, KT_STR, FIELD(f), "", 0, 0, NULL, true, help}
+    {                                                                                              \
+        sec, nm, KT_ENUM, FIELD(f), def, 0, 0, choices, false, help                                \
+    }
+#define SECRET(sec, nm, f, help)                                                                   \
+    {                                                                                              \
+        sec, nm, KT_STR, FIELD(f), "", 0, 0, NULL, true, help                                      \
+    }
 
 #define SEVERITIES "info|low|medium|high|critical"
 
@@ -118,6 +132,11 @@ static const struct key_def key_table[] = {
          "A device with no reading for this long is stale."),
     UINT("devices", "offline_after_s", devices.offline_after_s, "300", 1, 31536000,
          "A device with no reading for this long is offline (and an offline alert opens)."),
+    UINT("devices", "max_devices", devices.max_devices, "100000", 1, 10000000,
+         "Devices canaryd tracks; readings from further new devices are refused (a flood of "
+         "invented device ids cannot exhaust memory)."),
+    UINT("devices", "max_metrics", devices.max_metrics, "64", 1, READING_MAX_VALUES,
+         "Distinct metrics one device may report over its life."),
 
     UINT("detect", "warmup_readings", detect.warmup_readings, "30", 2, 100000,
          "Readings a series needs before its anomaly score counts."),
@@ -159,10 +178,11 @@ static const struct key_def key_table[] = {
 #define N_KEYS (sizeof key_table / sizeof key_table[0])
 
 static const char *const limit_field_names[LIMIT_FIELD_COUNT] = {
-    "warn_high", "crit_high", "warn_low", "crit_low", "hysteresis", "max_rate_per_min",
-    "flatline_count"};
+    "warn_high",  "crit_high",        "warn_low",      "crit_low",
+    "hysteresis", "max_rate_per_min", "flatline_count"};
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
@@ -266,8 +286,7 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
                      enum config_source src, bool from_file_key, char *err, size_t errlen)
 {
     char *field = (char *)cfg + k->offset;
-    if (k->secret && !from_file_key &&
-        (src == CONFIG_SRC_FLAG || src == CONFIG_SRC_FILE_SHARED)) {
+    if (k->secret && !from_file_key && (src == CONFIG_SRC_FLAG || src == CONFIG_SRC_FILE_SHARED)) {
         char env[128];
         env_name(k, "", env, sizeof env);
         errf(err, errlen,
@@ -302,8 +321,8 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
         if (*end != '\0' || errno != 0)
             goto bad_number;
         if ((double)v < k->min || (double)v > k->max) {
-            errf(err, errlen, "%s.%s: %llu is outside [%.0f, %.0f]", k->section, k->name, v,
-                 k->min, k->max);
+            errf(err, errlen, "%s.%s: %llu is outside [%.0f, %.0f]", k->section, k->name, v, k->min,
+                 k->max);
             return CANARY_EINVAL;
         }
         *(unsigned *)field = (unsigned)v;
@@ -323,8 +342,8 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
     }
     case KT_BOOL:
         if (!parse_bool(value, (bool *)field)) {
-            errf(err, errlen, "%s.%s: '%s' is not a boolean (true or false)", k->section,
-                 k->name, value);
+            errf(err, errlen, "%s.%s: '%s' is not a boolean (true or false)", k->section, k->name,
+                 value);
             return CANARY_EINVAL;
         }
         return CANARY_OK;
@@ -420,8 +439,8 @@ static int set_override(struct canary_config *cfg, const char *key, const char *
         return CANARY_ENOMEM;
     }
     struct metric_limits *l = &o->limits;
-    double *slots[] = {&l->warn_high, &l->crit_high,  &l->warn_low,      &l->crit_low,
-                       &l->hysteresis, &l->max_rate_per_min};
+    double *slots[] = {&l->warn_high, &l->crit_high,  &l->warn_low,
+                       &l->crit_low,  &l->hysteresis, &l->max_rate_per_min};
     if (fi == LIMIT_FLATLINE)
         l->flatline_count = (unsigned)d;
     else
@@ -429,8 +448,8 @@ static int set_override(struct canary_config *cfg, const char *key, const char *
     o->set |= 1u << fi;
     return CANARY_OK;
 bad_path:
-    errf(err, errlen,
-         "%s: expected metric.<metric>.<limit> or device.<device-id>.<metric>.<limit>", key);
+    errf(err, errlen, "%s: expected metric.<metric>.<limit> or device.<device-id>.<metric>.<limit>",
+         key);
     return CANARY_EINVAL;
 }
 
@@ -478,8 +497,8 @@ void config_init(struct canary_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < N_KEYS; i++) {
-        int rc = set_fixed(cfg, &key_table[i], key_table[i].def, CONFIG_SRC_DEFAULT, false, NULL,
-                           0);
+        int rc =
+            set_fixed(cfg, &key_table[i], key_table[i].def, CONFIG_SRC_DEFAULT, false, NULL, 0);
         (void)rc;
     }
 }
@@ -559,8 +578,9 @@ int config_load_file(struct canary_config *cfg, const char *path, char *err, siz
         return CANARY_EIO;
     }
     char msg[600] = "";
-    struct file_ctx ctx = {cfg, (st.st_mode & 077) ? CONFIG_SRC_FILE_SHARED : CONFIG_SRC_FILE,
-                           f, 0, msg, sizeof msg, 0};
+    struct file_ctx ctx = {
+        cfg, (st.st_mode & 077) ? CONFIG_SRC_FILE_SHARED : CONFIG_SRC_FILE, f, 0, msg, sizeof msg,
+        0};
     int line = ini_parse_stream(read_line, &ctx, on_ini_entry, &ctx);
     fclose(f);
     if (ctx.rc != 0) {
@@ -707,8 +727,8 @@ static void apply_override(struct metric_limits *out, const struct config_limit_
         out->flatline_count = l->flatline_count;
 }
 
-void config_metric_limits(const struct canary_config *cfg, const char *device,
-                          const char *metric, struct metric_limits *out)
+void config_metric_limits(const struct canary_config *cfg, const char *device, const char *metric,
+                          struct metric_limits *out)
 {
     *out = metric_info_or_generic(metric)->limits;
     const struct config_limit_override *dev = NULL;
@@ -805,11 +825,12 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
             fputc('\n', out);
     }
     if (annotate) {
-        fprintf(out, "\n# Alert limits per metric and per device (defaults from the metric catalogue\n"
-                     "# in docs/DETECTORS.md). Keys: warn_high, crit_high, warn_low, crit_low,\n"
-                     "# hysteresis, max_rate_per_min, flatline_count; \"off\" disables one.\n"
-                     "# [metric.gas_ppm]\n# warn_high = 1000\n#\n"
-                     "# [device.kitchen-1.gas_ppm]\n# crit_high = 3000\n");
+        fprintf(out,
+                "\n# Alert limits per metric and per device (defaults from the metric catalogue\n"
+                "# in docs/DETECTORS.md). Keys: warn_high, crit_high, warn_low, crit_low,\n"
+                "# hysteresis, max_rate_per_min, flatline_count; \"off\" disables one.\n"
+                "# [metric.gas_ppm]\n# warn_high = 1000\n#\n"
+                "# [device.kitchen-1.gas_ppm]\n# crit_high = 3000\n");
     }
     for (size_t i = 0; i < cfg->n_overrides; i++) {
         const struct config_limit_override *o = &cfg->overrides[i];
@@ -817,8 +838,8 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
             fprintf(out, "\n[device.%s.%s]\n", o->device, o->metric);
         else
             fprintf(out, "\n[metric.%s]\n", o->metric);
-        const double *vals[] = {&o->limits.warn_high, &o->limits.crit_high,
-                                &o->limits.warn_low,  &o->limits.crit_low,
+        const double *vals[] = {&o->limits.warn_high,  &o->limits.crit_high,
+                                &o->limits.warn_low,   &o->limits.crit_low,
                                 &o->limits.hysteresis, &o->limits.max_rate_per_min};
         for (int f = 0; f < LIMIT_FLATLINE; f++) {
             if (o->set & (1u << f))
@@ -840,8 +861,8 @@ void config_write_markdown(FILE *out)
         format_value(&defaults, k, v, sizeof v);
         char env[128];
         env_name(k, "", env, sizeof env);
-        fprintf(out, "| `%s.%s` | `%s` | `%s` | %s", k->section, k->name, v[0] ? v : "(empty)",
-                env, k->help);
+        fprintf(out, "| `%s.%s` | `%s` | `%s` | %s", k->section, k->name, v[0] ? v : "(empty)", env,
+                k->help);
         if (k->type == KT_ENUM)
             fprintf(out, " One of: `%s`.", k->choices);
         fprintf(out, " |\n");

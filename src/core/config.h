@@ -76,36 +76,38 @@ struct canary_config {
         unsigned workers; /* detection workers; 0 = one per core */
     } pipeline;
     struct {
-        char path[CONFIG_PATH_MAX];   /* SQLite database file */
-        char synchronous[16];         /* "full" (survives power loss) or "normal" */
-        unsigned commit_max_readings; /* readings in one group commit */
-        unsigned compact_interval_ms; /* how often the log is compacted into chunks */
-        unsigned chunk_max_readings;  /* readings in one stored chunk */
-        unsigned chunk_max_span_s;    /* time one chunk may span */
-        unsigned busy_timeout_ms;     /* wait for a locked database this long */
+        char path[CONFIG_PATH_MAX];       /* SQLite database file */
+        char synchronous[16];             /* "full" (survives power loss) or "normal" */
+        unsigned commit_max_readings;     /* readings in one group commit */
+        unsigned compact_interval_ms;     /* how often the log is compacted into chunks */
+        unsigned chunk_max_readings;      /* readings in one stored chunk */
+        unsigned chunk_max_span_s;        /* time one chunk may span */
+        unsigned busy_timeout_ms;         /* wait for a locked database this long */
         unsigned retention_readings_days; /* 0 = keep forever */
         unsigned retention_alerts_days;   /* resolved alerts; 0 = keep forever */
     } store;
     struct {
         unsigned stale_after_s;   /* no reading for this long: stale */
         unsigned offline_after_s; /* no reading for this long: offline */
+        unsigned max_devices;     /* devices canaryd will track; more are refused */
+        unsigned max_metrics;     /* distinct metrics one device may have */
     } devices;
     struct {
-        unsigned warmup_readings;  /* readings before a series is scored */
-        double level_alpha;        /* EWMA weight of the level */
-        double scale_alpha;        /* EWMA weight of the deviation scale */
-        double anomaly_threshold;  /* score at or above which FLAG_ANOMALY is set */
-        double z_half;             /* robust z-score that maps to score 0.5 */
-        unsigned rate_window_s;    /* window of the rate-of-change detector */
-        double gap_factor;         /* gap: interval > gap_factor x usual interval ... */
-        unsigned gap_min_s;        /* ... and > gap_min_s */
+        unsigned warmup_readings; /* readings before a series is scored */
+        double level_alpha;       /* EWMA weight of the level */
+        double scale_alpha;       /* EWMA weight of the deviation scale */
+        double anomaly_threshold; /* score at or above which FLAG_ANOMALY is set */
+        double z_half;            /* robust z-score that maps to score 0.5 */
+        unsigned rate_window_s;   /* window of the rate-of-change detector */
+        double gap_factor;        /* gap: interval > gap_factor x usual interval ... */
+        unsigned gap_min_s;       /* ... and > gap_min_s */
     } detect;
     struct {
-        unsigned open_after;         /* consecutive readings before a non-critical alert opens */
-        unsigned resolve_after_s;    /* clear this long: auto-resolve */
-        unsigned reopen_window_s;    /* back within this after resolving: same alert re-opens */
-        char anomaly_severity[16];   /* severity of anomaly alerts */
-        char offline_severity[16];   /* severity of offline alerts ("off" = none) */
+        unsigned open_after;       /* consecutive readings before a non-critical alert opens */
+        unsigned resolve_after_s;  /* clear this long: auto-resolve */
+        unsigned reopen_window_s;  /* back within this after resolving: same alert re-opens */
+        char anomaly_severity[16]; /* severity of anomaly alerts */
+        char offline_severity[16]; /* severity of offline alerts ("off" = none) */
     } alerts;
     struct {
         char level[16]; /* debug | info | warn | error */
@@ -159,8 +161,8 @@ void config_write_markdown(FILE *out);
 
 /* Resolves the limits of (device, metric): catalogue defaults, then [metric.M], then
  * [device.D.M]. */
-void config_metric_limits(const struct canary_config *cfg, const char *device,
-                          const char *metric, struct metric_limits *out);
+void config_metric_limits(const struct canary_config *cfg, const char *device, const char *metric,
+                          struct metric_limits *out);
 
 /* Parses "host:port" (IPv4, or [IPv6]:port). Returns 0 or CANARY_EINVAL. */
 int config_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port);

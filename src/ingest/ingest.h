@@ -38,10 +38,12 @@ enum reading_status {
     READING_ACCEPTED,       /* stored (durable) */
     READING_INVALID,        /* rejected by parse or verify; see the error */
     READING_DUPLICATE,      /* this device already sent this seq (or, without seq, this ts) */
-    READING_UNKNOWN_DEVICE, /* auto_register is off and the device is not registered */
+    READING_UNKNOWN_DEVICE, /* auto_register is off and the device is not registered, or the
+                               device limit is reached */
+    READING_UNAVAILABLE,    /* canaryd is stopping and the store refuses writes: retry later */
 };
 
-/* Returns "pending", "accepted", "invalid", "duplicate" or "unknown_device". */
+/* Returns "pending", "accepted", "invalid", "duplicate", "unknown_device" or "unavailable". */
 const char *reading_status_name(enum reading_status s);
 
 struct reading_error {
@@ -51,17 +53,17 @@ struct reading_error {
 
 /* A fatal error about the whole body. */
 struct ingest_fatal {
-    int http_status;   /* 400, or 413 when a size limit was exceeded */
-    char field[96];    /* "" for the body as a whole, or the limit's config key */
+    int http_status; /* 400, or 413 when a size limit was exceeded */
+    char field[96];  /* "" for the body as a whole, or the limit's config key */
     char reason[256];
 };
 
 /* The readings of one request, with one status and error per reading. */
 struct ingest_batch {
-    struct arena arena;             /* owns every pointer below */
-    struct reading *readings;       /* n entries, in body order */
-    enum reading_status *status;    /* n entries */
-    struct reading_error *errors;   /* n entries; meaningful when status is not ACCEPTED */
+    struct arena arena;           /* owns every pointer below */
+    struct reading *readings;     /* n entries, in body order */
+    enum reading_status *status;  /* n entries */
+    struct reading_error *errors; /* n entries; meaningful when status is not ACCEPTED */
     size_t n;
     bool is_array; /* the body was a batch (JSON array or several lines) */
 };
@@ -78,8 +80,8 @@ int ingest_batch_reserve(struct ingest_batch *b, size_t n);
 
 /* Marks reading i invalid with a field path and a printf-style reason (copied into the
  * batch's arena). */
-void ingest_batch_reject(struct ingest_batch *b, size_t i, const char *field, const char *fmt,
-                         ...) __attribute__((format(printf, 4, 5)));
+void ingest_batch_reject(struct ingest_batch *b, size_t i, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Parses a JSON body (one reading object, or an array of them). body[len] need not be NUL.
  * recv_ms stamps every reading's recv_ms, and ts_ms where the device sent no ts.
@@ -99,7 +101,8 @@ enum line_precision {
 /* Parses "ns", "us", "ms" or "s". Returns 0 or CANARY_EINVAL. */
 int line_precision_parse(const char *s, enum line_precision *out);
 
-/* Parses InfluxDB line protocol (https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/):
+/* Parses InfluxDB line protocol
+ * (https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/):
  *   <measurement>[,<tag>=<v>...] <field>=<v>[,<field>=<v>...] [<timestamp>]
  * one reading per non-empty line ('#' starts a comment line). The device id is the tag
  * "device" (required); other tags and the measurement name are ignored. Fields are metric

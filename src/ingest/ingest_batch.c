@@ -20,6 +20,8 @@ const char *reading_status_name(enum reading_status s)
         return "duplicate";
     case READING_UNKNOWN_DEVICE:
         return "unknown_device";
+    case READING_UNAVAILABLE:
+        return "unavailable";
     }
     return "?";
 }

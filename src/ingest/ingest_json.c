@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/metric.h"
 #include "core/utf8.h"
+#include "ingest/ingest_text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -22,32 +23,6 @@
 
 /* Largest integer a double holds exactly; seq and ts must stay below it. */
 #define MAX_EXACT_INT 9007199254740992.0
-
-static void fatal_set(struct ingest_fatal *f, int status, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void fatal_set(struct ingest_fatal *f, int status, const char *field, const char *fmt, ...)
-{
-    f->http_status = status;
-    snprintf(f->field, sizeof f->field, "%s", field);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->reason, sizeof f->reason, fmt, ap);
-    va_end(ap);
-}
-
-/* Copies at most 40 bytes of untrusted text for a message, '?' for anything unprintable. */
-static const char *excerpt(const char *s, char *buf, size_t len)
-{
-    size_t n = 0;
-    for (; s[n] != '\0' && n < len - 4 && n < 40; n++)
-        buf[n] = (s[n] >= 0x20 && s[n] < 0x7f && s[n] != '"' && s[n] != '\\') ? s[n] : '?';
-    if (s[n] != '\0') {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
 
 static const char *type_name(const cJSON *v)
 {
@@ -113,15 +88,14 @@ static int parse_values(struct ingest_batch *b, size_t i, const cJSON *values,
         return 0;
     }
     if (n > lim->max_metrics) {
-        ingest_batch_reject(b, i, "values",
-                            "holds more than %u metrics (limit ingest.max_metrics)",
+        ingest_batch_reject(b, i, "values", "holds more than %u metrics (limit ingest.max_metrics)",
                             lim->max_metrics);
         return 0;
     }
     const char *dup = duplicate_key(values);
     if (dup != NULL) {
         ingest_batch_reject(b, i, "values", "metric '%s' appears twice",
-                            excerpt(dup, ex, sizeof ex));
+                            ingest_excerpt(dup, strlen(dup), ex, sizeof ex));
         return 0;
     }
     r->values = arena_alloc(&b->arena, n * sizeof *r->values);
@@ -135,12 +109,13 @@ static int parse_values(struct ingest_batch *b, size_t i, const cJSON *values,
                 ingest_batch_reject(b, i, "values",
                                     "metric name '%s' is longer than %u bytes (limit "
                                     "ingest.max_metric_len)",
-                                    excerpt(m->string, ex, sizeof ex), lim->max_metric_len);
+                                    ingest_excerpt(m->string, strlen(m->string), ex, sizeof ex),
+                                    lim->max_metric_len);
             else
                 ingest_batch_reject(b, i, "values",
                                     "metric name '%s' is not snake_case ([a-z][a-z0-9_]*, "
                                     "e.g. gas_ppm)",
-                                    excerpt(m->string, ex, sizeof ex));
+                                    ingest_excerpt(m->string, strlen(m->string), ex, sizeof ex));
             return 0;
         }
         double v;
@@ -189,7 +164,8 @@ static int parse_reading(struct ingest_batch *b, size_t i, const cJSON *obj,
     }
     const char *dup = duplicate_key(obj);
     if (dup != NULL) {
-        ingest_batch_reject(b, i, "", "field '%s' appears twice", excerpt(dup, ex, sizeof ex));
+        ingest_batch_reject(b, i, "", "field '%s' appears twice",
+                            ingest_excerpt(dup, strlen(dup), ex, sizeof ex));
         return 0;
     }
     const cJSON *device = NULL, *seq = NULL, *ts = NULL, *values = NULL;
@@ -203,7 +179,7 @@ static int parse_reading(struct ingest_batch *b, size_t i, const cJSON *obj,
         else if (strcmp(c->string, "values") == 0)
             values = c;
         else if (lim->strict_fields) {
-            ingest_batch_reject(b, i, excerpt(c->string, ex, sizeof ex),
+            ingest_batch_reject(b, i, ingest_excerpt(c->string, strlen(c->string), ex, sizeof ex),
                                 "unknown field (a reading has device, seq, ts and values)");
             return 0;
         }
@@ -223,10 +199,11 @@ static int parse_reading(struct ingest_batch *b, size_t i, const cJSON *obj,
                                 "is longer than %u bytes (limit ingest.max_device_len)",
                                 lim->max_device_len);
         else
-            ingest_batch_reject(b, i, "device",
-                                "'%s' is not a valid device id (letters, digits and . _ : -, "
-                                "starting with a letter or digit)",
-                                excerpt(device->valuestring, ex, sizeof ex));
+            ingest_batch_reject(
+                b, i, "device",
+                "'%s' is not a valid device id (letters, digits and . _ : -, "
+                "starting with a letter or digit)",
+                ingest_excerpt(device->valuestring, strlen(device->valuestring), ex, sizeof ex));
         return 0;
     }
     r->device = arena_strndup(&b->arena, device->valuestring, dlen);
@@ -267,15 +244,16 @@ int ingest_parse_json(const char *body, size_t len, const struct ingest_limits *
 {
     size_t bad;
     if (len == 0) {
-        fatal_set(fatal, 400, "", "the body is empty; send a reading object or an array of them");
+        ingest_fatal_set(fatal, 400, "",
+                         "the body is empty; send a reading object or an array of them");
         return CANARY_EINVAL;
     }
     if (memchr(body, '\0', len) != NULL) {
-        fatal_set(fatal, 400, "", "the body contains a NUL byte");
+        ingest_fatal_set(fatal, 400, "", "the body contains a NUL byte");
         return CANARY_EINVAL;
     }
     if (!utf8_valid(body, len, &bad)) {
-        fatal_set(fatal, 400, "", "the body is not valid UTF-8 (at byte %zu)", bad);
+        ingest_fatal_set(fatal, 400, "", "the body is not valid UTF-8 (at byte %zu)", bad);
         return CANARY_EINVAL;
     }
     const char *end = NULL;
@@ -293,15 +271,15 @@ int ingest_parse_json(const char *body, size_t len, const struct ingest_limits *
                 col++;
             }
         }
-        fatal_set(fatal, 400, "", "malformed JSON at byte %zu (line %zu, column %zu)", at, line,
-                  col);
+        ingest_fatal_set(fatal, 400, "", "malformed JSON at byte %zu (line %zu, column %zu)", at,
+                         line, col);
         return CANARY_EINVAL;
     }
     for (const char *p = end; p < body + len; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
             cJSON_Delete(root);
-            fatal_set(fatal, 400, "", "unexpected data after the JSON value at byte %zu",
-                      (size_t)(p - body));
+            ingest_fatal_set(fatal, 400, "", "unexpected data after the JSON value at byte %zu",
+                             (size_t)(p - body));
             return CANARY_EINVAL;
         }
     }
@@ -309,12 +287,12 @@ int ingest_parse_json(const char *body, size_t len, const struct ingest_limits *
     if (cJSON_IsArray(root)) {
         size_t n = count_children(root, lim->max_batch);
         if (n == 0) {
-            fatal_set(fatal, 400, "", "the batch is empty");
+            ingest_fatal_set(fatal, 400, "", "the batch is empty");
             rc = CANARY_EINVAL;
         } else if (n > lim->max_batch) {
-            fatal_set(fatal, 413, "ingest.max_batch",
-                      "the batch holds more than %u readings (limit ingest.max_batch)",
-                      lim->max_batch);
+            ingest_fatal_set(fatal, 413, "ingest.max_batch",
+                             "the batch holds more than %u readings (limit ingest.max_batch)",
+                             lim->max_batch);
             rc = CANARY_ELIMIT;
         } else if ((rc = ingest_batch_reserve(out, n)) == 0) {
             out->is_array = true;
@@ -327,12 +305,13 @@ int ingest_parse_json(const char *body, size_t len, const struct ingest_limits *
         if (rc == 0)
             rc = parse_reading(out, 0, root, lim, recv_ms);
     } else {
-        fatal_set(fatal, 400, "", "the body must be a reading object or an array of them, got %s",
-                  type_name(root));
+        ingest_fatal_set(fatal, 400, "",
+                         "the body must be a reading object or an array of them, got %s",
+                         type_name(root));
         rc = CANARY_EINVAL;
     }
     cJSON_Delete(root);
     if (rc == CANARY_ENOMEM)
-        fatal_set(fatal, 503, "", "out of memory");
+        ingest_fatal_set(fatal, 503, "", "out of memory");
     return rc;
 }

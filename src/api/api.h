@@ -1,0 +1,128 @@
+/* api.h — what the HTTP server and the endpoint handlers share: the request, the
+ * response helpers, query-parameter parsing. Not for use outside src/api/.
+ *
+ * A handler is called once the whole request (headers and body) has arrived. It answers
+ * with api_respond_json() / api_respond_error(), or suspends the request
+ * (api_suspend_for_job) and answers when resumed (req->job_done is then true). */
+#ifndef CANARY_API_API_H
+#define CANARY_API_API_H
+
+#include "core/config.h"
+#include "pipeline/pipeline.h"
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read-only store handles shared by the HTTP threads. */
+struct store_pool {
+    pthread_mutex_t lock;
+    struct store **free;
+    size_t n_free, cap;
+    struct store_options opt;
+};
+
+/* What every handler may use. */
+struct api_ctx {
+    const struct canary_config *cfg;
+    struct pipeline *pipeline;
+    struct store_pool readers;
+    struct store *admin; /* read-write handle for the rare API writes, under admin_lock */
+    pthread_mutex_t admin_lock;
+    int64_t started_ms;
+};
+
+#define API_MAX_SEGMENTS 6
+
+struct request {
+    struct api_ctx *api;
+    struct MHD_Connection *conn;
+    const char *method;
+    char path[512];
+    char *segments[API_MAX_SEGMENTS]; /* path split at '/', into path_buf */
+    char path_buf[512];
+    int n_segments;
+    int64_t started_mono_ms;
+    /* Body */
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_large;
+    bool body_started;
+    /* Suspension for a pipeline job */
+    struct job *job;
+    bool suspended;
+    _Atomic bool job_done;
+    int submit_rc;
+    /* Response bookkeeping for the request log */
+    unsigned status;
+};
+
+/* Queues a JSON response (takes ownership of body; NULL sends "{}"). Extra headers are
+ * name/value pairs ending with NULL. */
+enum MHD_Result api_respond_json(struct request *req, unsigned status, cJSON *body, ...);
+
+/* Queues the error shape documented in http.h. field may be NULL. */
+enum MHD_Result api_respond_error(struct request *req, unsigned status, const char *code,
+                                  const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Suspends the request until the pipeline completes job (whose done/user the function
+ * sets). Returns MHD_YES; on a refused submission answers 503 or 409 itself. */
+enum MHD_Result api_suspend_for_job(struct request *req, struct job *job);
+
+/* A read-only store handle for the duration of a handler. Returns NULL (after answering
+ * 503) when none can be opened. */
+struct store *api_reader(struct request *req);
+void api_reader_release(struct request *req, struct store *s);
+
+/* Query parameters. api_query_check() answers 400 naming the first parameter that is not
+ * in `allowed` (a NULL-terminated list) and returns false. */
+bool api_query_check(struct request *req, const char *const *allowed);
+const char *api_query(struct request *req, const char *name);
+
+/* Parses an optional parameter. Time accepts Unix milliseconds or a relative "-15m",
+ * "-2h", "-7d", "now". On a bad value they answer 400 and return false. */
+bool api_query_time(struct request *req, const char *name, int64_t now_ms, int64_t *out);
+bool api_query_uint(struct request *req, const char *name, uint64_t min, uint64_t max,
+                    uint64_t *out);
+
+/* Parses the request body as a JSON object whose keys are all in `allowed`. Answers 400
+ * (or 415) and returns NULL otherwise. */
+cJSON *api_body_object(struct request *req, const char *const *allowed);
+
+/* Checks "Authorization: Bearer <api.admin_token>" for state-changing calls when a token
+ * is configured. Answers 401 and returns false when it does not match. */
+bool api_authorized(struct request *req);
+
+/* Endpoint handlers (api_*.c). Each returns the MHD result of queueing its answer. */
+enum MHD_Result api_ingest(struct request *req);
+enum MHD_Result api_ingest_resumed(struct request *req);
+enum MHD_Result api_devices_list(struct request *req);
+enum MHD_Result api_device_get(struct request *req);
+enum MHD_Result api_device_create(struct request *req);
+enum MHD_Result api_device_patch(struct request *req);
+enum MHD_Result api_device_readings(struct request *req);
+enum MHD_Result api_device_latest(struct request *req);
+enum MHD_Result api_latest(struct request *req);
+enum MHD_Result api_maxima(struct request *req);
+enum MHD_Result api_alerts_list(struct request *req);
+enum MHD_Result api_alert_get(struct request *req);
+enum MHD_Result api_alert_action(struct request *req);
+enum MHD_Result api_alert_action_resumed(struct request *req);
+enum MHD_Result api_alert_comment(struct request *req);
+enum MHD_Result api_stats(struct request *req);
+enum MHD_Result api_healthz(struct request *req);
+enum MHD_Result api_readyz(struct request *req);
+enum MHD_Result api_metrics_catalogue(struct request *req);
+enum MHD_Result api_index(struct request *req);
+
+/* JSON of shared objects. */
+cJSON *api_alert_json(const struct alert *a);
+cJSON *api_flags_json(uint32_t flags);
+
+#endif

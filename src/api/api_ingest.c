@@ -1,0 +1,166 @@
+/* api_ingest.c — POST /api/v1/ingest: parse -> verify -> pipeline, answered once stored.
+ *
+ * Content types: application/json (the default when none is given) and text/plain
+ * (InfluxDB line protocol, with ?precision=ns|us|ms|s). Answers:
+ *   single reading: 200 accepted; 400 invalid, 409 duplicate, 403 unknown device — each
+ *                   with the error shape naming the field;
+ *   batch:          200 all accepted; 207 some not accepted; 400 none readable;
+ *                   the body counts them and lists every reading that was not accepted:
+ *                   {"accepted":98,"rejected":1,"duplicates":1,"results":[{"index":3,
+ *                    "status":"invalid","field":"values.gas_ppm","error":"..."}]}
+ *   503 with Retry-After when the pipeline is full or stopping (nothing was taken). */
+#include "api/api.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "verify/verify.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const ingest_params[] = {"precision", NULL};
+
+static struct ingest_limits limits_of(const struct canary_config *cfg)
+{
+    struct ingest_limits l = {cfg->ingest.max_batch, cfg->ingest.max_metrics,
+                              cfg->ingest.max_device_len, cfg->ingest.max_metric_len,
+                              cfg->ingest.strict_fields};
+    return l;
+}
+
+/* Logs (debug) and counts the readings parse and verify rejected. */
+static void note_invalid(struct request *req, const struct ingest_batch *b)
+{
+    uint64_t invalid = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] != READING_INVALID)
+            continue;
+        if (invalid < 5)
+            log_debug("ingest.rejected", "index=%zu device=%s field=%s reason=\"%s\"", i,
+                      b->readings[i].device ? b->readings[i].device : "", b->errors[i].field,
+                      b->errors[i].reason);
+        invalid++;
+    }
+    if (invalid)
+        pipeline_count(req->api->pipeline, PC_READINGS_INVALID, invalid);
+}
+
+enum MHD_Result api_ingest(struct request *req)
+{
+    if (!api_query_check(req, ingest_params))
+        return MHD_YES;
+    const struct canary_config *cfg = req->api->cfg;
+    const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type");
+    bool line = false;
+    if (ct != NULL && strncmp(ct, "text/plain", 10) == 0)
+        line = true;
+    else if (ct != NULL && strncmp(ct, "application/json", 16) != 0)
+        return api_respond_error(req, 415, "unsupported_media_type", NULL,
+                                 "Content-Type must be application/json (readings) or "
+                                 "text/plain (InfluxDB line protocol)");
+    enum line_precision precision = LINE_PRECISION_NS;
+    const char *prec = api_query(req, "precision");
+    if (prec != NULL && line_precision_parse(prec, &precision) != 0)
+        return api_respond_error(req, 400, "bad_query", "precision", "must be ns, us, ms or s");
+
+    struct job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return api_respond_error(req, 503, "overloaded", NULL, "out of memory");
+    job->kind = JOB_INGEST;
+    ingest_batch_init(&job->batch);
+    req->job = job; /* freed with the request */
+    struct ingest_limits lim = limits_of(cfg);
+    struct ingest_fatal fatal;
+    int64_t now = clock_wall_ms();
+    int rc = line ? ingest_parse_line(req->body ? req->body : "", req->body_len, &lim, precision,
+                                      now, &job->batch, &fatal)
+                  : ingest_parse_json(req->body ? req->body : "", req->body_len, &lim, now,
+                                      &job->batch, &fatal);
+    if (rc != 0) {
+        pipeline_count(req->api->pipeline,
+                       fatal.http_status == 413 ? PC_BODIES_TOO_LARGE : PC_BODIES_MALFORMED, 1);
+        const char *code = fatal.http_status == 413   ? "batch_too_large"
+                           : fatal.http_status == 503 ? "overloaded"
+                                                      : "malformed_body";
+        return api_respond_error(req, (unsigned)fatal.http_status, code,
+                                 fatal.field[0] ? fatal.field : NULL, "%s", fatal.reason);
+    }
+    struct verify_policy policy = {(int64_t)cfg->ingest.max_past_s * 1000,
+                                   (int64_t)cfg->ingest.max_future_s * 1000};
+    verify_batch(&job->batch, &policy, now);
+    note_invalid(req, &job->batch);
+    return api_suspend_for_job(req, job);
+}
+
+static const char *code_of(enum reading_status s)
+{
+    switch (s) {
+    case READING_DUPLICATE:
+        return "duplicate";
+    case READING_UNKNOWN_DEVICE:
+        return "unknown_device";
+    case READING_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "invalid_field";
+    }
+}
+
+static unsigned status_of(enum reading_status s)
+{
+    switch (s) {
+    case READING_ACCEPTED:
+        return 200;
+    case READING_DUPLICATE:
+        return 409;
+    case READING_UNKNOWN_DEVICE:
+        return 403;
+    case READING_UNAVAILABLE:
+        return 503;
+    default:
+        return 400;
+    }
+}
+
+enum MHD_Result api_ingest_resumed(struct request *req)
+{
+    if (req->submit_rc != 0)
+        return api_respond_error(req, 503, "overloaded", NULL,
+                                 req->submit_rc == CANARY_ESTOPPED
+                                     ? "canaryd is shutting down; retry"
+                                     : "canaryd is at its in-flight limit (ingest.max_inflight); "
+                                       "retry after the Retry-After delay");
+    const struct ingest_batch *b = &req->job->batch;
+    size_t accepted = 0, duplicates = 0, rejected = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        accepted += b->status[i] == READING_ACCEPTED;
+        duplicates += b->status[i] == READING_DUPLICATE;
+    }
+    rejected = b->n - accepted - duplicates;
+    if (!b->is_array && b->status[0] != READING_ACCEPTED) {
+        enum reading_status s = b->status[0];
+        return api_respond_error(req, status_of(s), code_of(s),
+                                 b->errors[0].field ? b->errors[0].field : "", "%s",
+                                 b->errors[0].reason ? b->errors[0].reason : "rejected");
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "accepted", (double)accepted);
+    cJSON_AddNumberToObject(root, "rejected", (double)rejected);
+    cJSON_AddNumberToObject(root, "duplicates", (double)duplicates);
+    cJSON *results = cJSON_AddArrayToObject(root, "results");
+    bool all_invalid = true;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] == READING_ACCEPTED)
+            continue;
+        all_invalid = all_invalid && b->status[i] == READING_INVALID;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "index", (double)i);
+        cJSON_AddStringToObject(r, "status", reading_status_name(b->status[i]));
+        cJSON_AddStringToObject(r, "field", b->errors[i].field ? b->errors[i].field : "");
+        cJSON_AddStringToObject(r, "error", b->errors[i].reason ? b->errors[i].reason : "");
+        cJSON_AddItemToArray(results, r);
+    }
+    unsigned status = accepted == b->n ? 200 : (accepted == 0 && all_invalid ? 400 : 207);
+    return api_respond_json(req, status, root, NULL);
+}

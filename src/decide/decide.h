@@ -1,0 +1,92 @@
+/* decide.h — the decide stage: from a scored reading to alert transitions.
+ *
+ * Conditions per value (metric M of device D), from the flags the detectors set:
+ *  - beyond a limit: kind gas_leak for gas metrics (gas_ppm, co_ppm, smoke_ppm; warn is
+ *    high, critical is critical) and threshold for the others (warn is medium, critical
+ *    is high);
+ *  - anomaly (the streaming score) while the value is within its limits — beyond them the
+ *    threshold alert already speaks for it — with the configured anomaly severity;
+ *  - rate: changing faster than the metric's limit (medium);
+ *  - sensor_fault: a flat line (medium).
+ * Per device: fire (critical) when the flame sensor sees flame and the temperature is
+ * rising beyond its rate limit or above its warn level; offline (configured severity)
+ * when the device stops sending, resolved by its next reading.
+ * Each condition drives one alert_fsm (alert_fsm.h) per (device, metric, kind); a
+ * machine exists only while its alert is pending, open, or recently resolved.
+ *
+ * Pure: no I/O, no clock reads. Times come from the readings (their ts) and from the
+ * caller, so replaying history gives the alerts it would have given live. Transitions are
+ * handed to the caller's emit callback; the caller stores them. */
+#ifndef CANARY_DECIDE_DECIDE_H
+#define CANARY_DECIDE_DECIDE_H
+
+#include "decide/alert.h"
+#include "decide/alert_fsm.h"
+#include "detect/detect.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct decide_params {
+    struct alert_fsm_params fsm; /* hold-off, auto-resolve, re-open window */
+    enum alert_severity anomaly_severity;
+    bool offline_alerts; /* raise offline alerts at all */
+    enum alert_severity offline_severity;
+};
+
+/* One metric of a device, as its owner keeps it: the name and the detectors' state. */
+struct device_series {
+    char metric[READING_METRIC_BUF];
+    struct series_state state;
+};
+
+/* The alert machines of one device. */
+struct decide_device {
+    struct alert_fsm *slots; /* heap array */
+    uint32_t n;
+    uint32_t cap;
+};
+
+/* Receives every transition: the alert after it, and its event (NULL for
+ * ALERT_ACTION_UPDATED, which only refreshes the record). */
+typedef void (*decide_emit_fn)(void *arg, const struct alert *a, const struct alert_event *ev);
+
+struct decide_ctx {
+    const struct decide_params *params;
+    uint64_t (*next_alert_id)(void *arg); /* a new unique alert id */
+    void *id_arg;
+    decide_emit_fn emit;
+    void *emit_arg;
+};
+
+/* Evaluates a scored reading of device `device`, whose series (all of the device's, the
+ * reading's included) are series[0..n_series). Returns 0, or CANARY_ENOMEM when a new
+ * alert machine could not be allocated (that condition is then evaluated again on the
+ * device's next reading). */
+int decide_reading(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                   const struct reading *r, const struct device_series *series, size_t n_series);
+
+/* The device went offline (offline = true, last heard at last_seen_ms) or came back. */
+int decide_offline(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                   bool offline, int64_t last_seen_ms, int64_t now_ms);
+
+/* A person acknowledges or resolves alert `id` of this device, with an optional comment.
+ * Return 0, CANARY_ENOTFOUND when the device has no live machine with that id, or
+ * CANARY_ECONFLICT when the alert's state does not allow it. */
+int decide_acknowledge(const struct decide_ctx *ctx, struct decide_device *dd, uint64_t id,
+                       const char *actor, const char *comment, int64_t now_ms);
+int decide_resolve(const struct decide_ctx *ctx, struct decide_device *dd, uint64_t id,
+                   const char *actor, const char *comment, int64_t now_ms);
+
+/* Re-creates the machine of a stored alert (open, acknowledged, or resolved within the
+ * re-open window) when canaryd starts. Returns 0 or CANARY_ENOMEM. */
+int decide_restore(struct decide_device *dd, const struct alert *a, int64_t now_ms);
+
+/* Drops machines with nothing left to do (resolved longer ago than the re-open window). */
+void decide_expire(const struct decide_ctx *ctx, struct decide_device *dd, int64_t now_ms);
+
+/* Frees the device's machines. */
+void decide_device_free(struct decide_device *dd);
+
+#endif

@@ -1,0 +1,124 @@
+/* detect.h — the streaming detectors: what is unusual or dangerous about a value?
+ *
+ * Pure library code: no I/O, no threads, no globals, no allocation. The state of a series
+ * (one metric of one device) and of a device are plain structs owned by the caller — in
+ * canaryd by the worker that owns the device, in `canary replay` and the benchmarks by
+ * their loops — so live scoring, replay and tests run exactly the same code.
+ *
+ * For each value the detectors fill a score in [0,1] and flags (core/reading.h):
+ *  - threshold (threshold.c): warn/critical limits, high and low, with hysteresis: a
+ *    limit that was crossed clears only when the value is back by `hysteresis` — a noisy
+ *    signal around a limit stays one crossing.
+ *  - robust level/scale (robust.c): an EWMA level and an EWMA of absolute deviations as
+ *    the scale, updated with residuals clipped at a few scales so that single spikes do not
+ *    drag them; score = 1 - 2^-(z/z_half)^2 of the robust z-score. The scale has a floor
+ *    of the sensor's resolution, so a constant signal scores 0 and a one-step change
+ *    scores low — never stuck at 1. A sustained shift is re-baselined after
+ *    warmup_readings consecutive anomalous values in one direction.
+ *  - rate of change (rate.c): change of a lightly smoothed value over rate_window, per
+ *    minute, against the metric's max_rate_per_min.
+ *  - flat line (in detect.c): flatline_count identical consecutive values mean a stuck sensor.
+ *  - gap (gap.c, per device): a reading after more than gap_factor x the device's usual
+ *    interval (and more than gap_min) is flagged.
+ * Warm-up: for its first warmup_readings values a series learns, scores 0 and carries
+ * FLAG_WARMUP; thresholds, rate and flat line apply from the first value (a gas leak at
+ * start-up must not wait for statistics). */
+#ifndef CANARY_DETECT_DETECT_H
+#define CANARY_DETECT_DETECT_H
+
+#include "core/metric.h"
+#include "core/reading.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Parameters shared by all series (the detect.* configuration). */
+struct detect_params {
+    uint32_t warmup_readings; /* values before the score counts */
+    double level_alpha;       /* EWMA weight of the level */
+    double scale_alpha;       /* EWMA weight of the absolute-deviation scale */
+    double anomaly_threshold; /* score at or above which FLAG_ANOMALY is set */
+    double z_half;            /* robust z that scores 0.5 */
+    int64_t rate_window_ms;   /* rate-of-change window */
+    double gap_factor;        /* gap: interval > gap_factor x usual ... */
+    int64_t gap_min_ms;       /* ... and > gap_min_ms */
+};
+
+/* Fills p with the documented defaults (the same as the configuration's). */
+void detect_params_default(struct detect_params *p);
+
+/* Threshold crossing state with hysteresis. */
+enum threshold_level { THRESHOLD_NONE = 0, THRESHOLD_WARN = 1, THRESHOLD_CRITICAL = 2 };
+
+struct threshold_state {
+    uint8_t high; /* enum threshold_level on the high side */
+    uint8_t low;  /* enum threshold_level on the low side */
+};
+
+/* Updates the crossing state for value x and returns the flags (FLAG_WARN, FLAG_CRITICAL,
+ * FLAG_LOW) of the worse side. */
+uint32_t threshold_update(struct threshold_state *s, const struct metric_limits *l, double x);
+
+/* Robust streaming level and scale of one series. */
+struct robust_state {
+    uint32_t n;   /* values seen */
+    double level; /* EWMA level */
+    double scale; /* EWMA of |clipped residual| */
+    int32_t run;  /* consecutive anomalous values, signed by direction */
+};
+
+/* Scores x (before learning from it) and learns from it. floor > 0 is the smallest scale
+ * (the sensor resolution). Returns the score in [0,1]; *warm is true while warming up. */
+double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
+                     bool *warm);
+
+#define RATE_SLOTS 8
+
+/* Rate of change of a lightly smoothed value over a time window. */
+struct rate_state {
+    bool started;
+    int64_t last_ts_ms;
+    double smooth;                  /* time-constant smoothing of the value */
+    int64_t slot_ts_ms[RATE_SLOTS]; /* when each ring entry was taken (0 = empty) */
+    double slot_value[RATE_SLOTS];  /* smooth value at that time */
+    int64_t last_slot;              /* index (ts / slot width) of the newest entry */
+    double per_min;                 /* last measured rate, units per minute (NAN = none yet) */
+};
+
+/* Updates with (ts_ms, x) and returns the rate per minute over the window, or NAN while
+ * less than half a window of history exists. Out-of-order timestamps are ignored. */
+double rate_update(struct rate_state *s, const struct detect_params *p, int64_t ts_ms, double x);
+
+/* Per-device stream timing. */
+struct gap_state {
+    uint32_t n;         /* intervals seen */
+    int64_t last_ts_ms; /* newest reading's ts */
+    double interval_ms; /* EWMA of the usual interval */
+};
+
+/* Returns FLAG_GAP when the reading at ts_ms follows a gap, else 0, and learns the interval. */
+uint32_t gap_update(struct gap_state *s, const struct detect_params *p, int64_t ts_ms);
+
+/* Everything the detectors keep about one series. */
+struct series_state {
+    struct metric_limits limits; /* resolved for this device and metric */
+    double resolution;           /* scale floor */
+    bool binary;                 /* 0/1 signal: no statistical score */
+    struct threshold_state threshold;
+    struct robust_state robust;
+    struct rate_state rate;
+    double last_value;
+    uint32_t same_count; /* identical consecutive values, this one included */
+    int64_t last_ts_ms;
+};
+
+/* Prepares a series for a metric with resolved limits. */
+void series_init(struct series_state *s, const struct metric_info *m,
+                 const struct metric_limits *limits);
+
+/* Scores value v (as measured at ts_ms) against its series: fills v->score and v->flags
+ * (FLAG_GAP is the caller's, from gap_update). */
+void detect_value(struct series_state *s, const struct detect_params *p, struct metric_value *v,
+                  int64_t ts_ms);
+
+#endif

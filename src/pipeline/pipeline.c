@@ -1,0 +1,395 @@
+/* pipeline.c — starting, feeding and stopping the pipeline (see pipeline.h): admission,
+ * sharding of a job's readings to the workers that own their devices, counters. */
+#include "pipeline/pipeline_internal.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const counter_names[PC_COUNT] = {
+    "readings_accepted", "readings_invalid", "readings_duplicate",  "readings_unknown_device",
+    "bodies_malformed",  "bodies_too_large", "requests_overloaded", "connections_timed_out",
+    "commits",           "commit_failures",  "compacted_rows",      "alerts_opened",
+    "anomalies",
+};
+
+const char *pipeline_counter_name(enum pipeline_counter c)
+{
+    return (unsigned)c < PC_COUNT ? counter_names[c] : "?";
+}
+
+void pipeline_count(struct pipeline *p, enum pipeline_counter c, uint64_t n)
+{
+    atomic_fetch_add_explicit(&p->counters[c], n, memory_order_relaxed);
+}
+
+struct worker *pipeline_owner(struct pipeline *p, const char *device)
+{
+    return &p->workers[strmap_hash(device) % p->n_workers];
+}
+
+int shard_msg_add_alert(struct shard_msg *m, const struct alert *a, const struct alert_event *ev)
+{
+    if (m->n_alerts == m->cap_alerts) {
+        size_t cap = m->cap_alerts ? m->cap_alerts * 2 : 4;
+        struct alert *grown = realloc(m->alerts, cap * sizeof *grown);
+        if (grown == NULL)
+            return CANARY_ENOMEM;
+        m->alerts = grown;
+        m->cap_alerts = cap;
+    }
+    m->alerts[m->n_alerts++] = *a;
+    if (ev == NULL)
+        return CANARY_OK;
+    if (m->n_events == m->cap_events) {
+        size_t cap = m->cap_events ? m->cap_events * 2 : 4;
+        struct alert_event *grown = realloc(m->events, cap * sizeof *grown);
+        if (grown == NULL)
+            return CANARY_ENOMEM;
+        m->events = grown;
+        m->cap_events = cap;
+    }
+    m->events[m->n_events++] = *ev;
+    return CANARY_OK;
+}
+
+void shard_msg_free(struct shard_msg *m)
+{
+    if (m == NULL)
+        return;
+    free(m->alerts);
+    free(m->events);
+    free(m);
+}
+
+void pipeline_part_done(struct pipeline *p, struct job *job)
+{
+    if (atomic_fetch_sub(&job->pending_parts, 1) == 1) {
+        atomic_fetch_sub(&p->inflight, job->admitted);
+        job->done(job);
+    }
+}
+
+/* Creates the store's directory (and parents) if missing. */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char dir[CONFIG_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *d = dirname(dir);
+    char partial[CONFIG_PATH_MAX] = "";
+    for (char *p = d; *p; p++) {
+        if (*p == '/' && p != d) {
+            snprintf(partial, sizeof partial, "%.*s", (int)(p - d), d);
+            if (mkdir(partial, 0750) != 0 && errno != EEXIST)
+                goto fail;
+        }
+    }
+    if (mkdir(d, 0750) != 0 && errno != EEXIST)
+        goto fail;
+    return CANARY_OK;
+fail:
+    snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+    return CANARY_EIO;
+}
+
+static unsigned cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void fill_params(struct pipeline *p)
+{
+    const struct canary_config *c = &p->cfg;
+    struct detect_params *d = &p->detect;
+    d->warmup_readings = c->detect.warmup_readings;
+    d->level_alpha = c->detect.level_alpha;
+    d->scale_alpha = c->detect.scale_alpha;
+    d->anomaly_threshold = c->detect.anomaly_threshold;
+    d->z_half = c->detect.z_half;
+    d->rate_window_ms = (int64_t)c->detect.rate_window_s * 1000;
+    d->gap_factor = c->detect.gap_factor;
+    d->gap_min_ms = (int64_t)c->detect.gap_min_s * 1000;
+
+    struct decide_params *k = &p->decide;
+    k->fsm.open_after = c->alerts.open_after;
+    k->fsm.resolve_after_ms = (int64_t)c->alerts.resolve_after_s * 1000;
+    k->fsm.reopen_window_ms = (int64_t)c->alerts.reopen_window_s * 1000;
+    k->anomaly_severity = SEVERITY_LOW;
+    alert_severity_parse(c->alerts.anomaly_severity, &k->anomaly_severity);
+    k->offline_alerts = strcmp(c->alerts.offline_severity, "off") != 0;
+    k->offline_severity = SEVERITY_MEDIUM;
+    if (k->offline_alerts)
+        alert_severity_parse(c->alerts.offline_severity, &k->offline_severity);
+}
+
+static struct store_options store_opts(const struct canary_config *c, bool read_only)
+{
+    struct store_options o = {c->store.path,
+                              read_only,
+                              strcmp(c->store.synchronous, "full") == 0,
+                              c->store.busy_timeout_ms,
+                              c->store.chunk_max_readings,
+                              (int64_t)c->store.chunk_max_span_s * 1000};
+    return o;
+}
+
+struct load_ctx {
+    struct pipeline *p;
+    int64_t now_ms;
+    int rc;
+};
+
+static void load_device(void *arg, const struct store_device *d)
+{
+    struct load_ctx *ctx = arg;
+    if (ctx->rc == 0)
+        ctx->rc = worker_adopt_device(pipeline_owner(ctx->p, d->id), d, ctx->now_ms);
+}
+
+static void load_alert(void *arg, const struct alert *a)
+{
+    struct load_ctx *ctx = arg;
+    if (ctx->rc == 0)
+        ctx->rc = worker_adopt_alert(pipeline_owner(ctx->p, a->device), a, ctx->now_ms);
+}
+
+static void free_workers(struct pipeline *p, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &p->workers[i];
+        worker_free_devices(w);
+        store_close(w->reader);
+        queue_destroy(&w->inbox);
+    }
+    free(p->workers);
+    p->workers = NULL;
+}
+
+static void config_copy(struct canary_config *dst, const struct canary_config *src)
+{
+    *dst = *src;
+    dst->overrides = NULL;
+    dst->n_overrides = 0;
+    if (src->n_overrides > 0) {
+        dst->overrides = malloc(src->n_overrides * sizeof *dst->overrides);
+        if (dst->overrides != NULL) {
+            memcpy(dst->overrides, src->overrides, src->n_overrides * sizeof *dst->overrides);
+            dst->n_overrides = src->n_overrides;
+        }
+    }
+}
+
+int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char *err, size_t errlen)
+{
+    struct pipeline *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CANARY_ENOMEM;
+    }
+    config_copy(&p->cfg, cfg);
+    fill_params(p);
+    time_ring_init(&p->accepted_per_s, 1000);
+    time_ring_init(&p->anomalies_per_min, 60000);
+    atomic_store(&p->store_ok, true);
+    queue_init(&p->writer_q);
+    int rc = make_dirs(cfg->store.path, err, errlen);
+    struct store_options wopt = store_opts(cfg, false);
+    if (rc == 0)
+        rc = store_open(&p->store, &wopt, err, errlen);
+    if (rc != 0) {
+        queue_destroy(&p->writer_q);
+        config_free(&p->cfg);
+        free(p);
+        return rc;
+    }
+    p->n_workers = cfg->pipeline.workers ? cfg->pipeline.workers : cores();
+    if (p->n_workers > 256)
+        p->n_workers = 256; /* pipeline_submit() shards with 8-bit worker indices */
+    p->workers = calloc(p->n_workers, sizeof *p->workers);
+    struct store_options ropt = store_opts(cfg, true);
+    unsigned made = 0;
+    for (; p->workers != NULL && made < p->n_workers && rc == 0; made++) {
+        struct worker *w = &p->workers[made];
+        w->p = p;
+        w->index = made;
+        queue_init(&w->inbox);
+        strmap_init(&w->devices);
+        rc = store_open(&w->reader, &ropt, err, errlen);
+    }
+    if (p->workers == NULL)
+        rc = CANARY_ENOMEM;
+    int64_t now = clock_wall_ms();
+    struct load_ctx ctx = {p, now, 0};
+    if (rc == 0)
+        rc = store_devices_load(p->store, load_device, &ctx, err, errlen);
+    if (rc == 0)
+        rc = store_alerts_live(p->store, now - p->decide.fsm.reopen_window_ms, load_alert, &ctx,
+                               err, errlen);
+    if (rc == 0 && ctx.rc != 0) {
+        rc = ctx.rc;
+        snprintf(err, errlen, "out of memory loading devices");
+    }
+    uint64_t max_id = 0;
+    if (rc == 0)
+        rc = store_alert_max_id(p->store, &max_id, err, errlen);
+    atomic_store(&p->next_alert_id, max_id + 1);
+    if (rc == 0 && pthread_create(&p->writer, NULL, writer_main, p) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        rc = CANARY_ENOMEM;
+    }
+    if (rc != 0) {
+        if (p->workers != NULL)
+            free_workers(p, made);
+        store_close(p->store);
+        queue_destroy(&p->writer_q);
+        config_free(&p->cfg);
+        free(p);
+        return rc;
+    }
+    for (unsigned i = 0; i < p->n_workers; i++) {
+        if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {
+            /* Cannot happen short of resource exhaustion; run with fewer and say so. */
+            log_error("pipeline.worker_start_failed", "worker=%u", i);
+            p->n_workers = i;
+            break;
+        }
+    }
+    log_info("pipeline.started", "workers=%u devices=%llu path=%s", p->n_workers,
+             (unsigned long long)atomic_load(&p->n_devices), cfg->store.path);
+    *out = p;
+    return CANARY_OK;
+}
+
+int pipeline_submit(struct pipeline *p, struct job *job)
+{
+    if (atomic_load(&p->stopping))
+        return CANARY_ESTOPPED;
+    job->result = 0;
+    if (job->kind != JOB_INGEST) {
+        struct shard_msg *m = calloc(1, sizeof *m);
+        if (m == NULL)
+            return CANARY_EBUSY;
+        m->kind = MSG_ACTION;
+        m->job = job;
+        job->admitted = 0;
+        atomic_store(&job->pending_parts, 1);
+        queue_push(&pipeline_owner(p, job->device)->inbox, &m->node);
+        return CANARY_OK;
+    }
+    struct ingest_batch *b = &job->batch;
+    size_t pending = 0;
+    for (size_t i = 0; i < b->n; i++)
+        pending += b->status[i] == READING_PENDING;
+    if (pending == 0) {
+        job->admitted = 0;
+        job->done(job);
+        return CANARY_OK;
+    }
+    uint64_t before = atomic_fetch_add(&p->inflight, pending);
+    if (before + pending > p->cfg.ingest.max_inflight) {
+        atomic_fetch_sub(&p->inflight, pending);
+        pipeline_count(p, PC_REQUESTS_OVERLOADED, 1);
+        return CANARY_EBUSY;
+    }
+    job->admitted = pending;
+    /* Count per worker, then build one message per worker that has readings. */
+    unsigned W = p->n_workers;
+    size_t counts[256] = {0};
+    uint8_t *owner = malloc(b->n);
+    if (owner == NULL) {
+        atomic_fetch_sub(&p->inflight, pending);
+        return CANARY_EBUSY;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] != READING_PENDING)
+            continue;
+        owner[i] = (uint8_t)(strmap_hash(b->readings[i].device) % W);
+        counts[owner[i]]++;
+    }
+    struct shard_msg *msgs[256] = {0};
+    int parts = 0;
+    for (unsigned w = 0; w < W; w++) {
+        if (counts[w] == 0)
+            continue;
+        msgs[w] = calloc(1, sizeof *msgs[w] + counts[w] * sizeof(uint32_t));
+        if (msgs[w] == NULL) {
+            for (unsigned k = 0; k < w; k++)
+                free(msgs[k]);
+            free(owner);
+            atomic_fetch_sub(&p->inflight, pending);
+            return CANARY_EBUSY;
+        }
+        msgs[w]->kind = MSG_READINGS;
+        msgs[w]->job = job;
+        parts++;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] == READING_PENDING) {
+            struct shard_msg *m = msgs[owner[i]];
+            m->idx[m->n++] = (uint32_t)i;
+        }
+    }
+    free(owner);
+    atomic_store(&job->pending_parts, parts);
+    for (unsigned w = 0; w < W; w++) {
+        if (msgs[w] != NULL)
+            queue_push(&p->workers[w].inbox, &msgs[w]->node);
+    }
+    return CANARY_OK;
+}
+
+void pipeline_stop(struct pipeline *p)
+{
+    if (p == NULL || atomic_exchange(&p->stopping, true))
+        return;
+    for (unsigned i = 0; i < p->n_workers; i++)
+        queue_close(&p->workers[i].inbox);
+    for (unsigned i = 0; i < p->n_workers; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    queue_close(&p->writer_q);
+    pthread_join(p->writer, NULL);
+    log_info("pipeline.stopped", "readings_accepted=%llu",
+             (unsigned long long)atomic_load(&p->counters[PC_READINGS_ACCEPTED]));
+}
+
+void pipeline_free(struct pipeline *p)
+{
+    if (p == NULL)
+        return;
+    pipeline_stop(p);
+    free_workers(p, p->n_workers);
+    store_close(p->store);
+    queue_destroy(&p->writer_q);
+    config_free(&p->cfg);
+    free(p);
+}
+
+void pipeline_stats(struct pipeline *p, struct pipeline_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < PC_COUNT; i++)
+        out->counters[i] = atomic_load_explicit(&p->counters[i], memory_order_relaxed);
+    int64_t now = clock_wall_ms();
+    out->inflight = atomic_load(&p->inflight);
+    out->max_inflight = p->cfg.ingest.max_inflight;
+    out->ingest_per_s = (double)time_ring_sum(&p->accepted_per_s, now, 10000, 1) / 10.0;
+    out->anomalies_last_hour = time_ring_sum(&p->anomalies_per_min, now, 3600000, 0);
+    out->store_ok = atomic_load(&p->store_ok);
+    out->last_commit_ms = atomic_load(&p->last_commit_ms);
+    out->commit_ms_avg = (double)atomic_load(&p->commit_us_avg) / 1000.0;
+    out->workers = p->n_workers;
+}
+
+bool pipeline_ready(struct pipeline *p)
+{
+    return atomic_load(&p->store_ok) && !atomic_load(&p->stopping);
+}

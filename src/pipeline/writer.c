@@ -1,0 +1,270 @@
+/* writer.c — the writer thread: group commits, compaction and retention.
+ *
+ * Group commit: the writer takes every message the workers have produced and commits them
+ * in one transaction (up to store.commit_max_readings readings), then completes their
+ * jobs. Under light load a commit holds one request; under heavy load thousands, so the
+ * cost of a commit (and its fsync) is shared. A failed commit is retried with exponential
+ * backoff (100 ms .. 5 s) until it succeeds; only when canaryd is stopping and the store
+ * has refused writes for STOP_GIVE_UP_MS are the remaining readings answered
+ * "unavailable" (the client retries; nothing was acknowledged).
+ *
+ * Between commits the writer compacts the store's log every store.compact_interval_ms (in
+ * steps of COMPACT_STEP rows, yielding to waiting commits) and applies retention every
+ * PURGE_INTERVAL_MS. */
+#include "pipeline/pipeline_internal.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COMPACT_STEP      20000
+#define PURGE_INTERVAL_MS 600000
+#define PURGE_STEP        10000
+#define STOP_GIVE_UP_MS   10000
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    5000
+
+/* The commit being assembled: arrays reused from commit to commit. */
+struct commit {
+    const struct reading **readings;
+    size_t n_readings, cap_readings;
+    struct alert *alerts;
+    size_t n_alerts, cap_alerts;
+    struct alert_event *events;
+    size_t n_events, cap_events;
+};
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return CANARY_OK;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    void *g = realloc(*arr, c * elem);
+    if (g == NULL)
+        return CANARY_ENOMEM;
+    *arr = g;
+    *cap = c;
+    return CANARY_OK;
+}
+
+static size_t msg_readings(const struct shard_msg *m)
+{
+    return m->kind == MSG_READINGS ? m->n : 0;
+}
+
+/* Adds a message's output to the commit. */
+static int commit_add(struct commit *c, const struct shard_msg *m)
+{
+    if (grow((void **)&c->readings, &c->cap_readings, c->n_readings + msg_readings(m),
+             sizeof *c->readings) != 0 ||
+        grow((void **)&c->alerts, &c->cap_alerts, c->n_alerts + m->n_alerts, sizeof *c->alerts) ||
+        grow((void **)&c->events, &c->cap_events, c->n_events + m->n_events, sizeof *c->events))
+        return CANARY_ENOMEM;
+    if (m->kind == MSG_READINGS) {
+        const struct ingest_batch *b = &m->job->batch;
+        for (size_t k = 0; k < m->n; k++) {
+            if (b->status[m->idx[k]] == READING_PENDING)
+                c->readings[c->n_readings++] = &b->readings[m->idx[k]];
+        }
+    }
+    memcpy(c->alerts + c->n_alerts, m->alerts, m->n_alerts * sizeof *m->alerts);
+    c->n_alerts += m->n_alerts;
+    memcpy(c->events + c->n_events, m->events, m->n_events * sizeof *m->events);
+    c->n_events += m->n_events;
+    return CANARY_OK;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Commits until it succeeds. Returns false only when stopping and the store keeps
+ * refusing. */
+static bool commit_durably(struct pipeline *p, struct commit *c)
+{
+    struct store_batch batch = {c->readings, c->n_readings, c->alerts,
+                                c->n_alerts, c->events,     c->n_events};
+    int64_t backoff = BACKOFF_MIN_MS;
+    int64_t failing_since = 0;
+    for (;;) {
+        char err[512];
+        int64_t t0 = clock_mono_ns();
+        int rc = store_write(p->store, &batch, err, sizeof err);
+        if (rc == 0) {
+            int64_t us = (clock_mono_ns() - t0) / 1000;
+            uint64_t avg = atomic_load(&p->commit_us_avg);
+            atomic_store(&p->commit_us_avg, avg == 0 ? (uint64_t)us : (avg * 7 + (uint64_t)us) / 8);
+            atomic_store(&p->last_commit_ms, clock_wall_ms());
+            pipeline_count(p, PC_COMMITS, 1);
+            if (!atomic_load(&p->store_ok)) {
+                atomic_store(&p->store_ok, true);
+                log_info("store.recovered", "readings=%zu", c->n_readings);
+            }
+            return true;
+        }
+        pipeline_count(p, PC_COMMIT_FAILURES, 1);
+        if (atomic_load(&p->store_ok)) {
+            atomic_store(&p->store_ok, false);
+            log_error("store.commit_failed", "readings=%zu error=\"%s\" retry=backoff",
+                      c->n_readings, err);
+        }
+        int64_t now = clock_mono_ms();
+        if (failing_since == 0)
+            failing_since = now;
+        if (atomic_load(&p->stopping) && now - failing_since > STOP_GIVE_UP_MS) {
+            log_error("store.gave_up", "readings=%zu reason=stopping", c->n_readings);
+            return false;
+        }
+        sleep_ms(backoff + rand() % (backoff / 2 + 1)); /* jitter */
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+/* Completes the messages of a commit (stored, or given up on). */
+static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
+{
+    uint64_t accepted = 0, opened = 0;
+    while (list != NULL) {
+        struct shard_msg *m = list;
+        list = (struct shard_msg *)m->node.next;
+        for (size_t e = 0; stored && e < m->n_events; e++)
+            opened += m->events[e].action == ALERT_ACTION_OPENED;
+        struct job *job = m->job;
+        if (m->kind == MSG_READINGS) {
+            struct ingest_batch *b = &job->batch;
+            for (size_t k = 0; k < m->n; k++) {
+                size_t i = m->idx[k];
+                if (b->status[i] != READING_PENDING)
+                    continue;
+                b->status[i] = stored ? READING_ACCEPTED : READING_UNAVAILABLE;
+                if (!stored) {
+                    b->errors[i].field = "";
+                    b->errors[i].reason = "canaryd is stopping and the store refuses writes";
+                }
+                accepted += stored;
+            }
+        } else if (m->kind == MSG_ACTION && !stored) {
+            job->result = CANARY_EIO;
+        }
+        shard_msg_free(m);
+        if (job != NULL)
+            pipeline_part_done(p, job);
+    }
+    if (accepted) {
+        pipeline_count(p, PC_READINGS_ACCEPTED, accepted);
+        time_ring_add(&p->accepted_per_s, clock_wall_ms(), accepted);
+    }
+    if (opened)
+        pipeline_count(p, PC_ALERTS_OPENED, opened);
+}
+
+/* Commits the pending messages in groups of at most commit_max_readings readings. */
+static void commit_pending(struct pipeline *p, struct commit *c, struct shard_msg **pending)
+{
+    size_t max = p->cfg.store.commit_max_readings;
+    while (*pending != NULL) {
+        c->n_readings = c->n_alerts = c->n_events = 0;
+        struct shard_msg *group = *pending, *last = NULL, *m = *pending;
+        size_t readings = 0;
+        while (m != NULL && (last == NULL || readings + msg_readings(m) <= max)) {
+            if (commit_add(c, m) != 0)
+                break; /* out of memory: commit what fits, the rest next round */
+            readings += msg_readings(m);
+            last = m;
+            m = (struct shard_msg *)m->node.next;
+        }
+        if (last == NULL) {
+            sleep_ms(BACKOFF_MIN_MS); /* not even one message fits in memory: wait */
+            continue;
+        }
+        *pending = m;
+        last->node.next = NULL;
+        bool stored = commit_durably(p, c);
+        complete(p, group, stored);
+    }
+}
+
+static void compact(struct pipeline *p)
+{
+    for (;;) {
+        size_t moved = 0;
+        char err[512];
+        int rc = store_compact(p->store, COMPACT_STEP, &moved, err, sizeof err);
+        if (rc != 0) {
+            log_warn("store.compact_failed", "error=\"%s\"", err);
+            return;
+        }
+        pipeline_count(p, PC_COMPACTED_ROWS, moved);
+        if (moved < COMPACT_STEP || queue_length(&p->writer_q) > 0)
+            return; /* done, or commits are waiting: they go first */
+    }
+}
+
+static void purge(struct pipeline *p)
+{
+    int64_t now = clock_wall_ms();
+    const struct canary_config *c = &p->cfg;
+    int64_t readings_before = c->store.retention_readings_days
+                                  ? now - (int64_t)c->store.retention_readings_days * 86400000
+                                  : 0;
+    int64_t alerts_before = c->store.retention_alerts_days
+                                ? now - (int64_t)c->store.retention_alerts_days * 86400000
+                                : 0;
+    if (readings_before == 0 && alerts_before == 0)
+        return;
+    size_t total = 0;
+    for (;;) {
+        size_t deleted = 0;
+        char err[512];
+        if (store_purge(p->store, readings_before, alerts_before, PURGE_STEP, &deleted, err,
+                        sizeof err) != 0) {
+            log_warn("store.purge_failed", "error=\"%s\"", err);
+            break;
+        }
+        total += deleted;
+        if (deleted < PURGE_STEP || queue_length(&p->writer_q) > 0)
+            break;
+    }
+    if (total > 0)
+        log_info("store.purged", "rows=%zu", total);
+}
+
+void *writer_main(void *arg)
+{
+    struct pipeline *p = arg;
+    struct commit c;
+    memset(&c, 0, sizeof c);
+    int64_t interval = p->cfg.store.compact_interval_ms;
+    int64_t next_compact = clock_mono_ms() + interval;
+    int64_t next_purge = clock_mono_ms() + 60000;
+    for (;;) {
+        int64_t wait = next_compact - clock_mono_ms();
+        bool closed = false;
+        struct shard_msg *pending =
+            (struct shard_msg *)queue_take_all(&p->writer_q, wait > 0 ? wait : 0, &closed);
+        commit_pending(p, &c, &pending);
+        int64_t now = clock_mono_ms();
+        if (now >= next_compact) {
+            compact(p);
+            next_compact = clock_mono_ms() + interval;
+        }
+        if (now >= next_purge) {
+            purge(p);
+            next_purge = clock_mono_ms() + PURGE_INTERVAL_MS;
+        }
+        if (closed)
+            break;
+    }
+    free(c.readings);
+    free(c.alerts);
+    free(c.events);
+    return NULL;
+}

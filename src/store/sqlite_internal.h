@@ -1,0 +1,86 @@
+/* sqlite_internal.h — what the SQLite engine's files share: the handle, the dictionaries
+ * (device and metric names to ids) and small statement helpers. Not for use outside
+ * src/store/. */
+#ifndef CANARY_STORE_SQLITE_INTERNAL_H
+#define CANARY_STORE_SQLITE_INTERNAL_H
+
+#include "core/strmap.h"
+#include "store/chunk.h"
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+/* Prepared statements, created on first use and kept for the handle's life. */
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_LOG_INSERT,
+    ST_DEVICE_INSERT,
+    ST_METRIC_INSERT,
+    ST_COUNTER_ADD,
+    ST_ALERT_UPSERT,
+    ST_EVENT_INSERT,
+    ST_DEVICE_ID,
+    ST_LOG_SELECT,
+    ST_LOG_DELETE,
+    ST_TAIL_SELECT,
+    ST_CHUNK_INSERT,
+    ST_CHUNK_UPDATE,
+    ST_SERIES_UPSERT,
+    ST_DEVICE_WINDOW,
+    ST_DEVICE_FOLD,
+    ST_COUNT
+};
+
+/* A device's id in the dictionary (the value stored in struct sqlite_store.devices). */
+struct dict_device {
+    int64_t id;
+};
+
+struct store {
+    sqlite3 *db;
+    struct store_options opt;
+    char path[1024];
+    sqlite3_stmt *stmts[ST_COUNT];
+    struct strmap device_ids; /* device key -> (intptr_t) id; writer cache */
+    struct strmap metric_ids; /* metric name -> (intptr_t) id */
+    char **metric_names;      /* id -> name (index = id), reloaded on a miss */
+    size_t n_metric_names;
+    struct chunk_encoder enc; /* reused by writes and compaction */
+    uint8_t *blob;            /* scratch for emitted chunks */
+    size_t blob_cap;
+};
+
+/* Formats an error into err: "<what>: <sqlite message>". Returns CANARY_EIO. */
+int sq_fail(struct store *s, char *err, size_t errlen, const char *what);
+
+/* Returns the cached prepared statement, preparing it on first use (reset and unbound). */
+sqlite3_stmt *sq_stmt(struct store *s, enum stmt_id id);
+
+/* Prepares a one-off statement. Returns NULL (with err filled) on failure. */
+sqlite3_stmt *sq_prepare(struct store *s, const char *sql, char *err, size_t errlen);
+
+/* Runs SQL without results. Returns 0 or CANARY_EIO. */
+int sq_exec(struct store *s, const char *sql, char *err, size_t errlen);
+
+/* Looks up a device's id by key (dictionary first, then the database). Returns 0 with
+ * *id, CANARY_ENOTFOUND, or CANARY_EIO. */
+int sq_device_id(struct store *s, const char *key, int64_t *id, char *err, size_t errlen);
+
+/* Returns the name of a metric id, reloading the dictionary once on a miss; NULL if the
+ * id is unknown (corruption). */
+const char *sq_metric_name(struct store *s, uint32_t id);
+
+/* Looks up a metric id by name (dictionary, then database). Returns 0, CANARY_ENOTFOUND
+ * or CANARY_EIO. */
+int sq_metric_id(struct store *s, const char *name, uint32_t *id, char *err, size_t errlen);
+
+/* Makes sure the scratch blob holds n bytes. Returns 0 or CANARY_ENOMEM. */
+int sq_blob_reserve(struct store *s, size_t n);
+
+/* Forgets the device and metric caches (after a rolled-back transaction). */
+void sq_drop_caches(struct store *s);
+
+#endif

@@ -1,0 +1,480 @@
+/* test_store.c — the SQLite store: batches, compaction, queries, devices, alerts, purge. */
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "store/store.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define T0 1763676000000LL
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct store *s;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/canary-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
+    struct store_options opt = {f->path, false, false, 1000, 4, 3600000};
+    char err[256];
+    assert_int_equal(store_open(&f->s, &opt, err, sizeof err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->s);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Builds a reading with three metrics; the values encode (device index, i). */
+struct fake {
+    struct reading r;
+    struct metric_value v[3];
+};
+
+static void make_reading(struct fake *fk, const char *device, uint64_t seq, int64_t ts, double base)
+{
+    static const char *names[3] = {"gas_ppm", "temperature_c", "humidity_pct"};
+    memset(fk, 0, sizeof *fk);
+    for (int k = 0; k < 3; k++) {
+        fk->v[k].name = names[k];
+        fk->v[k].value = base + k;
+        fk->v[k].score = 0.25f * (float)k;
+        fk->v[k].flags = k == 2 ? FLAG_ANOMALY : 0;
+    }
+    fk->r.device = device;
+    fk->r.seq = seq;
+    fk->r.has_seq = true;
+    fk->r.ts_ms = ts;
+    fk->r.recv_ms = ts + 5;
+    fk->r.values = fk->v;
+    fk->r.n_values = 3;
+}
+
+static void write_readings(struct store *s, const char *device, int from, int to)
+{
+    int n = to - from;
+    struct fake *fk = calloc((size_t)n, sizeof *fk);
+    const struct reading **rp = calloc((size_t)n, sizeof *rp);
+    for (int i = 0; i < n; i++) {
+        make_reading(&fk[i], device, (uint64_t)(from + i + 1), T0 + (from + i) * 1000, from + i);
+        rp[i] = &fk[i].r;
+    }
+    struct store_batch b = {rp, (size_t)n, NULL, 0, NULL, 0};
+    char err[256];
+    assert_int_equal(store_write(s, &b, err, sizeof err), 0);
+    free(fk);
+    free(rp);
+}
+
+static void check_range(struct store *s, const char *device, int expect_first, int expect_n)
+{
+    struct store_readings_query q = {device, NULL, T0 - 100000, T0 + 10000000, 100000, false};
+    struct store_readings_result res;
+    char err[256];
+    assert_int_equal(store_readings(s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, expect_n);
+    for (size_t i = 0; i < res.n; i++) {
+        const struct store_reading *r = &res.rows[i];
+        int idx = expect_first + (int)i;
+        assert_int_equal(r->ts_ms, T0 + idx * 1000);
+        assert_int_equal(r->recv_ms, T0 + idx * 1000 + 5);
+        assert_int_equal(r->seq, (uint64_t)idx + 1);
+        assert_int_equal(r->n_values, 3);
+        assert_string_equal(r->values[0].metric, "gas_ppm");
+        assert_true(r->values[0].value == idx);
+        assert_string_equal(r->values[2].metric, "humidity_pct");
+        assert_true(r->values[2].value == idx + 2);
+        assert_true(fabsf(r->values[1].score - 0.25f) < 1e-4);
+        assert_int_equal(r->values[2].flags, FLAG_ANOMALY);
+    }
+    store_readings_free(&res);
+}
+
+static void test_write_read_before_and_after_compaction(void **state)
+{
+    struct fixture *f = *state;
+    write_readings(f->s, "dev-a", 0, 10);
+    write_readings(f->s, "dev-b", 0, 3);
+    check_range(f->s, "dev-a", 0, 10); /* all still in the log */
+
+    size_t moved;
+    char err[256];
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 13);
+    check_range(f->s, "dev-a", 0, 10); /* all in chunks of at most 4 */
+    check_range(f->s, "dev-b", 0, 3);
+
+    /* More readings: the tail chunk (2 readings of dev-a) is extended, the rest is new. */
+    write_readings(f->s, "dev-a", 10, 15);
+    check_range(f->s, "dev-a", 0, 15); /* chunks + log */
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 5);
+    check_range(f->s, "dev-a", 0, 15);
+
+    struct store_stats st;
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.readings_total, 18);
+    assert_int_equal(st.log_rows, 0);
+    assert_int_equal(st.devices, 2);
+    /* dev-a: 15 readings in chunks of 4 -> 4 chunks; dev-b: 1 chunk. */
+    assert_int_equal(st.chunks, 5);
+}
+
+static void test_limit_order_and_metric_filter(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    size_t moved;
+    write_readings(f->s, "dev-a", 0, 20);
+    assert_int_equal(store_compact(f->s, 7, &moved, err, sizeof err), 0); /* partial */
+    assert_int_equal(moved, 7);
+
+    struct store_readings_query q = {"dev-a", "temperature_c", T0, T0 + 19000, 5, true};
+    struct store_readings_result res;
+    assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, 5);
+    assert_true(res.more);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(res.rows[i].ts_ms, T0 + (19 - i) * 1000);
+        assert_int_equal(res.rows[i].n_values, 1);
+        assert_string_equal(res.rows[i].values[0].metric, "temperature_c");
+        assert_true(res.rows[i].values[0].value == 19 - i + 1);
+    }
+    store_readings_free(&res);
+
+    q.newest_first = false;
+    q.from_ms = T0 + 3000;
+    q.limit = 4;
+    assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, 4);
+    assert_int_equal(res.rows[0].ts_ms, T0 + 3000);
+    assert_int_equal(res.rows[3].ts_ms, T0 + 6000);
+    store_readings_free(&res);
+
+    /* Unknown device and unknown metric give empty results, not errors. */
+    q.device = "nope";
+    assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, 0);
+    store_readings_free(&res);
+    q.device = "dev-a";
+    q.metric = "nope_x";
+    assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, 0);
+    store_readings_free(&res);
+}
+
+static void test_downsample_uses_chunks_and_log(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    size_t moved;
+    write_readings(f->s, "dev-a", 0, 40);
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    write_readings(f->s, "dev-a", 40, 44); /* stays in the log */
+    struct store_bucket b[4];
+    assert_int_equal(
+        store_downsample(f->s, "dev-a", "gas_ppm", T0, T0 + 43999, b, 4, err, sizeof err), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(b[i].count, 11);
+        assert_true(b[i].min == i * 11);
+        assert_true(b[i].max == i * 11 + 10);
+        assert_true(fabs(b[i].sum - (11 * (i * 11) + 55)) < 1e-9);
+        assert_int_equal(b[i].anomalies, 0);
+    }
+    assert_int_equal(b[0].from_ms, T0);
+    assert_int_equal(b[3].to_ms, T0 + 43999);
+    assert_int_equal(
+        store_downsample(f->s, "dev-a", "humidity_pct", T0, T0 + 43999, b, 1, err, sizeof err), 0);
+    assert_int_equal(b[0].count, 44);
+    assert_int_equal(b[0].anomalies, 44);
+    assert_true(b[0].flags & FLAG_ANOMALY);
+}
+
+struct series_seen {
+    int n;
+    struct store_series s[8];
+};
+
+static void on_series(void *arg, const struct store_series *ser)
+{
+    struct series_seen *seen = arg;
+    if (seen->n < 8)
+        seen->s[seen->n] = *ser;
+    seen->n++;
+}
+
+static void test_series_summary_merges_log(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    size_t moved;
+    write_readings(f->s, "dev-a", 0, 10);
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    write_readings(f->s, "dev-a", 10, 12);
+    struct series_seen seen = {0};
+    assert_int_equal(store_series_list(f->s, "dev-a", on_series, &seen, err, sizeof err), 0);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.s[0].metric, "gas_ppm");
+    assert_string_equal(seen.s[1].metric, "humidity_pct");
+    assert_int_equal(seen.s[0].count, 12);
+    assert_true(seen.s[0].last_value == 11);
+    assert_int_equal(seen.s[0].last_ts_ms, T0 + 11000);
+    assert_true(seen.s[0].max_value == 11);
+    assert_int_equal(seen.s[0].max_ts_ms, T0 + 11000);
+    assert_true(seen.s[0].min_value == 0);
+    assert_int_equal(seen.s[1].last_flags, FLAG_ANOMALY);
+}
+
+struct devices_seen {
+    int n;
+    struct store_device d[4];
+};
+
+static void on_device(void *arg, const struct store_device *d)
+{
+    struct devices_seen *seen = arg;
+    if (seen->n < 4)
+        seen->d[seen->n] = *d;
+    seen->n++;
+}
+
+static void test_devices_window_survives_compaction(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    size_t moved;
+    write_readings(f->s, "dev-a", 0, 5); /* seqs 1..5 */
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    write_readings(f->s, "dev-a", 6, 8); /* seqs 7, 8: 6 missing */
+    struct devices_seen seen = {0};
+    assert_int_equal(store_devices_load(f->s, on_device, &seen, err, sizeof err), 0);
+    assert_int_equal(seen.n, 1);
+    const struct store_device *d = &seen.d[0];
+    assert_string_equal(d->id, "dev-a");
+    assert_int_equal(d->readings, 7);
+    assert_int_equal(d->window.high, 8);
+    assert_true(seq_window_fresh(&d->window, 6, 64));
+    assert_false(seq_window_fresh(&d->window, 5, 64));
+    assert_false(seq_window_fresh(&d->window, 8, 64));
+    assert_int_equal(d->last_seen_ms, T0 + 7000 + 5);
+    assert_int_equal(d->first_seen_ms, T0 + 5);
+    assert_int_equal(d->max_ts_ms, T0 + 7000);
+
+    struct store_device got;
+    assert_int_equal(store_device_get(f->s, "dev-a", &got, err, sizeof err), 0);
+    assert_int_equal(got.readings, 7);
+    assert_int_equal(store_device_get(f->s, "dev-zzz", &got, err, sizeof err), CANARY_ENOTFOUND);
+
+    assert_int_equal(
+        store_device_update(f->s, "dev-a", "Kitchen", NULL, "kitchen", err, sizeof err), 0);
+    assert_int_equal(store_device_update(f->s, "nope", "x", NULL, NULL, err, sizeof err),
+                     CANARY_ENOTFOUND);
+    struct store_device created = {0};
+    snprintf(created.id, sizeof created.id, "dev-new");
+    snprintf(created.name, sizeof created.name, "New one");
+    assert_int_equal(store_device_create(f->s, &created, T0, err, sizeof err), 0);
+    assert_int_equal(store_device_create(f->s, &created, T0, err, sizeof err), CANARY_ECONFLICT);
+
+    struct store_device list[4];
+    int n = store_devices_list(f->s, "", list, 4, err, sizeof err);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "dev-a");
+    assert_string_equal(list[0].name, "Kitchen");
+    assert_string_equal(list[0].kind, "kitchen");
+    assert_false(list[0].registered);
+    assert_string_equal(list[1].id, "dev-new");
+    assert_true(list[1].registered);
+    assert_int_equal(list[1].readings, 0);
+    n = store_devices_list(f->s, "dev-a", list, 4, err, sizeof err);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "dev-new");
+
+    /* A reading for the device the API created goes to the same row. */
+    write_readings(f->s, "dev-new", 0, 1);
+    assert_int_equal(store_device_get(f->s, "dev-new", &got, err, sizeof err), 0);
+    assert_int_equal(got.readings, 1);
+    assert_true(got.registered);
+}
+
+static struct alert make_alert(uint64_t id, const char *device, enum alert_state state,
+                               int64_t resolved_ms)
+{
+    struct alert a;
+    memset(&a, 0, sizeof a);
+    a.id = id;
+    snprintf(a.device, sizeof a.device, "%s", device);
+    snprintf(a.metric, sizeof a.metric, "gas_ppm");
+    a.kind = ALERT_KIND_GAS_LEAK;
+    a.severity = SEVERITY_CRITICAL;
+    a.state = state;
+    a.opened_ms = T0 + (int64_t)id;
+    a.updated_ms = T0 + (int64_t)id;
+    a.resolved_ms = resolved_ms;
+    a.value = 5400;
+    a.peak = 8000;
+    a.limit = NAN;
+    snprintf(a.message, sizeof a.message, "alert %llu", (unsigned long long)id);
+    return a;
+}
+
+static void count_live(void *arg, const struct alert *a)
+{
+    (void)a;
+    (*(int *)arg)++;
+}
+
+static void test_alerts(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    struct alert alerts[3] = {make_alert(1, "dev-a", ALERT_STATE_OPEN, 0),
+                              make_alert(2, "dev-b", ALERT_STATE_RESOLVED, T0 + 100),
+                              make_alert(3, "dev-a", ALERT_STATE_RESOLVED, T0 - 100000)};
+    alerts[1].kind = ALERT_KIND_THRESHOLD;
+    alerts[1].severity = SEVERITY_MEDIUM;
+    struct alert_event ev = {1, T0 + 1, ALERT_ACTION_OPENED, SEVERITY_CRITICAL, "canary", "opened"};
+    struct store_batch b = {NULL, 0, alerts, 3, &ev, 1};
+    assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
+
+    /* Update alert 1 to acknowledged (same id: an update, not a new row). */
+    struct alert upd = alerts[0];
+    upd.state = ALERT_STATE_ACKNOWLEDGED;
+    upd.acknowledged_ms = T0 + 50;
+    snprintf(upd.acknowledged_by, sizeof upd.acknowledged_by, "alice");
+    struct alert_event ev2 = {1,       T0 + 50, ALERT_ACTION_ACKNOWLEDGED, SEVERITY_CRITICAL,
+                              "alice", "on it"};
+    struct store_batch b2 = {NULL, 0, &upd, 1, &ev2, 1};
+    assert_int_equal(store_write(f->s, &b2, err, sizeof err), 0);
+
+    struct alert got;
+    assert_int_equal(store_alert_get(f->s, 1, &got, err, sizeof err), 0);
+    assert_int_equal(got.state, ALERT_STATE_ACKNOWLEDGED);
+    assert_string_equal(got.acknowledged_by, "alice");
+    assert_string_equal(got.device, "dev-a");
+    assert_int_equal(got.kind, ALERT_KIND_GAS_LEAK);
+    assert_true(got.peak == 8000);
+    assert_true(isnan(got.limit));
+    assert_int_equal(store_alert_get(f->s, 99, &got, err, sizeof err), CANARY_ENOTFOUND);
+
+    struct alert_event evs[4];
+    assert_int_equal(store_alert_events(f->s, 1, evs, 4, err, sizeof err), 2);
+    assert_int_equal(evs[0].action, ALERT_ACTION_OPENED);
+    assert_int_equal(evs[1].action, ALERT_ACTION_ACKNOWLEDGED);
+    assert_string_equal(evs[1].actor, "alice");
+    assert_string_equal(evs[1].note, "on it");
+
+    struct alert list[4];
+    struct store_alert_filter flt = {-1, -1, -1, NULL, 0, 0, 0, 4};
+    assert_int_equal(store_alerts_list(f->s, &flt, list, err, sizeof err), 3);
+    assert_int_equal(list[0].id, 3); /* newest first */
+    flt.state = ALERT_STATE_RESOLVED;
+    assert_int_equal(store_alerts_list(f->s, &flt, list, err, sizeof err), 2);
+    flt.state = -1;
+    flt.severity = SEVERITY_HIGH;
+    assert_int_equal(store_alerts_list(f->s, &flt, list, err, sizeof err), 2);
+    flt.severity = -1;
+    flt.device = "dev-b";
+    assert_int_equal(store_alerts_list(f->s, &flt, list, err, sizeof err), 1);
+    assert_int_equal(list[0].id, 2);
+    flt.device = NULL;
+    flt.before_id = 3;
+    flt.limit = 1;
+    assert_int_equal(store_alerts_list(f->s, &flt, list, err, sizeof err), 1);
+    assert_int_equal(list[0].id, 2);
+
+    int live = 0;
+    assert_int_equal(store_alerts_live(f->s, T0, count_live, &live, err, sizeof err), 0);
+    assert_int_equal(live, 2); /* 1 (acknowledged) and 2 (resolved after T0) */
+    uint64_t max_id;
+    assert_int_equal(store_alert_max_id(f->s, &max_id, err, sizeof err), 0);
+    assert_int_equal(max_id, 3);
+
+    struct store_stats st;
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.alerts_open, 1);
+    assert_int_equal(st.alerts_by_severity[SEVERITY_CRITICAL], 1);
+
+    size_t deleted;
+    assert_int_equal(store_purge(f->s, 0, T0, 100, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 1); /* alert 3 (no events) */
+    assert_int_equal(store_alert_get(f->s, 3, &got, err, sizeof err), CANARY_ENOTFOUND);
+    assert_int_equal(store_alert_get(f->s, 2, &got, err, sizeof err), 0);
+}
+
+static void test_purge_readings(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    size_t moved, deleted;
+    write_readings(f->s, "dev-a", 0, 12); /* chunks of 4: t_last T0+3s, +7s, +11s */
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_purge(f->s, T0 + 8000, 0, 100, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 2);
+    check_range(f->s, "dev-a", 8, 4);
+}
+
+static void test_reopen_persists_everything(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    write_readings(f->s, "dev-a", 0, 6);
+    store_close(f->s);
+    struct store_options opt = {f->path, false, true, 1000, 4, 3600000};
+    assert_int_equal(store_open(&f->s, &opt, err, sizeof err), 0);
+    check_range(f->s, "dev-a", 0, 6);
+    /* A reader handle sees the same. */
+    struct store *r;
+    struct store_options ro = {f->path, true, false, 1000, 4, 3600000};
+    assert_int_equal(store_open(&r, &ro, err, sizeof err), 0);
+    check_range(r, "dev-a", 0, 6);
+    store_close(r);
+    assert_int_equal(store_schema_version(), 1);
+}
+
+static void test_open_errors_are_clear(void **state)
+{
+    (void)state;
+    struct store *s;
+    char err[256] = "";
+    struct store_options opt = {"/nonexistent-dir/x.db", false, false, 100, 4, 1000};
+    assert_int_equal(store_open(&s, &opt, err, sizeof err), CANARY_EIO);
+    assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_read_before_and_after_compaction, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_limit_order_and_metric_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_downsample_uses_chunks_and_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_series_summary_merges_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_devices_window_survives_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_readings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists_everything, setup, teardown),
+        cmocka_unit_test(test_open_errors_are_clear),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
