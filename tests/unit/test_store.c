@@ -1,9 +1,10 @@
 /* test_store.c — the SQLite store: batches, compaction, queries, devices, alerts, purge. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "core/error.h"
 #include "store/store.h"
