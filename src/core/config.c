@@ -73,9 +73,11 @@ static const struct key_def key_table[] = {
     UINT("http", "max_connections_per_ip", http.max_connections_per_ip, "256", 1, 65536,
          "Simultaneous connections from one client address."),
     UINT("http", "idle_timeout_s", http.idle_timeout_s, "30", 1, 86400,
-         "Close a connection that sends nothing for this long."),
+         "Close a connection that sends nothing at all for this long."),
     UINT("http", "header_timeout_s", http.header_timeout_s, "10", 1, 3600,
-         "A request's headers must arrive within this time (slow-client defense)."),
+         "A request's headers must be complete within this time after the connection opens "
+         "or its previous request ends. Cuts off clients that trickle bytes (slow loris) and "
+         "bounds how long an idle keep-alive connection stays open."),
     UINT("http", "request_timeout_s", http.request_timeout_s, "30", 1, 3600,
          "A request's body must arrive within this time after its headers."),
     BOOL("http", "request_log", http.request_log, "false", "Write one log line per request."),

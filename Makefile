@@ -1,0 +1,54 @@
+# canary — top-level commands. CMake builds, CTest runs the tests; this file only strings
+# them together and makes sure the Debian packages are there first (scripts/install-deps.sh).
+#
+#   make demo    install what is missing, build, run canaryd with a simulated fleet
+#   make test    install what is missing, build (normal + ASan/UBSan), run every test
+#   make bench   build optimised and print the benchmark tables (bench/)
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-release
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build asan test test-fast demo bench docs format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCANARY_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Every test, in the normal and in the sanitizer build. Non-zero exit on any failure.
+test: build asan
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The normal build's tests only (for quick iterations).
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+demo: build
+	@bash scripts/demo.sh
+
+bench: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS)
+	@bash bench/run.sh $(BENCH_BUILD)
+
+# Regenerates the configuration reference from the key table (a test checks they agree).
+docs: build
+	@$(BUILD)/canaryd --print-config --defaults > etc/canary.conf.example
+	@bash scripts/gen-config-doc.sh $(BUILD)/canaryd > docs/CONFIGURATION.md
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	@rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
