@@ -150,6 +150,9 @@ static const struct key_def key_table[] = {
         "Anomaly score at or above which a value is flagged anomalous."),
     DBL("detect", "z_half", detect.z_half, "4", 0.5, 100,
         "Robust z-score (deviation / scale) that maps to anomaly score 0.5."),
+    DBL("detect", "min_relative_scale", detect.min_relative_scale, "0.01", 0, 1,
+        "The scale never falls below this fraction of the level: changes within sensor "
+        "accuracy (about 1% of reading) are not anomalies."),
     UINT("detect", "rate_window_s", detect.rate_window_s, "60", 1, 86400,
          "Window over which the rate of change is measured."),
     DBL("detect", "gap_factor", detect.gap_factor, "5", 1.5, 1000,

@@ -93,14 +93,15 @@ struct canary_config {
         unsigned max_metrics;     /* distinct metrics one device may have */
     } devices;
     struct {
-        unsigned warmup_readings; /* readings before a series is scored */
-        double level_alpha;       /* EWMA weight of the level */
-        double scale_alpha;       /* EWMA weight of the deviation scale */
-        double anomaly_threshold; /* score at or above which FLAG_ANOMALY is set */
-        double z_half;            /* robust z-score that maps to score 0.5 */
-        unsigned rate_window_s;   /* window of the rate-of-change detector */
-        double gap_factor;        /* gap: interval > gap_factor x usual interval ... */
-        unsigned gap_min_s;       /* ... and > gap_min_s */
+        unsigned warmup_readings;  /* readings before a series is scored */
+        double level_alpha;        /* EWMA weight of the level */
+        double scale_alpha;        /* EWMA weight of the deviation scale */
+        double anomaly_threshold;  /* score at or above which FLAG_ANOMALY is set */
+        double z_half;             /* robust z-score that maps to score 0.5 */
+        double min_relative_scale; /* the scale is at least this fraction of the level */
+        unsigned rate_window_s;    /* window of the rate-of-change detector */
+        double gap_factor;         /* gap: interval > gap_factor x usual interval ... */
+        unsigned gap_min_s;        /* ... and > gap_min_s */
     } detect;
     struct {
         unsigned open_after;       /* consecutive readings before a non-critical alert opens */

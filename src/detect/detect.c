@@ -11,6 +11,7 @@ void detect_params_default(struct detect_params *p)
     p->scale_alpha = 0.05;
     p->anomaly_threshold = 0.9;
     p->z_half = 4;
+    p->min_relative_scale = 0.01;
     p->rate_window_ms = 60000;
     p->gap_factor = 5;
     p->gap_min_ms = 30000;
@@ -36,7 +37,8 @@ void detect_value(struct series_state *s, const struct detect_params *p, struct 
         /* Unknown metrics have no resolution: use a tiny relative floor instead. */
         double floor = s->resolution > 0 ? s->resolution : fmax(1e-9, 1e-6 * fabs(x));
         bool warm;
-        double score = robust_update(&s->robust, p, floor, x, &warm);
+        bool alarm = flags & (FLAG_WARN | FLAG_CRITICAL);
+        double score = robust_update(&s->robust, p, floor, x, !alarm, &warm);
         v->score = (float)score;
         if (warm)
             flags |= FLAG_WARMUP;

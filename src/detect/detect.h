@@ -11,10 +11,13 @@
  *    signal around a limit stays one crossing.
  *  - robust level/scale (robust.c): an EWMA level and an EWMA of absolute deviations as
  *    the scale, updated with residuals clipped at a few scales so that single spikes do not
- *    drag them; score = 1 - 2^-(z/z_half)^2 of the robust z-score. The scale has a floor
- *    of the sensor's resolution, so a constant signal scores 0 and a one-step change
- *    scores low — never stuck at 1. A sustained shift is re-baselined after
- *    warmup_readings consecutive anomalous values in one direction.
+ *    drag them; score = 1 - 2^-(z/z_half)^2 of the robust z-score. The scale has two
+ *    floors: the sensor's resolution, and min_relative_scale x |level| (sensors are
+ *    accurate to about a percent of reading) — so a constant signal scores 0 and a
+ *    one-step change scores low, never stuck at 1. A sustained shift is re-baselined after
+ *    warmup_readings consecutive anomalous values in one direction. Values beyond a warn or
+ *    critical limit are scored but not learned: an alarm is not the new normal, so the
+ *    return to normal after a gas leak is not itself an anomaly.
  *  - rate of change (rate.c): change of a lightly smoothed value over rate_window, per
  *    minute, against the metric's max_rate_per_min.
  *  - flat line (in detect.c): flatline_count identical consecutive values mean a stuck sensor.
@@ -34,14 +37,15 @@
 
 /* Parameters shared by all series (the detect.* configuration). */
 struct detect_params {
-    uint32_t warmup_readings; /* values before the score counts */
-    double level_alpha;       /* EWMA weight of the level */
-    double scale_alpha;       /* EWMA weight of the absolute-deviation scale */
-    double anomaly_threshold; /* score at or above which FLAG_ANOMALY is set */
-    double z_half;            /* robust z that scores 0.5 */
-    int64_t rate_window_ms;   /* rate-of-change window */
-    double gap_factor;        /* gap: interval > gap_factor x usual ... */
-    int64_t gap_min_ms;       /* ... and > gap_min_ms */
+    uint32_t warmup_readings;  /* values before the score counts */
+    double level_alpha;        /* EWMA weight of the level */
+    double scale_alpha;        /* EWMA weight of the absolute-deviation scale */
+    double anomaly_threshold;  /* score at or above which FLAG_ANOMALY is set */
+    double z_half;             /* robust z that scores 0.5 */
+    double min_relative_scale; /* the scale is at least this fraction of |level| */
+    int64_t rate_window_ms;    /* rate-of-change window */
+    double gap_factor;         /* gap: interval > gap_factor x usual ... */
+    int64_t gap_min_ms;        /* ... and > gap_min_ms */
 };
 
 /* Fills p with the documented defaults (the same as the configuration's). */
@@ -67,10 +71,10 @@ struct robust_state {
     int32_t run;  /* consecutive anomalous values, signed by direction */
 };
 
-/* Scores x (before learning from it) and learns from it. floor > 0 is the smallest scale
- * (the sensor resolution). Returns the score in [0,1]; *warm is true while warming up. */
+/* Scores x, then learns from it when learn is true. floor > 0 is the smallest scale (the
+ * sensor resolution). Returns the score in [0,1]; *warm is true while warming up. */
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
-                     bool *warm);
+                     bool learn, bool *warm);
 
 #define RATE_SLOTS 8
 

@@ -18,9 +18,24 @@
 #define SIGMA_PER_MAD 1.2533141373155003 /* sqrt(pi/2) */
 #define CLIP_SIGMAS   3.0
 
-double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
-                     bool *warm)
+/* The scale as a standard deviation, never below the resolution or the relative floor. */
+static double sigma_of(const struct robust_state *s, const struct detect_params *p, double floor)
 {
+    double sigma = SIGMA_PER_MAD * s->scale;
+    double rel = p->min_relative_scale * fabs(s->level);
+    return fmax(sigma, fmax(floor, rel));
+}
+
+double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
+                     bool learn, bool *warm)
+{
+    if (!learn) {
+        *warm = s->n <= p->warmup_readings; /* nothing (or too little) learned to judge by */
+        if (*warm)
+            return 0;
+        double z = fabs(x - s->level) / sigma_of(s, p, floor);
+        return 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+    }
     s->n++;
     if (s->n == 1) {
         s->level = x;
@@ -29,9 +44,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         *warm = true;
         return 0;
     }
-    double sigma = SIGMA_PER_MAD * s->scale;
-    if (sigma < floor)
-        sigma = floor;
+    double sigma = sigma_of(s, p, floor);
     double r = x - s->level;
     double z = fabs(r) / sigma;
     *warm = s->n <= p->warmup_readings;

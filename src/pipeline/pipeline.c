@@ -115,6 +115,7 @@ static void fill_params(struct pipeline *p)
     d->scale_alpha = c->detect.scale_alpha;
     d->anomaly_threshold = c->detect.anomaly_threshold;
     d->z_half = c->detect.z_half;
+    d->min_relative_scale = c->detect.min_relative_scale;
     d->rate_window_ms = (int64_t)c->detect.rate_window_s * 1000;
     d->gap_factor = c->detect.gap_factor;
     d->gap_min_ms = (int64_t)c->detect.gap_min_s * 1000;

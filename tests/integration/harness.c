@@ -192,6 +192,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 int http_call(struct daemon *d, const char *method, const char *path, const char *content_type,
               const char *body, size_t body_len, struct http_response *out)
 {
+    return http_call_with(d, method, path, NULL, content_type, body, body_len, out);
+}
+
+int http_call_with(struct daemon *d, const char *method, const char *path, const char *const *extra,
+                   const char *content_type, const char *body, size_t body_len,
+                   struct http_response *out)
+{
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();
     if (c == NULL)
@@ -205,6 +212,9 @@ int http_call(struct daemon *d, const char *method, const char *path, const char
         headers = curl_slist_append(headers, ct);
     }
     headers = curl_slist_append(headers, "Expect:");
+    for (int i = 0; extra != NULL && extra[i] != NULL; i++)
+        headers = curl_slist_append(headers, extra[i]);
+
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

@@ -51,6 +51,11 @@ struct http_response {
 int http_call(struct daemon *d, const char *method, const char *path, const char *content_type,
               const char *body, size_t body_len, struct http_response *out);
 
+/* The same with extra request headers ("Name: value" strings, NULL-terminated). */
+int http_call_with(struct daemon *d, const char *method, const char *path,
+                   const char *const *headers, const char *content_type, const char *body,
+                   size_t body_len, struct http_response *out);
+
 /* Shortcuts: JSON POST and GET. The response body is parsed into *json when json != NULL
  * (NULL if it is not JSON). */
 long http_post_json(struct daemon *d, const char *path, const char *body, cJSON **json);
