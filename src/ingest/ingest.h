@@ -74,7 +74,12 @@ void ingest_batch_init(struct ingest_batch *b);
 /* Frees everything the batch owns. */
 void ingest_batch_free(struct ingest_batch *b);
 
-/* Allocates the per-reading arrays for n readings (zeroed, status READING_PENDING) and sets
+/* Sizes the batch's memory blocks for a body of body_len bytes. For parsers, before they
+ * allocate. */
+void ingest_batch_size_for(struct ingest_batch *b, size_t body_len);
+
+/* Allocates the per-reading arrays
+ for n readings (zeroed, status READING_PENDING) and sets
  * b->n = n. For parsers. Returns 0 or CANARY_ENOMEM. */
 int ingest_batch_reserve(struct ingest_batch *b, size_t n);
 

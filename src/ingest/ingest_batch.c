@@ -29,7 +29,7 @@ const char *reading_status_name(enum reading_status s)
 void ingest_batch_init(struct ingest_batch *b)
 {
     memset(b, 0, sizeof *b);
-    arena_init(&b->arena, 64 * 1024);
+    arena_init(&b->arena, 1024);
 }
 
 void ingest_batch_free(struct ingest_batch *b)
@@ -41,8 +41,20 @@ void ingest_batch_free(struct ingest_batch *b)
     b->n = 0;
 }
 
+void ingest_batch_size_for(struct ingest_batch *b, size_t body_len)
+{
+    /* Parsed readings take about twice their text (structs, names, results); one block of
+     * that size holds the whole request, so a single reading costs a ~1 KB block, not 64 KB. */
+    size_t want = body_len * 2 + 512;
+    if (want > 32u << 20)
+        want = 32u << 20;
+    if (want > b->arena.block_size)
+        b->arena.block_size = want;
+}
+
 int ingest_batch_reserve(struct ingest_batch *b, size_t n)
 {
+
     b->readings = arena_calloc(&b->arena, n * sizeof *b->readings);
     b->status = arena_calloc(&b->arena, n * sizeof *b->status);
     b->errors = arena_calloc(&b->arena, n * sizeof *b->errors);

@@ -243,6 +243,7 @@ int ingest_parse_json(const char *body, size_t len, const struct ingest_limits *
                       int64_t recv_ms, struct ingest_batch *out, struct ingest_fatal *fatal)
 {
     size_t bad;
+    ingest_batch_size_for(out, len);
     if (len == 0) {
         ingest_fatal_set(fatal, 400, "",
                          "the body is empty; send a reading object or an array of them");

@@ -746,6 +746,7 @@ int ingest_parse_line(const char *body, size_t len, const struct ingest_limits *
                       struct ingest_fatal *fatal)
 {
     size_t bad;
+    ingest_batch_size_for(out, len);
     if (len == 0) {
         ingest_fatal_set(fatal, 400, "", "the body is empty; send one reading per line");
         return CANARY_EINVAL;

@@ -153,24 +153,20 @@ static void load_device(void *arg, const struct store_device *d)
 {
     struct load_ctx *ctx = arg;
     if (ctx->rc == 0)
-        ctx->rc = worker_adopt_device(pipeline_owner(ctx->p, d->id), d, ctx->now_ms);
+        ctx->rc = shard_adopt_device(&pipeline_owner(ctx->p, d->id)->shard, d, ctx->now_ms);
 }
 
 static void load_alert(void *arg, const struct alert *a)
 {
     struct load_ctx *ctx = arg;
     if (ctx->rc == 0)
-        ctx->rc = worker_adopt_alert(pipeline_owner(ctx->p, a->device), a, ctx->now_ms);
+        ctx->rc = shard_adopt_alert(&pipeline_owner(ctx->p, a->device)->shard, a, ctx->now_ms);
 }
 
 static void free_workers(struct pipeline *p, unsigned n)
 {
-    for (unsigned i = 0; i < n; i++) {
-        struct worker *w = &p->workers[i];
-        worker_free_devices(w);
-        store_close(w->reader);
-        queue_destroy(&w->inbox);
-    }
+    for (unsigned i = 0; i < n; i++)
+        worker_free(&p->workers[i]);
     free(p->workers);
     p->workers = NULL;
 }
@@ -218,14 +214,15 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     p->workers = calloc(p->n_workers, sizeof *p->workers);
     struct store_options ropt = store_opts(cfg, true);
     unsigned made = 0;
-    for (; p->workers != NULL && made < p->n_workers && rc == 0; made++) {
-        struct worker *w = &p->workers[made];
-        w->p = p;
-        w->index = made;
-        queue_init(&w->inbox);
-        strmap_init(&w->devices);
-        rc = store_open(&w->reader, &ropt, err, errlen);
+    while (p->workers != NULL && made < p->n_workers && rc == 0) {
+        struct store *reader = NULL;
+        rc = store_open(&reader, &ropt, err, errlen);
+        if (rc == 0) {
+            worker_init(&p->workers[made], p, made, reader);
+            made++;
+        }
     }
+
     if (p->workers == NULL)
         rc = CANARY_ENOMEM;
     int64_t now = clock_wall_ms();
@@ -237,7 +234,8 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
                                err, errlen);
     if (rc == 0 && ctx.rc != 0) {
         rc = ctx.rc;
-        snprintf(err, errlen, "out of memory loading devices");
+        snprintf(err, errlen, "cannot load the stored devices: %s",
+                 ctx.rc == CANARY_ELIMIT ? "more than devices.max_devices" : "out of memory");
     }
     uint64_t max_id = 0;
     if (rc == 0)

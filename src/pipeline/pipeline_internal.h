@@ -4,13 +4,12 @@
 #ifndef CANARY_PIPELINE_INTERNAL_H
 #define CANARY_PIPELINE_INTERNAL_H
 
-#include "core/seq_window.h"
-#include "core/strmap.h"
 #include "core/time_ring.h"
 #include "decide/decide.h"
 #include "detect/detect.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/queue.h"
+#include "pipeline/shard.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -35,30 +34,13 @@ struct shard_msg {
     uint32_t idx[]; /* MSG_READINGS: this worker's readings of job->batch */
 };
 
-enum device_status { DEVICE_NEVER = 0, DEVICE_ONLINE, DEVICE_STALE, DEVICE_OFFLINE };
-
-/* What a worker keeps about one of its devices. */
-struct worker_device {
-    char id[READING_ID_BUF];
-    struct seq_window window; /* seqs seen */
-    int64_t max_ts_ms;        /* newest accepted ts (dedupe of readings without seq) */
-    int64_t last_recv_ms;     /* wall time of the newest accepted reading, 0 = never */
-    enum device_status status;
-    struct gap_state gap;
-    struct device_series *series; /* heap array */
-    uint32_t n_series, cap_series;
-    struct decide_device decide;
-};
-
 struct worker {
     struct pipeline *p;
     unsigned index;
     pthread_t thread;
     struct queue inbox;
-    struct strmap devices; /* id -> struct worker_device * */
-    struct store *reader;  /* read-only handle: looks up devices created through the API */
-    struct shard_msg *out; /* where decide's transitions go while processing */
-    struct decide_ctx decide;
+    struct shard shard;    /* the devices this worker owns */
+    struct shard_msg *out; /* where the shard's alert transitions go while processing */
 };
 
 struct pipeline {
@@ -86,11 +68,10 @@ struct pipeline {
 void *worker_main(void *arg);
 void *writer_main(void *arg);
 
-/* Worker setup before the threads start (worker.c): a device and its stored state, and a
- * live alert to keep deciding about. */
-int worker_adopt_device(struct worker *w, const struct store_device *d, int64_t now_ms);
-int worker_adopt_alert(struct worker *w, const struct alert *a, int64_t now_ms);
-void worker_free_devices(struct worker *w);
+/* Prepares a worker (its shard reads registered devices through reader, which it then
+ * owns), and frees one. */
+void worker_init(struct worker *w, struct pipeline *p, unsigned index, struct store *reader);
+void worker_free(struct worker *w);
 
 /* The worker that owns a device. */
 struct worker *pipeline_owner(struct pipeline *p, const char *device);

@@ -83,4 +83,40 @@ int sq_blob_reserve(struct store *s, size_t n);
 /* Forgets the device and metric caches (after a rolled-back transaction). */
 void sq_drop_caches(struct store *s);
 
+/* ---- Folding readings into chunks (sqlite_fold.c) ---- */
+
+/* A reading on its way into a chunk: from the log, or straight from a commit. */
+struct staged_reading {
+    int64_t order;          /* arrival order (log id, or position in the commit) */
+    struct chunk_reading r; /* values in the grouping's arena */
+};
+
+struct device_group {
+    int64_t device_id;
+    struct staged_reading **rows; /* arrival order until folded */
+    size_t n, cap;
+};
+
+/* Readings grouped by device for one transaction. */
+struct grouping {
+    struct arena arena;
+    struct device_group *groups;
+    size_t n_groups, cap_groups;
+    int32_t *index; /* device id -> group index + 1 (device ids are dense rowids) */
+    size_t index_cap;
+};
+
+void grouping_init(struct grouping *g);
+void grouping_free(struct grouping *g);
+
+/* Adds a reading of device_id (values copied). Returns 0 or CANARY_ENOMEM. */
+int grouping_add(struct grouping *g, int64_t device_id, int64_t order,
+                 const struct chunk_reading *r);
+
+/* Folds a device's readings into chunks (extending its newest chunk when merge_tail and the
+ * readings continue it), its device row (count, first/last seen, seq window, newest ts)
+ * and its series summaries, inside the current transaction. Returns 0 or an error. */
+int sq_fold_group(struct store *s, struct device_group *g, bool merge_tail, char *err,
+                  size_t errlen);
+
 #endif

@@ -12,13 +12,15 @@
  * kill -9 of canaryd; with synchronous=full also power loss); after it returns an error
  * none of it is stored and the call may be repeated.
  *
- * Layout. Readings go first to an append-only log (fast sequential inserts, no secondary
- * index: ~1M rows/s here, against ~0.1M/s for a table indexed by device and time).
- * store_compact(), called periodically by the writer, moves the log into per-device
- * chunks (chunk.h) indexed by (device, first timestamp), updates per-series summaries
- * (latest, min, max) and device state, and truncates the log — all in one transaction, so
- * a crash at any point loses nothing and duplicates nothing. Queries read chunks plus the
- * (small) uncompacted log. */
+ * Layout. Readings live in per-device chunks (chunk.h) indexed by (device, first
+ * timestamp), with per-series summaries (latest, min, max) and device state beside them.
+ * A commit that holds many readings of a device (heavy load) writes them as a chunk at
+ * once; a device's few readings (light load) go first to an append-only log (sequential
+ * inserts, no secondary index: ~1M rows/s here, against ~0.1M/s for a table indexed by
+ * device and time), which store_compact(), called periodically by the writer, folds into
+ * chunks and truncates — each step one transaction, so a crash at any point loses nothing
+ * and duplicates nothing. Queries read chunks plus the (small) uncompacted log. */
+
 #ifndef CANARY_STORE_STORE_H
 #define CANARY_STORE_STORE_H
 

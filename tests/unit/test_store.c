@@ -115,16 +115,20 @@ static void check_range(struct store *s, const char *device, int expect_first, i
 static void test_write_read_before_and_after_compaction(void **state)
 {
     struct fixture *f = *state;
-    write_readings(f->s, "dev-a", 0, 10);
+    write_readings(f->s, "dev-a", 0, 7); /* few readings of a device: to the log */
     write_readings(f->s, "dev-b", 0, 3);
-    check_range(f->s, "dev-a", 0, 10); /* all still in the log */
+    check_range(f->s, "dev-a", 0, 7); /* all still in the log */
 
     size_t moved;
     char err[256];
     assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
-    assert_int_equal(moved, 13);
-    check_range(f->s, "dev-a", 0, 10); /* all in chunks of at most 4 */
+    assert_int_equal(moved, 10);
+    check_range(f->s, "dev-a", 0, 7); /* all in chunks of at most 4 */
     check_range(f->s, "dev-b", 0, 3);
+    write_readings(f->s, "dev-a", 7, 10);
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 3); /* 4 + 3: the tail chunk of 3 took one, a new one holds 2 */
+    check_range(f->s, "dev-a", 0, 10);
 
     /* More readings: the tail chunk (2 readings of dev-a) is extended, the rest is new. */
     write_readings(f->s, "dev-a", 10, 15);
@@ -147,9 +151,12 @@ static void test_limit_order_and_metric_filter(void **state)
     struct fixture *f = *state;
     char err[256];
     size_t moved;
-    write_readings(f->s, "dev-a", 0, 20);
+    write_readings(f->s, "dev-a", 0, 7);
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    write_readings(f->s, "dev-a", 7, 14);
+    write_readings(f->s, "dev-a", 14, 20);
     assert_int_equal(store_compact(f->s, 7, &moved, err, sizeof err), 0); /* partial */
-    assert_int_equal(moved, 7);
+    assert_int_equal(moved, 7); /* 0..14 in chunks, 14..20 still in the log */
 
     struct store_readings_query q = {"dev-a", "temperature_c", T0, T0 + 19000, 5, true};
     struct store_readings_result res;
@@ -185,6 +192,61 @@ static void test_limit_order_and_metric_filter(void **state)
     store_readings_free(&res);
 }
 
+struct series_seen {
+    int n;
+    struct store_series s[8];
+};
+
+static void on_series(void *arg, const struct store_series *ser)
+{
+    struct series_seen *seen = arg;
+    if (seen->n < 8)
+        seen->s[seen->n] = *ser;
+    seen->n++;
+}
+
+static void test_busy_device_skips_the_log(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    write_readings(f->s, "busy", 0, 9);  /* 9 readings of one device in one commit */
+    write_readings(f->s, "quiet", 0, 2); /* 2: the log */
+    struct store_stats st;
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.log_rows, 2);
+    assert_int_equal(st.chunks, 3); /* 4 + 4 + 1 (chunk_max_readings is 4 here) */
+    assert_int_equal(st.readings_total, 11);
+    check_range(f->s, "busy", 0, 9);
+    /* The device row and the series summaries are current without a compaction. */
+    struct store_device d;
+    assert_int_equal(store_device_get(f->s, "busy", &d, err, sizeof err), 0);
+    assert_int_equal(d.readings, 9);
+    assert_int_equal(d.window.high, 9);
+    assert_int_equal(d.last_seen_ms, T0 + 8000 + 5);
+    struct series_seen seen = {0};
+    assert_int_equal(store_series_list(f->s, "busy", on_series, &seen, err, sizeof err), 0);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.s[0].count, 9);
+    assert_true(seen.s[0].max_value == 8);
+    /* Out-of-order readings in one commit are stored in time order. */
+    struct fake fk[8];
+    const struct reading *rp[8];
+    for (int i = 0; i < 8; i++) {
+        int t = 20 + (i * 5) % 8; /* 20, 25, 22, 27, 24, 21, 26, 23 */
+        make_reading(&fk[i], "busy", (uint64_t)t + 1, T0 + t * 1000, t);
+        rp[i] = &fk[i].r;
+    }
+    struct store_batch b = {rp, 8, NULL, 0, NULL, 0};
+    assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
+    struct store_readings_query q = {"busy", "gas_ppm", T0 + 20000, T0 + 27000, 100, false};
+    struct store_readings_result res;
+    assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, 8);
+    for (size_t i = 0; i < res.n; i++)
+        assert_int_equal(res.rows[i].ts_ms, T0 + (20 + (int64_t)i) * 1000);
+    store_readings_free(&res);
+}
+
 static void test_downsample_uses_chunks_and_log(void **state)
 {
     struct fixture *f = *state;
@@ -210,19 +272,6 @@ static void test_downsample_uses_chunks_and_log(void **state)
     assert_int_equal(b[0].count, 44);
     assert_int_equal(b[0].anomalies, 44);
     assert_true(b[0].flags & FLAG_ANOMALY);
-}
-
-struct series_seen {
-    int n;
-    struct store_series s[8];
-};
-
-static void on_series(void *arg, const struct store_series *ser)
-{
-    struct series_seen *seen = arg;
-    if (seen->n < 8)
-        seen->s[seen->n] = *ser;
-    seen->n++;
 }
 
 static void test_series_summary_merges_log(void **state)
@@ -469,7 +518,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_read_before_and_after_compaction, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_limit_order_and_metric_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_device_skips_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downsample_uses_chunks_and_log, setup, teardown),
+
         cmocka_unit_test_setup_teardown(test_series_summary_merges_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices_window_survives_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),

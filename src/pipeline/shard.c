@@ -1,0 +1,285 @@
+/* shard.c — per-device processing of readings: duplicate check -> detect -> decide
+ * (contract in shard.h). */
+#include "pipeline/shard.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/metric.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void shard_init(struct shard *s, const struct shard_params *params,
+                uint64_t (*next_alert_id)(void *arg), void *id_arg, decide_emit_fn emit,
+                void *emit_arg)
+{
+    s->params = *params;
+    s->decide.params = params->decide;
+    s->decide.next_alert_id = next_alert_id;
+    s->decide.id_arg = id_arg;
+    s->decide.emit = emit;
+    s->decide.emit_arg = emit_arg;
+    strmap_init(&s->devices);
+}
+
+static void free_device(void *arg, const char *key, void *value)
+{
+    (void)arg;
+    (void)key;
+    struct shard_device *d = value;
+    decide_device_free(&d->decide);
+    free(d->series);
+    free(d);
+}
+
+void shard_free(struct shard *s)
+{
+    strmap_each(&s->devices, free_device, NULL);
+    strmap_free(&s->devices);
+}
+
+static enum device_status status_at(const struct canary_config *cfg, int64_t last_recv_ms,
+                                    int64_t now_ms)
+{
+    if (last_recv_ms == 0)
+        return DEVICE_NEVER;
+    int64_t age = now_ms - last_recv_ms;
+    if (age >= (int64_t)cfg->devices.offline_after_s * 1000)
+        return DEVICE_OFFLINE;
+    if (age >= (int64_t)cfg->devices.stale_after_s * 1000)
+        return DEVICE_STALE;
+    return DEVICE_ONLINE;
+}
+
+/* Adds a device, within devices.max_devices over all shards. NULL when refused. */
+static struct shard_device *new_device(struct shard *s, const char *id)
+{
+    _Atomic uint64_t *count = s->params.n_devices;
+    if (atomic_fetch_add(count, 1) >= s->params.cfg->devices.max_devices) {
+        atomic_fetch_sub(count, 1);
+        return NULL;
+    }
+    struct shard_device *d = calloc(1, sizeof *d);
+    if (d == NULL || strmap_put(&s->devices, id, d) != 0) {
+        free(d);
+        atomic_fetch_sub(count, 1);
+        return NULL;
+    }
+    snprintf(d->id, sizeof d->id, "%s", id);
+    return d;
+}
+
+static struct shard_device *device_or_new(struct shard *s, const char *id)
+{
+    struct shard_device *d = strmap_get(&s->devices, id);
+    return d != NULL ? d : new_device(s, id);
+}
+
+int shard_adopt_device(struct shard *s, const struct store_device *sd, int64_t now_ms)
+{
+    struct shard_device *d = device_or_new(s, sd->id);
+    if (d == NULL)
+        return CANARY_ELIMIT;
+    d->window = sd->window;
+    d->max_ts_ms = sd->max_ts_ms;
+    d->last_recv_ms = sd->last_seen_ms;
+    d->status = status_at(s->params.cfg, d->last_recv_ms, now_ms);
+    return CANARY_OK;
+}
+
+int shard_adopt_alert(struct shard *s, const struct alert *a, int64_t now_ms)
+{
+    struct shard_device *d = device_or_new(s, a->device);
+    if (d == NULL)
+        return CANARY_ELIMIT;
+    return decide_restore(&d->decide, a, now_ms);
+}
+
+/* The device of a reading: known, or created when auto-registration allows it (or the
+ * store knows it: registered through the API). NULL: refused, the reason in the batch. */
+static struct shard_device *device_for(struct shard *s, struct ingest_batch *b, size_t i)
+{
+    const char *id = b->readings[i].device;
+    struct shard_device *d = strmap_get(&s->devices, id);
+    if (d != NULL)
+        return d;
+    if (!s->params.cfg->ingest.auto_register) {
+        struct store_device sd;
+        char err[256];
+        int rc = s->params.reader != NULL
+                     ? store_device_get(s->params.reader, id, &sd, err, sizeof err)
+                     : CANARY_ENOTFOUND;
+        if (rc != 0) {
+            if (rc != CANARY_ENOTFOUND)
+                log_error("pipeline.device_lookup_failed", "device=%s error=\"%s\"", id, err);
+            b->status[i] = READING_UNKNOWN_DEVICE;
+            b->errors[i].field = "device";
+            b->errors[i].reason = "unknown device: register it first (ingest.auto_register is "
+                                  "off)";
+            return NULL;
+        }
+    }
+    d = new_device(s, id);
+    if (d == NULL) {
+        b->status[i] = READING_UNKNOWN_DEVICE;
+        b->errors[i].field = "device";
+        b->errors[i].reason = "canaryd tracks as many devices as devices.max_devices allows";
+    }
+    return d;
+}
+
+static struct device_series *series_for(struct shard *s, struct shard_device *d, const char *metric)
+{
+    for (uint32_t i = 0; i < d->n_series; i++) {
+        if (strcmp(d->series[i].metric, metric) == 0)
+            return &d->series[i];
+    }
+    if (d->n_series == d->cap_series) {
+        uint32_t cap = d->cap_series ? d->cap_series * 2 : 4;
+        struct device_series *grown = realloc(d->series, cap * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        d->series = grown;
+        d->cap_series = cap;
+    }
+    struct device_series *ser = &d->series[d->n_series++];
+    snprintf(ser->metric, sizeof ser->metric, "%s", metric);
+    struct metric_limits limits;
+    config_metric_limits(s->params.cfg, d->id, metric, &limits);
+    series_init(&ser->state, metric_info_or_generic(metric), &limits);
+    return ser;
+}
+
+/* How many of the reading's metrics the device has not reported before. */
+static uint32_t new_metrics(const struct shard_device *d, const struct reading *r)
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < r->n_values; k++) {
+        bool known = false;
+        for (uint32_t i = 0; i < d->n_series && !known; i++)
+            known = strcmp(d->series[i].metric, r->values[k].name) == 0;
+        n += !known;
+    }
+    return n;
+}
+
+/* Duplicate check; a fresh reading is recorded as seen. Returns false for a duplicate. */
+static bool fresh(struct shard *s, struct shard_device *d, struct ingest_batch *b, size_t i)
+{
+    const struct reading *r = &b->readings[i];
+    if (r->has_seq) {
+        unsigned window = s->params.cfg->ingest.seq_window;
+        if (!seq_window_fresh(&d->window, r->seq, window)) {
+            bool too_old = d->window.started && r->seq < d->window.high &&
+                           d->window.high - r->seq >= (window ? window : 1);
+            if (too_old)
+                ingest_batch_reject(b, i, "seq",
+                                    "seq %llu is older than the replay window (newest %llu, "
+                                    "window %u)",
+                                    (unsigned long long)r->seq, (unsigned long long)d->window.high,
+                                    window);
+            else
+                ingest_batch_reject(b, i, "seq", "seq %llu was already received from this device",
+                                    (unsigned long long)r->seq);
+            b->status[i] = READING_DUPLICATE;
+            return false;
+        }
+        seq_window_mark(&d->window, r->seq);
+    } else if (r->ts_ms <= d->max_ts_ms) {
+        ingest_batch_reject(b, i, "ts",
+                            "a reading without seq must be newer than the device's newest "
+                            "(%lld ms): already received?",
+                            (long long)d->max_ts_ms);
+        b->status[i] = READING_DUPLICATE;
+        return false;
+    }
+    return true;
+}
+
+static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
+                            struct shard_counts *counts)
+{
+    const struct canary_config *cfg = s->params.cfg;
+    const struct detect_params *dp = s->params.detect;
+    struct reading *r = &b->readings[i];
+    struct shard_device *d = device_for(s, b, i);
+    if (d == NULL) {
+        counts->unknown++;
+        return;
+    }
+    if (d->n_series + new_metrics(d, r) > cfg->devices.max_metrics) {
+        ingest_batch_reject(b, i, "values",
+                            "the device would report more than %u distinct metrics (limit "
+                            "devices.max_metrics)",
+                            cfg->devices.max_metrics);
+        counts->invalid++;
+        return;
+    }
+    if (!fresh(s, d, b, i)) {
+        counts->duplicates++;
+        return;
+    }
+    if (r->ts_ms > d->max_ts_ms)
+        d->max_ts_ms = r->ts_ms;
+    d->last_recv_ms = r->recv_ms;
+    d->status = DEVICE_ONLINE;
+    uint32_t gap = gap_update(&d->gap, dp, r->ts_ms);
+    for (uint32_t k = 0; k < r->n_values; k++) {
+        struct device_series *ser = series_for(s, d, r->values[k].name);
+        if (ser == NULL) {
+            /* Out of memory: refuse the reading whole rather than store it unscored. */
+            ingest_batch_reject(b, i, "values", "out of memory");
+            counts->invalid++;
+            return;
+        }
+        detect_value(&ser->state, dp, &r->values[k], r->ts_ms);
+        r->values[k].flags |= gap;
+        counts->anomalies += (r->values[k].flags & FLAG_ANOMALY) != 0;
+    }
+    if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series) != 0)
+        log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+}
+
+void shard_process(struct shard *s, struct ingest_batch *b, const uint32_t *idx, size_t n,
+                   struct shard_counts *counts)
+{
+    for (size_t k = 0; k < n; k++)
+        process_reading(s, b, idx[k], counts);
+}
+
+int shard_alert_action(struct shard *s, const char *device, uint64_t id, bool acknowledge,
+                       const char *actor, const char *comment, int64_t now_ms)
+{
+    struct shard_device *d = strmap_get(&s->devices, device);
+    if (d == NULL)
+        return CANARY_ENOTFOUND;
+    return acknowledge ? decide_acknowledge(&s->decide, &d->decide, id, actor, comment, now_ms)
+                       : decide_resolve(&s->decide, &d->decide, id, actor, comment, now_ms);
+}
+
+struct tick_ctx {
+    struct shard *s;
+    int64_t now_ms;
+};
+
+static void tick_device(void *arg, const char *key, void *value)
+{
+    (void)key;
+    struct tick_ctx *t = arg;
+    struct shard_device *d = value;
+    enum device_status st = status_at(t->s->params.cfg, d->last_recv_ms, t->now_ms);
+    if (st != d->status) {
+        if (st == DEVICE_OFFLINE &&
+            decide_offline(&t->s->decide, &d->decide, d->id, true, d->last_recv_ms, t->now_ms) != 0)
+            log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+        d->status = st;
+    }
+    decide_expire(&t->s->decide, &d->decide, t->now_ms);
+}
+
+void shard_tick(struct shard *s, int64_t now_ms)
+{
+    struct tick_ctx t = {s, now_ms};
+    strmap_each(&s->devices, tick_device, &t);
+}

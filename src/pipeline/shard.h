@@ -1,0 +1,89 @@
+/* shard.h — the devices one worker owns, and what happens to each of their readings:
+ * duplicate check -> detect -> decide.
+ *
+ * A shard is single-threaded: its owner (a worker thread in canaryd, or the in-process
+ * benchmark) is the only one to touch it, so nothing here takes a lock. Per device it
+ * keeps the seq window (duplicates and replays), the newest timestamp (duplicates of
+ * readings without seq), the stream timing (gaps, stale/offline status), the detectors'
+ * state of every metric, and the alert machines. Alert transitions go to the emit callback
+ * given at init; the caller stores them. */
+#ifndef CANARY_PIPELINE_SHARD_H
+#define CANARY_PIPELINE_SHARD_H
+
+#include "core/config.h"
+#include "core/seq_window.h"
+#include "core/strmap.h"
+#include "decide/decide.h"
+#include "detect/detect.h"
+#include "ingest/ingest.h"
+#include "store/store.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct shard_params {
+    const struct canary_config *cfg; /* ingest.*, devices.*, per-device limits */
+    const struct detect_params *detect;
+    const struct decide_params *decide;
+    _Atomic uint64_t *n_devices; /* devices tracked by all shards, against devices.max_devices */
+    struct store *reader; /* read-only: finds devices registered through the API; may be NULL */
+};
+
+enum device_status { DEVICE_NEVER = 0, DEVICE_ONLINE, DEVICE_STALE, DEVICE_OFFLINE };
+
+/* What a shard keeps about one device. */
+struct shard_device {
+    char id[READING_ID_BUF];
+    struct seq_window window; /* seqs seen */
+    int64_t max_ts_ms;        /* newest accepted ts (dedupe of readings without seq) */
+    int64_t last_recv_ms;     /* wall time of the newest accepted reading, 0 = never */
+    enum device_status status;
+    struct gap_state gap;
+    struct device_series *series; /* heap array */
+    uint32_t n_series, cap_series;
+    struct decide_device decide;
+};
+
+struct shard {
+    struct shard_params params;
+    struct decide_ctx decide;
+    struct strmap devices; /* id -> struct shard_device * */
+};
+
+/* What shard_process() did, for the counters. */
+struct shard_counts {
+    uint64_t anomalies;  /* values flagged anomalous */
+    uint64_t duplicates; /* readings refused as duplicates */
+    uint64_t unknown;    /* readings of unknown devices (registration off, or device limit) */
+    uint64_t invalid;    /* readings refused here (too many distinct metrics, out of memory) */
+};
+
+/* Prepares an empty shard. next_alert_id gives unique ids for new alerts; emit receives
+ * every alert transition (see decide.h). */
+void shard_init(struct shard *s, const struct shard_params *params,
+                uint64_t (*next_alert_id)(void *arg), void *id_arg, decide_emit_fn emit,
+                void *emit_arg);
+
+/* Frees every device. */
+void shard_free(struct shard *s);
+
+/* Start-up: a stored device with its seq window and timing, and a live alert to keep
+ * deciding about. Return 0 or CANARY_ENOMEM (or CANARY_ELIMIT beyond devices.max_devices). */
+int shard_adopt_device(struct shard *s, const struct store_device *d, int64_t now_ms);
+int shard_adopt_alert(struct shard *s, const struct alert *a, int64_t now_ms);
+
+/* Processes readings idx[0..n) of b (all READING_PENDING, all of this shard's devices):
+ * each is refused (status DUPLICATE, UNKNOWN_DEVICE or INVALID, with its error) or scored
+ * and left PENDING for the store. Adds to *counts. */
+void shard_process(struct shard *s, struct ingest_batch *b, const uint32_t *idx, size_t n,
+                   struct shard_counts *counts);
+
+/* A person acknowledges (acknowledge = true) or resolves alert `id` of `device`. Returns
+ * 0, CANARY_ENOTFOUND or CANARY_ECONFLICT. */
+int shard_alert_action(struct shard *s, const char *device, uint64_t id, bool acknowledge,
+                       const char *actor, const char *comment, int64_t now_ms);
+
+/* Once a second: device status from timing (offline alerts) and expiry of alert machines. */
+void shard_tick(struct shard *s, int64_t now_ms);
+
+#endif
