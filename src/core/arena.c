@@ -21,8 +21,9 @@ void arena_init(struct arena *a, size_t block_size)
 void *arena_alloc(struct arena *a, size_t n)
 {
     size_t need = (n + 15) & ~(size_t)15;
-    if (need < n)
-        return NULL;
+    if (need < n || need > SIZE_MAX - sizeof(struct arena_block))
+        return NULL; /* the request cannot be represented: out of memory, not an overflow */
+
     struct arena_block *b = a->head;
     if (b == NULL || b->size - b->used < need) {
         size_t size = need > a->block_size ? need : a->block_size;

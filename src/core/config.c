@@ -267,16 +267,21 @@ static int read_secret_file(const char *path, char *out, size_t outlen, char *er
         errf(err, errlen, "cannot open secret file %s: %s", path, strerror(errno));
         return CANARY_EIO;
     }
-    size_t n = fread(out, 1, outlen - 1, f);
+    /* Read a little more than fits: the line end an editor or `echo` adds does not count. */
+    char buf[CONFIG_STR_MAX + 4];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
     bool more = fgetc(f) != EOF;
     fclose(f);
-    if (more) {
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (more || n >= outlen) {
+        memset(buf, 0, sizeof buf);
         errf(err, errlen, "secret file %s is longer than %zu bytes", path, outlen - 1);
         return CANARY_ELIMIT;
     }
+    memcpy(out, buf, n);
     out[n] = '\0';
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        out[--n] = '\0';
+    memset(buf, 0, sizeof buf);
     return CANARY_OK;
 }
 
@@ -291,7 +296,16 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
                      enum config_source src, bool from_file_key, char *err, size_t errlen)
 {
     char *field = (char *)cfg + k->offset;
-    if (k->secret && !from_file_key && (src == CONFIG_SRC_FLAG || src == CONFIG_SRC_FILE_SHARED)) {
+    if (k->secret && strcmp(value, "<set>") == 0) {
+        errf(err, errlen,
+             "%s.%s: \"<set>\" is what --print-config shows in place of a secret, not a secret",
+             k->section, k->name);
+        return CANARY_EINVAL;
+    }
+    /* An empty value unsets a secret and reveals nothing, wherever it comes from. */
+    if (k->secret && value[0] != '\0' && !from_file_key &&
+        (src == CONFIG_SRC_FLAG || src == CONFIG_SRC_FILE_SHARED)) {
+
         char env[128];
         env_name(k, "", env, sizeof env);
         errf(err, errlen,
@@ -519,7 +533,8 @@ struct file_ctx {
     struct canary_config *cfg;
     enum config_source src;
     FILE *file;
-    int line; /* lines read so far: the line of the entry being handled */
+    int line;     /* lines read so far: the line of the entry being handled */
+    int err_line; /* the line of the first error found by the handler */
     char *err;
     size_t errlen;
     int rc;
@@ -537,8 +552,15 @@ static char *read_line(char *buf, int size, void *stream)
     if (n == (size_t)size - 1 && buf[n - 1] != '\n' && !feof(ctx->file)) {
         errf(ctx->err, ctx->errlen, "line %d: longer than %d bytes", ctx->line, size - 2);
         ctx->rc = CANARY_ELIMIT;
+        ctx->err_line = ctx->line;
         return NULL;
     }
+    /* inih reads an indented line as the continuation of the previous value, so an indented
+     * "key = value" would silently become part of the key above it. Indentation carries no
+     * meaning in canary's files: drop it. */
+    size_t lead = strspn(buf, " \t");
+    if (lead > 0)
+        memmove(buf, buf + lead, n - lead + 1);
     return buf;
 }
 
@@ -552,12 +574,14 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
     if (section[0] == '\0') {
         errf(ctx->err, ctx->errlen, "line %d: key '%s' outside a [section]", lineno, name);
         ctx->rc = CANARY_EINVAL;
+        ctx->err_line = lineno;
         return 0;
     }
     int n = snprintf(key, sizeof key, "%s.%s", section, name);
     if (n < 0 || (size_t)n >= sizeof key) {
         errf(ctx->err, ctx->errlen, "line %d: key too long", lineno);
         ctx->rc = CANARY_ELIMIT;
+        ctx->err_line = lineno;
         return 0;
     }
     char msg[512];
@@ -565,6 +589,7 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
     if (rc != 0) {
         errf(ctx->err, ctx->errlen, "line %d: %s", lineno, msg);
         ctx->rc = rc;
+        ctx->err_line = lineno;
         return 0;
     }
     return 1;
@@ -584,11 +609,14 @@ int config_load_file(struct canary_config *cfg, const char *path, char *err, siz
     }
     char msg[600] = "";
     struct file_ctx ctx = {
-        cfg, (st.st_mode & 077) ? CONFIG_SRC_FILE_SHARED : CONFIG_SRC_FILE, f, 0, msg, sizeof msg,
-        0};
+        cfg,        (st.st_mode & 077) ? CONFIG_SRC_FILE_SHARED : CONFIG_SRC_FILE,
+        f,          0,
+        0,          msg,
+        sizeof msg, 0};
     int line = ini_parse_stream(read_line, &ctx, on_ini_entry, &ctx);
     fclose(f);
-    if (ctx.rc != 0) {
+    if (ctx.rc != 0 && (line == 0 || line >= ctx.err_line)) {
+
         errf(err, errlen, "%s: %s", path, msg);
         return ctx.rc;
     }
@@ -650,6 +678,8 @@ int config_parse_listen(const char *listen, char *host, size_t hostlen, unsigned
         if (colon == NULL)
             return CANARY_EINVAL;
         hl = (size_t)(colon - listen);
+        if (memchr(listen, ':', hl) != NULL)
+            return CANARY_EINVAL; /* an IPv6 host must be bracketed: [::1]:8080 */
     }
     if (hl == 0 || hl >= hostlen)
         return CANARY_EINVAL;
@@ -750,6 +780,16 @@ void config_metric_limits(const struct canary_config *cfg, const char *device, c
         apply_override(out, dev);
 }
 
+/* The shortest decimal form (up to 17 digits) that reads back as exactly v. */
+static void format_double(char *buf, size_t len, double v)
+{
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 static void format_value(const struct canary_config *cfg, const struct key_def *k, char *buf,
                          size_t len)
 {
@@ -766,7 +806,7 @@ static void format_value(const struct canary_config *cfg, const struct key_def *
         snprintf(buf, len, "%u", *(const unsigned *)field);
         break;
     case KT_DOUBLE:
-        snprintf(buf, len, "%g", *(const double *)field);
+        format_double(buf, len, *(const double *)field);
         break;
     case KT_BOOL:
         snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
@@ -795,10 +835,9 @@ static void write_wrapped_comment(FILE *out, const char *text)
 
 static void write_limit(FILE *out, const char *name, double v)
 {
-    if (isnan(v))
-        fprintf(out, "%s = off\n", name);
-    else
-        fprintf(out, "%s = %g\n", name, v);
+    char buf[40];
+    format_double(buf, sizeof buf, v);
+    fprintf(out, "%s = %s\n", name, isnan(v) ? "off" : buf);
 }
 
 void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
@@ -822,8 +861,8 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
             if (k->type == KT_ENUM)
                 fprintf(out, "# One of: %s.\n", k->choices);
         }
-        if (k->secret && annotate && v[0] == '\0')
-            fprintf(out, "# %s =\n", k->name);
+        if (k->secret) /* never a value that could be loaded back as the secret */
+            fprintf(out, "# %s =%s\n", k->name, v[0] ? " <set>" : "");
         else
             fprintf(out, "%s = %s\n", k->name, v);
         if (annotate && i + 1 < N_KEYS && strcmp(key_table[i + 1].section, section) == 0)
@@ -855,8 +894,19 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
     }
 }
 
+/* Text in a Markdown table cell: '|' would end the cell, even inside backticks. */
+static void write_table_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
 void config_write_markdown(FILE *out)
 {
+
     struct canary_config defaults;
     config_init(&defaults);
     fprintf(out, "| key | default | environment | meaning |\n|---|---|---|---|\n");
@@ -866,10 +916,13 @@ void config_write_markdown(FILE *out)
         format_value(&defaults, k, v, sizeof v);
         char env[128];
         env_name(k, "", env, sizeof env);
-        fprintf(out, "| `%s.%s` | `%s` | `%s` | %s", k->section, k->name, v[0] ? v : "(empty)", env,
-                k->help);
-        if (k->type == KT_ENUM)
-            fprintf(out, " One of: `%s`.", k->choices);
+        fprintf(out, "| `%s.%s` | `%s` | `%s` | ", k->section, k->name, v[0] ? v : "(empty)", env);
+        write_table_text(out, k->help);
+        if (k->type == KT_ENUM) {
+            fprintf(out, " One of: `");
+            write_table_text(out, k->choices);
+            fprintf(out, "`.");
+        }
         fprintf(out, " |\n");
     }
     config_free(&defaults);

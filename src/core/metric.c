@@ -22,12 +22,19 @@ static const struct metric_info catalogue[] = {
     {"flame", "", "Flame", 0, 1, 1, true, {OFF, 0.5, OFF, OFF, 0, OFF, 0}},
     {"motion", "", "Motion", 0, 1, 1, true, {OFF, OFF, OFF, OFF, 0, OFF, 0}},
     {"light_lux", "lx", "Light", 0, 200000, 1, false, {OFF, OFF, OFF, OFF, 0, OFF, 0}},
-    {"vibration_mm_s", "mm/s", "Vibration", 0, 1000, 0.01, false, {7.1, 11.2, OFF, OFF, 0.5, OFF, 60}},
+    {"vibration_mm_s",
+     "mm/s",
+     "Vibration",
+     0,
+     1000,
+     0.01,
+     false,
+     {7.1, 11.2, OFF, OFF, 0.5, OFF, 60}},
     {"noise_db", "dB", "Noise", 0, 194, 0.1, false, {85, 100, OFF, OFF, 2, OFF, 60}},
 };
 
-static const struct metric_info generic = {
-    "", "", "", -INFINITY, INFINITY, 0, false, {OFF, OFF, OFF, OFF, 0, OFF, 0}};
+static const struct metric_info generic = {"",       "", "",    -INFINITY,
+                                           INFINITY, 0,  false, {OFF, OFF, OFF, OFF, 0, OFF, 0}};
 
 const struct metric_info *metric_lookup(const char *name)
 {

@@ -13,11 +13,11 @@
 
 /* Hard ceilings; the configured limits (ingest.max_metrics, ingest.max_device_len, ...)
  * must stay at or below them. */
-#define READING_MAX_VALUES      256
-#define READING_MAX_ID_LEN      128
-#define READING_MAX_METRIC_LEN  64
-#define READING_ID_BUF          (READING_MAX_ID_LEN + 1)
-#define READING_METRIC_BUF      (READING_MAX_METRIC_LEN + 1)
+#define READING_MAX_VALUES     256
+#define READING_MAX_ID_LEN     128
+#define READING_MAX_METRIC_LEN 64
+#define READING_ID_BUF         (READING_MAX_ID_LEN + 1)
+#define READING_METRIC_BUF     (READING_MAX_METRIC_LEN + 1)
 
 /* Flags set by the detectors on a value (and, for FLAG_GAP, on every value of a reading).
  * Stored with the reading; names in reading_flag_name(). */
@@ -44,10 +44,10 @@ struct metric_value {
 };
 
 struct reading {
-    const char *device;          /* device id, NUL-terminated */
-    uint64_t seq;                /* per-device message counter (0 when has_seq is false) */
-    int64_t ts_ms;               /* measurement time, Unix ms (receive time if the device sent none) */
-    int64_t recv_ms;             /* time canaryd received the message, Unix ms */
+    const char *device; /* device id, NUL-terminated */
+    uint64_t seq;       /* per-device message counter (0 when has_seq is false) */
+    int64_t ts_ms;      /* measurement time, Unix ms (receive time if the device sent none) */
+    int64_t recv_ms;    /* time canaryd received the message, Unix ms */
     struct metric_value *values; /* n_values entries, metric names unique */
     uint32_t n_values;
     bool has_seq; /* false only for line protocol without a seq field */

@@ -14,12 +14,12 @@ static void set_actor(char *dst, const char *actor)
     snprintf(dst, ALERT_ACTOR_LEN, "%s", actor != NULL && actor[0] ? actor : "anonymous");
 }
 
-static bool more_extreme(double value, double peak, double limit)
+/* The side is fixed by the first active observation of a run, which is always beyond the
+ * limit: later ones may sit inside the hysteresis band, and an escalation changes the limit
+ * (warn_low -> crit_low), so comparing each value with the current limit gets the side wrong. */
+static bool more_extreme(const struct alert_fsm *f, double value)
 {
-    /* Low-side alerts (value below its limit) peak downwards. */
-    if (!isnan(limit) && value < limit && peak < limit)
-        return value < peak;
-    return value > peak;
+    return f->low ? value < f->rec.peak : value > f->rec.peak;
 }
 
 static enum alert_action open_now(struct alert_fsm *f, enum alert_severity severity, double value,
@@ -34,7 +34,7 @@ static enum alert_action open_now(struct alert_fsm *f, enum alert_severity sever
     } else {
         if (severity > a->severity)
             a->severity = severity;
-        if (more_extreme(value, a->peak, limit))
+        if (more_extreme(f, value))
             a->peak = value;
     }
     a->state = ALERT_STATE_OPEN;
@@ -72,6 +72,8 @@ enum alert_action alert_fsm_observe(struct alert_fsm *f, const struct alert_fsm_
             f->count = 0;
             return ALERT_ACTION_NONE;
         }
+        if (f->count == 0)
+            f->low = !isnan(limit) && value < limit;
         f->phase = FSM_PENDING;
         f->count++;
         if (f->count >= p->open_after || severity == SEVERITY_CRITICAL)
@@ -79,21 +81,29 @@ enum alert_action alert_fsm_observe(struct alert_fsm *f, const struct alert_fsm_
         return ALERT_ACTION_NONE;
     case FSM_ACTIVE:
         if (active) {
-            f->last_active_ms = now_ms;
+            /* A late observation (a backlog with its real timestamps) must not move the last
+             * active time back: the resolve timer would then count from the past. */
+            if (now_ms > f->last_active_ms)
+                f->last_active_ms = now_ms;
+            if (value != a->value || more_extreme(f, value))
+                f->unsaved = true;
             a->value = value;
-            if (more_extreme(value, a->peak, limit))
+            if (more_extreme(f, value))
                 a->peak = value;
             if (severity > a->severity) {
+                f->unsaved = false;
                 a->severity = severity;
                 a->limit = limit;
                 a->state = ALERT_STATE_OPEN;
                 a->updated_ms = now_ms;
                 return ALERT_ACTION_ESCALATED;
             }
-            if (now_ms - a->updated_ms >= UPDATE_INTERVAL_MS) {
+            if (f->unsaved && now_ms - a->updated_ms >= UPDATE_INTERVAL_MS) {
                 a->updated_ms = now_ms;
+                f->unsaved = false;
                 return ALERT_ACTION_UPDATED;
             }
+
             return ALERT_ACTION_NONE;
         }
         if (now_ms - f->last_active_ms >= p->resolve_after_ms) {

@@ -40,13 +40,17 @@ struct alert_fsm {
     enum alert_fsm_phase phase;
     uint32_t count;         /* consecutive active observations while pending */
     int64_t last_active_ms; /* last observation with the condition active */
+    bool low;               /* the condition is on the low side (value below its limit on the
+                               first active observation of the run): the peak is the minimum */
+    bool unsaved;           /* value or peak changed since the record was last emitted */
     struct alert rec;       /* the alert (rec.id == 0 until the caller assigns one on open) */
 };
 
 /* Feeds one observation. Returns the transition (ALERT_ACTION_OPENED, ESCALATED, REOPENED,
  * RESOLVED, UPDATED for a changed value worth storing, or NONE). On OPENED the caller
  * assigns rec.id. The caller fills rec's device/metric/kind before the first call and
- * may rewrite rec.message after any transition. */
+ * may rewrite rec.message after any transition. UPDATED comes at most every 5 s, and only
+ * when the value or the peak changed since the record was last emitted. */
 enum alert_action alert_fsm_observe(struct alert_fsm *f, const struct alert_fsm_params *p,
                                     bool active, enum alert_severity severity, double value,
                                     double limit, int64_t now_ms);

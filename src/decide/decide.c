@@ -241,6 +241,10 @@ static int decide_value(const struct decide_ctx *ctx, struct decide_device *dd, 
 
     c.kind = ALERT_KIND_RATE;
     c.active = v->flags & FLAG_RATE;
+    /* Gas falling fast is good news (a leak clearing, a window opened), not an alert. */
+    if (gas && !(s->rate.per_min > 0))
+        c.active = false;
+
     c.severity = SEVERITY_MEDIUM;
     if (rc == 0)
         rc = observe(ctx, dd, device, &c, fp, ts_ms);
@@ -361,6 +365,7 @@ int decide_restore(struct decide_device *dd, const struct alert *a, int64_t now_
         return CANARY_ENOMEM;
     f->rec = *a;
     f->count = 0;
+    f->low = !isnan(a->limit) && a->peak < a->limit;
     if (a->state == ALERT_STATE_RESOLVED) {
         f->phase = FSM_RESOLVED;
     } else {

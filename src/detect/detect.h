@@ -98,6 +98,7 @@ struct gap_state {
     uint32_t n;         /* intervals seen */
     int64_t last_ts_ms; /* newest reading's ts */
     double interval_ms; /* EWMA of the usual interval */
+    uint32_t long_run;  /* consecutive flagged intervals */
 };
 
 /* Returns FLAG_GAP when the reading at ts_ms follows a gap, else 0, and learns the interval. */

@@ -12,6 +12,7 @@
  * the hundreds of values a clipped EWMA would need to walk there. */
 #include "detect/detect.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -26,6 +27,14 @@ static double sigma_of(const struct robust_state *s, const struct detect_params 
     return fmax(sigma, fmax(floor, rel));
 }
 
+/* x - level, saturated at +/-DBL_MAX: two finite values can differ by more than a double holds,
+ * and an infinite residual would turn the level into inf - inf = NaN for good. */
+static double residual(double x, double level)
+{
+    double r = x - level;
+    return isinf(r) ? copysign(DBL_MAX, r) : r;
+}
+
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
                      bool learn, bool *warm)
 {
@@ -33,7 +42,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         *warm = s->n <= p->warmup_readings; /* nothing (or too little) learned to judge by */
         if (*warm)
             return 0;
-        double z = fabs(x - s->level) / sigma_of(s, p, floor);
+        double z = fabs(residual(x, s->level)) / sigma_of(s, p, floor);
         return 1 - exp2(-(z / p->z_half) * (z / p->z_half));
     }
     s->n++;
@@ -45,10 +54,25 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         return 0;
     }
     double sigma = sigma_of(s, p, floor);
-    double r = x - s->level;
+    double r = residual(x, s->level);
     double z = fabs(r) / sigma;
     *warm = s->n <= p->warmup_readings;
     double score = *warm ? 0 : 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+
+    if (!*warm && score >= p->anomaly_threshold) {
+        /* An anomaly teaches level and scale nothing: learning from it (even clipped) grows
+         * the scale ~14% per value, so a shift would be absorbed by an inflated scale after a
+         * handful of values and leave the detector blind. Only a run of warmup_readings
+         * anomalies in one direction is a new normal: the level jumps to it, the scale stays. */
+        int32_t dir = r > 0 ? 1 : -1;
+        s->run = (s->run * dir > 0) ? s->run + dir : dir;
+        if ((uint32_t)abs(s->run) >= p->warmup_readings) {
+            s->level = x;
+            s->run = 0;
+        }
+        return score;
+    }
+    s->run = 0;
 
     double a_level = 1.0 / s->n > p->level_alpha ? 1.0 / s->n : p->level_alpha;
     double a_scale = 1.0 / s->n > p->scale_alpha ? 1.0 / s->n : p->scale_alpha;
@@ -59,16 +83,5 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     }
     s->level += a_level * rc;
     s->scale += a_scale * (fabs(rc) - s->scale);
-
-    if (!*warm && score >= p->anomaly_threshold) {
-        int32_t dir = r > 0 ? 1 : -1;
-        s->run = (s->run * dir > 0) ? s->run + dir : dir;
-        if ((uint32_t)abs(s->run) >= p->warmup_readings) {
-            s->level = x;
-            s->run = 0;
-        }
-    } else {
-        s->run = 0;
-    }
     return score;
 }

@@ -171,9 +171,8 @@ static bool fresh(struct shard *s, struct shard_device *d, struct ingest_batch *
     if (r->has_seq) {
         unsigned window = s->params.cfg->ingest.seq_window;
         if (!seq_window_fresh(&d->window, r->seq, window)) {
-            bool too_old = d->window.started && r->seq < d->window.high &&
-                           d->window.high - r->seq >= (window ? window : 1);
-            if (too_old)
+            if (seq_window_too_old(&d->window, r->seq, window))
+
                 ingest_batch_reject(b, i, "seq",
                                     "seq %llu is older than the replay window (newest %llu, "
                                     "window %u)",

@@ -73,10 +73,13 @@ static int commit_add(struct commit *c, const struct shard_msg *m)
                 c->readings[c->n_readings++] = &b->readings[m->idx[k]];
         }
     }
-    memcpy(c->alerts + c->n_alerts, m->alerts, m->n_alerts * sizeof *m->alerts);
+    if (m->n_alerts > 0) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(c->alerts + c->n_alerts, m->alerts, m->n_alerts * sizeof *m->alerts);
     c->n_alerts += m->n_alerts;
-    memcpy(c->events + c->n_events, m->events, m->n_events * sizeof *m->events);
+    if (m->n_events > 0)
+        memcpy(c->events + c->n_events, m->events, m->n_events * sizeof *m->events);
     c->n_events += m->n_events;
+
     return CANARY_OK;
 }
 

@@ -88,7 +88,8 @@ int grouping_add(struct grouping *g, int64_t device_id, int64_t order,
         grp->rows = rows;
         grp->cap = cap;
     }
-    memcpy(vals, r->values, r->n_values * sizeof *vals);
+    if (r->n_values > 0)
+        memcpy(vals, r->values, r->n_values * sizeof *vals);
     sr->order = order;
     sr->r = *r;
     sr->r.values = vals;

@@ -4,10 +4,6 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -260,6 +256,49 @@ static void clean_day_raises_no_threshold(void **state)
     sim_fleet_free(&f);
 }
 
+/* The MQ-4 reads a clean-air baseline of 300-600 ppm with 1-3 % noise; rooms are warmer at
+ * 15:00 than at 03:00. */
+static void sensors_have_their_datasheet_shape(void **state)
+{
+    (void)state;
+    struct sim_fleet_config cfg = config(6, 12, SIM_SCENARIO_NONE, 0, 0, 0);
+    struct sim_fleet f;
+    fleet_init(&f, &cfg);
+    unsigned gas_devices = 0;
+    double warmer_c = 0;
+    for (unsigned d = 0; d < f.n_devices; d++) {
+        double gas_sum = 0, gas_jumps = 0, prev = 0, t03 = 0, t15 = 0;
+        unsigned n = 0;
+        for (int64_t t = 0; t < 86400; t++) {
+            struct sim_reading r;
+            sim_fleet_reading(&f, d, T0_MS + t * 1000, &r);
+            int g = value_index(&r, "gas_ppm"), c = value_index(&r, "temperature_c");
+            if (g >= 0) {
+                gas_sum += r.values[g].value;
+                gas_jumps += t > 0 ? fabs(r.values[g].value - prev) : 0;
+                prev = r.values[g].value;
+                n++;
+            }
+            if (t >= 2.5 * 3600 && t < 3.5 * 3600)
+                t03 += r.values[c].value / 3600;
+            if (t >= 14.5 * 3600 && t < 15.5 * 3600)
+                t15 += r.values[c].value / 3600;
+        }
+        warmer_c += (t15 - t03) / f.n_devices;
+        if (n == 0)
+            continue;
+        gas_devices++;
+        double mean = gas_sum / n;
+        /* mean |step| of Gaussian noise sigma is 2 sigma / sqrt(pi) = 1.13 sigma */
+        double noise = gas_jumps / (n - 1) / 1.128 / mean;
+        assert_true(mean >= 300 * 0.9 && mean <= 600 * 1.1);
+        assert_true(noise >= 0.008 && noise <= 0.035);
+    }
+    assert_int_equal(gas_devices, 6); /* kitchen, boiler room, garage in each deck */
+    assert_true(warmer_c >= 1.0);
+    sim_fleet_free(&f);
+}
+
 /* ---- scenarios ---------------------------------------------------------------------- */
 
 /* The readings of one device at 1 Hz from T0. */
@@ -431,6 +470,36 @@ static void sensor_fault_repeats_one_value(void **state)
     }
     assert_int_equal(faults, 4);
     sim_fleet_free(&f);
+}
+
+/* The sensor fault goes to gas sensors first (the default flatline check watches gas), and to
+ * temperature sensors only when the fleet has too few gas sensors. */
+static void sensor_fault_prefers_gas_sensors(void **state)
+{
+    (void)state;
+    int64_t start = T0_MS + 5000, end = start + 10000;
+    for (unsigned k = 1; k <= 6; k++) {
+        struct sim_fleet_config cfg = config(12, 6, SIM_SCENARIO_SENSOR_FAULT, k, start, end);
+        struct sim_fleet f;
+        fleet_init(&f, &cfg);
+        struct sim_reading r;
+        for (int t = 0; t < 20; t++) {
+            for (unsigned d = 0; d < f.n_devices; d++)
+                sim_fleet_reading(&f, d, T0_MS + t * 1000, &r);
+        }
+        struct sim_truth_row rows[6 * SIM_MAX_VALUES];
+        size_t n = sim_fleet_truth(&f, rows, 6 * SIM_MAX_VALUES);
+        assert_int_equal(n, k); /* one frozen sensor per device */
+        unsigned gas_rows = 0;
+        for (size_t i = 0; i < n; i++) {
+            bool has_gas = sim_fleet_has_metric(&f, rows[i].device, "gas_ppm");
+            assert_string_equal(rows[i].metric, has_gas ? "gas_ppm" : "temperature_c");
+            gas_rows += has_gas;
+        }
+        /* a deck of six has three gas devices: kitchen, boiler room, garage */
+        assert_int_equal(gas_rows, k < 3 ? k : 3);
+        sim_fleet_free(&f);
+    }
 }
 
 /* A scenario with too few eligible devices is refused with a message that says so. */
@@ -648,9 +717,11 @@ int main(void)
         cmocka_unit_test(dht11_and_dht22_quantisation),
         cmocka_unit_test(values_in_plausible_range_over_a_week),
         cmocka_unit_test(clean_day_raises_no_threshold),
+        cmocka_unit_test(sensors_have_their_datasheet_shape),
         cmocka_unit_test(gas_leak_crosses_critical_and_clears),
         cmocka_unit_test(fire_sets_flame_and_heats_fast),
         cmocka_unit_test(sensor_fault_repeats_one_value),
+        cmocka_unit_test(sensor_fault_prefers_gas_sensors),
         cmocka_unit_test(scenario_needs_eligible_devices),
         cmocka_unit_test(truth_gas_leak),
         cmocka_unit_test(truth_fire),

@@ -1,0 +1,865 @@
+/* test_detect.c — the streaming detectors (src/detect/): thresholds with hysteresis, the
+ * robust level/scale anomaly score, rate of change, flat line, and gaps in a device's stream. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/metric.h"
+#include "core/reading.h"
+#include "detect/detect.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define T0 1763676000000LL /* 2025-11-20 22:00 UTC, a multiple of the rate ring's 7.5 s slots */
+
+/* Fails with both values printed when |a - b| > eps (cmocka 1.1 compares floats only). */
+#define assert_near(a, b, eps) assert_near_at((a), (b), (eps), #a, __FILE__, __LINE__)
+static void assert_near_at(double a, double b, double eps, const char *expr, const char *file,
+                           int line)
+{
+    if (!(fabs(a - b) <= eps)) {
+        print_error("%s = %.9g, expected %.9g +/- %.3g\n", expr, a, b, eps);
+        _fail(file, line);
+    }
+}
+
+/* A score must be a number in [0,1], whatever came in. */
+#define assert_score_valid(s) assert_score_valid_at((s), __FILE__, __LINE__)
+static void assert_score_valid_at(double s, const char *file, int line)
+{
+    if (isnan(s) || s < 0 || s > 1) {
+        print_error("score %.9g is not in [0,1]\n", s);
+        _fail(file, line);
+    }
+}
+
+/* Deterministic PRNG (xorshift64*) and Gaussian noise (Box-Muller): the noise tests must
+ * give the same numbers on every machine and every run. */
+struct prng {
+    uint64_t s;
+};
+
+static double prng_uniform(struct prng *g)
+{
+    g->s ^= g->s >> 12;
+    g->s ^= g->s << 25;
+    g->s ^= g->s >> 27;
+    uint64_t x = g->s * 2685821657736338717ULL;
+    return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* (0,1) */
+}
+
+static double prng_gauss(struct prng *g)
+{
+    double u = prng_uniform(g), v = prng_uniform(g);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static struct detect_params default_params(void)
+{
+    struct detect_params p;
+    detect_params_default(&p);
+    return p;
+}
+
+/* A series of a catalogue (or unknown) metric with its default limits. */
+static void init_series(struct series_state *s, const char *metric)
+{
+    const struct metric_info *m = metric_info_or_generic(metric);
+    series_init(s, m, &m->limits);
+}
+
+/* Runs one value through detect_value and returns its flags; *score gets its score. */
+static uint32_t feed(struct series_state *s, const struct detect_params *p, const char *name,
+                     double x, int64_t ts_ms, double *score)
+{
+    struct metric_value v = {name, x, -1.0f, 0xdeadbeef};
+    detect_value(s, p, &v, ts_ms);
+    if (score != NULL)
+        *score = v.score;
+    return v.flags;
+}
+
+static struct metric_limits limits_off(void)
+{
+    struct metric_limits l = {NAN, NAN, NAN, NAN, 0, NAN, 0};
+    return l;
+}
+
+/* ---- threshold_update ------------------------------------------------------------------ */
+
+static void test_threshold_high_warn_then_critical(void **state)
+{
+    (void)state;
+    const struct metric_limits *l = &metric_lookup("gas_ppm")->limits; /* 1000 / 5000, h 50 */
+    struct threshold_state t = {0};
+    assert_int_equal(threshold_update(&t, l, 400), 0);
+    assert_int_equal(threshold_update(&t, l, 999), 0);
+    assert_int_equal(threshold_update(&t, l, 1000), FLAG_WARN); /* at the limit counts */
+    assert_int_equal(t.high, THRESHOLD_WARN);
+    assert_int_equal(t.low, THRESHOLD_NONE);
+    assert_int_equal(threshold_update(&t, l, 4999), FLAG_WARN);
+    assert_int_equal(threshold_update(&t, l, 5000), FLAG_CRITICAL); /* only the worse level */
+    assert_int_equal(t.high, THRESHOLD_CRITICAL);
+    assert_int_equal(threshold_update(&t, l, 1e6), FLAG_CRITICAL);
+    /* A fresh state jumps straight to critical. */
+    struct threshold_state u = {0};
+    assert_int_equal(threshold_update(&u, l, 7000), FLAG_CRITICAL);
+}
+
+static void test_threshold_hysteresis_hovering_at_warn(void **state)
+{
+    (void)state;
+    struct metric_limits l = limits_off();
+    l.warn_high = 1000;
+    l.crit_high = 5000;
+    l.hysteresis = 50;
+    struct threshold_state t = {0};
+    static const double hover[] = {1001, 990, 1005, 960, 999, 1000, 951, 1020, 955};
+    for (size_t i = 0; i < sizeof hover / sizeof hover[0]; i++)
+        assert_int_equal(threshold_update(&t, &l, hover[i]), FLAG_WARN);
+    /* Back inside by the hysteresis: cleared. */
+    assert_int_equal(threshold_update(&t, &l, 949), 0);
+    assert_int_equal(t.high, THRESHOLD_NONE);
+    /* Once cleared, the band below the limit does not re-enter. */
+    assert_int_equal(threshold_update(&t, &l, 990), 0);
+    assert_int_equal(threshold_update(&t, &l, 999.9), 0);
+    assert_int_equal(threshold_update(&t, &l, 1000), FLAG_WARN);
+    /* Exactly back by the hysteresis also clears. */
+    assert_int_equal(threshold_update(&t, &l, 950), 0);
+}
+
+static void test_threshold_leaving_critical(void **state)
+{
+    (void)state;
+    struct metric_limits l = limits_off();
+    l.warn_high = 1000;
+    l.crit_high = 5000;
+    l.hysteresis = 50;
+    struct threshold_state t = {0};
+    assert_int_equal(threshold_update(&t, &l, 6000), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, &l, 4960), FLAG_CRITICAL); /* within hysteresis */
+    assert_int_equal(threshold_update(&t, &l, 4999), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, &l, 4949), FLAG_WARN); /* falls back to warn */
+    assert_int_equal(t.high, THRESHOLD_WARN);
+    assert_int_equal(threshold_update(&t, &l, 4990), FLAG_WARN); /* warn does not re-enter crit */
+    assert_int_equal(threshold_update(&t, &l, 960), FLAG_WARN);
+    assert_int_equal(threshold_update(&t, &l, 940), 0);
+    /* Straight from critical to below warn - hysteresis: none at once. */
+    assert_int_equal(threshold_update(&t, &l, 5000), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, &l, 900), 0);
+    assert_int_equal(t.high, THRESHOLD_NONE);
+}
+
+static void test_threshold_low_side(void **state)
+{
+    (void)state;
+    struct metric_limits l = limits_off();
+    l.warn_low = 10;
+    l.crit_low = 5;
+    l.hysteresis = 1;
+    struct threshold_state t = {0};
+    assert_int_equal(threshold_update(&t, &l, 20), 0);
+    assert_int_equal(threshold_update(&t, &l, 10.5), 0);
+    assert_int_equal(threshold_update(&t, &l, 10), FLAG_WARN | FLAG_LOW);
+    assert_int_equal(t.low, THRESHOLD_WARN);
+    assert_int_equal(t.high, THRESHOLD_NONE);
+    assert_int_equal(threshold_update(&t, &l, 10.9), FLAG_WARN | FLAG_LOW); /* hysteresis */
+    assert_int_equal(threshold_update(&t, &l, 5), FLAG_CRITICAL | FLAG_LOW);
+    assert_int_equal(threshold_update(&t, &l, -40), FLAG_CRITICAL | FLAG_LOW);
+    assert_int_equal(threshold_update(&t, &l, 5.9), FLAG_CRITICAL | FLAG_LOW);
+    assert_int_equal(threshold_update(&t, &l, 6.5), FLAG_WARN | FLAG_LOW);
+    assert_int_equal(threshold_update(&t, &l, 11.5), 0);
+    assert_int_equal(t.low, THRESHOLD_NONE);
+
+    /* Both sides configured: the side that is crossed speaks, FLAG_LOW only for the low one. */
+    l.warn_high = 30;
+    l.crit_high = 40;
+    struct threshold_state u = {0};
+    assert_int_equal(threshold_update(&u, &l, 35), FLAG_WARN);
+    assert_int_equal(threshold_update(&u, &l, 45), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&u, &l, 20), 0);
+    assert_int_equal(threshold_update(&u, &l, 4), FLAG_CRITICAL | FLAG_LOW);
+}
+
+static void test_threshold_nan_limits_are_off(void **state)
+{
+    (void)state;
+    struct metric_limits l = limits_off();
+    l.hysteresis = 5;
+    struct threshold_state t = {0};
+    static const double xs[] = {0, 1e9, -1e9, 1e300, -1e300, 42};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+        assert_int_equal(threshold_update(&t, &l, xs[i]), 0);
+    assert_int_equal(t.high, THRESHOLD_NONE);
+    assert_int_equal(t.low, THRESHOLD_NONE);
+
+    /* Only a critical limit: no warn level ever, and critical clears with hysteresis. */
+    l.crit_high = 100;
+    assert_int_equal(threshold_update(&t, &l, 99), 0);
+    assert_int_equal(threshold_update(&t, &l, 100), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, &l, 96), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, &l, 95), 0);
+    assert_int_equal(t.high, THRESHOLD_NONE);
+
+    /* The pressure catalogue entry has every limit off. */
+    struct threshold_state p = {0};
+    const struct metric_limits *pl = &metric_lookup("pressure_hpa")->limits;
+    assert_int_equal(threshold_update(&p, pl, 300), 0);
+    assert_int_equal(threshold_update(&p, pl, 1100), 0);
+}
+
+static void test_threshold_binary_flame(void **state)
+{
+    (void)state;
+    const struct metric_limits *l = &metric_lookup("flame")->limits; /* crit_high 0.5, h 0 */
+    struct threshold_state t = {0};
+    assert_int_equal(threshold_update(&t, l, 0), 0);
+    assert_int_equal(threshold_update(&t, l, 1), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, l, 1), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, l, 0), 0); /* no hysteresis: clears at once */
+    assert_int_equal(threshold_update(&t, l, 0), 0);
+    assert_int_equal(threshold_update(&t, l, 1), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, l, 0.5), FLAG_CRITICAL);
+    assert_int_equal(threshold_update(&t, l, 0.49), 0);
+}
+
+/* ---- robust_update and the anomaly flag ---------------------------------------------------- */
+
+static void test_robust_warmup_scores_zero(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    /* Wildly varying first values on a metric without limits: no anomaly during warm-up. */
+    struct series_state s;
+    init_series(&s, "pressure_hpa");
+    static const double wild[] = {300, 1100, 305, 1013, 1099, 301, 700, 1100, 300, 999};
+    for (uint32_t i = 0; i < p.warmup_readings; i++) {
+        double score;
+        uint32_t flags = feed(&s, &p, "pressure_hpa", wild[i % 10], T0 + i * 1000LL, &score);
+        assert_true(flags & FLAG_WARMUP);
+        assert_false(flags & FLAG_ANOMALY);
+        assert_near(score, 0, 0);
+    }
+    /* The next value is scored: warm-up is over. */
+    double score;
+    uint32_t flags = feed(&s, &p, "pressure_hpa", 700, T0 + 30000, &score);
+    assert_false(flags & FLAG_WARMUP);
+    assert_score_valid(score);
+
+    /* The same through robust_update directly: *warm is true exactly for warmup_readings. */
+    struct robust_state r = {0};
+    for (uint32_t i = 0; i < 2 * p.warmup_readings; i++) {
+        bool warm = !(i < p.warmup_readings);
+        double sc = robust_update(&r, &p, 0.1, (i % 2) ? 1e4 : -1e4, true, &warm);
+        assert_int_equal(warm, i < p.warmup_readings);
+        if (warm)
+            assert_near(sc, 0, 0);
+        assert_score_valid(sc);
+    }
+    /* Thresholds do not wait for warm-up: a gas leak on the first value is flagged. */
+    struct series_state g;
+    init_series(&g, "gas_ppm");
+    uint32_t gf = feed(&g, &p, "gas_ppm", 6000, T0, NULL);
+    assert_true(gf & FLAG_CRITICAL);
+    assert_true(gf & FLAG_WARMUP);
+}
+
+/* 10,000 identical values, then one step of the sensor's resolution: never an anomaly. */
+static void check_constant(const char *metric, double x, double step)
+{
+    struct detect_params p = default_params();
+    struct series_state s;
+    init_series(&s, metric);
+    double max_score = 0;
+    for (int i = 0; i < 10000; i++) {
+        double score;
+        uint32_t flags = feed(&s, &p, metric, x, T0 + i * 1000LL, &score);
+        assert_false(flags & FLAG_ANOMALY);
+        assert_score_valid(score);
+        if (score > max_score)
+            max_score = score;
+    }
+    assert_true(max_score < 0.01);
+    double score;
+    uint32_t flags = feed(&s, &p, metric, x + step, T0 + 10000000LL, &score);
+    assert_false(flags & FLAG_ANOMALY);
+    assert_true(score < 0.2);
+    flags = feed(&s, &p, metric, x - step, T0 + 10001000LL, &score);
+    assert_false(flags & FLAG_ANOMALY);
+    assert_true(score < 0.2);
+}
+
+static void test_robust_constant_signal(void **state)
+{
+    (void)state;
+    /* Near zero the resolution is the floor that matters; at 1013 hPa the relative one. */
+    check_constant("temperature_c", 5.0, 0.1);
+    check_constant("pressure_hpa", 1013.2, 0.1);
+    check_constant("gas_ppm", 0, 1);
+    check_constant("gas_ppm", 37, 1);
+
+    /* The step is seen (the score is not stuck at 0 either): at 5.0 C, 0.1 C is z = 1. */
+    struct detect_params p = default_params();
+    struct series_state s;
+    init_series(&s, "temperature_c");
+    for (int i = 0; i < 1000; i++)
+        feed(&s, &p, "temperature_c", 5.0, T0 + i * 1000LL, NULL);
+    double score;
+    feed(&s, &p, "temperature_c", 5.1, T0 + 1000000, &score);
+    assert_true(score > 0.01 && score < 0.2);
+
+    /* An unknown metric (generic resolution 0) that never changes, at 0. */
+    struct series_state u;
+    init_series(&u, "widget_count");
+    for (int i = 0; i < 1000; i++) {
+        uint32_t flags = feed(&u, &p, "widget_count", 0, T0 + i * 1000LL, &score);
+        assert_false(flags & FLAG_ANOMALY);
+        assert_near(score, 0, 1e-12);
+    }
+}
+
+static void test_robust_gaussian_noise_false_rate(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    const int n = 100000;
+    /* Humidity 45 % +/- 1.5, quantised to the sensor's 0.1 like a real reading. */
+    struct series_state s;
+    init_series(&s, "humidity_pct");
+    struct prng g = {0x9E3779B97F4A7C15ULL};
+    int anomalies = 0;
+    double max_score = 0;
+    for (int i = 0; i < n; i++) {
+        double x = round((45.0 + 1.5 * prng_gauss(&g)) * 10.0) / 10.0;
+        double score;
+        uint32_t flags = feed(&s, &p, "humidity_pct", x, T0 + i * 1000LL, &score);
+        assert_score_valid(score);
+        anomalies += (flags & FLAG_ANOMALY) != 0;
+        if (score > max_score)
+            max_score = score;
+    }
+    print_message("gaussian noise: %d anomalies in %d values, max score %.3f\n", anomalies, n,
+                  max_score);
+    assert_true(anomalies < n / 1000); /* < 0.1% */
+
+    /* The bare detector around 0 (no relative floor at work), unit noise. */
+    struct robust_state r = {0};
+    anomalies = 0;
+    for (int i = 0; i < n; i++) {
+        bool warm;
+        double sc = robust_update(&r, &p, 0.001, prng_gauss(&g), true, &warm);
+        assert_score_valid(sc);
+        anomalies += sc >= p.anomaly_threshold;
+    }
+    assert_true(anomalies < n / 1000);
+}
+
+/* Feeds n values of mean + sigma * noise into a robust state; returns the largest score. */
+static double feed_noise(struct robust_state *r, const struct detect_params *p, struct prng *g,
+                         double mean, double sigma, int n)
+{
+    double max_score = 0;
+    for (int i = 0; i < n; i++) {
+        bool warm;
+        double sc = robust_update(r, p, 0.01, mean + sigma * prng_gauss(g), true, &warm);
+        if (sc > max_score)
+            max_score = sc;
+    }
+    return max_score;
+}
+
+static void test_robust_spike_flagged_and_does_not_drag(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct robust_state r = {0};
+    struct prng g = {12345};
+    feed_noise(&r, &p, &g, 20, 1, 1000);
+    double level = r.level;
+    bool warm;
+    double sc = robust_update(&r, &p, 0.01, 40, true, &warm); /* +20 sigma */
+    assert_false(warm);
+    assert_true(sc > 0.9);
+    assert_true(sc >= p.anomaly_threshold);
+    /* The spike moved the level by far less than one sigma ... */
+    assert_true(fabs(r.level - level) < 0.5);
+    /* ... so the very next normal values score low again. */
+    double after = feed_noise(&r, &p, &g, 20, 1, 20);
+    assert_true(after < 0.5);
+
+    /* Downwards too. */
+    sc = robust_update(&r, &p, 0.01, 0, true, &warm);
+    assert_true(sc > 0.9);
+    after = feed_noise(&r, &p, &g, 20, 1, 20);
+    assert_true(after < 0.5);
+
+    /* Through detect_value: the spike carries FLAG_ANOMALY, the values around it do not. */
+    struct series_state s;
+    init_series(&s, "humidity_pct");
+    int64_t ts = T0;
+    for (int i = 0; i < 500; i++, ts += 1000)
+        feed(&s, &p, "humidity_pct", 45.0 + 0.1 * (i % 3), ts, NULL);
+    double score;
+    uint32_t flags = feed(&s, &p, "humidity_pct", 60.0, ts, &score);
+    assert_true(flags & FLAG_ANOMALY);
+    assert_false(flags & (FLAG_WARN | FLAG_CRITICAL));
+    assert_true(score > 0.9);
+    for (int i = 0; i < 5; i++) {
+        ts += 1000;
+        flags = feed(&s, &p, "humidity_pct", 45.0 + 0.1 * (i % 3), ts, &score);
+        assert_false(flags & FLAG_ANOMALY);
+        assert_true(score < 0.5);
+    }
+}
+
+/* A sustained shift of 20 sigma is anomalous until it has lasted warmup_readings values in one
+ * direction; then it is re-baselined: the level is the new value and normal values score low. */
+static void test_robust_level_shift_rebaselined(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct robust_state r = {0};
+    struct prng g = {777};
+    feed_noise(&r, &p, &g, 20, 1, 1000);
+    uint32_t flagged = 0;
+    for (uint32_t i = 0; i < p.warmup_readings; i++) {
+        bool warm;
+        double sc = robust_update(&r, &p, 0.01, 40 + prng_gauss(&g), true, &warm);
+        assert_score_valid(sc);
+        flagged += sc >= p.anomaly_threshold;
+    }
+    print_message("level shift: %u of the first %u shifted values flagged, level now %.2f, "
+                  "sigma %.2f\n",
+                  flagged, p.warmup_readings, r.level, 1.2533 * r.scale);
+    /* Anomalous for the whole run that the re-baselining rule counts. */
+    assert_int_equal(flagged, p.warmup_readings);
+    /* Re-baselined: the level is the new one (within a couple of sigma) ... */
+    assert_near(r.level, 40, 2);
+    /* ... and the new normal scores low. */
+    double after = feed_noise(&r, &p, &g, 40, 1, 20);
+    assert_true(after < 0.5);
+}
+
+/* After a shift has become the new normal the detector must still see a 20-sigma spike: a
+ * shift must not leave the scale inflated (blind) for dozens of readings. */
+static void test_robust_sensitive_after_level_shift(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct robust_state r = {0};
+    struct prng g = {4242};
+    feed_noise(&r, &p, &g, 20, 1, 1000);
+    feed_noise(&r, &p, &g, 40, 1, (int)p.warmup_readings + 10); /* shift, re-baselined */
+    bool warm;
+    double sc = robust_update(&r, &p, 0.01, 60, true, &warm); /* +20 sigma over the new level */
+    print_message("spike after shift: score %.3f (level %.2f, sigma %.2f)\n", sc, r.level,
+                  1.2533 * r.scale);
+    assert_true(sc >= p.anomaly_threshold);
+}
+
+/* Values beyond a limit are scored but not learned (detect.h): after an hour-long gas leak the
+ * return to the usual level is not an anomaly, and the leak itself still scores high. */
+static void test_robust_alarm_values_not_learned(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct series_state s;
+    init_series(&s, "gas_ppm");
+    struct prng g = {99};
+    int64_t ts = T0;
+    for (int i = 0; i < 300; i++, ts += 1000)
+        feed(&s, &p, "gas_ppm", round(40 + 3 * prng_gauss(&g)), ts, NULL);
+    struct robust_state before = s.robust;
+    double score;
+    for (int i = 0; i < 3600; i++, ts += 1000) {
+        uint32_t flags = feed(&s, &p, "gas_ppm", 6000 + (i % 7), ts, &score);
+        assert_true(flags & FLAG_CRITICAL);
+        assert_true(flags & FLAG_ANOMALY);
+        assert_true(score > 0.9);
+    }
+    assert_int_equal(s.robust.n, before.n);
+    assert_near(s.robust.level, before.level, 0);
+    uint32_t flags = feed(&s, &p, "gas_ppm", 41, ts, &score);
+    assert_false(flags & (FLAG_ANOMALY | FLAG_WARN | FLAG_CRITICAL));
+    assert_true(score < 0.5);
+}
+
+static void test_robust_score_bounds_huge_values(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    /* A known metric (resolution 0.1) after warm-up, hit by huge values. */
+    struct series_state s;
+    init_series(&s, "pressure_hpa");
+    int64_t ts = T0;
+    for (int i = 0; i < 100; i++, ts += 1000)
+        feed(&s, &p, "pressure_hpa", 1013.0 + 0.1 * (i % 2), ts, NULL);
+    static const double huge[] = {1e300, -1e300, 1e300, 1013.0, -1e300, 1013.1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++, ts += 1000) {
+        double score;
+        uint32_t flags = feed(&s, &p, "pressure_hpa", huge[i], ts, &score);
+        assert_score_valid(score);
+        if (fabs(huge[i]) > 1e100) {
+            assert_true(flags & FLAG_ANOMALY);
+        }
+    }
+    for (int i = 0; i < 50; i++, ts += 1000) {
+        double score;
+        feed(&s, &p, "pressure_hpa", 1013.0, ts, &score);
+        assert_score_valid(score);
+    }
+    assert_false(isnan(s.robust.level));
+    assert_false(isnan(s.robust.scale));
+
+    /* An unknown metric (generic resolution 0): huge alternating values from the start. */
+    struct series_state u;
+    init_series(&u, "widget_count");
+    for (int i = 0; i < 200; i++, ts += 1000) {
+        double score;
+        feed(&u, &p, "widget_count", (i % 2) ? 1e300 : -1e300, ts, &score);
+        assert_score_valid(score);
+    }
+    for (int i = 0; i < 200; i++, ts += 1000) {
+        double score;
+        feed(&u, &p, "widget_count", 7.0 + (i % 5), ts, &score);
+        assert_score_valid(score);
+    }
+}
+
+/* The largest finite values (an unknown metric has no range check beyond finiteness) must not
+ * overflow the detector into NaN: the score stays in [0,1] and the series keeps working. */
+static void test_robust_score_never_nan_at_double_range(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct series_state u;
+    init_series(&u, "widget_count");
+    int64_t ts = T0;
+    for (int i = 0; i < 100; i++, ts += 1000) {
+        double score;
+        feed(&u, &p, "widget_count", (i % 2) ? DBL_MAX : -DBL_MAX, ts, &score);
+        assert_score_valid(score);
+    }
+    assert_false(isnan(u.robust.level));
+    assert_false(isnan(u.robust.scale));
+    /* The series still scores: after a calm stretch (the scale must first forget values of
+     * 1e308, about 14,000 values at scale_alpha 0.05) a jump is flagged again. */
+    for (int i = 0; i < 20000; i++, ts += 1000)
+        feed(&u, &p, "widget_count", 5.0, ts, NULL);
+    double score;
+    uint32_t flags = feed(&u, &p, "widget_count", 5e9, ts, &score);
+    assert_score_valid(score);
+    assert_true(flags & FLAG_ANOMALY);
+}
+
+/* ---- rate_update ----------------------------------------------------------------------- */
+
+static void test_rate_nan_until_half_window(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params(); /* window 60 s */
+    struct rate_state r = {0};
+    r.per_min = NAN;
+    for (int i = 0; i < 30; i++)
+        assert_true(isnan(rate_update(&r, &p, T0 + i * 1000LL, 20.0 + i)));
+    double rate = rate_update(&r, &p, T0 + 30000, 50.0);
+    assert_false(isnan(rate));
+    assert_true(rate > 0);
+    assert_near(r.per_min, rate, 0);
+}
+
+/* Feeds a ramp of slope_per_min at 1 s steps from t0: the rate is within 10% once the window
+ * is full and within 3% once the smoothing has settled (two windows). */
+static void check_ramp(double slope_per_min, int64_t t0)
+{
+    struct detect_params p = default_params();
+    struct rate_state r = {0};
+    r.per_min = NAN;
+    for (int i = 0; i <= 300; i++) {
+        double rate = rate_update(&r, &p, t0 + i * 1000LL, 20.0 + slope_per_min * i / 60.0);
+        if (i == 60)
+            assert_near(rate, slope_per_min, 0.1 * fabs(slope_per_min)); /* window just full */
+        if (i >= 120)
+            assert_near(rate, slope_per_min, 0.03 * fabs(slope_per_min));
+    }
+}
+
+static void test_rate_linear_ramp(void **state)
+{
+    (void)state;
+    check_ramp(10.0, T0);
+    check_ramp(10.0, T0 + 1234); /* not aligned to the ring's slots */
+    check_ramp(-10.0, T0 + 777);
+    check_ramp(600.0, T0 + 5);
+}
+
+static void test_rate_out_of_order_ignored(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct rate_state a, b;
+    memset(&a, 0, sizeof a); /* padding too: the states are compared bytewise */
+    memset(&b, 0, sizeof b);
+    a.per_min = b.per_min = NAN;
+    for (int i = 0; i < 90; i++) {
+        int64_t ts = T0 + i * 1000LL;
+        double x = 20.0 + i / 6.0;
+        double ra = rate_update(&a, &p, ts, x);
+        double rb = rate_update(&b, &p, ts, x);
+        assert_memory_equal(&a, &b, sizeof a);
+        if (i == 10 || i == 45) {
+            /* b also sees a late reading and a repeated timestamp with absurd values. */
+            double late = rate_update(&b, &p, ts - 5000, 1e6);
+            double same = rate_update(&b, &p, ts, -1e6);
+            if (isnan(rb)) {
+                assert_true(isnan(late));
+                assert_true(isnan(same));
+            } else {
+                assert_near(late, ra, 0);
+                assert_near(same, ra, 0);
+            }
+            assert_memory_equal(&a, &b, sizeof a);
+        }
+    }
+}
+
+static void test_rate_flag_temperature(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    /* 15 C/min: flagged as soon as a rate exists, and on every value after the window. */
+    struct series_state fast;
+    init_series(&fast, "temperature_c"); /* max_rate_per_min 8.3 */
+    int first_flag = -1;
+    for (int i = 0; i <= 120; i++) {
+        uint32_t f =
+            feed(&fast, &p, "temperature_c", 20.0 + 15.0 * i / 60.0, T0 + i * 1000LL, NULL);
+        if (i < 30)
+            assert_false(f & FLAG_RATE); /* no rate yet */
+        if ((f & FLAG_RATE) && first_flag < 0)
+            first_flag = i;
+        if (i >= 60)
+            assert_true(f & FLAG_RATE);
+    }
+    assert_true(first_flag >= 30 && first_flag <= 45);
+
+    /* 10 C/min, just above the UL 521 limit: flagged once the window is full. */
+    struct series_state just;
+    init_series(&just, "temperature_c");
+    for (int i = 0; i <= 300; i++) {
+        uint32_t f =
+            feed(&just, &p, "temperature_c", 20.0 + 10.0 * i / 60.0, T0 + i * 1000LL, NULL);
+        if (i >= 90)
+            assert_true(f & FLAG_RATE);
+    }
+
+    /* 7 C/min and 4 C/min, falling 7 C/min: never. */
+    static const double slow[] = {7.0, 4.0, -7.0};
+    for (size_t k = 0; k < sizeof slow / sizeof slow[0]; k++) {
+        struct series_state s;
+        init_series(&s, "temperature_c");
+        for (int i = 0; i <= 600; i++) {
+            double x = 20.0 + slow[k] * i / 60.0;
+            assert_false(feed(&s, &p, "temperature_c", x, T0 + i * 1000LL, NULL) & FLAG_RATE);
+        }
+    }
+
+    /* Falling fast is a rate too (|change|). */
+    struct series_state fall;
+    init_series(&fall, "temperature_c");
+    uint32_t f = 0;
+    for (int i = 0; i <= 90; i++)
+        f = feed(&fall, &p, "temperature_c", 40.0 - 15.0 * i / 60.0, T0 + i * 1000LL, NULL);
+    assert_true(f & FLAG_RATE);
+
+    /* A metric without a rate limit never flags. */
+    struct series_state pr;
+    init_series(&pr, "pressure_hpa");
+    for (int i = 0; i <= 120; i++)
+        assert_false(feed(&pr, &p, "pressure_hpa", 300.0 + 5.0 * i, T0 + i * 1000LL, NULL) &
+                     FLAG_RATE);
+}
+
+/* ---- flat line ------------------------------------------------------------------------- */
+
+static void test_flatline_gas(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct series_state s;
+    init_series(&s, "gas_ppm");
+    assert_int_equal(s.limits.flatline_count, 60);
+    int64_t ts = T0;
+    for (int i = 1; i <= 59; i++, ts += 1000)
+        assert_false(feed(&s, &p, "gas_ppm", 412, ts, NULL) & FLAG_FLATLINE);
+    assert_true(feed(&s, &p, "gas_ppm", 412, ts, NULL) & FLAG_FLATLINE); /* the 60th */
+    ts += 1000;
+    assert_true(feed(&s, &p, "gas_ppm", 412, ts, NULL) & FLAG_FLATLINE);
+    ts += 1000;
+    assert_false(feed(&s, &p, "gas_ppm", 413, ts, NULL) & FLAG_FLATLINE); /* cleared */
+    ts += 1000;
+    /* The count restarts with the new value: 413 is already 1 of 60. */
+    for (int i = 2; i <= 59; i++, ts += 1000)
+        assert_false(feed(&s, &p, "gas_ppm", 413, ts, NULL) & FLAG_FLATLINE);
+    assert_true(feed(&s, &p, "gas_ppm", 413, ts, NULL) & FLAG_FLATLINE);
+    ts += 1000;
+    /* Alternating values never flag. */
+    for (int i = 0; i < 200; i++, ts += 1000)
+        assert_false(feed(&s, &p, "gas_ppm", 400 + (i % 2), ts, NULL) & FLAG_FLATLINE);
+}
+
+static void test_flatline_off_for_temperature(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct series_state s;
+    init_series(&s, "temperature_c");
+    assert_int_equal(s.limits.flatline_count, 0);
+    for (int i = 0; i < 1000; i++)
+        assert_false(feed(&s, &p, "temperature_c", 21.5, T0 + i * 1000LL, NULL) & FLAG_FLATLINE);
+}
+
+/* ---- gap_update ------------------------------------------------------------------------ */
+
+static void test_gap_regular_never_flags(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct gap_state g = {0};
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(gap_update(&g, &p, T0 + i * 1000LL), 0);
+    assert_near(g.interval_ms, 1000, 1e-6);
+}
+
+static void test_gap_long_pause_flagged(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params(); /* factor 5, min 30 s */
+    struct gap_state g = {0};
+    int64_t ts = T0;
+    for (int i = 0; i < 4; i++, ts += 1000) /* three intervals */
+        assert_int_equal(gap_update(&g, &p, ts), 0);
+    ts += 59000; /* 60 s after the last reading */
+    assert_int_equal(gap_update(&g, &p, ts), FLAG_GAP);
+    /* The gap did not teach the interval: a second one right after is still a gap. */
+    assert_near(g.interval_ms, 1000, 1e-6);
+    ts += 1000;
+    assert_int_equal(gap_update(&g, &p, ts), 0);
+    ts += 60000;
+    assert_int_equal(gap_update(&g, &p, ts), FLAG_GAP);
+    ts += 60000;
+    assert_int_equal(gap_update(&g, &p, ts), FLAG_GAP); /* back to back */
+    ts += 1000;
+    assert_int_equal(gap_update(&g, &p, ts), 0);
+    assert_near(g.interval_ms, 1000, 1e-6);
+}
+
+/* A device reconfigured from 1 s to 60 s readings: three gaps, then the new rhythm. */
+static void test_gap_new_rhythm_is_learned(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct gap_state g = {0};
+    int64_t ts = T0;
+    for (int i = 0; i < 10; i++, ts += 1000)
+        assert_int_equal(gap_update(&g, &p, ts), 0);
+    assert_int_equal(gap_update(&g, &p, ts += 60000), FLAG_GAP);
+    assert_int_equal(gap_update(&g, &p, ts += 60000), FLAG_GAP);
+    assert_int_equal(gap_update(&g, &p, ts += 60000), 0); /* third in a row: a rhythm */
+    assert_near(g.interval_ms, 60000, 1e-6);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(gap_update(&g, &p, ts += 60000), 0);
+    /* Gaps are judged against the new rhythm from now on. */
+    assert_int_equal(gap_update(&g, &p, ts += 600000), FLAG_GAP);
+}
+
+static void test_gap_short_pause_below_min(void **state)
+{
+
+    (void)state;
+    struct detect_params p = default_params();
+    struct gap_state g = {0};
+    int64_t ts = T0;
+    for (int i = 0; i < 10; i++, ts += 1000)
+        assert_int_equal(gap_update(&g, &p, ts), 0);
+    ts += 9000; /* 10 s: more than 5x the usual 1 s, not more than gap_min */
+    assert_int_equal(gap_update(&g, &p, ts), 0);
+
+    /* gap_min is exclusive: exactly 30 s is not a gap, 30.001 s is. */
+    struct gap_state h = {0};
+    ts = T0;
+    for (int i = 0; i < 10; i++, ts += 1000)
+        assert_int_equal(gap_update(&h, &p, ts), 0);
+    ts += 29000;
+    assert_int_equal(gap_update(&h, &p, ts), 0);
+    struct gap_state k = {0};
+    ts = T0;
+    for (int i = 0; i < 10; i++, ts += 1000)
+        assert_int_equal(gap_update(&k, &p, ts), 0);
+    ts += 29001;
+    assert_int_equal(gap_update(&k, &p, ts), FLAG_GAP);
+
+    /* A slow device (one reading a minute) is not in a gap at every reading. */
+    struct gap_state slow = {0};
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(gap_update(&slow, &p, T0 + i * 60000LL), 0);
+    assert_int_equal(gap_update(&slow, &p, T0 + 99 * 60000LL + 301000), FLAG_GAP);
+}
+
+static void test_gap_out_of_order_ignored(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct gap_state g, before;
+    memset(&g, 0, sizeof g); /* padding too: the state is compared bytewise */
+    int64_t ts = T0;
+    for (int i = 0; i < 10; i++, ts += 1000)
+        assert_int_equal(gap_update(&g, &p, ts), 0);
+    int64_t newest = ts - 1000;
+    memcpy(&before, &g, sizeof g);
+    assert_int_equal(gap_update(&g, &p, newest - 120000), 0); /* far in the past */
+    assert_int_equal(gap_update(&g, &p, newest), 0);          /* same instant */
+    assert_memory_equal(&g, &before, sizeof g);
+    /* Timing continues from the newest reading, not from the late one. */
+    assert_int_equal(gap_update(&g, &p, newest + 1000), 0);
+    assert_int_equal(gap_update(&g, &p, newest + 61000), FLAG_GAP);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threshold_high_warn_then_critical),
+        cmocka_unit_test(test_threshold_hysteresis_hovering_at_warn),
+        cmocka_unit_test(test_threshold_leaving_critical),
+        cmocka_unit_test(test_threshold_low_side),
+        cmocka_unit_test(test_threshold_nan_limits_are_off),
+        cmocka_unit_test(test_threshold_binary_flame),
+        cmocka_unit_test(test_robust_warmup_scores_zero),
+        cmocka_unit_test(test_robust_constant_signal),
+        cmocka_unit_test(test_robust_gaussian_noise_false_rate),
+        cmocka_unit_test(test_robust_spike_flagged_and_does_not_drag),
+        cmocka_unit_test(test_robust_level_shift_rebaselined),
+        cmocka_unit_test(test_robust_sensitive_after_level_shift),
+        cmocka_unit_test(test_robust_alarm_values_not_learned),
+        cmocka_unit_test(test_robust_score_bounds_huge_values),
+        cmocka_unit_test(test_robust_score_never_nan_at_double_range),
+        cmocka_unit_test(test_rate_nan_until_half_window),
+        cmocka_unit_test(test_rate_linear_ramp),
+        cmocka_unit_test(test_rate_out_of_order_ignored),
+        cmocka_unit_test(test_rate_flag_temperature),
+        cmocka_unit_test(test_flatline_gas),
+        cmocka_unit_test(test_flatline_off_for_temperature),
+        cmocka_unit_test(test_gap_regular_never_flags),
+        cmocka_unit_test(test_gap_long_pause_flagged),
+        cmocka_unit_test(test_gap_new_rhythm_is_learned),
+        cmocka_unit_test(test_gap_short_pause_below_min),
+        cmocka_unit_test(test_gap_out_of_order_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
