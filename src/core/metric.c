@@ -38,8 +38,9 @@ static const struct metric_info generic = {"",       "", "",    -INFINITY,
 
 const struct metric_info *metric_lookup(const char *name)
 {
+    /* Called for every value (verify, new series): compare the first byte before the rest. */
     for (size_t i = 0; i < sizeof catalogue / sizeof catalogue[0]; i++) {
-        if (strcmp(catalogue[i].name, name) == 0)
+        if (catalogue[i].name[0] == name[0] && strcmp(catalogue[i].name, name) == 0)
             return &catalogue[i];
     }
     return NULL;

@@ -281,19 +281,22 @@ static int decide_fire(const struct decide_ctx *ctx, struct decide_device *dd, c
 }
 
 int decide_reading(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
-                   const struct reading *r, const struct device_series *series, size_t n_series)
+                   const struct reading *r, const struct device_series *series, size_t n_series,
+                   const struct device_series *const *value_series)
 {
     int rc = CANARY_OK;
     bool fire_inputs = false;
     for (uint32_t i = 0; i < r->n_values && rc == 0; i++) {
         const struct metric_value *v = &r->values[i];
-        const struct device_series *s = find_series(series, n_series, v->name);
+        const struct device_series *s =
+            value_series != NULL ? value_series[i] : find_series(series, n_series, v->name);
         if (s == NULL)
             continue;
         rc = decide_value(ctx, dd, device, v, &s->state, r->ts_ms);
-        if (!strcmp(v->name, "flame") || !strcmp(v->name, "temperature_c"))
+        if (v->name[0] == 'f' ? !strcmp(v->name, "flame") : !strcmp(v->name, "temperature_c"))
             fire_inputs = true;
     }
+
     if (rc == 0 && fire_inputs)
         rc = decide_fire(ctx, dd, device, series, n_series, r->ts_ms);
     if (rc == 0)

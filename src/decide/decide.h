@@ -61,11 +61,15 @@ struct decide_ctx {
 };
 
 /* Evaluates a scored reading of device `device`, whose series (all of the device's, the
- * reading's included) are series[0..n_series). Returns 0, or CANARY_ENOMEM when a new
+ * reading's included) are series[0..n_series). value_series, when not NULL, gives the
+ * series of each value of the reading (parallel to r->values; the caller usually has them
+ * at hand), saving a lookup by name per value. Returns 0, or CANARY_ENOMEM when a new
+
  * alert machine could not be allocated (that condition is then evaluated again on the
  * device's next reading). */
 int decide_reading(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
-                   const struct reading *r, const struct device_series *series, size_t n_series);
+                   const struct reading *r, const struct device_series *series, size_t n_series,
+                   const struct device_series *const *value_series);
 
 /* The device went offline (offline = true, last heard at last_seen_ms) or came back. */
 int decide_offline(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,

@@ -132,13 +132,14 @@ static int hex4(const char *p, unsigned *out)
     return 0;
 }
 
-/* A decoded string: the first `cap` bytes in buf, its full length, and a hash of all of it
- * (FNV-1a, for duplicate keys). */
+/* A decoded string: the first `cap` bytes in buf, its full length, and (when want_hash) a
+ * hash of all of it (FNV-1a, for duplicate keys). */
 struct jstr {
     char *buf;
     size_t cap;
     size_t len;
     uint64_t hash;
+    bool want_hash;
 };
 
 static void put(struct jstr *s, unsigned char c)
@@ -146,7 +147,19 @@ static void put(struct jstr *s, unsigned char c)
     if (s->len < s->cap)
         s->buf[s->len] = (char)c;
     s->len++;
-    s->hash = (s->hash ^ c) * 0x100000001b3ULL;
+    if (s->want_hash)
+        s->hash = (s->hash ^ c) * 0x100000001b3ULL;
+}
+
+/* Appends a run of plain bytes (the common case: no escapes). */
+static void put_run(struct jstr *s, const char *run, size_t n)
+{
+    if (s->len < s->cap)
+        memcpy(s->buf + s->len, run, n < s->cap - s->len ? n : s->cap - s->len);
+    s->len += n;
+    if (s->want_hash)
+        for (size_t i = 0; i < n; i++)
+            s->hash = (s->hash ^ (unsigned char)run[i]) * 0x100000001b3ULL;
 }
 
 static void put_utf8(struct jstr *s, unsigned cp)
@@ -183,8 +196,10 @@ static int parse_string(struct jp *j, struct jstr *s)
         if (c < 0x20)
             return fail_at(j, p);
         if (c != '\\') {
-            put(s, c);
-            p++;
+            const char *run = p;
+            while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                p++;
+            put_run(s, run, (size_t)(p - run));
             continue;
         }
         const char *esc = p++;
@@ -237,7 +252,58 @@ static int parse_string(struct jp *j, struct jstr *s)
     return CANARY_OK;
 }
 
+/* Exact powers of ten representable in a double. */
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Clinger's fast path (W. D. Clinger, "How to read floating point numbers accurately",
+ * PLDI 1990): a decimal with at most 15 significant digits is an exact integer mantissa m,
+ * and 10^k is exact for |k| <= 22, so m * 10^k (or m / 10^-k) is one correctly rounded
+ * IEEE operation — the same double strtod() returns. The sensor values of the wire format
+ * ("412.5", "21.37", "1763676000123") all take this path. [p, end) is a well-formed
+ * unsigned JSON number. Returns false when the path does not apply. */
+static bool fast_decimal(const char *p, const char *end, double *out)
+{
+    uint64_t m = 0;
+    int digits = 0, e10 = 0;
+    bool seen_nonzero = false;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        seen_nonzero = seen_nonzero || *p != '0';
+        if (seen_nonzero && ++digits > 15)
+            return false;
+        m = m * 10 + (uint64_t)(*p - '0');
+    }
+    if (p < end && *p == '.') {
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+            seen_nonzero = seen_nonzero || *p != '0';
+            if (seen_nonzero && ++digits > 15)
+                return false;
+            m = m * 10 + (uint64_t)(*p - '0');
+            e10--;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        bool eneg = *p == '-';
+        if (*p == '+' || *p == '-')
+            p++;
+        int e = 0;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (e > 1000)
+                return false;
+            e = e * 10 + (*p - '0');
+        }
+        e10 += eneg ? -e : e;
+    }
+    if (e10 < -22 || e10 > 22)
+        return false;
+    *out = e10 >= 0 ? (double)m * pow10_exact[e10] : (double)m / pow10_exact[-e10];
+    return true;
+}
+
 /* Parses the number at the cursor (RFC 8259 grammar) into *out (inf when it overflows). */
+
 static int parse_number(struct jp *j, double *out)
 {
     const char *start = j->p, *p = j->p, *end = j->end;
@@ -274,12 +340,10 @@ static int parse_number(struct jp *j, double *out)
             p++;
     }
     size_t len = (size_t)(p - start);
-    if (integer && len - neg <= 15) {
-        /* Up to 15 digits: exact in a double, and much faster than strtod. */
-        int64_t v = 0;
-        for (const char *q = start + neg; q < p; q++)
-            v = v * 10 + (*q - '0');
-        *out = neg ? -(double)v : (double)v;
+    (void)integer;
+    if (fast_decimal(start + neg, p, out)) {
+        if (neg)
+            *out = -*out;
     } else {
         if (len > MAX_NUMBER_CHARS)
             return fail_at(j, start);
@@ -303,7 +367,7 @@ static int parse_literal(struct jp *j, const char *word, size_t n)
 /* Parses a scalar of the given type (strings without keeping them). */
 static int parse_scalar(struct jp *j, enum jtype t, double *num)
 {
-    struct jstr none = {NULL, 0, 0, 0};
+    struct jstr none = {NULL, 0, 0, 0, false};
     double ignored;
     switch (t) {
     case J_STRING:
@@ -370,7 +434,7 @@ static int skip_value(struct jp *j)
                 break; /* the next array value */
         key:
             ws(j);
-            struct jstr none = {NULL, 0, 0, 0};
+            struct jstr none = {NULL, 0, 0, 0, false};
             if (j->p >= j->end || *j->p != '"')
                 return fail_at(j, j->p);
             if (parse_string(j, &none) != 0)
@@ -432,7 +496,7 @@ static int parse_values(struct jp *j, const struct ingest_limits *lim, struct va
             return fail_at(j, j->p);
         struct value_tmp *t = vs->n < keep ? &vs->v[vs->n] : NULL;
         char scratch[READING_METRIC_BUF];
-        struct jstr name = {t ? t->name : scratch, READING_MAX_METRIC_LEN, 0, 0};
+        struct jstr name = {t ? t->name : scratch, READING_MAX_METRIC_LEN, 0, 0, true};
         if (parse_string(j, &name) != 0)
             return j->rc;
         size_t shown = name.len < READING_MAX_METRIC_LEN ? name.len : READING_MAX_METRIC_LEN;
@@ -636,7 +700,7 @@ static int parse_reading(struct jp *j, struct ingest_batch *b, size_t i,
     bool too_many = false;
     char dup[48] = "", unknown[48] = "";
     char devbuf[READING_ID_BUF];
-    struct jstr dev = {devbuf, READING_MAX_ID_LEN, 0, 0};
+    struct jstr dev = {devbuf, READING_MAX_ID_LEN, 0, 0, false};
     bool dev_present = false, vals_present = false;
     enum jtype dev_type = J_NULL, vals_type = J_NULL;
     struct num_field seq = {false, J_NULL, 0}, ts = {false, J_NULL, 0};
@@ -652,7 +716,7 @@ static int parse_reading(struct jp *j, struct ingest_batch *b, size_t i,
         if (j->p >= j->end || *j->p != '"')
             return fail_at(j, j->p);
         char kbuf[64];
-        struct jstr key = {kbuf, sizeof kbuf, 0, 0};
+        struct jstr key = {kbuf, sizeof kbuf, 0, 0, true};
         if (parse_string(j, &key) != 0)
             return j->rc;
         size_t kshown = key.len < key.cap ? key.len : key.cap;

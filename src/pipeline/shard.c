@@ -129,39 +129,34 @@ static struct shard_device *device_for(struct shard *s, struct ingest_batch *b, 
     return d;
 }
 
-static struct device_series *series_for(struct shard *s, struct shard_device *d, const char *metric)
+/* The index of a device's series for a metric, or -1. */
+static int32_t series_index(const struct shard_device *d, const char *metric)
 {
     for (uint32_t i = 0; i < d->n_series; i++) {
         if (strcmp(d->series[i].metric, metric) == 0)
-            return &d->series[i];
+            return (int32_t)i;
     }
+    return -1;
+}
+
+/* Adds a series for a metric with its resolved limits. Returns its index, or -1 when out of
+ * memory. (Adding may move the series array: keep indices, not pointers, across it.) */
+static int32_t series_add(struct shard *s, struct shard_device *d, const char *metric)
+{
     if (d->n_series == d->cap_series) {
         uint32_t cap = d->cap_series ? d->cap_series * 2 : 4;
         struct device_series *grown = realloc(d->series, cap * sizeof *grown);
         if (grown == NULL)
-            return NULL;
+            return -1;
         d->series = grown;
         d->cap_series = cap;
     }
-    struct device_series *ser = &d->series[d->n_series++];
+    struct device_series *ser = &d->series[d->n_series];
     snprintf(ser->metric, sizeof ser->metric, "%s", metric);
     struct metric_limits limits;
     config_metric_limits(s->params.cfg, d->id, metric, &limits);
     series_init(&ser->state, metric_info_or_generic(metric), &limits);
-    return ser;
-}
-
-/* How many of the reading's metrics the device has not reported before. */
-static uint32_t new_metrics(const struct shard_device *d, const struct reading *r)
-{
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < r->n_values; k++) {
-        bool known = false;
-        for (uint32_t i = 0; i < d->n_series && !known; i++)
-            known = strcmp(d->series[i].metric, r->values[k].name) == 0;
-        n += !known;
-    }
-    return n;
+    return (int32_t)d->n_series++;
 }
 
 /* Duplicate check; a fresh reading is recorded as seen. Returns false for a duplicate. */
@@ -207,7 +202,14 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
         counts->unknown++;
         return;
     }
-    if (d->n_series + new_metrics(d, r) > cfg->devices.max_metrics) {
+    /* Each value's series, looked up once; new metrics are counted before any is added. */
+    int32_t idx[READING_MAX_VALUES];
+    uint32_t missing = 0;
+    for (uint32_t k = 0; k < r->n_values; k++) {
+        idx[k] = series_index(d, r->values[k].name);
+        missing += idx[k] < 0;
+    }
+    if (d->n_series + missing > cfg->devices.max_metrics) {
         ingest_batch_reject(b, i, "values",
                             "the device would report more than %u distinct metrics (limit "
                             "devices.max_metrics)",
@@ -225,18 +227,22 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
     d->status = DEVICE_ONLINE;
     uint32_t gap = gap_update(&d->gap, dp, r->ts_ms);
     for (uint32_t k = 0; k < r->n_values; k++) {
-        struct device_series *ser = series_for(s, d, r->values[k].name);
-        if (ser == NULL) {
+        if (idx[k] < 0 && (idx[k] = series_add(s, d, r->values[k].name)) < 0) {
             /* Out of memory: refuse the reading whole rather than store it unscored. */
             ingest_batch_reject(b, i, "values", "out of memory");
             counts->invalid++;
             return;
         }
+    }
+    const struct device_series *value_series[READING_MAX_VALUES];
+    for (uint32_t k = 0; k < r->n_values; k++) {
+        struct device_series *ser = &d->series[idx[k]];
+        value_series[k] = ser;
         detect_value(&ser->state, dp, &r->values[k], r->ts_ms);
         r->values[k].flags |= gap;
         counts->anomalies += (r->values[k].flags & FLAG_ANOMALY) != 0;
     }
-    if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series) != 0)
+    if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series, value_series) != 0)
         log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
 }
 

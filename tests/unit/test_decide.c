@@ -168,7 +168,7 @@ static int dev_send(struct fixture *fx, struct dev *d, int64_t ts, ...)
         v[k].flags |= gap;
         d->flags[k] = v[k].flags;
     }
-    return decide_reading(&fx->ctx, &d->dd, d->id, &r, d->series, d->n_series);
+    return decide_reading(&fx->ctx, &d->dd, d->id, &r, d->series, d->n_series, NULL);
 }
 
 static enum alert_action action_of(const struct record *r)
