@@ -114,12 +114,11 @@ int main(int argc, char **argv)
 
     struct store *st;
     char err[512];
-    struct store_options so = {db,
-                               false,
-                               strcmp(sync, "full") == 0,
-                               5000,
-                               cfg.store.chunk_max_readings,
-                               (int64_t)cfg.store.chunk_max_span_s * 1000};
+    struct store_options so = {.path = db,
+                               .synchronous_full = strcmp(sync, "full") == 0,
+                               .busy_timeout_ms = 5000,
+                               .chunk_max_readings = cfg.store.chunk_max_readings,
+                               .chunk_max_span_ms = (int64_t)cfg.store.chunk_max_span_s * 1000};
     if (store_open(&st, &so, err, sizeof err) != 0) {
         fprintf(stderr, "bench_pipeline: %s\n", err);
         return 1;

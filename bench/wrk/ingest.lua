@@ -22,12 +22,16 @@ function init(args)
   wrk.headers["Content-Type"] = "application/json"
 end
 
+-- Values look like sensors: a per-device level, a slow drift and small noise (a sawtooth
+-- would make the detectors open and close anomaly alerts all run long, which is not ingest).
 local function reading(idx)
   local dev = idx % 1000
   local seq = math.floor(idx / 1000) + 1
+  local wobble = (seq * 7 + dev) % 5
   return string.format(
-    '{"device":"w%d-%d","seq":%d,"values":{"gas_ppm":%d,"temperature_c":21.5,"humidity_pct":%d}}',
-    tid, dev, seq, 400 + idx % 50, 45 + idx % 7)
+    '{"device":"w%d-%d","seq":%d,"values":{"gas_ppm":%d,"temperature_c":%.1f,"humidity_pct":%.1f}}',
+    tid, dev, seq, 400 + dev % 50 + wobble, 21.5 + (seq % 40) * 0.02 + wobble * 0.05,
+    45 + (seq % 30) * 0.05 + wobble * 0.1)
 end
 
 function request()

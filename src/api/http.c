@@ -381,12 +381,12 @@ static int store_pool_init(struct store_pool *pool, const struct canary_config *
     pthread_mutex_init(&pool->lock, NULL);
     pool->free = NULL;
     pool->n_free = pool->cap = 0;
-    struct store_options o = {cfg->store.path,
-                              true,
-                              false,
-                              cfg->store.busy_timeout_ms,
-                              cfg->store.chunk_max_readings,
-                              (int64_t)cfg->store.chunk_max_span_s * 1000};
+    struct store_options o = {.path = cfg->store.path,
+                              .read_only = true,
+                              .busy_timeout_ms = cfg->store.busy_timeout_ms,
+                              .chunk_max_readings = cfg->store.chunk_max_readings,
+                              .chunk_max_span_ms = (int64_t)cfg->store.chunk_max_span_s * 1000,
+                              .manual_checkpoints = true};
     pool->opt = o;
     return CANARY_OK;
 }
@@ -458,6 +458,7 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
     store_pool_init(&srv->api.readers, cfg);
     struct store_options admin = srv->api.readers.opt;
     admin.read_only = false;
+    admin.manual_checkpoints = true; /* the pipeline's checkpointer does it */
     admin.synchronous_full = strcmp(cfg->store.synchronous, "full") == 0;
     int rc = store_open(&srv->api.admin, &admin, err, errlen);
     if (rc != 0) {

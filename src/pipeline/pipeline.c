@@ -134,12 +134,13 @@ static void fill_params(struct pipeline *p)
 
 static struct store_options store_opts(const struct canary_config *c, bool read_only)
 {
-    struct store_options o = {c->store.path,
-                              read_only,
-                              strcmp(c->store.synchronous, "full") == 0,
-                              c->store.busy_timeout_ms,
-                              c->store.chunk_max_readings,
-                              (int64_t)c->store.chunk_max_span_s * 1000};
+    struct store_options o = {.path = c->store.path,
+                              .read_only = read_only,
+                              .synchronous_full = strcmp(c->store.synchronous, "full") == 0,
+                              .busy_timeout_ms = c->store.busy_timeout_ms,
+                              .chunk_max_readings = c->store.chunk_max_readings,
+                              .chunk_max_span_ms = (int64_t)c->store.chunk_max_span_s * 1000,
+                              .manual_checkpoints = true};
     return o;
 }
 
@@ -161,6 +162,15 @@ static void load_alert(void *arg, const struct alert *a)
     struct load_ctx *ctx = arg;
     if (ctx->rc == 0)
         ctx->rc = shard_adopt_alert(&pipeline_owner(ctx->p, a->device)->shard, a, ctx->now_ms);
+}
+
+static void stop_checkpointer(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->checkpoint_lock);
+    p->checkpoint_stop = true;
+    pthread_cond_signal(&p->checkpoint_wake);
+    pthread_mutex_unlock(&p->checkpoint_lock);
+    pthread_join(p->checkpointer, NULL);
 }
 
 static void free_workers(struct pipeline *p, unsigned n)
@@ -241,11 +251,25 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     if (rc == 0)
         rc = store_alert_max_id(p->store, &max_id, err, errlen);
     atomic_store(&p->next_alert_id, max_id + 1);
+    if (rc == 0)
+        rc = store_open(&p->checkpoint_store, &wopt, err, errlen);
+    pthread_mutex_init(&p->checkpoint_lock, NULL);
+    pthread_cond_init(&p->checkpoint_wake, NULL);
+    if (rc == 0 && pthread_create(&p->checkpointer, NULL, checkpointer_main, p) != 0) {
+        snprintf(err, errlen, "cannot start the checkpoint thread");
+        rc = CANARY_ENOMEM;
+    }
+    bool checkpointing = rc == 0;
     if (rc == 0 && pthread_create(&p->writer, NULL, writer_main, p) != 0) {
         snprintf(err, errlen, "cannot start the writer thread");
         rc = CANARY_ENOMEM;
     }
     if (rc != 0) {
+        if (checkpointing)
+            stop_checkpointer(p);
+        store_close(p->checkpoint_store);
+        pthread_mutex_destroy(&p->checkpoint_lock);
+        pthread_cond_destroy(&p->checkpoint_wake);
         if (p->workers != NULL)
             free_workers(p, made);
         store_close(p->store);
@@ -356,6 +380,7 @@ void pipeline_stop(struct pipeline *p)
         pthread_join(p->workers[i].thread, NULL);
     queue_close(&p->writer_q);
     pthread_join(p->writer, NULL);
+    stop_checkpointer(p);
     log_info("pipeline.stopped", "readings_accepted=%llu",
              (unsigned long long)atomic_load(&p->counters[PC_READINGS_ACCEPTED]));
 }
@@ -366,6 +391,9 @@ void pipeline_free(struct pipeline *p)
         return;
     pipeline_stop(p);
     free_workers(p, p->n_workers);
+    store_close(p->checkpoint_store);
+    pthread_mutex_destroy(&p->checkpoint_lock);
+    pthread_cond_destroy(&p->checkpoint_wake);
     store_close(p->store);
     queue_destroy(&p->writer_q);
     config_free(&p->cfg);

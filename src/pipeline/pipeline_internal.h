@@ -52,6 +52,12 @@ struct pipeline {
     unsigned n_workers;
     pthread_t writer;
     struct queue writer_q;
+    pthread_t checkpointer;
+    struct store *checkpoint_store; /* the checkpointer's own handle */
+    pthread_mutex_t checkpoint_lock;
+    pthread_cond_t checkpoint_wake;
+    bool checkpoint_stop;
+
     _Atomic bool stopping;
     _Atomic uint64_t inflight;
     _Atomic uint64_t next_alert_id;
@@ -67,6 +73,8 @@ struct pipeline {
 /* Thread bodies (worker.c, writer.c). */
 void *worker_main(void *arg);
 void *writer_main(void *arg);
+void *checkpointer_main(void *arg);
+
 
 /* Prepares a worker (its shard reads registered devices through reader, which it then
  * owns), and frees one. */

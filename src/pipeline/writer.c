@@ -271,3 +271,44 @@ void *writer_main(void *arg)
     free(c.events);
     return NULL;
 }
+
+/* The checkpointer: copies the write-ahead log into the database file every
+ * CHECKPOINT_INTERVAL_MS on its own handle. SQLite would otherwise checkpoint inside a
+ * commit every few thousand pages, and every request waiting on that commit would wait for
+ * the copy too; a PASSIVE checkpoint from another connection runs beside the writer. When
+ * the log passes RESTART_PAGES (the passive ones never quite catch up with a steady stream
+ * of commits), a RESTART checkpoint lets the log start over: it holds commits only while it
+ * copies the last few pages. */
+#define CHECKPOINT_INTERVAL_MS 250
+#define RESTART_PAGES          16384 /* 64 MB of 4 KB pages */
+
+void *checkpointer_main(void *arg)
+{
+    struct pipeline *p = arg;
+    bool warned = false;
+    int wal_pages = 0;
+    pthread_mutex_lock(&p->checkpoint_lock);
+    while (!p->checkpoint_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += CHECKPOINT_INTERVAL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&p->checkpoint_wake, &p->checkpoint_lock, &ts);
+        pthread_mutex_unlock(&p->checkpoint_lock);
+        char err[512];
+        int rc = store_checkpoint(p->checkpoint_store, false, &wal_pages, err, sizeof err);
+        if (rc == 0 && wal_pages > RESTART_PAGES)
+            rc = store_checkpoint(p->checkpoint_store, true, &wal_pages, err, sizeof err);
+        if (rc != 0 && !warned)
+            log_warn("store.checkpoint_failed", "error=\"%s\"", err);
+        warned = rc != 0;
+        pthread_mutex_lock(&p->checkpoint_lock);
+    }
+    pthread_mutex_unlock(&p->checkpoint_lock);
+    char err[512];
+    store_checkpoint(p->checkpoint_store, false, &wal_pages, err, sizeof err);
+    return NULL;
+}

@@ -359,11 +359,15 @@ int store_open(struct store **out, const struct store_options *opt, char *err, s
     sqlite3_busy_timeout(s->db, (int)opt->busy_timeout_ms);
     int rc = CANARY_OK;
     if (!opt->read_only) {
-        char pragmas[256];
+        /* The log file is cut back to 64 MB after a checkpoint, so it never keeps the size
+         * of its largest burst. */
+        char pragmas[320];
         snprintf(pragmas, sizeof pragmas,
                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-                 "PRAGMA wal_autocheckpoint=10000; PRAGMA cache_size=-65536;",
-                 opt->synchronous_full ? "FULL" : "NORMAL");
+                 "PRAGMA wal_autocheckpoint=%d; PRAGMA journal_size_limit=67108864;"
+                 "PRAGMA cache_size=-65536;",
+                 opt->synchronous_full ? "FULL" : "NORMAL", opt->manual_checkpoints ? 0 : 10000);
+
         rc = sq_exec(s, pragmas, err, errlen);
         if (rc == 0)
             rc = migrate(s, err, errlen);
@@ -399,4 +403,15 @@ void store_close(struct store *s)
     chunk_encoder_free(&s->enc);
     free(s->blob);
     free(s);
+}
+
+int store_checkpoint(struct store *s, bool restart, int *wal_pages, char *err, size_t errlen)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(
+        s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return sq_fail(s, err, errlen, "checkpoint");
+    *wal_pages = log;
+    return CANARY_OK;
 }

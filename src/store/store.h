@@ -42,6 +42,7 @@ struct store_options {
     unsigned busy_timeout_ms;    /* wait for locks this long */
     unsigned chunk_max_readings; /* compaction: readings per chunk */
     int64_t chunk_max_span_ms;   /* compaction: time one chunk may span */
+    bool manual_checkpoints;     /* the caller runs store_checkpoint(); commits do not */
 };
 
 /* Opens (and for a writer, creates and migrates) the database. Returns 0 and *out, or an
@@ -75,7 +76,18 @@ int store_write(struct store *s, const struct store_batch *b, char *err, size_t 
  * *moved receives the number of log rows compacted. Returns 0 or CANARY_EIO. */
 int store_compact(struct store *s, size_t max_rows, size_t *moved, char *err, size_t errlen);
 
+/* Copies committed pages from the write-ahead log into the database file. A PASSIVE
+ * checkpoint (restart = false) never waits for, or blocks, the writer or readers; canaryd
+ * runs it on its own thread with its own handle, so a checkpoint never stalls a commit
+ * (the writer's handle does not checkpoint by itself: store_options.manual_checkpoints).
+ * Under a steady stream of commits the log can still only start over when a checkpoint
+ * has caught up completely, so once it grows large a RESTART checkpoint (restart = true)
+ * briefly holds new commits, finishes the copy, and lets the next commit reuse the log
+ * from its beginning. *wal_pages receives the pages in the log. Returns 0 or CANARY_EIO. */
+int store_checkpoint(struct store *s, bool restart, int *wal_pages, char *err, size_t errlen);
+
 /* Deletes chunks whose newest reading is older than readings_before_ms and resolved
+
  * alerts (with their events) resolved before alerts_before_ms (0 = skip). Deletes at most
  * max_rows rows per call. *deleted receives the count. Returns 0 or CANARY_EIO. */
 int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_before_ms,

@@ -29,7 +29,12 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/canary-store-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    struct store_options opt = {f->path, false, false, 1000, 4, 3600000};
+    struct store_options opt = {.path = f->path,
+                                .read_only = false,
+                                .synchronous_full = false,
+                                .busy_timeout_ms = 1000,
+                                .chunk_max_readings = 4,
+                                .chunk_max_span_ms = 3600000};
     char err[256];
     assert_int_equal(store_open(&f->s, &opt, err, sizeof err), 0);
     *state = f;
@@ -490,12 +495,22 @@ static void test_reopen_persists_everything(void **state)
     char err[256];
     write_readings(f->s, "dev-a", 0, 6);
     store_close(f->s);
-    struct store_options opt = {f->path, false, true, 1000, 4, 3600000};
+    struct store_options opt = {.path = f->path,
+                                .read_only = false,
+                                .synchronous_full = true,
+                                .busy_timeout_ms = 1000,
+                                .chunk_max_readings = 4,
+                                .chunk_max_span_ms = 3600000};
     assert_int_equal(store_open(&f->s, &opt, err, sizeof err), 0);
     check_range(f->s, "dev-a", 0, 6);
     /* A reader handle sees the same. */
     struct store *r;
-    struct store_options ro = {f->path, true, false, 1000, 4, 3600000};
+    struct store_options ro = {.path = f->path,
+                               .read_only = true,
+                               .synchronous_full = false,
+                               .busy_timeout_ms = 1000,
+                               .chunk_max_readings = 4,
+                               .chunk_max_span_ms = 3600000};
     assert_int_equal(store_open(&r, &ro, err, sizeof err), 0);
     check_range(r, "dev-a", 0, 6);
     store_close(r);
@@ -507,7 +522,12 @@ static void test_open_errors_are_clear(void **state)
     (void)state;
     struct store *s;
     char err[256] = "";
-    struct store_options opt = {"/nonexistent-dir/x.db", false, false, 100, 4, 1000};
+    struct store_options opt = {.path = "/nonexistent-dir/x.db",
+                                .read_only = false,
+                                .synchronous_full = false,
+                                .busy_timeout_ms = 100,
+                                .chunk_max_readings = 4,
+                                .chunk_max_span_ms = 1000};
     assert_int_equal(store_open(&s, &opt, err, sizeof err), CANARY_EIO);
     assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
 }
