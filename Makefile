@@ -19,11 +19,11 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCANARY_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cmake --build $(ASAN_BUILD) -j$(JOBS) -- --no-print-directory
 
 # Every test, in the normal and in the sanitizer build. Non-zero exit on any failure.
 test: build asan
@@ -39,7 +39,7 @@ demo: build
 
 bench: deps
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build $(BENCH_BUILD) -j$(JOBS)
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) -- --no-print-directory
 	@bash bench/run.sh $(BENCH_BUILD)
 
 # Regenerates the configuration reference from the key table (a test checks they agree).

@@ -121,6 +121,13 @@ enum MHD_Result api_readyz(struct request *req);
 enum MHD_Result api_metrics_catalogue(struct request *req);
 enum MHD_Result api_index(struct request *req);
 
+/* Adds a number, or null when it is NaN or infinite (JSON has no such numbers). */
+void api_add_number(cJSON *obj, const char *name, double v);
+
+/* The device id of a /api/v1/devices/<id>/... path, validated. Answers 400 and returns
+ * NULL when invalid. */
+const char *api_device_segment(struct request *req);
+
 /* JSON of shared objects. */
 cJSON *api_alert_json(const struct alert *a);
 cJSON *api_flags_json(uint32_t flags);

@@ -50,18 +50,6 @@ static cJSON *device_json(const struct canary_config *cfg, const struct store_de
     return o;
 }
 
-/* The device id path segment, validated. Answers 400 and returns NULL when invalid. */
-static const char *device_segment(struct request *req)
-{
-    const char *id = req->segments[3];
-    if (!device_id_valid(id, strlen(id), req->api->cfg->ingest.max_device_len)) {
-        api_respond_error(req, 400, "invalid_field", "device",
-                          "not a valid device id (letters, digits and . _ : -)");
-        return NULL;
-    }
-    return id;
-}
-
 enum MHD_Result api_devices_list(struct request *req)
 {
     static const char *const params[] = {"after", "limit", NULL};
@@ -99,7 +87,7 @@ enum MHD_Result api_device_get(struct request *req)
     static const char *const params[] = {NULL};
     if (!api_query_check(req, params))
         return MHD_YES;
-    const char *id = device_segment(req);
+    const char *id = api_device_segment(req);
     if (id == NULL)
         return MHD_YES;
     struct store *s = api_reader(req);
@@ -188,7 +176,7 @@ enum MHD_Result api_device_patch(struct request *req)
     static const char *const params[] = {NULL};
     if (!api_query_check(req, params) || !api_authorized(req))
         return MHD_YES;
-    const char *id = device_segment(req);
+    const char *id = api_device_segment(req);
     if (id == NULL)
         return MHD_YES;
     cJSON *body = api_body_object(req, fields);

@@ -35,34 +35,15 @@ static bool device_known(struct request *req, struct store *s, const char *id)
     return false;
 }
 
-static const char *device_segment(struct request *req)
-{
-    const char *id = req->segments[3];
-    if (!device_id_valid(id, strlen(id), req->api->cfg->ingest.max_device_len)) {
-        api_respond_error(req, 400, "invalid_field", "device",
-                          "not a valid device id (letters, digits and . _ : -)");
-        return NULL;
-    }
-    return id;
-}
-
-static void add_limit(cJSON *o, const char *name, double v)
-{
-    if (isnan(v))
-        cJSON_AddNullToObject(o, name);
-    else
-        cJSON_AddNumberToObject(o, name, v);
-}
-
 static cJSON *limits_json(const struct canary_config *cfg, const char *device, const char *metric)
 {
     struct metric_limits l;
     config_metric_limits(cfg, device, metric, &l);
     cJSON *o = cJSON_CreateObject();
-    add_limit(o, "warn_high", l.warn_high);
-    add_limit(o, "crit_high", l.crit_high);
-    add_limit(o, "warn_low", l.warn_low);
-    add_limit(o, "crit_low", l.crit_low);
+    api_add_number(o, "warn_high", l.warn_high);
+    api_add_number(o, "crit_high", l.crit_high);
+    api_add_number(o, "warn_low", l.warn_low);
+    api_add_number(o, "crit_low", l.crit_low);
     return o;
 }
 
@@ -125,7 +106,7 @@ enum MHD_Result api_device_readings(struct request *req)
     static const char *const params[] = {"metric", "from", "to", "limit", "order", "points", NULL};
     if (!api_query_check(req, params))
         return MHD_YES;
-    const char *device = device_segment(req);
+    const char *device = api_device_segment(req);
     if (device == NULL)
         return MHD_YES;
     int64_t now = clock_wall_ms();
@@ -272,7 +253,7 @@ static enum MHD_Result series_answer(struct request *req, const char *device, bo
 
 enum MHD_Result api_device_latest(struct request *req)
 {
-    const char *device = device_segment(req);
+    const char *device = api_device_segment(req);
     return device == NULL ? MHD_YES : series_answer(req, device, false);
 }
 
@@ -284,7 +265,7 @@ enum MHD_Result api_latest(struct request *req)
 enum MHD_Result api_maxima(struct request *req)
 {
     if (req->n_segments == 5) { /* /api/v1/devices/<id>/maxima */
-        const char *device = device_segment(req);
+        const char *device = api_device_segment(req);
         return device == NULL ? MHD_YES : series_answer(req, device, true);
     }
     return series_answer(req, NULL, true);

@@ -84,14 +84,6 @@ enum MHD_Result api_stats(struct request *req)
     return api_respond_json(req, 200, o, NULL);
 }
 
-static void add_or_null(cJSON *o, const char *name, double v)
-{
-    if (isnan(v) || isinf(v))
-        cJSON_AddNullToObject(o, name);
-    else
-        cJSON_AddNumberToObject(o, name, v);
-}
-
 enum MHD_Result api_metrics_catalogue(struct request *req)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -103,17 +95,17 @@ enum MHD_Result api_metrics_catalogue(struct request *req)
         cJSON_AddStringToObject(o, "name", m->name);
         cJSON_AddStringToObject(o, "label", m->label);
         cJSON_AddStringToObject(o, "unit", m->unit);
-        add_or_null(o, "min", m->min);
-        add_or_null(o, "max", m->max);
+        api_add_number(o, "min", m->min);
+        api_add_number(o, "max", m->max);
         cJSON_AddNumberToObject(o, "resolution", m->resolution);
         cJSON_AddBoolToObject(o, "binary", m->binary);
         cJSON *lim = cJSON_AddObjectToObject(o, "limits");
-        add_or_null(lim, "warn_high", l.warn_high);
-        add_or_null(lim, "crit_high", l.crit_high);
-        add_or_null(lim, "warn_low", l.warn_low);
-        add_or_null(lim, "crit_low", l.crit_low);
-        add_or_null(lim, "hysteresis", l.hysteresis);
-        add_or_null(lim, "max_rate_per_min", l.max_rate_per_min);
+        api_add_number(lim, "warn_high", l.warn_high);
+        api_add_number(lim, "crit_high", l.crit_high);
+        api_add_number(lim, "warn_low", l.warn_low);
+        api_add_number(lim, "crit_low", l.crit_low);
+        api_add_number(lim, "hysteresis", l.hysteresis);
+        api_add_number(lim, "max_rate_per_min", l.max_rate_per_min);
         cJSON_AddNumberToObject(lim, "flatline_count", l.flatline_count);
         cJSON_AddItemToArray(arr, o);
     }

@@ -5,9 +5,11 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metric.h"
 #include "core/utf8.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,12 +327,23 @@ static void add_time(cJSON *obj, const char *name, int64_t ms)
     cJSON_AddNumberToObject(obj, name, (double)ms);
 }
 
-static void add_real(cJSON *obj, const char *name, double v)
+void api_add_number(cJSON *obj, const char *name, double v)
 {
-    if (v != v)
+    if (!isfinite(v))
         cJSON_AddNullToObject(obj, name);
     else
         cJSON_AddNumberToObject(obj, name, v);
+}
+
+const char *api_device_segment(struct request *req)
+{
+    const char *id = req->segments[3];
+    if (!device_id_valid(id, strlen(id), req->api->cfg->ingest.max_device_len)) {
+        api_respond_error(req, 400, "invalid_field", "device",
+                          "not a valid device id (letters, digits and . _ : -)");
+        return NULL;
+    }
+    return id;
 }
 
 cJSON *api_alert_json(const struct alert *a)
@@ -343,9 +356,9 @@ cJSON *api_alert_json(const struct alert *a)
     cJSON_AddStringToObject(o, "severity", alert_severity_name(a->severity));
     cJSON_AddStringToObject(o, "state", alert_state_name(a->state));
     cJSON_AddStringToObject(o, "message", a->message);
-    add_real(o, "value", a->value);
-    add_real(o, "peak", a->peak);
-    add_real(o, "limit", a->limit);
+    api_add_number(o, "value", a->value);
+    api_add_number(o, "peak", a->peak);
+    api_add_number(o, "limit", a->limit);
     add_time(o, "opened_ms", a->opened_ms);
     add_time(o, "updated_ms", a->updated_ms);
     add_time(o, "acknowledged_ms", a->acknowledged_ms);

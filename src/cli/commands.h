@@ -8,4 +8,7 @@
 /* canary simulate: a simulated fleet sending readings to canaryd (simulate.c). */
 int cmd_simulate(int argc, char **argv);
 
+/* canary alerts: canaryd's alerts on a terminal, once or following (alerts.c). */
+int cmd_alerts(int argc, char **argv);
+
 #endif

@@ -12,6 +12,8 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"simulate", cmd_simulate, "send readings from a simulated fleet to canaryd"},
+    {"alerts", cmd_alerts, "show canaryd's alerts, or follow them as they happen"},
+
 };
 
 static void usage(FILE *out)

@@ -27,15 +27,35 @@ void series_init(struct series_state *s, const struct metric_info *m,
     s->rate.per_min = NAN;
 }
 
+/* The smallest step between consecutive distinct values the series has shown: the sensor's
+ * real quantum. Only steps a sensor could plausibly quantise to count (at most ten
+ * resolution units, or a tenth of the level): a leak jumping from a flat zero is not a
+ * quantum. */
+static void learn_quantum(struct series_state *s, double x)
+{
+    if (s->same_count == 0 || x == s->last_value)
+        return;
+    double step = fabs(x - s->last_value);
+    double plausible = fmax(10 * s->resolution, 0.1 * fabs(s->last_value));
+    if (step <= plausible && (s->quantum == 0 || step < s->quantum))
+        s->quantum = step;
+}
+
 void detect_value(struct series_state *s, const struct detect_params *p, struct metric_value *v,
                   int64_t ts_ms)
 {
+
     double x = v->value;
     uint32_t flags = threshold_update(&s->threshold, &s->limits, x);
 
     if (!s->binary) {
-        /* Unknown metrics have no resolution: use a tiny relative floor instead. */
+        /* Unknown metrics have no resolution: use a tiny relative floor instead. The series'
+         * own quantum (a DHT11 steps by 1 °C where the catalogue says 0.1) raises it. */
         double floor = s->resolution > 0 ? s->resolution : fmax(1e-9, 1e-6 * fabs(x));
+        learn_quantum(s, x);
+        if (s->quantum > floor)
+            floor = s->quantum;
+
         bool warm;
         bool alarm = flags & (FLAG_WARN | FLAG_CRITICAL);
         double score = robust_update(&s->robust, p, floor, x, !alarm, &warm);

@@ -12,9 +12,10 @@
  *  - robust level/scale (robust.c): an EWMA level and an EWMA of absolute deviations as
  *    the scale, updated with residuals clipped at a few scales so that single spikes do not
  *    drag them; score = 1 - 2^-(z/z_half)^2 of the robust z-score. The scale has two
- *    floors: the sensor's resolution, and min_relative_scale x |level| (sensors are
- *    accurate to about a percent of reading) — so a constant signal scores 0 and a
- *    one-step change scores low, never stuck at 1. A sustained shift is re-baselined after
+ *    floors: the sensor's resolution (or the series' own quantum, the smallest step it has
+ *    shown: a DHT11 steps by 1 °C), and min_relative_scale x |level| (sensors are accurate
+ *    to about a percent of reading) — so a constant signal scores 0 and a one-step change
+ *    scores low, never stuck at 1. A sustained shift is re-baselined after
  *    warmup_readings consecutive anomalous values in one direction. Values beyond a warn or
  *    critical limit are scored but not learned: an alarm is not the new normal, so the
  *    return to normal after a gas leak is not itself an anomaly.
@@ -113,6 +114,7 @@ struct series_state {
     struct robust_state robust;
     struct rate_state rate;
     double last_value;
+    double quantum;      /* smallest step the series has shown (0 = none yet) */
     uint32_t same_count; /* identical consecutive values, this one included */
     int64_t last_ts_ms;
 };

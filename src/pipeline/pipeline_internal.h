@@ -75,7 +75,6 @@ void *worker_main(void *arg);
 void *writer_main(void *arg);
 void *checkpointer_main(void *arg);
 
-
 /* Prepares a worker (its shard reads registered devices through reader, which it then
  * owns), and frees one. */
 void worker_init(struct worker *w, struct pipeline *p, unsigned index, struct store *reader);

@@ -10,7 +10,8 @@
  *
  * Between commits the writer compacts the store's log every store.compact_interval_ms (in
  * steps of COMPACT_STEP rows, yielding to waiting commits) and applies retention every
- * PURGE_INTERVAL_MS. */
+ * PURGE_INTERVAL_MS. Compaction works in bounded steps (COMPACT_BUDGET_MS) and yields to
+ * waiting commits and to shutdown. */
 #include "pipeline/pipeline_internal.h"
 
 #include "core/clock.h"
@@ -21,7 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#define COMPACT_STEP      20000
+#define COMPACT_STEP      50000
+#define COMPACT_BUDGET_MS 250
+
 #define PURGE_INTERVAL_MS 600000
 #define PURGE_STEP        10000
 #define STOP_GIVE_UP_MS   10000
@@ -195,19 +198,27 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
     }
 }
 
-static void compact(struct pipeline *p)
+/* Compacts in steps until the log is empty, commits are waiting (they go first), the time
+ * budget is spent, or canaryd is stopping — the log is durable as it is, so a backlog is
+ * never a reason to hold up a commit or a shutdown. Returns true when a backlog remains:
+ * the writer then compacts again as soon as it has no commit to do. */
+static bool compact(struct pipeline *p)
 {
+    int64_t deadline = clock_mono_ms() + COMPACT_BUDGET_MS;
     for (;;) {
         size_t moved = 0;
         char err[512];
         int rc = store_compact(p->store, COMPACT_STEP, &moved, err, sizeof err);
         if (rc != 0) {
             log_warn("store.compact_failed", "error=\"%s\"", err);
-            return;
+            return false;
         }
         pipeline_count(p, PC_COMPACTED_ROWS, moved);
-        if (moved < COMPACT_STEP || queue_length(&p->writer_q) > 0)
-            return; /* done, or commits are waiting: they go first */
+        if (moved < COMPACT_STEP)
+            return false; /* the log is empty */
+        if (queue_length(&p->writer_q) > 0 || clock_mono_ms() >= deadline ||
+            atomic_load(&p->stopping))
+            return true; /* more to do, after the waiting commits */
     }
 }
 
@@ -256,8 +267,8 @@ void *writer_main(void *arg)
         commit_pending(p, &c, &pending);
         int64_t now = clock_mono_ms();
         if (now >= next_compact) {
-            compact(p);
-            next_compact = clock_mono_ms() + interval;
+            bool backlog = compact(p);
+            next_compact = clock_mono_ms() + (backlog ? 0 : interval);
         }
         if (now >= next_purge) {
             purge(p);

@@ -14,7 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A device's newest chunk is extended (decoded and written again) only while it holds fewer
+ * readings than this: at light load chunks still grow to a useful size, and one compaction
+ * rewrites at most this many readings per device however full chunks may get. */
+#define TAIL_MERGE_MAX 64
+
 /* Group indexes are kept in a dense array indexed by device id (rowids: 1, 2, 3 ...);
+
  * ids beyond this fall back to a linear search. */
 #define DENSE_DEVICE_IDS (1 << 22)
 
@@ -206,7 +212,8 @@ static int open_tail(struct store *s, struct chunk_builder *b, int64_t device_id
         int64_t t_first = sqlite3_column_int64(st, 1);
         int64_t t_last = sqlite3_column_int64(st, 2);
         int64_t n = sqlite3_column_int64(st, 3);
-        if (n < s->opt.chunk_max_readings && first_ts >= t_last &&
+        if (n < TAIL_MERGE_MAX && n < s->opt.chunk_max_readings && first_ts >= t_last &&
+
             first_ts - t_first <= s->opt.chunk_max_span_ms) {
             struct chunk_decoder d;
             struct chunk_reading r;
