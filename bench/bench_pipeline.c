@@ -25,8 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define COMMIT        20000
-#define COMPACT_EVERY 10
+#define COMPACT_ROWS 200000 /* compact whenever this many readings were committed */
 
 static uint64_t alert_ids;
 static uint64_t transitions;
@@ -65,15 +64,15 @@ struct stage_ns {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_pipeline --db PATH [--readings N] [--devices D] [--label TEXT] "
-                    "[--sync full|normal]\n");
+    fprintf(stderr, "usage: bench_pipeline --db PATH [--readings N] [--devices D] [--commit N] "
+                    "[--label TEXT] [--sync full|normal]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *db = NULL, *label = "", *sync = "full";
-    long n_readings = 1000000, n_devices = 1000;
+    long n_readings = 1000000, n_devices = 1000, commit = 20000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc)
             db = argv[++i];
@@ -85,10 +84,12 @@ int main(int argc, char **argv)
             label = argv[++i];
         else if (!strcmp(argv[i], "--sync") && i + 1 < argc)
             sync = argv[++i];
+        else if (!strcmp(argv[i], "--commit") && i + 1 < argc)
+            commit = atol(argv[++i]);
         else
             usage();
     }
-    if (db == NULL || n_readings < COMMIT || n_devices < 1)
+    if (db == NULL || commit < 1 || commit > 1000000 || n_readings < commit || n_devices < 1)
         usage();
     char wal[1100], shm[1100];
     snprintf(wal, sizeof wal, "%s-wal", db);
@@ -129,10 +130,10 @@ int main(int argc, char **argv)
                                (int64_t)cfg.ingest.max_future_s * 1000};
 
     /* The messages of one commit, generated up front (not timed). */
-    char *text = malloc((size_t)COMMIT * 192);
-    size_t *off = malloc((COMMIT + 1) * sizeof *off);
-    struct ingest_batch *batches = calloc(COMMIT, sizeof *batches);
-    const struct reading **ptrs = malloc(COMMIT * sizeof *ptrs);
+    char *text = malloc((size_t)commit * 192);
+    size_t *off = malloc((commit + 1) * sizeof *off);
+    struct ingest_batch *batches = calloc(commit, sizeof *batches);
+    const struct reading **ptrs = malloc(commit * sizeof *ptrs);
     int64_t t0 = clock_wall_ms() - (n_readings / n_devices + 10) * 1000;
     struct stage_ns ns = {0, 0, 0, 0};
     uint32_t zero = 0;
@@ -141,7 +142,7 @@ int main(int argc, char **argv)
     int64_t wall0 = clock_mono_ns();
     while (done < n_readings) {
         size_t len = 0;
-        for (int i = 0; i < COMMIT; i++) {
+        for (int i = 0; i < commit; i++) {
             long k = done + i;
             long dev = k % n_devices, step = k / n_devices;
             double hour = fmod((double)step / 3600.0, 24.0);
@@ -153,11 +154,11 @@ int main(int argc, char **argv)
                 dev, step + 1, (long long)(t0 + step * 1000), 400 + dev % 200 + 8 * gauss(),
                 21 + 2 * sin(hour / 24 * 2 * M_PI) + 0.2 * gauss(), 45 + 1.5 * gauss());
         }
-        off[COMMIT] = len;
+        off[commit] = len;
         int64_t now = clock_wall_ms();
 
         int64_t a = clock_mono_ns();
-        for (int i = 0; i < COMMIT; i++) {
+        for (int i = 0; i < commit; i++) {
             struct ingest_fatal fatal;
             ingest_batch_init(&batches[i]);
             if (ingest_parse_json(text + off[i], off[i + 1] - off[i], &lim, now, &batches[i],
@@ -170,19 +171,19 @@ int main(int argc, char **argv)
         int64_t b = clock_mono_ns();
         struct shard_counts counts = {0, 0, 0, 0};
         size_t n = 0;
-        for (int i = 0; i < COMMIT; i++) {
+        for (int i = 0; i < commit; i++) {
             shard_process(&shard, &batches[i], &zero, 1, &counts);
             if (batches[i].status[0] == READING_PENDING)
                 ptrs[n++] = &batches[i].readings[0];
         }
         int64_t c = clock_mono_ns();
         struct store_batch sb = {ptrs, n, NULL, 0, NULL, 0};
-        if (n != COMMIT || store_write(st, &sb, err, sizeof err) != 0) {
-            fprintf(stderr, "bench_pipeline: %zu of %d stored: %s\n", n, COMMIT, err);
+        if (n != (size_t)commit || store_write(st, &sb, err, sizeof err) != 0) {
+            fprintf(stderr, "bench_pipeline: %zu of %ld stored: %s\n", n, commit, err);
             return 1;
         }
         int64_t d = clock_mono_ns();
-        if (++commits % COMPACT_EVERY == 0 || done + COMMIT >= n_readings) {
+        if (++commits % (COMPACT_ROWS / commit + 1) == 0 || done + commit >= n_readings) {
             size_t moved;
             if (store_compact(st, 0, &moved, err, sizeof err) != 0) {
                 fprintf(stderr, "bench_pipeline: compaction: %s\n", err);
@@ -194,9 +195,9 @@ int main(int argc, char **argv)
         ns.shard += c - b;
         ns.write += d - c;
         ns.compact += e - d;
-        for (int i = 0; i < COMMIT; i++)
+        for (int i = 0; i < commit; i++)
             ingest_batch_free(&batches[i]);
-        done += COMMIT;
+        done += commit;
     }
     int64_t wall = clock_mono_ns() - wall0;
 
@@ -240,7 +241,7 @@ int main(int argc, char **argv)
     printf("| dedupe + detect + decide (the worker's shard) | %.0f | %.0f%% |\n", ns.shard * per,
            100 * ns.shard / total);
     printf("| - of which the detectors (3 values) | %lld | |\n", (long long)detect_ns);
-    printf("| store: group commits (%d readings each) | %.0f | %.0f%% |\n", COMMIT, ns.write * per,
+    printf("| store: group commits (%ld readings each) | %.0f | %.0f%% |\n", commit, ns.write * per,
            100 * ns.write / total);
     printf("| store: compaction into chunks | %.0f | %.0f%% |\n", ns.compact * per,
            100 * ns.compact / total);

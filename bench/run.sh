@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh BUILD_DIR — runs every benchmark and prints the tables of docs/BENCHMARKS.md.
 #
-# 1. The in-process pipeline on one thread (bench_pipeline), store on tmpfs and on disk.
+# 1. The in-process pipeline on one thread (bench_pipeline), store on tmpfs and on disk,
+#    and canary's parser and store against the obvious alternatives (bench_peers).
 # 2. HTTP ingest against this build's canaryd with wrk (keep-alive), single readings and
 #    batches of 100, store on tmpfs and on disk: requests/s, readings/s, p50/p99 latency.
 #    Each run checks that every request got 200 and that the store holds every reading.
@@ -22,6 +23,10 @@ echo "canary benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1
 
 "$root/$build/bench/bench_pipeline" --db "$shm/pipeline.db" --readings "$readings" --label "tmpfs"
 "$root/$build/bench/bench_pipeline" --db "$work/pipeline.db" --readings "$readings" --label "disk"
+
+echo; echo "Peers, same run (store on tmpfs, then on disk):"
+"$root/$build/bench/bench_peers" "$shm"
+"$root/$build/bench/bench_peers" "$work" --store-only
 
 start_canaryd() { # $1 = database directory
     rm -f "$1/port" "$1"/canary.db*

@@ -48,8 +48,11 @@ struct store {
     struct strmap metric_ids; /* metric name -> (intptr_t) id */
     char **metric_names;      /* id -> name (index = id), reloaded on a miss */
     size_t n_metric_names;
-    struct chunk_encoder enc; /* reused by writes and compaction */
-    uint8_t *blob;            /* scratch for emitted chunks */
+    struct chunk_encoder enc;     /* reused by writes and compaction */
+    struct chunk_encoder log_enc; /* the log row being built by a commit */
+    int64_t *log_devices;         /* device of each reading in log_enc */
+    size_t log_n, log_cap;
+    uint8_t *blob; /* scratch for emitted chunks */
     size_t blob_cap;
 };
 
@@ -82,6 +85,22 @@ int sq_blob_reserve(struct store *s, size_t n);
 
 /* Forgets the device and metric caches (after a rolled-back transaction). */
 void sq_drop_caches(struct store *s);
+
+/* ---- The append log: one row per commit (sqlite_log.c) ---- */
+
+/* Starts a new log row. */
+void sq_log_reset(struct store *s);
+
+/* Adds a reading of device_id to the log row being built. Returns 0 or CANARY_ENOMEM. */
+int sq_log_add(struct store *s, int64_t device_id, const struct chunk_reading *r);
+
+/* Appends the log row (if it holds readings) in the current transaction. */
+int sq_log_flush(struct store *s, char *err, size_t errlen);
+
+/* Calls fn for every reading of a log row's data. Returns 0, CANARY_EINVAL for a corrupt
+ * row, or the first non-zero value fn returned. */
+int sq_log_each(const void *blob, size_t len,
+                int (*fn)(void *arg, int64_t device_id, const struct chunk_reading *r), void *arg);
 
 /* ---- Folding readings into chunks (sqlite_fold.c) ---- */
 

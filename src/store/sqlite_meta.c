@@ -80,38 +80,38 @@ static int set_add(struct device_set *set, int64_t id, const struct store_device
     return strmap_put(&set->by_id, key, (void *)(intptr_t)set->n);
 }
 
-/* Adds what the uncompacted log says about the devices in the set. */
+static int fold_reading(void *arg, int64_t device_id, const struct chunk_reading *r)
+{
+    struct device_set *set = arg;
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)device_id);
+    intptr_t i = (intptr_t)strmap_get(&set->by_id, key);
+    if (i == 0)
+        return CANARY_OK;
+    struct store_device *d = &set->d[i - 1];
+    d->readings++;
+    if (d->first_seen_ms == 0 || r->recv_ms < d->first_seen_ms)
+        d->first_seen_ms = r->recv_ms;
+    if (r->recv_ms > d->last_seen_ms)
+        d->last_seen_ms = r->recv_ms;
+    if (r->ts_ms > d->max_ts_ms)
+        d->max_ts_ms = r->ts_ms;
+    if (r->has_seq)
+        seq_window_mark(&d->window, r->seq);
+    return CANARY_OK;
+}
+
+/* Adds what the uncompacted log says about the devices in the set (in arrival order, as
+ * the seq windows need). */
 static int fold_log(struct store *s, struct device_set *set, char *err, size_t errlen)
 {
-    sqlite3_stmt *st =
-        sq_prepare(s, "SELECT device_id, data FROM reading_log ORDER BY id", err, errlen);
+    sqlite3_stmt *st = sq_prepare(s, "SELECT data FROM reading_log ORDER BY id", err, errlen);
     if (st == NULL)
         return CANARY_EIO;
     int rc;
-    struct chunk_value values[READING_MAX_VALUES];
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char key[24];
-        snprintf(key, sizeof key, "%lld", (long long)sqlite3_column_int64(st, 0));
-        intptr_t i = (intptr_t)strmap_get(&set->by_id, key);
-        if (i == 0)
-            continue;
-        struct store_device *d = &set->d[i - 1];
-        struct chunk_decoder dec;
-        struct chunk_reading r;
-        if (chunk_decoder_init(&dec, sqlite3_column_blob(st, 1),
-                               (size_t)sqlite3_column_bytes(st, 1)) != 0 ||
-            chunk_decoder_next(&dec, &r, values, READING_MAX_VALUES) != 1)
-            continue;
-        d->readings++;
-        if (d->first_seen_ms == 0 || r.recv_ms < d->first_seen_ms)
-            d->first_seen_ms = r.recv_ms;
-        if (r.recv_ms > d->last_seen_ms)
-            d->last_seen_ms = r.recv_ms;
-        if (r.ts_ms > d->max_ts_ms)
-            d->max_ts_ms = r.ts_ms;
-        if (r.has_seq)
-            seq_window_mark(&d->window, r.seq);
-    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        sq_log_each(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), fold_reading,
+                    set); /* a corrupt row is reported by compaction */
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? CANARY_OK : sq_fail(s, err, errlen, "read log");
 }
@@ -421,7 +421,7 @@ int store_stats(struct store *s, struct store_stats *out, char *err, size_t errl
         rc = scalar(s, "SELECT value FROM meta WHERE key = 'readings_total'", &out->readings_total,
                     err, errlen);
     if (rc == 0)
-        rc = scalar(s, "SELECT count(*) FROM reading_log", &out->log_rows, err, errlen);
+        rc = scalar(s, "SELECT coalesce(sum(n), 0) FROM reading_log", &out->log_rows, err, errlen);
     if (rc == 0)
         rc = scalar(s, "SELECT count(*) FROM chunks", &out->chunks, err, errlen);
     if (rc == 0)

@@ -34,12 +34,10 @@ static const char *const migrations[] = {
     "  seq_high INTEGER NOT NULL DEFAULT 0,"
     "  seq_seen INTEGER NOT NULL DEFAULT 0,"
     "  max_ts_ms INTEGER NOT NULL DEFAULT 0);"
-    /* The append log: no index but the rowid, so inserts are sequential. */
+    /* The append log: a row per commit (sqlite_log.c), no index but the rowid. */
     "CREATE TABLE reading_log("
     "  id INTEGER PRIMARY KEY,"
-    "  device_id INTEGER NOT NULL,"
-    "  ts_ms INTEGER NOT NULL,"
-    "  recv_ms INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
     "  data BLOB NOT NULL);"
     "CREATE TABLE chunks("
     "  id INTEGER PRIMARY KEY,"
@@ -100,7 +98,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_LOG_INSERT] = "INSERT INTO reading_log(device_id, ts_ms, recv_ms, data) VALUES(?,?,?,?)",
+    [ST_LOG_INSERT] = "INSERT INTO reading_log(n, data) VALUES(?,?)",
     [ST_DEVICE_INSERT] = "INSERT INTO devices(key, created_ms) VALUES(?,?)"
                          " ON CONFLICT(key) DO NOTHING",
     [ST_METRIC_INSERT] = "INSERT INTO metrics(name) VALUES(?)",
@@ -117,7 +115,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EVENT_INSERT] = "INSERT INTO alert_events(alert_id, ts_ms, action, severity, actor, note)"
                         " VALUES(?,?,?,?,?,?)",
     [ST_DEVICE_ID] = "SELECT id FROM devices WHERE key = ?",
-    [ST_LOG_SELECT] = "SELECT id, device_id, data FROM reading_log ORDER BY id LIMIT ?",
+    [ST_LOG_SELECT] = "SELECT id, n, data FROM reading_log ORDER BY id",
     [ST_LOG_DELETE] = "DELETE FROM reading_log WHERE id <= ?",
     [ST_TAIL_SELECT] = "SELECT id, t_first, t_last, n, data FROM chunks WHERE device_id = ?"
                        " ORDER BY t_first DESC LIMIT 1",
@@ -348,6 +346,7 @@ int store_open(struct store **out, const struct store_options *opt, char *err, s
     strmap_init(&s->device_ids);
     strmap_init(&s->metric_ids);
     chunk_encoder_init(&s->enc);
+    chunk_encoder_init(&s->log_enc);
     int flags = opt->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX; /* a handle belongs to one thread */
     if (sqlite3_open_v2(opt->path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -401,6 +400,8 @@ void store_close(struct store *s)
         sqlite3_close(s->db);
     sq_drop_caches(s);
     chunk_encoder_free(&s->enc);
+    chunk_encoder_free(&s->log_enc);
+    free(s->log_devices);
     free(s->blob);
     free(s);
 }

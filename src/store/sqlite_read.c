@@ -181,26 +181,38 @@ static int collect_chunks(struct collector *c, int64_t device_id, char *err, siz
                                                  : sq_fail(c->s, err, errlen, "read chunks");
 }
 
-/* Calls fn for every log row of the device (all devices when device_id < 0). */
+struct log_scan {
+    int64_t device_id; /* < 0: every device */
+    int64_t from_ms, to_ms;
+    int (*fn)(void *arg, int64_t device_id, const struct chunk_reading *r);
+    void *arg;
+};
+
+static int scan_reading(void *arg, int64_t device_id, const struct chunk_reading *r)
+{
+    struct log_scan *ls = arg;
+    if ((ls->device_id >= 0 && device_id != ls->device_id) || r->ts_ms < ls->from_ms ||
+        r->ts_ms > ls->to_ms)
+        return CANARY_OK;
+    return ls->fn(ls->arg, device_id, r);
+}
+
+/* Calls fn for every reading in the log of the device (every device when device_id < 0)
+ * within [from_ms, to_ms]. The log holds only the readings since the last compaction. */
 static int scan_log(struct store *s, int64_t device_id, int64_t from_ms, int64_t to_ms,
-                    int (*fn)(void *arg, int64_t device_id, const void *blob, size_t len),
+                    int (*fn)(void *arg, int64_t device_id, const struct chunk_reading *r),
                     void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = sq_prepare(s,
-                                  "SELECT device_id, data FROM reading_log WHERE (?1 < 0 OR"
-                                  " device_id = ?1) AND ts_ms BETWEEN ?2 AND ?3 ORDER BY id",
-                                  err, errlen);
+    sqlite3_stmt *st = sq_prepare(s, "SELECT id, data FROM reading_log ORDER BY id", err, errlen);
     if (st == NULL)
         return CANARY_EIO;
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, from_ms);
-    sqlite3_bind_int64(st, 3, to_ms);
+    struct log_scan ls = {device_id, from_ms, to_ms, fn, arg};
     int rc, res = CANARY_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        res = fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
-                 (size_t)sqlite3_column_bytes(st, 1));
+        res = sq_log_each(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                          scan_reading, &ls);
         if (res == CANARY_EINVAL) {
-            log_error("store.corrupt_log_row", "device_id=%lld",
+            log_error("store.corrupt_log_row", "log_id=%lld",
                       (long long)sqlite3_column_int64(st, 0));
             res = CANARY_OK;
         }
@@ -213,10 +225,10 @@ static int scan_log(struct store *s, int64_t device_id, int64_t from_ms, int64_t
     return rc == SQLITE_DONE ? CANARY_OK : sq_fail(s, err, errlen, "read log");
 }
 
-static int collect_log_row(void *arg, int64_t device_id, const void *blob, size_t len)
+static int collect_log_reading(void *arg, int64_t device_id, const struct chunk_reading *r)
 {
     (void)device_id;
-    return collect_blob(arg, blob, len);
+    return collect(arg, r);
 }
 
 int store_readings(struct store *s, const struct store_readings_query *q,
@@ -244,7 +256,7 @@ int store_readings(struct store *s, const struct store_readings_query *q,
     }
     rc = collect_chunks(&c, device_id, err, errlen);
     if (rc == 0)
-        rc = scan_log(s, device_id, q->from_ms, q->to_ms, collect_log_row, &c, err, errlen);
+        rc = scan_log(s, device_id, q->from_ms, q->to_ms, collect_log_reading, &c, err, errlen);
     free(c.names.names);
     if (rc != 0) {
         store_readings_free(out);
@@ -294,27 +306,32 @@ static void bucket_add(struct store_bucket *b, uint32_t count, double min, doubl
     b->flags |= flags;
 }
 
-static int sample_blob(void *arg, int64_t device_id, const void *blob, size_t len)
+static int sample_reading(void *arg, int64_t device_id, const struct chunk_reading *r)
 {
     (void)device_id;
     struct sampler *sp = arg;
+    if (r->ts_ms < sp->from_ms || r->ts_ms > sp->to_ms)
+        return CANARY_OK;
+    for (uint32_t i = 0; i < r->n_values; i++) {
+        const struct chunk_value *v = &r->values[i];
+        if (v->metric_id != sp->metric_id)
+            continue;
+        bucket_add(&sp->b[bucket_of(sp, r->ts_ms)], 1, v->value, v->value, v->value,
+                   (v->flags & FLAG_ANOMALY) ? 1 : 0, v->flags);
+    }
+    return CANARY_OK;
+}
+
+static int sample_blob(struct sampler *sp, const void *blob, size_t len)
+{
     struct chunk_decoder d;
     struct chunk_reading r;
     struct chunk_value values[READING_MAX_VALUES];
     if (chunk_decoder_init(&d, blob, len) != 0)
         return CANARY_EINVAL;
     int got;
-    while ((got = chunk_decoder_next(&d, &r, values, READING_MAX_VALUES)) == 1) {
-        if (r.ts_ms < sp->from_ms || r.ts_ms > sp->to_ms)
-            continue;
-        for (uint32_t i = 0; i < r.n_values; i++) {
-            const struct chunk_value *v = &r.values[i];
-            if (v->metric_id != sp->metric_id)
-                continue;
-            bucket_add(&sp->b[bucket_of(sp, r.ts_ms)], 1, v->value, v->value, v->value,
-                       (v->flags & FLAG_ANOMALY) ? 1 : 0, v->flags);
-        }
-    }
+    while ((got = chunk_decoder_next(&d, &r, values, READING_MAX_VALUES)) == 1)
+        sample_reading(sp, 0, &r);
     return got == 0 ? CANARY_OK : CANARY_EINVAL;
 }
 
@@ -376,15 +393,14 @@ int store_downsample(struct store *s, const char *device, const char *metric, in
         if (sample_stats(&sp, t_first, t_last, sqlite3_column_blob(st, 3),
                          (size_t)sqlite3_column_bytes(st, 3)))
             continue;
-        if (sample_blob(&sp, device_id, sqlite3_column_blob(st, 2),
-                        (size_t)sqlite3_column_bytes(st, 2)) != 0)
+        if (sample_blob(&sp, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)) != 0)
             log_error("store.corrupt_chunk", "device_id=%lld t_first=%lld", (long long)device_id,
                       (long long)t_first);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return sq_fail(s, err, errlen, "read chunks");
-    return scan_log(s, device_id, from_ms, to_ms, sample_blob, &sp, err, errlen);
+    return scan_log(s, device_id, from_ms, to_ms, sample_reading, &sp, err, errlen);
 }
 
 /* ---------------------------------------------------------------- series summaries */
@@ -429,15 +445,10 @@ static struct series_entry *series_find(struct series_list *l, int64_t device_id
     return e;
 }
 
-static int series_from_log(void *arg, int64_t device_id, const void *blob, size_t len)
+static int series_from_log(void *arg, int64_t device_id, const struct chunk_reading *rp)
 {
     struct series_list *l = arg;
-    struct chunk_decoder d;
-    struct chunk_reading r;
-    struct chunk_value values[READING_MAX_VALUES];
-    if (chunk_decoder_init(&d, blob, len) != 0 ||
-        chunk_decoder_next(&d, &r, values, READING_MAX_VALUES) != 1)
-        return CANARY_EINVAL;
+    const struct chunk_reading r = *rp;
     for (uint32_t i = 0; i < r.n_values; i++) {
         const struct chunk_value *v = &r.values[i];
         struct series_entry *e = series_find(l, device_id, v->metric_id, true);

@@ -17,7 +17,7 @@
 
 /* A device with at least this many readings in one commit has them written as a chunk
  * directly instead of through the log. */
-#define DIRECT_MIN 8
+#define DIRECT_MIN 32
 
 static int fail_tx(struct store *s, char *err, size_t errlen, const char *what)
 {
@@ -92,29 +92,9 @@ static int to_chunk_reading(struct store *s, const struct reading *r, struct chu
     return CANARY_OK;
 }
 
-/* Appends one reading to the log. */
-static int log_insert(struct store *s, int64_t device_id, const struct chunk_reading *cr, char *err,
-                      size_t errlen)
-{
-    chunk_encoder_reset(&s->enc);
-    if (chunk_encoder_add(&s->enc, cr) != 0 || sq_blob_reserve(s, chunk_encoded_size(&s->enc)))
-        return CANARY_ENOMEM;
-    size_t len = chunk_encoder_emit(&s->enc, s->blob);
-    sqlite3_stmt *st = sq_stmt(s, ST_LOG_INSERT);
-    if (st == NULL)
-        return sq_fail(s, err, errlen, "prepare log insert");
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, cr->ts_ms);
-    sqlite3_bind_int64(st, 3, cr->recv_ms);
-    sqlite3_bind_blob(st, 4, s->blob, (int)len, SQLITE_STATIC);
-    if (step_done(st) != 0)
-        return sq_fail(s, err, errlen, "insert reading");
-    return CANARY_OK;
-}
-
 /* Writes a commit's readings: a device with at least DIRECT_MIN readings in the commit gets
  * them folded into chunks at once (under load, readings skip the log: no write, read back
- * and delete); the others go to the log for compaction. */
+ * and delete); the others go to the log — one row for the whole commit — for compaction. */
 static int write_readings(struct store *s, const struct store_batch *b, char *err, size_t errlen)
 {
     struct grouping g;
@@ -138,8 +118,11 @@ static int write_readings(struct store *s, const struct store_batch *b, char *er
             continue;
         }
         for (size_t j = 0; j < grp->n && rc == 0; j++)
-            rc = log_insert(s, grp->device_id, &grp->rows[j]->r, err, errlen);
+            rc = sq_log_add(s, grp->device_id, &grp->rows[j]->r);
     }
+    if (rc == 0)
+        rc = sq_log_flush(s, err, errlen);
+    sq_log_reset(s);
     grouping_free(&g);
     return rc;
 }
@@ -230,56 +213,60 @@ int store_write(struct store *s, const struct store_batch *b, char *err, size_t 
 
 /* ---------------------------------------------------------------- compaction */
 
-/* Reads up to max_rows log rows (0 = all) into per-device groups. *last_id is the highest
- * log id read (0 = none). */
-static int load_log(struct store *s, struct grouping *g, size_t max_rows, int64_t *last_id,
-                    size_t *n_rows, char *err, size_t errlen)
+struct log_load {
+    struct grouping *g;
+    int64_t order; /* arrival order: (log row id << 20) + position in the row */
+};
+
+static int load_reading(void *arg, int64_t device_id, const struct chunk_reading *r)
+{
+    struct log_load *l = arg;
+    return grouping_add(l->g, device_id, l->order++, r);
+}
+
+/* Reads log rows into per-device groups until they hold max_readings (0 = all; whole rows
+ * are read). *last_id is the highest log row read (0 = none), *n_readings their count. */
+static int load_log(struct store *s, struct grouping *g, size_t max_readings, int64_t *last_id,
+                    size_t *n_readings, char *err, size_t errlen)
 {
     sqlite3_stmt *st = sq_stmt(s, ST_LOG_SELECT);
     if (st == NULL)
         return sq_fail(s, err, errlen, "prepare log read");
-    sqlite3_bind_int64(st, 1, max_rows ? (int64_t)max_rows : -1);
-    int rc;
+    int rc = SQLITE_DONE;
     *last_id = 0;
-    *n_rows = 0;
-    struct chunk_value values[READING_MAX_VALUES];
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    *n_readings = 0;
+    while ((max_readings == 0 || *n_readings < max_readings) &&
+           (rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
-        int64_t device_id = sqlite3_column_int64(st, 1);
-        const void *blob = sqlite3_column_blob(st, 2);
-        int len = sqlite3_column_bytes(st, 2);
+        struct log_load l = {g, id << 20};
+        int each = sq_log_each(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                               load_reading, &l);
         *last_id = id;
-        struct chunk_decoder d;
-        struct chunk_reading r;
-        if (chunk_decoder_init(&d, blob, (size_t)len) != 0 ||
-            chunk_decoder_next(&d, &r, values, READING_MAX_VALUES) != 1) {
-            /* Never fatal for the whole store: skip the row, say so loudly. */
-            log_error("store.corrupt_log_row", "log_id=%lld", (long long)id);
-            continue;
-        }
-        if (grouping_add(g, device_id, id, &r) != 0) {
+        if (each == CANARY_ENOMEM) {
             sqlite3_reset(st);
             snprintf(err, errlen, "out of memory compacting");
             return CANARY_ENOMEM;
         }
-        (*n_rows)++;
+        if (each != 0) /* never fatal for the whole store: skip the row, say so loudly */
+            log_error("store.corrupt_log_row", "log_id=%lld", (long long)id);
+        *n_readings += (size_t)sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+    if (*n_readings < max_readings && rc != SQLITE_DONE)
         return sq_fail(s, err, errlen, "read log");
     return CANARY_OK;
 }
 
-int store_compact(struct store *s, size_t max_rows, size_t *moved, char *err, size_t errlen)
+int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err, size_t errlen)
 {
     *moved = 0;
     if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
         return CANARY_EIO;
     struct grouping g;
     grouping_init(&g);
-    int64_t last_id;
-    size_t n_rows;
-    int rc = load_log(s, &g, max_rows, &last_id, &n_rows, err, errlen);
+    int64_t last_id = 0;
+    size_t n_rows = 0;
+    int rc = load_log(s, &g, max_readings, &last_id, &n_rows, err, errlen);
     for (size_t i = 0; i < g.n_groups && rc == 0; i++)
         rc = sq_fold_group(s, &g.groups[i], true, err, errlen);
     if (rc == 0 && last_id > 0) {

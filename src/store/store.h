@@ -71,10 +71,11 @@ struct store_batch {
 /* Commits the batch. Returns 0, or CANARY_EIO (nothing stored; safe to retry). */
 int store_write(struct store *s, const struct store_batch *b, char *err, size_t errlen);
 
-/* Moves the append log into chunks; see the layout note above. Does at most max_rows log
- * rows per call (0 = all) so a large backlog is compacted in steps between commits.
- * *moved receives the number of log rows compacted. Returns 0 or CANARY_EIO. */
-int store_compact(struct store *s, size_t max_rows, size_t *moved, char *err, size_t errlen);
+/* Moves the append log into chunks; see the layout note above. Folds whole log rows (one per
+ * commit) until they hold max_readings readings (0 = all), so a large backlog is compacted
+ * in steps between commits. *moved receives the number of readings compacted. Returns 0 or
+ * CANARY_EIO. */
+int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err, size_t errlen);
 
 /* Copies committed pages from the write-ahead log into the database file. A PASSIVE
  * checkpoint (restart = false) never waits for, or blocks, the writer or readers; canaryd
@@ -250,7 +251,7 @@ int store_alert_max_id(struct store *s, uint64_t *out, char *err, size_t errlen)
 struct store_stats {
     uint64_t devices;
     uint64_t readings_total; /* ever stored */
-    uint64_t log_rows;       /* waiting for compaction */
+    uint64_t log_rows;       /* readings in the log, waiting for compaction */
     uint64_t chunks;
     uint64_t alerts_open;                        /* open + acknowledged */
     uint64_t alerts_by_severity[SEVERITY_COUNT]; /* open + acknowledged */
