@@ -324,8 +324,38 @@ static void test_robust_constant_signal(void **state)
     }
 }
 
+/* A DHT11 reports whole degrees (the catalogue's resolution is 0.1 °C, a DHT22's). Once it
+ * has shown its 1 °C step, a step of one quantum is normal, not an anomaly — also when the
+ * temperature then sits still for an hour and moves by one degree. */
+static void test_robust_learns_the_sensor_quantum(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct series_state s;
+    init_series(&s, "temperature_c");
+    int64_t t = T0;
+    for (int i = 0; i < 40; i++, t += 1000)
+        feed(&s, &p, "temperature_c", i % 10 == 5 ? 13 : 12, t, NULL); /* steps of 1 */
+    assert_near(s.quantum, 1, 1e-12);
+    for (int i = 0; i < 3600; i++, t += 1000)
+        assert_false(feed(&s, &p, "temperature_c", 12, t, NULL) & FLAG_ANOMALY);
+    double score;
+    assert_false(feed(&s, &p, "temperature_c", 13, t, &score) & FLAG_ANOMALY);
+    assert_true(score < 0.5);
+    /* A leak jumping from a flat zero is not a quantum: it stays anomalous. */
+    struct series_state g;
+    init_series(&g, "gas_ppm");
+    t = T0;
+    for (int i = 0; i < 100; i++, t += 1000)
+        feed(&g, &p, "gas_ppm", (i % 2) ? 401 : 400, t, NULL);
+    assert_near(g.quantum, 1, 1e-12);
+    assert_true(feed(&g, &p, "gas_ppm", 900, t, NULL) & FLAG_ANOMALY);
+    assert_near(g.quantum, 1, 1e-12);
+}
+
 static void test_robust_gaussian_noise_false_rate(void **state)
 {
+
     (void)state;
     struct detect_params p = default_params();
     const int n = 100000;
@@ -842,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_threshold_binary_flame),
         cmocka_unit_test(test_robust_warmup_scores_zero),
         cmocka_unit_test(test_robust_constant_signal),
+        cmocka_unit_test(test_robust_learns_the_sensor_quantum),
         cmocka_unit_test(test_robust_gaussian_noise_false_rate),
         cmocka_unit_test(test_robust_spike_flagged_and_does_not_drag),
         cmocka_unit_test(test_robust_level_shift_rebaselined),

@@ -214,41 +214,44 @@ static void test_busy_device_skips_the_log(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    write_readings(f->s, "busy", 0, 9);  /* 9 readings of one device in one commit */
+    write_readings(f->s, "busy", 0, 40); /* 40 readings of one device in one commit */
     write_readings(f->s, "quiet", 0, 2); /* 2: the log */
     struct store_stats st;
     assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
     assert_int_equal(st.log_rows, 2);
-    assert_int_equal(st.chunks, 3); /* 4 + 4 + 1 (chunk_max_readings is 4 here) */
-    assert_int_equal(st.readings_total, 11);
-    check_range(f->s, "busy", 0, 9);
+    assert_int_equal(st.chunks, 10); /* 40 in chunks of 4 (chunk_max_readings here) */
+    assert_int_equal(st.readings_total, 42);
+    check_range(f->s, "busy", 0, 40);
     /* The device row and the series summaries are current without a compaction. */
     struct store_device d;
     assert_int_equal(store_device_get(f->s, "busy", &d, err, sizeof err), 0);
-    assert_int_equal(d.readings, 9);
-    assert_int_equal(d.window.high, 9);
-    assert_int_equal(d.last_seen_ms, T0 + 8000 + 5);
+    assert_int_equal(d.readings, 40);
+    assert_int_equal(d.window.high, 40);
+    assert_int_equal(d.last_seen_ms, T0 + 39000 + 5);
     struct series_seen seen = {0};
     assert_int_equal(store_series_list(f->s, "busy", on_series, &seen, err, sizeof err), 0);
     assert_int_equal(seen.n, 3);
-    assert_int_equal(seen.s[0].count, 9);
-    assert_true(seen.s[0].max_value == 8);
+    assert_int_equal(seen.s[0].count, 40);
+    assert_true(seen.s[0].max_value == 39);
     /* Out-of-order readings in one commit are stored in time order. */
-    struct fake fk[8];
-    const struct reading *rp[8];
-    for (int i = 0; i < 8; i++) {
-        int t = 20 + (i * 5) % 8; /* 20, 25, 22, 27, 24, 21, 26, 23 */
+    enum { N = 40 };
+    struct fake fk[N];
+    const struct reading *rp[N];
+    for (int i = 0; i < N; i++) {
+        int t = 100 + (i * 7) % N; /* a permutation of 100..139 */
         make_reading(&fk[i], "busy", (uint64_t)t + 1, T0 + t * 1000, t);
         rp[i] = &fk[i].r;
     }
-    struct store_batch b = {rp, 8, NULL, 0, NULL, 0};
+    struct store_batch b = {rp, N, NULL, 0, NULL, 0};
     assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
-    struct store_readings_query q = {"busy", "gas_ppm", T0 + 20000, T0 + 27000, 100, false};
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.log_rows, 2); /* still only the quiet device's */
+    struct store_readings_query q = {"busy", "gas_ppm", T0 + 100000, T0 + 139000, 100, false};
     struct store_readings_result res;
     assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
-    assert_int_equal(res.n, 8);
+    assert_int_equal(res.n, N);
     for (size_t i = 0; i < res.n; i++)
-        assert_int_equal(res.rows[i].ts_ms, T0 + (20 + (int64_t)i) * 1000);
+        assert_int_equal(res.rows[i].ts_ms, T0 + (100 + (int64_t)i) * 1000);
     store_readings_free(&res);
 }
 
