@@ -22,8 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#define COMPACT_STEP      50000
-#define COMPACT_BUDGET_MS 250
+#define COMPACT_STEP      200000
+#define COMPACT_BUDGET_MS 100
+#define BACKLOG_YIELD_MAX 1000000
 
 #define PURGE_INTERVAL_MS 600000
 #define PURGE_STEP        10000
@@ -198,27 +199,37 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
     }
 }
 
-/* Compacts in steps until the log is empty, commits are waiting (they go first), the time
- * budget is spent, or canaryd is stopping — the log is durable as it is, so a backlog is
- * never a reason to hold up a commit or a shutdown. Returns true when a backlog remains:
- * the writer then compacts again as soon as it has no commit to do. */
+/* Compacts in steps until the log is empty, the time budget is spent, or canaryd is
+ * stopping (the log is durable as it is, so a backlog never holds up a shutdown). While
+ * the backlog is small, waiting commits go first; once it passes BACKLOG_YIELD_MAX
+ * readings, compaction keeps the writer until it is back under half of that — commits then
+ * wait, admission fills up, and ingest answers 503: a sustained overload becomes
+ * back-pressure instead of a log that grows without end. Returns true when a backlog
+ * remains: the writer then compacts again as soon as it has no commit to do. */
 static bool compact(struct pipeline *p)
 {
     int64_t deadline = clock_mono_ms() + COMPACT_BUDGET_MS;
+    uint64_t backlog = 0;
+    char err[512];
+    if (store_log_backlog(p->store, &backlog, err, sizeof err) != 0)
+        backlog = 0;
+    bool catching_up = backlog > BACKLOG_YIELD_MAX;
     for (;;) {
         size_t moved = 0;
-        char err[512];
         int rc = store_compact(p->store, COMPACT_STEP, &moved, err, sizeof err);
         if (rc != 0) {
             log_warn("store.compact_failed", "error=\"%s\"", err);
             return false;
         }
         pipeline_count(p, PC_COMPACTED_ROWS, moved);
+        backlog = backlog > moved ? backlog - moved : 0;
         if (moved < COMPACT_STEP)
             return false; /* the log is empty */
-        if (queue_length(&p->writer_q) > 0 || clock_mono_ms() >= deadline ||
+        if (catching_up && backlog < BACKLOG_YIELD_MAX / 2)
+            catching_up = false;
+        if ((!catching_up && queue_length(&p->writer_q) > 0) || clock_mono_ms() >= deadline ||
             atomic_load(&p->stopping))
-            return true; /* more to do, after the waiting commits */
+            return true;
     }
 }
 

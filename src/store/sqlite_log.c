@@ -125,3 +125,16 @@ int sq_log_each(const void *blob, size_t len,
     }
     return CANARY_OK;
 }
+
+int store_log_backlog(struct store *s, uint64_t *readings, char *err, size_t errlen)
+{
+    /* One row per commit: a few hundred rows at most, even with a backlog. */
+    sqlite3_stmt *st = sq_prepare(s, "SELECT coalesce(sum(n), 0) FROM reading_log", err, errlen);
+    if (st == NULL)
+        return CANARY_EIO;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *readings = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CANARY_OK : sq_fail(s, err, errlen, "log backlog");
+}

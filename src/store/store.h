@@ -87,7 +87,11 @@ int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err
  * from its beginning. *wal_pages receives the pages in the log. Returns 0 or CANARY_EIO. */
 int store_checkpoint(struct store *s, bool restart, int *wal_pages, char *err, size_t errlen);
 
+/* The number of readings in the log, waiting for compaction. Returns 0 or CANARY_EIO. */
+int store_log_backlog(struct store *s, uint64_t *readings, char *err, size_t errlen);
+
 /* Deletes chunks whose newest reading is older than readings_before_ms and resolved
+
 
  * alerts (with their events) resolved before alerts_before_ms (0 = skip). Deletes at most
  * max_rows rows per call. *deleted receives the count. Returns 0 or CANARY_EIO. */
