@@ -15,11 +15,12 @@
  * Layout. Readings live in per-device chunks (chunk.h) indexed by (device, first
  * timestamp), with per-series summaries (latest, min, max) and device state beside them.
  * A commit that holds many readings of a device (heavy load) writes them as a chunk at
- * once; a device's few readings (light load) go first to an append-only log (sequential
- * inserts, no secondary index: ~1M rows/s here, against ~0.1M/s for a table indexed by
- * device and time), which store_compact(), called periodically by the writer, folds into
- * chunks and truncates — each step one transaction, so a crash at any point loses nothing
- * and duplicates nothing. Queries read chunks plus the (small) uncompacted log. */
+ * once; the readings of devices with few in the commit (light load) go to an append-only
+ * log, one row per commit (sequential inserts, no secondary index: an indexed row per
+ * reading manages a fraction of that, see bench_peers), which store_compact(), called
+ * by the writer, folds into chunks and truncates — each step one transaction, so a crash
+ * at any point loses nothing and duplicates nothing. Queries read chunks plus the (small)
+ * uncompacted log. */
 
 #ifndef CANARY_STORE_STORE_H
 #define CANARY_STORE_STORE_H
