@@ -151,7 +151,7 @@ static double bench_canary_store(const char *path)
     static struct reading rs[COMMIT];
     static struct metric_value vals[COMMIT][3];
     static const struct reading *ptrs[COMMIT];
-    static char ids[DEVICES][16];
+    static char ids[DEVICES][24];
     for (int d = 0; d < DEVICES; d++)
         snprintf(ids[d], sizeof ids[d], "bench-%04d", d);
     int64_t t0 = clock_wall_ms() - READINGS;
@@ -212,7 +212,7 @@ static double bench_row_per_reading(const char *path)
     SQL(db, "CREATE INDEX readings_by_device_time ON readings(device, ts)");
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "INSERT INTO readings VALUES(?,?,?,?,?,?,?,?)", -1, &st, NULL);
-    static char ids[DEVICES][16];
+    static char ids[DEVICES][24];
     for (int d = 0; d < DEVICES; d++)
         snprintf(ids[d], sizeof ids[d], "bench-%04d", d);
     int64_t t0 = clock_wall_ms() - READINGS;
