@@ -7,6 +7,7 @@
  * at every length and a fuzz loop of flipped bytes check that decoding never trusts input. */
 #include "core/error.h"
 #include "store/chunk.h"
+#include "unit_support.h"
 
 #include <float.h>
 #include <math.h>
@@ -588,38 +589,20 @@ static void test_stats_errors(void **state)
 
 /* ---- fuzz ---- */
 
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
+static void corrupt(struct test_rng *r, uint8_t *p, size_t len)
 {
-    /* xorshift64*: a fixed seed gives the same inputs on every run and platform. */
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 2685821657736338717ULL;
-}
-
-static size_t rng_below(struct rng *r, size_t n)
-{
-    return (size_t)(rng_next(r) % n);
-}
-
-static void corrupt(struct rng *r, uint8_t *p, size_t len)
-{
-    size_t flips = 1 + rng_below(r, 4);
+    size_t flips = 1 + test_rng_below(r, 4);
     for (size_t k = 0; k < flips && len > 0; k++) {
-        size_t at = rng_below(r, len);
-        switch (rng_below(r, 3)) {
+        size_t at = test_rng_below(r, len);
+        switch (test_rng_below(r, 3)) {
         case 0:
-            p[at] ^= (uint8_t)(1u << rng_below(r, 8));
+            p[at] ^= (uint8_t)(1u << test_rng_below(r, 8));
             break;
         case 1:
-            p[at] = (uint8_t)rng_next(r);
+            p[at] = (uint8_t)test_rng_next(r);
             break;
         default:
-            p[at] = rng_below(r, 2) ? 0xff : 0x80;
+            p[at] = test_rng_below(r, 2) ? 0xff : 0x80;
             break;
         }
     }
@@ -628,30 +611,30 @@ static void corrupt(struct rng *r, uint8_t *p, size_t len)
 static void test_fuzz(void **state)
 {
     (void)state;
-    struct rng r = {.s = 0xc4a7c0ffee5eedULL};
+    struct test_rng r = {.s = 0xc4a7c0ffee5eedULL};
     static struct fake f[6];
     struct fake *all[6];
     size_t clean = 0, einval = 0;
     for (int it = 0; it < 4000; it++) {
-        size_t n = rng_below(&r, 7);
+        size_t n = test_rng_below(&r, 7);
         int64_t ts = T0;
         for (size_t i = 0; i < n; i++) {
-            ts += (int64_t)rng_below(&r, 200000) - 50000;
-            int64_t recv = ts + (int64_t)rng_below(&r, 100);
-            bool has_seq = rng_below(&r, 4) != 0;
-            uint64_t seq = rng_next(&r);
-            seq >>= rng_below(&r, 64);
-            uint32_t n_values = (uint32_t)rng_below(&r, 9);
-            make(&f[i], ts, recv, has_seq, seq, n_values, (uint32_t)rng_next(&r));
+            ts += (int64_t)test_rng_below(&r, 200000) - 50000;
+            int64_t recv = ts + (int64_t)test_rng_below(&r, 100);
+            bool has_seq = test_rng_below(&r, 4) != 0;
+            uint64_t seq = test_rng_next(&r);
+            seq >>= test_rng_below(&r, 64);
+            uint32_t n_values = (uint32_t)test_rng_below(&r, 9);
+            make(&f[i], ts, recv, has_seq, seq, n_values, (uint32_t)test_rng_next(&r));
             all[i] = &f[i];
         }
         size_t len;
         uint8_t *blob = encode(all, n, &len);
-        size_t cut = rng_below(&r, 4) == 0 ? rng_below(&r, len + 1) : len;
+        size_t cut = test_rng_below(&r, 4) == 0 ? test_rng_below(&r, len + 1) : len;
         uint8_t *p = exact_copy(blob, cut);
         corrupt(&r, p, cut);
         size_t readings;
-        int rc = decode_to_end(p, cut, (uint32_t)rng_below(&r, 10), &readings);
+        int rc = decode_to_end(p, cut, (uint32_t)test_rng_below(&r, 10), &readings);
         if (rc == 0)
             clean++;
         else
@@ -661,13 +644,13 @@ static void test_fuzz(void **state)
 
         /* Stats blobs. */
         struct chunk_stat st[8];
-        size_t ns = rng_below(&r, 9);
-        make_stats(st, ns, (uint32_t)rng_next(&r));
+        size_t ns = test_rng_below(&r, 9);
+        make_stats(st, ns, (uint32_t)test_rng_next(&r));
         uint8_t *sb = encode_stats(st, ns, &len);
-        cut = rng_below(&r, 4) == 0 ? rng_below(&r, len + 1) : len;
+        cut = test_rng_below(&r, 4) == 0 ? test_rng_below(&r, len + 1) : len;
         p = exact_copy(sb, cut);
         corrupt(&r, p, cut);
-        size_t cap = rng_below(&r, 9);
+        size_t cap = test_rng_below(&r, 9);
         struct chunk_stat *out = malloc((cap > 0 ? cap : 1) * sizeof *out);
         assert_non_null(out);
         int got = chunk_stats_decode(p, cut, out, cap);

@@ -10,6 +10,7 @@
 #include "core/metric.h"
 #include "core/reading.h"
 #include "detect/detect.h"
+#include "unit_support.h"
 
 #include <float.h>
 #include <math.h>
@@ -37,27 +38,6 @@ static void assert_score_valid_at(double s, const char *file, int line)
         print_error("score %.9g is not in [0,1]\n", s);
         _fail(file, line);
     }
-}
-
-/* Deterministic PRNG (xorshift64*) and Gaussian noise (Box-Muller): the noise tests must
- * give the same numbers on every machine and every run. */
-struct prng {
-    uint64_t s;
-};
-
-static double prng_uniform(struct prng *g)
-{
-    g->s ^= g->s >> 12;
-    g->s ^= g->s << 25;
-    g->s ^= g->s >> 27;
-    uint64_t x = g->s * 2685821657736338717ULL;
-    return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* (0,1) */
-}
-
-static double prng_gauss(struct prng *g)
-{
-    double u = prng_uniform(g), v = prng_uniform(g);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
 static struct detect_params default_params(void)
@@ -362,11 +342,11 @@ static void test_robust_gaussian_noise_false_rate(void **state)
     /* Humidity 45 % +/- 1.5, quantised to the sensor's 0.1 like a real reading. */
     struct series_state s;
     init_series(&s, "humidity_pct");
-    struct prng g = {0x9E3779B97F4A7C15ULL};
+    struct test_rng g = {0x9E3779B97F4A7C15ULL};
     int anomalies = 0;
     double max_score = 0;
     for (int i = 0; i < n; i++) {
-        double x = round((45.0 + 1.5 * prng_gauss(&g)) * 10.0) / 10.0;
+        double x = round((45.0 + 1.5 * test_rng_gauss(&g)) * 10.0) / 10.0;
         double score;
         uint32_t flags = feed(&s, &p, "humidity_pct", x, T0 + i * 1000LL, &score);
         assert_score_valid(score);
@@ -383,7 +363,7 @@ static void test_robust_gaussian_noise_false_rate(void **state)
     anomalies = 0;
     for (int i = 0; i < n; i++) {
         bool warm;
-        double sc = robust_update(&r, &p, 0.001, prng_gauss(&g), true, &warm);
+        double sc = robust_update(&r, &p, 0.001, test_rng_gauss(&g), true, &warm);
         assert_score_valid(sc);
         anomalies += sc >= p.anomaly_threshold;
     }
@@ -391,13 +371,13 @@ static void test_robust_gaussian_noise_false_rate(void **state)
 }
 
 /* Feeds n values of mean + sigma * noise into a robust state; returns the largest score. */
-static double feed_noise(struct robust_state *r, const struct detect_params *p, struct prng *g,
+static double feed_noise(struct robust_state *r, const struct detect_params *p, struct test_rng *g,
                          double mean, double sigma, int n)
 {
     double max_score = 0;
     for (int i = 0; i < n; i++) {
         bool warm;
-        double sc = robust_update(r, p, 0.01, mean + sigma * prng_gauss(g), true, &warm);
+        double sc = robust_update(r, p, 0.01, mean + sigma * test_rng_gauss(g), true, &warm);
         if (sc > max_score)
             max_score = sc;
     }
@@ -409,7 +389,7 @@ static void test_robust_spike_flagged_and_does_not_drag(void **state)
     (void)state;
     struct detect_params p = default_params();
     struct robust_state r = {0};
-    struct prng g = {12345};
+    struct test_rng g = {12345};
     feed_noise(&r, &p, &g, 20, 1, 1000);
     double level = r.level;
     bool warm;
@@ -455,12 +435,12 @@ static void test_robust_level_shift_rebaselined(void **state)
     (void)state;
     struct detect_params p = default_params();
     struct robust_state r = {0};
-    struct prng g = {777};
+    struct test_rng g = {777};
     feed_noise(&r, &p, &g, 20, 1, 1000);
     uint32_t flagged = 0;
     for (uint32_t i = 0; i < p.warmup_readings; i++) {
         bool warm;
-        double sc = robust_update(&r, &p, 0.01, 40 + prng_gauss(&g), true, &warm);
+        double sc = robust_update(&r, &p, 0.01, 40 + test_rng_gauss(&g), true, &warm);
         assert_score_valid(sc);
         flagged += sc >= p.anomaly_threshold;
     }
@@ -483,7 +463,7 @@ static void test_robust_sensitive_after_level_shift(void **state)
     (void)state;
     struct detect_params p = default_params();
     struct robust_state r = {0};
-    struct prng g = {4242};
+    struct test_rng g = {4242};
     feed_noise(&r, &p, &g, 20, 1, 1000);
     feed_noise(&r, &p, &g, 40, 1, (int)p.warmup_readings + 10); /* shift, re-baselined */
     bool warm;
@@ -501,10 +481,10 @@ static void test_robust_alarm_values_not_learned(void **state)
     struct detect_params p = default_params();
     struct series_state s;
     init_series(&s, "gas_ppm");
-    struct prng g = {99};
+    struct test_rng g = {99};
     int64_t ts = T0;
     for (int i = 0; i < 300; i++, ts += 1000)
-        feed(&s, &p, "gas_ppm", round(40 + 3 * prng_gauss(&g)), ts, NULL);
+        feed(&s, &p, "gas_ppm", round(40 + 3 * test_rng_gauss(&g)), ts, NULL);
     struct robust_state before = s.robust;
     double score;
     for (int i = 0; i < 3600; i++, ts += 1000) {

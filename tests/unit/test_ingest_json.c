@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/metric.h"
 #include "ingest/ingest.h"
+#include "unit_support.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -34,77 +35,31 @@
 #define METRIC_NAME_REASON   "is not snake_case ([a-z][a-z0-9_]*, e.g. gas_ppm)"
 #define UNKNOWN_FIELD_REASON "unknown field (a reading has device, seq, ts and values)"
 
-struct fixture {
-    struct ingest_batch b;
-    struct ingest_fatal f;
-    struct ingest_limits lim;
-};
-
+/* The JSON tests run with unknown fields rejected, as canaryd does by default. */
 static int setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    ingest_batch_init(&fx->b);
-    fx->lim = (struct ingest_limits){.max_batch = 100,
-                                     .max_metrics = 8,
-                                     .max_device_len = 64,
-                                     .max_metric_len = 64,
-                                     .strict_fields = true};
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *fx = *state;
-    ingest_batch_free(&fx->b);
-    free(fx);
-    return 0;
+    int rc = parse_fixture_setup(state);
+    if (rc == 0)
+        ((struct parse_fixture *)*state)->lim.strict_fields = true;
+    return rc;
 }
 
 /* Parses body[0..len) from a fresh batch; the body lives in a buffer of exactly len bytes. */
-static int parse_n(struct fixture *fx, const char *body, size_t len)
+static int parse_n(struct parse_fixture *fx, const char *body, size_t len)
 {
-    ingest_batch_free(&fx->b);
-    ingest_batch_init(&fx->b);
-    memset(&fx->f, 0, sizeof fx->f);
-    char *copy = malloc(len > 0 ? len : 1);
-    assert_non_null(copy);
-    if (len > 0)
-        memcpy(copy, body, len);
+    char *copy = parse_fixture_reset(fx, body, len);
     int rc = ingest_parse_json(copy, len, &fx->lim, RECV_MS, &fx->b, &fx->f);
     free(copy);
     return rc;
 }
 
-static int parse(struct fixture *fx, const char *body)
+static int parse(struct parse_fixture *fx, const char *body)
 {
     return parse_n(fx, body, strlen(body));
 }
 
-static void assert_pending(const struct fixture *fx, size_t i)
-{
-    assert_true(i < fx->b.n);
-    if (fx->b.status[i] != READING_PENDING)
-        fail_msg("reading %zu: status %s, error '%s': '%s'", i,
-                 reading_status_name(fx->b.status[i]), fx->b.errors[i].field,
-                 fx->b.errors[i].reason);
-}
-
-static void assert_rejected(const struct fixture *fx, size_t i, const char *field,
-                            const char *reason)
-{
-    assert_true(i < fx->b.n);
-    if (fx->b.status[i] != READING_INVALID)
-        fail_msg("reading %zu: status %s, want invalid (%s: %s)", i,
-                 reading_status_name(fx->b.status[i]), field, reason);
-    assert_string_equal(fx->b.errors[i].field, field);
-    assert_string_equal(fx->b.errors[i].reason, reason);
-}
-
 /* Parses a one-object body that must come back as one invalid reading. */
-static void expect_invalid(struct fixture *fx, const char *body, const char *field,
+static void expect_invalid(struct parse_fixture *fx, const char *body, const char *field,
                            const char *reason)
 {
     int rc = parse(fx, body);
@@ -112,25 +67,25 @@ static void expect_invalid(struct fixture *fx, const char *body, const char *fie
         fail_msg("%s: rc %d, %d '%s': %s", body, rc, fx->f.http_status, fx->f.field, fx->f.reason);
     assert_int_equal(fx->b.n, 1);
     assert_false(fx->b.is_array);
-    assert_rejected(fx, 0, field, reason);
+    assert_reading_rejected(&fx->b, 0, field, reason);
     assert_int_equal(fx->b.readings[0].recv_ms, RECV_MS);
 }
 
 /* Parses a one-object body that must come back as one valid reading; returns it. */
-static const struct reading *expect_valid(struct fixture *fx, const char *body)
+static const struct reading *expect_valid(struct parse_fixture *fx, const char *body)
 {
     int rc = parse(fx, body);
     if (rc != CANARY_OK)
         fail_msg("%s: rc %d, %d '%s': %s", body, rc, fx->f.http_status, fx->f.field, fx->f.reason);
     assert_int_equal(fx->b.n, 1);
     assert_false(fx->b.is_array);
-    assert_pending(fx, 0);
+    assert_reading_pending(&fx->b, 0);
     assert_int_equal(fx->b.readings[0].recv_ms, RECV_MS);
     return &fx->b.readings[0];
 }
 
-static void expect_fatal_n(struct fixture *fx, const char *body, size_t len, int rc, int status,
-                           const char *field, const char *reason)
+static void expect_fatal_n(struct parse_fixture *fx, const char *body, size_t len, int rc,
+                           int status, const char *field, const char *reason)
 {
     assert_int_equal(parse_n(fx, body, len), rc);
     assert_int_equal(fx->f.http_status, status);
@@ -138,33 +93,9 @@ static void expect_fatal_n(struct fixture *fx, const char *body, size_t len, int
     assert_string_equal(fx->f.reason, reason);
 }
 
-static void expect_fatal(struct fixture *fx, const char *body, const char *reason)
+static void expect_fatal(struct parse_fixture *fx, const char *body, const char *reason)
 {
     expect_fatal_n(fx, body, strlen(body), CANARY_EINVAL, 400, "", reason);
-}
-
-static void assert_value(const struct reading *r, size_t k, const char *name, double want)
-{
-    assert_true(k < r->n_values);
-    assert_string_equal(r->values[k].name, name);
-    double got = r->values[k].value;
-    if (got != want || signbit(got) != signbit(want))
-        fail_msg("%s: got %.17g, want %.17g", name, got, want);
-    assert_true(r->values[k].score == 0.0f);
-    assert_int_equal(r->values[k].flags, 0);
-}
-
-/* Returns a malloc'ed string: prefix, n copies of unit, suffix. */
-static char *repeat(const char *prefix, const char *unit, size_t n, const char *suffix)
-{
-    size_t pl = strlen(prefix), ul = strlen(unit), sl = strlen(suffix);
-    char *s = malloc(pl + ul * n + sl + 1);
-    assert_non_null(s);
-    memcpy(s, prefix, pl);
-    for (size_t k = 0; k < n; k++)
-        memcpy(s + pl + k * ul, unit, ul);
-    memcpy(s + pl + ul * n, suffix, sl + 1);
-    return s;
 }
 
 /* A reading body with the given "values" member text. */
@@ -178,15 +109,6 @@ static double elapsed_s(const struct timespec *t0)
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static bool printable(const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s < 0x20 || *s >= 0x7f || *s == '"' || *s == '\\')
-            return false;
-    }
-    return true;
 }
 
 /* ---- well-formed bodies ---- */
@@ -204,7 +126,7 @@ static void test_status_names(void **state)
 
 static void test_single_object(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const struct reading *r = expect_valid(
         fx, "{\"device\":\"kitchen-1\",\"seq\":1042,\"ts\":1763676000123,"
             "\"values\":{\"gas_ppm\":412.5,\"temperature_c\":24.1,\"noise_db\":-3e2}}");
@@ -214,9 +136,9 @@ static void test_single_object(void **state)
     assert_true(r->has_ts);
     assert_int_equal(r->ts_ms, 1763676000123LL);
     assert_int_equal(r->n_values, 3);
-    assert_value(r, 0, "gas_ppm", 412.5);
-    assert_value(r, 1, "temperature_c", 24.1);
-    assert_value(r, 2, "noise_db", -300.0);
+    assert_parsed_value(r, 0, "gas_ppm", 412.5);
+    assert_parsed_value(r, 1, "temperature_c", 24.1);
+    assert_parsed_value(r, 2, "noise_db", -300.0);
 
     /* Field order does not matter; whitespace around tokens is fine. */
     r = expect_valid(fx, " \r\n\t{ \"values\" : { \"a\" : 1 } , \"ts\" : 5 , \"seq\" : 0 ,"
@@ -224,12 +146,12 @@ static void test_single_object(void **state)
     assert_string_equal(r->device, "A.b_c:d-9");
     assert_int_equal(r->seq, 0);
     assert_int_equal(r->ts_ms, 5);
-    assert_value(r, 0, "a", 1.0);
+    assert_parsed_value(r, 0, "a", 1.0);
 }
 
 static void test_ts_absent_defaults_to_recv(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const struct reading *r = expect_valid(fx, "{\"device\":\"d\",\"seq\":7,\"values\":{\"x\":1}}");
     assert_false(r->has_ts);
     assert_int_equal(r->ts_ms, RECV_MS);
@@ -244,7 +166,7 @@ static void test_ts_absent_defaults_to_recv(void **state)
 
 static void test_batch(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     assert_int_equal(parse(fx, "[{\"device\":\"a\",\"seq\":1,\"ts\":1000,\"values\":{\"x\":1}},"
                                "{\"device\":\"b\",\"seq\":2,\"values\":{\"x\":2,\"y\":true}},\n"
                                "{\"device\":\"c\",\"seq\":3,\"ts\":3000,\"values\":{\"x\":3}}]"),
@@ -253,55 +175,55 @@ static void test_batch(void **state)
     assert_true(fx->b.is_array);
     const char *devices[] = {"a", "b", "c"};
     for (size_t i = 0; i < 3; i++) {
-        assert_pending(fx, i);
+        assert_reading_pending(&fx->b, i);
         const struct reading *r = &fx->b.readings[i];
         assert_string_equal(r->device, devices[i]);
         assert_int_equal(r->seq, i + 1);
-        assert_value(r, 0, "x", (double)(i + 1));
+        assert_parsed_value(r, 0, "x", (double)(i + 1));
         assert_int_equal(r->recv_ms, RECV_MS);
     }
     assert_int_equal(fx->b.readings[0].ts_ms, 1000);
     assert_false(fx->b.readings[1].has_ts);
     assert_int_equal(fx->b.readings[1].ts_ms, RECV_MS);
     assert_int_equal(fx->b.readings[1].n_values, 2);
-    assert_value(&fx->b.readings[1], 1, "y", 1.0);
+    assert_parsed_value(&fx->b.readings[1], 1, "y", 1.0);
     assert_int_equal(fx->b.readings[2].ts_ms, 3000);
 
     /* An array of one reading is still a batch. */
     assert_int_equal(parse(fx, "[{\"device\":\"a\",\"seq\":1,\"values\":{\"x\":1}}]"), CANARY_OK);
     assert_int_equal(fx->b.n, 1);
     assert_true(fx->b.is_array);
-    assert_pending(fx, 0);
+    assert_reading_pending(&fx->b, 0);
 }
 
 static void test_booleans(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const struct reading *r = expect_valid(
         fx, "{\"device\":\"d\",\"seq\":1,\"values\":{\"flame\":true,\"motion\":false}}");
     assert_int_equal(r->n_values, 2);
-    assert_value(r, 0, "flame", 1.0);
-    assert_value(r, 1, "motion", 0.0);
+    assert_parsed_value(r, 0, "flame", 1.0);
+    assert_parsed_value(r, 1, "motion", 0.0);
 }
 
 static void test_numbers(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const struct reading *r =
         expect_valid(fx, "{\"device\":\"d\",\"seq\":1,\"values\":{\"a\":-0,\"b\":1e-400,"
                          "\"c\":1.7976931348623157e308,\"d\":-2.5E+3,\"e\":0.1}}");
-    assert_value(r, 0, "a", -0.0);
-    assert_value(r, 1, "b", 0.0); /* underflow is a tiny number, not an error */
-    assert_value(r, 2, "c", 1.7976931348623157e308);
-    assert_value(r, 3, "d", -2500.0);
-    assert_value(r, 4, "e", 0.1);
+    assert_parsed_value(r, 0, "a", -0.0);
+    assert_parsed_value(r, 1, "b", 0.0); /* underflow is a tiny number, not an error */
+    assert_parsed_value(r, 2, "c", 1.7976931348623157e308);
+    assert_parsed_value(r, 3, "d", -2500.0);
+    assert_parsed_value(r, 4, "e", 0.1);
 }
 
 /* ---- per-reading errors ---- */
 
 static void test_device_errors(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_invalid(fx, "{\"seq\":1,\"values\":{\"x\":1}}", "device", "is required");
     expect_invalid(fx, "{\"device\":42,\"seq\":1,\"values\":{\"x\":1}}", "device",
                    "must be a string, got a number");
@@ -340,22 +262,22 @@ static void test_device_errors(void **state)
     }
 
     /* Exactly max_device_len bytes is fine; one more is too long. */
-    char *ok = repeat("{\"device\":\"", "d", 64, "\",\"seq\":1,\"values\":{\"x\":1}}");
+    char *ok = test_repeat("{\"device\":\"", "d", 64, "\",\"seq\":1,\"values\":{\"x\":1}}");
     const struct reading *r = expect_valid(fx, ok);
     assert_int_equal(strlen(r->device), 64);
     free(ok);
-    char *longer = repeat("{\"device\":\"", "d", 65, "\",\"seq\":1,\"values\":{\"x\":1}}");
+    char *longer = test_repeat("{\"device\":\"", "d", 65, "\",\"seq\":1,\"values\":{\"x\":1}}");
     expect_invalid(fx, longer, "device", "is longer than 64 bytes (limit ingest.max_device_len)");
     free(longer);
     /* Too long and with bad bytes: the length is what is reported, nothing is quoted. */
-    longer = repeat("{\"device\":\"", "/", 100, "\",\"seq\":1,\"values\":{\"x\":1}}");
+    longer = test_repeat("{\"device\":\"", "/", 100, "\",\"seq\":1,\"values\":{\"x\":1}}");
     expect_invalid(fx, longer, "device", "is longer than 64 bytes (limit ingest.max_device_len)");
     free(longer);
 }
 
 static void test_seq_errors(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_invalid(fx, "{\"device\":\"d\",\"values\":{\"x\":1}}", "seq",
                    "is required (the device's message counter)");
     const char *out_of_range[] = {"-1",     "1.5",   "9007199254740992", "1e999",
@@ -396,7 +318,7 @@ static void test_seq_errors(void **state)
 
 static void test_ts_errors(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const char *out_of_range[] = {"1.5", "-1", "-1763676000000", "9007199254740992", "1e999"};
     char body[160];
     for (size_t k = 0; k < sizeof out_of_range / sizeof *out_of_range; k++) {
@@ -419,7 +341,7 @@ static void test_ts_errors(void **state)
 
 static void test_values_errors(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     char body[512];
     expect_invalid(fx, "{\"device\":\"d\",\"seq\":1}", "values", "is required");
     const struct {
@@ -464,10 +386,10 @@ static void test_values_errors(void **state)
         snprintf(reason, sizeof reason, "metric name '%s' " METRIC_NAME_REASON, bad_names[k].shown);
         expect_invalid(fx, body, "values", reason);
     }
-    char *ok = repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "m", 64, "\":1}}");
+    char *ok = test_repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "m", 64, "\":1}}");
     assert_int_equal(strlen(expect_valid(fx, ok)->values[0].name), 64);
     free(ok);
-    char *longer = repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "m", 65, "\":1}}");
+    char *longer = test_repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "m", 65, "\":1}}");
     expect_invalid(fx, longer, "values",
                    "metric name 'mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm...' is longer than 64 "
                    "bytes (limit ingest.max_metric_len)");
@@ -490,7 +412,7 @@ static void test_values_errors(void **state)
 
 static void test_overflowing_number(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_invalid(fx, "{\"device\":\"d\",\"seq\":1,\"values\":{\"a\":1,\"x\":1e999}}", "values.x",
                    "must be a finite number (got an overflow)");
     expect_invalid(fx, "{\"device\":\"d\",\"seq\":1,\"values\":{\"y\":-1e999}}", "values.y",
@@ -499,7 +421,7 @@ static void test_overflowing_number(void **state)
 
 static void test_nan_and_infinity_are_malformed(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     /* The literal starts at byte 36 of each body. */
     const char *literals[] = {"NaN", "Infinity", "-Infinity", "nan", "inf", "-inf", "+1"};
     char body[160];
@@ -517,7 +439,7 @@ static void test_nan_and_infinity_are_malformed(void **state)
 
 static void test_unknown_fields(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const char *body = "{\"device\":\"d\",\"seq\":1,\"unit\":\"si\",\"values\":{\"x\":1}}";
     expect_invalid(fx, body, "unit", UNKNOWN_FIELD_REASON);
     /* Names are case-sensitive. */
@@ -528,16 +450,16 @@ static void test_unknown_fields(void **state)
     const struct reading *r = expect_valid(fx, body);
     assert_string_equal(r->device, "d");
     assert_int_equal(r->n_values, 1);
-    assert_value(r, 0, "x", 1.0);
+    assert_parsed_value(r, 0, "x", 1.0);
     /* Ignored fields may hold anything, nested. */
     r = expect_valid(fx, "{\"meta\":{\"a\":[1,{\"b\":null}]},\"device\":\"d\",\"seq\":1,"
                          "\"values\":{\"x\":2}}");
-    assert_value(r, 0, "x", 2.0);
+    assert_parsed_value(r, 0, "x", 2.0);
 }
 
 static void test_duplicate_keys(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_invalid(fx, "{\"device\":\"a\",\"device\":\"b\",\"seq\":1,\"values\":{\"x\":1}}", "",
                    "field 'device' appears twice");
     expect_invalid(fx, "{\"device\":\"a\",\"seq\":1,\"seq\":2,\"values\":{\"x\":1}}", "",
@@ -558,7 +480,7 @@ static void test_duplicate_keys(void **state)
  * the device "a". cJSON decodes the escape into a NUL byte, and C strings end there. */
 static void test_escaped_nul_is_not_a_terminator(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const char *bodies[] = {
         "{\"device\":\"a\\u0000b\",\"seq\":1,\"values\":{\"x\":1}}",
         "{\"device\":\"a\",\"seq\":1,\"values\":{\"gas_ppm\\u0000zz\":1}}",
@@ -584,7 +506,7 @@ static void test_escaped_nul_is_not_a_terminator(void **state)
 
 static void test_malformed_json_position(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_fatal(fx, "{\"device\":\"a\",\n\"seq\":x}",
                  "malformed JSON at byte 21 (line 2, column 7)");
     expect_fatal(fx, "{\"device\":\"a\",\"seq\":1,\"values\":{\"x\":tru}}",
@@ -610,7 +532,7 @@ static void test_malformed_json_position(void **state)
 
 static void test_trailing_garbage(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const char *one = "{\"device\":\"a\",\"seq\":1,\"values\":{\"x\":1}}";
     char body[256];
     snprintf(body, sizeof body, "%s x", one);
@@ -624,19 +546,19 @@ static void test_trailing_garbage(void **state)
     /* Trailing whitespace is fine. */
     snprintf(body, sizeof body, "%s \t\r\n\n", one);
     assert_int_equal(parse(fx, body), CANARY_OK);
-    assert_pending(fx, 0);
+    assert_reading_pending(&fx->b, 0);
 }
 
 static void test_empty_body(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_fatal_n(fx, "", 0, CANARY_EINVAL, 400, "",
                    "the body is empty; send a reading object or an array of them");
 }
 
 static void test_nul_byte(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     static const char inside[] = "{\"device\":\"a\0b\",\"seq\":1,\"values\":{\"x\":1}}";
     expect_fatal_n(fx, inside, sizeof inside - 1, CANARY_EINVAL, 400, "",
                    "the body contains a NUL byte");
@@ -648,7 +570,7 @@ static void test_nul_byte(void **state)
 
 static void test_invalid_utf8(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     /* Each sequence goes inside the device string, which starts at byte 11. */
     const struct {
         const char *seq;
@@ -687,7 +609,7 @@ static void test_invalid_utf8(void **state)
 
 static void test_escaped_surrogates_are_malformed(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     /* Lone UTF-16 surrogates cannot become UTF-8; the string starts at byte 11. */
     const char *bodies[] = {"{\"device\":\"\\ud800\",\"seq\":1,\"values\":{\"x\":1}}",
                             "{\"device\":\"\\udc00\",\"seq\":1,\"values\":{\"x\":1}}",
@@ -701,7 +623,7 @@ static void test_escaped_surrogates_are_malformed(void **state)
 
 static void test_top_level_types(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     expect_fatal(fx, "42", "the body must be a reading object or an array of them, got a number");
     expect_fatal(fx, "\"kitchen-1\"",
                  "the body must be a reading object or an array of them, got a string");
@@ -714,15 +636,15 @@ static void test_top_level_types(void **state)
 
 static void test_max_batch(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     fx->lim.max_batch = 3;
-    char *three = repeat("[", "{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1}},", 2,
-                         "{\"device\":\"d\",\"seq\":2,\"values\":{\"x\":1}}]");
+    char *three = test_repeat("[", "{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1}},", 2,
+                              "{\"device\":\"d\",\"seq\":2,\"values\":{\"x\":1}}]");
     assert_int_equal(parse(fx, three), CANARY_OK);
     assert_int_equal(fx->b.n, 3);
     free(three);
-    char *four = repeat("[", "{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1}},", 3,
-                        "{\"device\":\"d\",\"seq\":2,\"values\":{\"x\":1}}]");
+    char *four = test_repeat("[", "{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1}},", 3,
+                             "{\"device\":\"d\",\"seq\":2,\"values\":{\"x\":1}}]");
     expect_fatal_n(fx, four, strlen(four), CANARY_ELIMIT, 413, "ingest.max_batch",
                    "the batch holds more than 3 readings (limit ingest.max_batch)");
     free(four);
@@ -731,7 +653,7 @@ static void test_max_batch(void **state)
                    "the batch holds more than 3 readings (limit ingest.max_batch)");
     /* A huge array is refused without looking at every element. */
     fx->lim.max_batch = 100;
-    char *huge = repeat("[", "0,", 200000, "0]");
+    char *huge = test_repeat("[", "0,", 200000, "0]");
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     expect_fatal_n(fx, huge, strlen(huge), CANARY_ELIMIT, 413, "ingest.max_batch",
@@ -742,7 +664,7 @@ static void test_max_batch(void **state)
 
 static void test_one_bad_reading_in_a_batch(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     assert_int_equal(parse(fx, "[{\"device\":\"a\",\"seq\":10,\"ts\":100,\"values\":{\"x\":1.5}},"
                                "{\"device\":\"b\",\"seq\":\"11\",\"values\":{\"x\":2}},"
                                "{\"device\":\"c\",\"seq\":12,\"values\":{\"x\":3,\"y\":false}},"
@@ -752,32 +674,33 @@ static void test_one_bad_reading_in_a_batch(void **state)
                      CANARY_OK);
     assert_int_equal(fx->b.n, 6);
     assert_true(fx->b.is_array);
-    assert_pending(fx, 0);
-    assert_rejected(fx, 1, "seq", "must be a whole number from 0 to 2^53, got a string");
-    assert_pending(fx, 2);
-    assert_rejected(fx, 3, "", "a reading must be a JSON object, got a number");
-    assert_rejected(fx, 4, "values.x", "must be a finite number, got a string");
-    assert_pending(fx, 5);
+    assert_reading_pending(&fx->b, 0);
+    assert_reading_rejected(&fx->b, 1, "seq",
+                            "must be a whole number from 0 to 2^53, got a string");
+    assert_reading_pending(&fx->b, 2);
+    assert_reading_rejected(&fx->b, 3, "", "a reading must be a JSON object, got a number");
+    assert_reading_rejected(&fx->b, 4, "values.x", "must be a finite number, got a string");
+    assert_reading_pending(&fx->b, 5);
 
     const struct reading *r = &fx->b.readings[0];
     assert_string_equal(r->device, "a");
     assert_int_equal(r->seq, 10);
     assert_int_equal(r->ts_ms, 100);
     assert_int_equal(r->n_values, 1);
-    assert_value(r, 0, "x", 1.5);
+    assert_parsed_value(r, 0, "x", 1.5);
     r = &fx->b.readings[2];
     assert_string_equal(r->device, "c");
     assert_int_equal(r->seq, 12);
     assert_false(r->has_ts);
     assert_int_equal(r->ts_ms, RECV_MS);
     assert_int_equal(r->n_values, 2);
-    assert_value(r, 0, "x", 3.0);
-    assert_value(r, 1, "y", 0.0);
+    assert_parsed_value(r, 0, "x", 3.0);
+    assert_parsed_value(r, 1, "y", 0.0);
     r = &fx->b.readings[5];
     assert_string_equal(r->device, "f");
     assert_int_equal(r->seq, 15);
     assert_int_equal(r->ts_ms, 200);
-    assert_value(r, 0, "z", -6.0);
+    assert_parsed_value(r, 0, "z", -6.0);
     for (size_t i = 0; i < fx->b.n; i++)
         assert_int_equal(fx->b.readings[i].recv_ms, RECV_MS);
 }
@@ -786,7 +709,7 @@ static void test_one_bad_reading_in_a_batch(void **state)
 
 static void test_deep_nesting(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     const struct {
         const char *prefix, *unit, *suffix;
     } shapes[] = {
@@ -796,7 +719,7 @@ static void test_deep_nesting(void **state)
         {"{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1},\"m\":", "{\"a\":", "1"},
     };
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-        char *body = repeat(shapes[k].prefix, shapes[k].unit, 100000, shapes[k].suffix);
+        char *body = test_repeat(shapes[k].prefix, shapes[k].unit, 100000, shapes[k].suffix);
         int rc = parse(fx, body);
         free(body);
         assert_int_equal(rc, CANARY_EINVAL);
@@ -804,15 +727,15 @@ static void test_deep_nesting(void **state)
         assert_int_equal(strncmp(fx->f.reason, "malformed JSON at byte ", 23), 0);
     }
     /* Closed deep nesting is refused as well, and never overflows the stack. */
-    char *open = repeat("", "[", 100000, "");
-    char *body = repeat(open, "]", 100000, "");
+    char *open = test_repeat("", "[", 100000, "");
+    char *body = test_repeat(open, "]", 100000, "");
     free(open);
     assert_int_equal(parse(fx, body), CANARY_EINVAL);
     free(body);
     /* Moderate nesting in an ignored field is harmless. */
     fx->lim.strict_fields = false;
-    open = repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1},\"m\":", "[", 200, "");
-    body = repeat(open, "]", 200, "}");
+    open = test_repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"x\":1},\"m\":", "[", 200, "");
+    body = test_repeat(open, "]", 200, "}");
     free(open);
     expect_valid(fx, body);
     free(body);
@@ -820,7 +743,7 @@ static void test_deep_nesting(void **state)
 
 static void test_many_keys_rejected_quickly(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     enum { KEYS = 100000 };
     char *body = malloc((size_t)KEYS * 24 + 128);
     assert_non_null(body);
@@ -869,14 +792,15 @@ static void test_many_keys_rejected_quickly(void **state)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         assert_int_equal(parse_n(fx, body, n), CANARY_OK);
         assert_true(elapsed_s(&t0) < 2.0);
-        assert_rejected(fx, 0, "values", "holds more than 8 metrics (limit ingest.max_metrics)");
+        assert_reading_rejected(&fx->b, 0, "values",
+                                "holds more than 8 metrics (limit ingest.max_metrics)");
     }
     free(body);
 }
 
 static void test_reasons_are_sanitised(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     fx->lim.max_device_len = 128;
     /* Control characters, quotes, backslashes and non-ASCII bytes never reach a reason, and
      * quoted text is cut at 40 bytes. */
@@ -893,7 +817,7 @@ static void test_reasons_are_sanitised(void **state)
         assert_int_equal(parse(fx, bodies[k]), CANARY_OK);
         assert_int_equal(fx->b.status[0], READING_INVALID);
         const struct reading_error *e = &fx->b.errors[0];
-        if (!printable(e->field) || !printable(e->reason))
+        if (!test_printable(e->field) || !test_printable(e->reason))
             fail_msg("body %zu: unsanitised error '%s': '%s'", k, e->field, e->reason);
     }
     expect_invalid(fx, bodies[0], "device",
@@ -901,20 +825,20 @@ static void test_reasons_are_sanitised(void **state)
     expect_invalid(fx, bodies[3], "??Set-Cookie: a=b?", UNKNOWN_FIELD_REASON);
 
     /* Long untrusted text is cut to 40 bytes and "...". */
-    char *body = repeat("{\"device\":\"", "a/", 60, "\",\"seq\":1,\"values\":{\"x\":1}}");
+    char *body = test_repeat("{\"device\":\"", "a/", 60, "\",\"seq\":1,\"values\":{\"x\":1}}");
     expect_invalid(fx, body, "device",
                    "'a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/...' " DEVICE_CHARSET_REASON);
     free(body);
-    body = repeat("{\"device\":\"d\",\"seq\":1,\"", "Z", 5000, "\":1,\"values\":{\"x\":1}}");
+    body = test_repeat("{\"device\":\"d\",\"seq\":1,\"", "Z", 5000, "\":1,\"values\":{\"x\":1}}");
     expect_invalid(fx, body, "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ...", UNKNOWN_FIELD_REASON);
     free(body);
-    body = repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "Q", 5000, "\":1}}");
+    body = test_repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "Q", 5000, "\":1}}");
     expect_invalid(fx, body, "values",
                    "metric name 'QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ...' is longer than 64 "
                    "bytes (limit ingest.max_metric_len)");
     free(body);
-    body = repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "q", 5000, "\":1,\"");
-    char *dup = repeat(body, "q", 5000, "\":2}}");
+    body = test_repeat("{\"device\":\"d\",\"seq\":1,\"values\":{\"", "q", 5000, "\":1,\"");
+    char *dup = test_repeat(body, "q", 5000, "\":2}}");
     free(body);
     expect_invalid(fx, dup, "values",
                    "metric 'qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq...' appears twice");
@@ -922,24 +846,6 @@ static void test_reasons_are_sanitised(void **state)
 }
 
 /* ---- fuzz ---- */
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-    /* xorshift64*: a fixed seed gives the same inputs on every run and platform. */
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 2685821657736338717ULL;
-}
-
-static size_t rng_below(struct rng *r, size_t n)
-{
-    return (size_t)(rng_next(r) % n);
-}
 
 static const char *const fuzz_seeds[] = {
     "{\"device\":\"kitchen-1\",\"seq\":1042,\"ts\":1763676000123,"
@@ -958,111 +864,49 @@ static const char fuzz_special[] = {'{', '}',  '[', ']', ':',  ',',    '"',    '
                                     'u', '\n', 'a', '_', '\0', '\x80', '\xc3', '\xff'};
 
 /* Replaces a byte by one of its own kind (digit, letter), which keeps most bodies JSON. */
-static void gentle_replace(struct rng *r, char *c)
+static void gentle_replace(struct test_rng *r, char *c)
 {
     static const char letters[] = "abcdefghijklmnopqrstuvwxyzA_-.:/ ";
     if (*c >= '0' && *c <= '9')
-        *c = (char)('0' + rng_below(r, 10));
+        *c = (char)('0' + test_rng_below(r, 10));
     else if ((*c >= 'a' && *c <= 'z') || *c == '_' || *c == '-')
-        *c = letters[rng_below(r, sizeof letters - 1)];
+        *c = letters[test_rng_below(r, sizeof letters - 1)];
 }
 
-static size_t fuzz_mutate(struct rng *r, char *buf, size_t len, size_t cap)
+static size_t fuzz_mutate(struct test_rng *r, char *buf, size_t len, size_t cap)
 {
-    size_t steps = 1 + rng_below(r, 4);
+    size_t steps = 1 + test_rng_below(r, 4);
     for (size_t s = 0; s < steps; s++) {
-        if (rng_below(r, 2) == 0) {
+        if (test_rng_below(r, 2) == 0) {
             if (len > 0)
-                gentle_replace(r, &buf[rng_below(r, len)]);
+                gentle_replace(r, &buf[test_rng_below(r, len)]);
             continue;
         }
-        char c = rng_below(r, 4) == 0 ? (char)rng_below(r, 256)
-                                      : fuzz_special[rng_below(r, sizeof fuzz_special)];
-        size_t at = len > 0 ? rng_below(r, len + 1) : 0;
-        switch (rng_below(r, 6)) {
-        case 0: /* replace a byte */
-        case 1:
-            if (at < len)
-                buf[at] = c;
-            break;
-        case 2: /* insert a byte */
-            if (len < cap) {
-                memmove(buf + at + 1, buf + at, len - at);
-                buf[at] = c;
-                len++;
-            }
-            break;
-        case 3: /* delete a byte */
-            if (at < len) {
-                memmove(buf + at, buf + at + 1, len - at - 1);
-                len--;
-            }
-            break;
-        case 4: /* duplicate a stretch */
-            if (at < len) {
-                size_t n = 1 + rng_below(r, len - at);
-                if (len + n <= cap) {
-                    memmove(buf + at + n, buf + at, len - at);
-                    len += n;
-                }
-            }
-            break;
-        default: /* truncate */
-            if (rng_below(r, 4) == 0)
-                len = at;
-            break;
-        }
+        char c = test_rng_below(r, 4) == 0 ? (char)test_rng_below(r, 256)
+                                           : fuzz_special[test_rng_below(r, sizeof fuzz_special)];
+        len = test_fuzz_edit(r, buf, len, cap, c, 4);
     }
     return len;
 }
 
-/* Checks what the parser promises about any outcome. Returns the number of valid readings. */
-static size_t check_outcome(const struct fixture *fx, int rc)
+/* Checks what the parser promises about any outcome, on top of what every body parser does.
+ * Returns the number of valid readings. */
+static size_t check_outcome(const struct parse_fixture *fx, int rc)
 {
-    if (rc != CANARY_OK) {
-        assert_true(rc == CANARY_EINVAL || rc == CANARY_ELIMIT);
-        assert_int_equal(fx->f.http_status, rc == CANARY_ELIMIT ? 413 : 400);
-        assert_true(fx->f.reason[0] != '\0');
-        assert_true(printable(fx->f.reason));
-        return 0;
-    }
-    const struct ingest_limits *lim = &fx->lim;
-    assert_true(fx->b.n >= 1 && fx->b.n <= lim->max_batch);
-    size_t valid = 0;
-    for (size_t i = 0; i < fx->b.n; i++) {
+    size_t valid = assert_parse_outcome(fx, rc, RECV_MS);
+    for (size_t i = 0; rc == CANARY_OK && i < fx->b.n; i++) {
         const struct reading *r = &fx->b.readings[i];
-        assert_int_equal(r->recv_ms, RECV_MS);
-        if (fx->b.status[i] == READING_INVALID) {
-            assert_true(printable(fx->b.errors[i].field));
-            assert_true(fx->b.errors[i].reason[0] != '\0');
-            assert_true(printable(fx->b.errors[i].reason));
-            continue;
+        if (fx->b.status[i] == READING_PENDING) {
+            assert_true(r->has_seq);
+            assert_true(r->seq < 9007199254740992ULL);
         }
-        assert_int_equal(fx->b.status[i], READING_PENDING);
-        valid++;
-        assert_non_null(r->device);
-        assert_true(device_id_valid(r->device, strlen(r->device), lim->max_device_len));
-        assert_true(r->n_values >= 1 && r->n_values <= lim->max_metrics);
-        for (uint32_t k = 0; k < r->n_values; k++) {
-            const char *name = r->values[k].name;
-            assert_true(metric_name_valid(name, strlen(name), lim->max_metric_len));
-            assert_true(isfinite(r->values[k].value));
-            for (uint32_t j = 0; j < k; j++)
-                assert_string_not_equal(r->values[j].name, name);
-        }
-        assert_true(r->has_seq);
-        assert_true(r->seq < 9007199254740992ULL);
-        if (r->has_ts)
-            assert_true(r->ts_ms >= 0 && r->ts_ms < 9007199254740992LL);
-        else
-            assert_int_equal(r->ts_ms, RECV_MS);
     }
     return valid;
 }
 
 static void test_fuzz(void **state)
 {
-    struct fixture *fx = *state;
+    struct parse_fixture *fx = *state;
     fx->lim = (struct ingest_limits){.max_batch = 4,
                                      .max_metrics = 4,
                                      .max_device_len = 16,
@@ -1070,21 +914,22 @@ static void test_fuzz(void **state)
                                      .strict_fields = false};
     enum { CAP = 2048, ITERATIONS = 8000 };
     static char buf[CAP];
-    struct rng r = {.s = 0x6a50f0221dULL};
+    struct test_rng r = {.s = 0x6a50f0221dULL};
     size_t valid = 0, invalid = 0, fatal = 0;
     for (int it = 0; it < ITERATIONS; it++) {
         size_t len = 0;
-        size_t mode = rng_below(&r, 8);
+        size_t mode = test_rng_below(&r, 8);
         if (mode == 0) { /* random grammar bytes */
-            len = rng_below(&r, 200);
+            len = test_rng_below(&r, 200);
             for (size_t k = 0; k < len; k++)
-                buf[k] = rng_below(&r, 3) == 0 ? (char)rng_below(&r, 256)
-                                               : fuzz_special[rng_below(&r, sizeof fuzz_special)];
+                buf[k] = test_rng_below(&r, 3) == 0
+                             ? (char)test_rng_below(&r, 256)
+                             : fuzz_special[test_rng_below(&r, sizeof fuzz_special)];
         } else if (mode <= 3) { /* several seeds in an array, mutated */
             buf[len++] = '[';
-            size_t parts = 1 + rng_below(&r, 5);
+            size_t parts = 1 + test_rng_below(&r, 5);
             for (size_t p = 0; p < parts; p++) {
-                const char *seed = fuzz_seeds[rng_below(&r, 3)];
+                const char *seed = fuzz_seeds[test_rng_below(&r, 3)];
                 size_t n = strlen(seed);
                 if (len + n + 2 > CAP / 2)
                     break;
@@ -1096,12 +941,13 @@ static void test_fuzz(void **state)
             buf[len++] = ']';
             len = fuzz_mutate(&r, buf, len, CAP);
         } else { /* one seed, mutated */
-            const char *seed = fuzz_seeds[rng_below(&r, sizeof fuzz_seeds / sizeof *fuzz_seeds)];
+            const char *seed =
+                fuzz_seeds[test_rng_below(&r, sizeof fuzz_seeds / sizeof *fuzz_seeds)];
             len = strlen(seed);
             memcpy(buf, seed, len);
             len = fuzz_mutate(&r, buf, len, CAP);
         }
-        fx->lim.strict_fields = rng_below(&r, 2) == 0;
+        fx->lim.strict_fields = test_rng_below(&r, 2) == 0;
         int rc = parse_n(fx, buf, len);
         size_t ok = check_outcome(fx, rc);
         valid += ok;
@@ -1118,7 +964,7 @@ static void test_fuzz(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, parse_fixture_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_names),
         T(test_single_object),

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/metric.h"
 #include "ingest/ingest.h"
+#include "unit_support.h"
 #include "verify/verify.h"
 
 #include <math.h>
@@ -80,37 +81,17 @@ static void load_one(struct fixture *fx, int64_t ts_ms, const char *metric, cons
     assert_int_equal(fx->b.status[0], READING_PENDING);
 }
 
-static void assert_pending(const struct fixture *fx, size_t i)
-{
-    assert_true(i < fx->b.n);
-    if (fx->b.status[i] != READING_PENDING)
-        fail_msg("reading %zu: status %s, error '%s': '%s'", i,
-                 reading_status_name(fx->b.status[i]), fx->b.errors[i].field,
-                 fx->b.errors[i].reason);
-}
-
-static void assert_rejected(const struct fixture *fx, size_t i, const char *field,
-                            const char *reason)
-{
-    assert_true(i < fx->b.n);
-    if (fx->b.status[i] != READING_INVALID)
-        fail_msg("reading %zu: status %s, want invalid (%s: %s)", i,
-                 reading_status_name(fx->b.status[i]), field, reason);
-    assert_string_equal(fx->b.errors[i].field, field);
-    assert_string_equal(fx->b.errors[i].reason, reason);
-}
-
 /* Verifies a one-reading batch that must pass. */
 static void expect_ok(struct fixture *fx)
 {
     assert_int_equal(verify_batch(&fx->b, &policy, NOW_MS), 1);
-    assert_pending(fx, 0);
+    assert_reading_pending(&fx->b, 0);
 }
 
 static void expect_rejected(struct fixture *fx, const char *field, const char *reason)
 {
     assert_int_equal(verify_batch(&fx->b, &policy, NOW_MS), 0);
-    assert_rejected(fx, 0, field, reason);
+    assert_reading_rejected(&fx->b, 0, field, reason);
 }
 
 static void test_ts_window_bounds_pass(void **state)
@@ -229,7 +210,7 @@ static void test_range_boundaries_pass(void **state)
             snprintf(v, sizeof v, "%.17g", edges[k]);
             load_one(fx, NOW_MS, m->name, v);
             assert_int_equal(verify_batch(&fx->b, &policy, NOW_MS), 1);
-            assert_pending(fx, 0);
+            assert_reading_pending(&fx->b, 0);
         }
         /* Just outside either end is refused. */
         const double outside[] = {nextafter(m->min, -INFINITY), nextafter(m->max, INFINITY)};
@@ -296,20 +277,22 @@ static void test_batch_counts_and_leaves_others_alone(void **state)
     assert_int_equal(fx->b.n, 7);
     /* Reading 1 is already invalid (parse); reading 6 is marked a duplicate by hand, as a
      * later stage would. Neither may be touched. */
-    assert_rejected(fx, 1, "seq", "must be a whole number from 0 to 2^53, got a string");
+    assert_reading_rejected(&fx->b, 1, "seq",
+                            "must be a whole number from 0 to 2^53, got a string");
     fx->b.status[6] = READING_DUPLICATE;
     fx->b.errors[6].field = "marker";
     fx->b.errors[6].reason = "set by the test";
 
     assert_int_equal(verify_batch(&fx->b, &policy, NOW_MS), 3);
-    assert_pending(fx, 0);
-    assert_rejected(fx, 1, "seq", "must be a whole number from 0 to 2^53, got a string");
+    assert_reading_pending(&fx->b, 0);
+    assert_reading_rejected(&fx->b, 1, "seq",
+                            "must be a whole number from 0 to 2^53, got a string");
     assert_int_equal(fx->b.status[2], READING_INVALID);
     assert_string_equal(fx->b.errors[2].field, "ts");
-    assert_pending(fx, 3);
-    assert_rejected(fx, 4, "values.humidity_pct",
-                    "100.5 is outside the plausible range [0, 100] %");
-    assert_pending(fx, 5);
+    assert_reading_pending(&fx->b, 3);
+    assert_reading_rejected(&fx->b, 4, "values.humidity_pct",
+                            "100.5 is outside the plausible range [0, 100] %");
+    assert_reading_pending(&fx->b, 5);
     assert_int_equal(fx->b.status[6], READING_DUPLICATE);
     assert_string_equal(fx->b.errors[6].field, "marker");
     assert_string_equal(fx->b.errors[6].reason, "set by the test");
