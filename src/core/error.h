@@ -20,7 +20,4 @@ enum canary_err {
     CANARY_EPERM = -9,     /* not permitted (authentication, file permissions) */
 };
 
-/* Returns a short constant description of a CANARY_E* code ("invalid input"). Never NULL. */
-const char *canary_strerror(int err);
-
 #endif
