@@ -171,7 +171,7 @@ static double bench_canary_store(const char *path)
                                      true};
             ptrs[i] = &rs[i];
         }
-        struct store_batch b = {ptrs, COMMIT, NULL, 0, NULL, 0};
+        struct store_batch b = {.readings = ptrs, .n_readings = COMMIT};
         int64_t a = clock_mono_ns();
         if (store_write(st, &b, err, sizeof err) != 0) {
             fprintf(stderr, "bench_peers: %s\n", err);

@@ -107,7 +107,9 @@ int main(int argc, char **argv)
                                 (int64_t)cfg.alerts.reopen_window_s * 1000},
                                SEVERITY_LOW,
                                true,
-                               SEVERITY_MEDIUM};
+                               SEVERITY_MEDIUM,
+                               true,
+                               SEVERITY_HIGH};
     _Atomic uint64_t n_dev = 0;
     struct shard_params sp = {&cfg, &dp, &kp, &n_dev, NULL};
     struct shard shard;
@@ -177,7 +179,7 @@ int main(int argc, char **argv)
                 ptrs[n++] = &batches[i].readings[0];
         }
         int64_t c = clock_mono_ns();
-        struct store_batch sb = {ptrs, n, NULL, 0, NULL, 0};
+        struct store_batch sb = {.readings = ptrs, .n_readings = n};
         if (n != (size_t)commit || store_write(st, &sb, err, sizeof err) != 0) {
             fprintf(stderr, "bench_pipeline: %zu of %ld stored: %s\n", n, commit, err);
             return 1;

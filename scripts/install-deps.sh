@@ -13,6 +13,9 @@ packages=(
     libcjson-dev                          # JSON parsing and output
     libinih-dev                           # configuration file parser
     libcurl4-openssl-dev curl             # HTTP client (simulator, tests)
+    libmosquitto-dev mosquitto            # MQTT client library + the broker tests and demo run
+    mosquitto-clients                     # mosquitto_pub/_sub: the null subscriber of bench/
+    zlib1g-dev                            # crc32 of the MQTT journal's records
     libcmocka-dev                         # unit tests
     wrk                                   # HTTP load generator for bench/
 )

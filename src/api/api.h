@@ -7,6 +7,7 @@
 #ifndef CANARY_API_API_H
 #define CANARY_API_API_H
 
+#include "core/command.h"
 #include "core/config.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
@@ -31,6 +32,7 @@ struct store_pool {
 struct api_ctx {
     const struct canary_config *cfg;
     struct pipeline *pipeline;
+    struct mqtt *mqtt; /* NULL-safe: mqtt.h functions report MQTT as disabled */
     struct store_pool readers;
     struct store *admin; /* read-write handle for the rare API writes, under admin_lock */
     pthread_mutex_t admin_lock;
@@ -55,6 +57,7 @@ struct request {
     bool body_started;
     /* Suspension for a pipeline job */
     struct job *job;
+    void *job_payload; /* memory the job points to, freed with the request */
     bool suspended;
     _Atomic bool job_done;
     int submit_rc;
@@ -120,6 +123,11 @@ enum MHD_Result api_healthz(struct request *req);
 enum MHD_Result api_readyz(struct request *req);
 enum MHD_Result api_metrics_catalogue(struct request *req);
 enum MHD_Result api_index(struct request *req);
+enum MHD_Result api_device_command(struct request *req);
+enum MHD_Result api_device_command_resumed(struct request *req);
+enum MHD_Result api_device_commands(struct request *req);
+enum MHD_Result api_command_get(struct request *req);
+enum MHD_Result api_events(struct request *req);
 
 /* Adds a number, or null when it is NaN or infinite (JSON has no such numbers). */
 void api_add_number(cJSON *obj, const char *name, double v);
@@ -131,5 +139,8 @@ const char *api_device_segment(struct request *req);
 /* JSON of shared objects. */
 cJSON *api_alert_json(const struct alert *a);
 cJSON *api_flags_json(uint32_t flags);
+cJSON *api_command_json(const struct device_command *c);
+/* The commands an alert's automatic actions sent, oldest first. */
+cJSON *api_alert_actions_json(struct store *s, uint64_t alert_id);
 
 #endif

@@ -168,6 +168,13 @@ enum MHD_Result api_alert_get(struct request *req)
         return MHD_YES;
     cJSON *o = api_alert_json(&a);
     cJSON_AddItemToObject(o, "events", events);
+    struct store *s = api_reader(req);
+    if (s == NULL) {
+        cJSON_Delete(o);
+        return MHD_YES;
+    }
+    cJSON_AddItemToObject(o, "actions", api_alert_actions_json(s, id));
+    api_reader_release(req, s);
     return api_respond_json(req, 200, o, NULL);
 }
 
@@ -277,7 +284,7 @@ enum MHD_Result api_alert_comment(struct request *req)
     ev.ts_ms = clock_wall_ms();
     ev.action = ALERT_ACTION_COMMENTED;
     ev.severity = a.severity;
-    struct store_batch b = {NULL, 0, NULL, 0, &ev, 1};
+    struct store_batch b = {.events = &ev, .n_events = 1};
     char err[512];
     pthread_mutex_lock(&req->api->admin_lock);
     int rc = store_write(req->api->admin, &b, err, sizeof err);

@@ -4,12 +4,15 @@
  *   GET   /api/v1/devices/<id>                 one device
  *   PATCH /api/v1/devices/<id>                 change name, location, kind
  * A device's status is derived from its last reading: online, stale (devices.stale_after_s),
- * offline (devices.offline_after_s), or never (registered, no reading yet). */
+ * offline (devices.offline_after_s), or never (registered, no reading yet); a device whose
+ * MQTT status says offline (its last will) or sleeping is offline at once. "connection" is
+ * what it last said on its MQTT status topic (unknown for HTTP-only devices). */
 #include "api/api.h"
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/metric.h"
+#include "mqtt/mqtt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,15 +30,23 @@ static const char *status_name(const struct canary_config *cfg, int64_t last_see
     return "online";
 }
 
-static cJSON *device_json(const struct canary_config *cfg, const struct store_device *d,
-                          int64_t now)
+static cJSON *device_json(const struct canary_config *cfg, struct mqtt *mq,
+                          const struct store_device *d, int64_t now)
 {
+    int64_t link_since = 0;
+    enum device_link link = mqtt_device_link(mq, d->id, &link_since);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", d->id);
     cJSON_AddStringToObject(o, "name", d->name);
     cJSON_AddStringToObject(o, "location", d->location);
     cJSON_AddStringToObject(o, "kind", d->kind);
-    cJSON_AddStringToObject(o, "status", status_name(cfg, d->last_seen_ms, now));
+    bool gone = link == LINK_OFFLINE || link == LINK_SLEEPING;
+    cJSON_AddStringToObject(o, "status", gone ? "offline" : status_name(cfg, d->last_seen_ms, now));
+    cJSON_AddStringToObject(o, "connection", device_link_name(link));
+    if (link_since)
+        cJSON_AddNumberToObject(o, "connection_since_ms", (double)link_since);
+    else
+        cJSON_AddNullToObject(o, "connection_since_ms");
     cJSON_AddBoolToObject(o, "registered", d->registered);
     cJSON_AddNumberToObject(o, "created_ms", (double)d->created_ms);
     if (d->first_seen_ms)
@@ -73,7 +84,7 @@ enum MHD_Result api_devices_list(struct request *req)
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "devices");
     for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, device_json(req->api->cfg, &list[i], now));
+        cJSON_AddItemToArray(arr, device_json(req->api->cfg, req->api->mqtt, &list[i], now));
     if ((uint64_t)n == limit)
         cJSON_AddStringToObject(root, "next", list[n - 1].id);
     else
@@ -101,7 +112,8 @@ enum MHD_Result api_device_get(struct request *req)
         return api_respond_error(req, 404, "not_found", "device", "no device '%s'", id);
     if (rc != 0)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
-    return api_respond_json(req, 200, device_json(req->api->cfg, &d, clock_wall_ms()), NULL);
+    return api_respond_json(req, 200,
+                            device_json(req->api->cfg, req->api->mqtt, &d, clock_wall_ms()), NULL);
 }
 
 /* Copies an optional string field into dst. Answers 400 when it is not a string or too long. */
@@ -166,8 +178,9 @@ enum MHD_Result api_device_create(struct request *req)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
     char location[160];
     snprintf(location, sizeof location, "/api/v1/devices/%s", d.id);
-    return api_respond_json(req, 201, device_json(req->api->cfg, &d, clock_wall_ms()), "Location",
-                            location, NULL);
+    return api_respond_json(req, 201,
+                            device_json(req->api->cfg, req->api->mqtt, &d, clock_wall_ms()),
+                            "Location", location, NULL);
 }
 
 enum MHD_Result api_device_patch(struct request *req)
@@ -203,5 +216,6 @@ enum MHD_Result api_device_patch(struct request *req)
         return api_respond_error(req, 404, "not_found", "device", "no device '%s'", id);
     if (rc != 0)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
-    return api_respond_json(req, 200, device_json(req->api->cfg, &d, clock_wall_ms()), NULL);
+    return api_respond_json(req, 200,
+                            device_json(req->api->cfg, req->api->mqtt, &d, clock_wall_ms()), NULL);
 }

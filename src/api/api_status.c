@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/metric.h"
+#include "mqtt/mqtt.h"
 
 #include <math.h>
 #include <string.h>
@@ -21,6 +22,13 @@ enum MHD_Result api_healthz(struct request *req)
     cJSON_AddStringToObject(o, "version", CANARY_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", (double)(clock_wall_ms() - req->api->started_ms) / 1000);
     cJSON_AddNumberToObject(o, "schema_version", store_schema_version());
+    struct mqtt_status ms;
+    mqtt_get_status(req->api->mqtt, &ms);
+    cJSON *mq = cJSON_AddObjectToObject(o, "mqtt");
+    cJSON_AddStringToObject(mq, "state", mqtt_state_name(ms.state));
+    cJSON_AddNumberToObject(mq, "since_ms", (double)ms.since_ms);
+    if (ms.last_error[0])
+        cJSON_AddStringToObject(mq, "last_error", ms.last_error);
     return api_respond_json(req, 200, o, NULL);
 }
 
@@ -77,6 +85,41 @@ enum MHD_Result api_stats(struct request *req)
         cJSON_AddNumberToObject(pl, "last_commit_ms", (double)ps.last_commit_ms);
     else
         cJSON_AddNullToObject(pl, "last_commit_ms");
+    cJSON *lag = cJSON_AddObjectToObject(o, "ingest_lag_ms");
+    cJSON_AddNumberToObject(lag, "count", (double)ps.lag_count);
+    cJSON_AddNumberToObject(lag, "p50", ps.lag_p50_ms);
+    cJSON_AddNumberToObject(lag, "p90", ps.lag_p90_ms);
+    cJSON_AddNumberToObject(lag, "p99", ps.lag_p99_ms);
+    cJSON_AddNumberToObject(lag, "max", ps.lag_max_ms);
+    struct mqtt_status ms;
+    mqtt_get_status(req->api->mqtt, &ms);
+    cJSON *mq = cJSON_AddObjectToObject(o, "mqtt");
+    cJSON_AddStringToObject(mq, "state", mqtt_state_name(ms.state));
+    cJSON_AddNumberToObject(mq, "since_ms", (double)ms.since_ms);
+    if (ms.last_error[0])
+        cJSON_AddStringToObject(mq, "last_error", ms.last_error);
+    else
+        cJSON_AddNullToObject(mq, "last_error");
+    const struct {
+        const char *name;
+        uint64_t v;
+    } mqc[] = {{"connects", ms.connects},
+               {"connect_failures", ms.connect_failures},
+               {"messages", ms.messages},
+               {"readings_messages", ms.readings_messages},
+               {"status_messages", ms.status_messages},
+               {"command_acks", ms.acks},
+               {"rejected", ms.rejected},
+               {"topic_mismatches", ms.mismatched},
+               {"events_suppressed", ms.events_suppressed},
+               {"queued", ms.queued},
+               {"journal_unreleased", ms.journal_unreleased},
+               {"journal_replayed", ms.journal_replayed},
+               {"commands_sent", ms.commands_sent},
+               {"commands_pending", ms.commands_pending},
+               {"published", ms.published}};
+    for (size_t i = 0; i < sizeof mqc / sizeof mqc[0]; i++)
+        cJSON_AddNumberToObject(mq, mqc[i].name, (double)mqc[i].v);
     cJSON *store = cJSON_AddObjectToObject(o, "store");
     cJSON_AddNumberToObject(store, "bytes", (double)st.db_bytes);
     cJSON_AddNumberToObject(store, "chunks", (double)st.chunks);

@@ -62,6 +62,10 @@ static const struct route routes[] = {
     {"GET", "/api/v1/devices/*/readings", api_device_readings, NULL},
     {"GET", "/api/v1/devices/*/latest", api_device_latest, NULL},
     {"GET", "/api/v1/devices/*/maxima", api_maxima, NULL},
+    {"POST", "/api/v1/devices/*/commands", api_device_command, api_device_command_resumed},
+    {"GET", "/api/v1/devices/*/commands", api_device_commands, NULL},
+    {"GET", "/api/v1/commands/*", api_command_get, NULL},
+    {"GET", "/api/v1/events", api_events, NULL},
     {"GET", "/api/v1/latest", api_latest, NULL},
     {"GET", "/api/v1/maxima", api_maxima, NULL},
     {"GET", "/api/v1/alerts", api_alerts_list, NULL},
@@ -258,6 +262,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         ingest_batch_free(&req->job->batch);
         free(req->job);
     }
+    free(req->job_payload);
     free(req->body);
     free(slot);
     *con_cls = NULL;
@@ -422,7 +427,7 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 }
 
 int http_start(struct http_server **out, const struct canary_config *cfg, struct pipeline *p,
-               char *err, size_t errlen)
+               struct mqtt *mqtt, char *err, size_t errlen)
 {
     char host[128];
     unsigned port;
@@ -450,6 +455,7 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
     srv->cfg = cfg;
     srv->api.cfg = cfg;
     srv->api.pipeline = p;
+    srv->api.mqtt = mqtt;
     srv->api.started_ms = clock_wall_ms();
     pthread_mutex_init(&srv->watch_lock, NULL);
     pthread_mutex_init(&srv->reaper_lock, NULL);

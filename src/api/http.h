@@ -26,8 +26,11 @@ struct http_server;
 
 /* Starts listening on cfg->http.listen. The pipeline must outlive the server. Returns 0,
  * or an error with a message. */
+struct mqtt;
+
+/* mqtt may be NULL (no MQTT: commands answer 409). */
 int http_start(struct http_server **out, const struct canary_config *cfg, struct pipeline *p,
-               char *err, size_t errlen);
+               struct mqtt *mqtt, char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
 unsigned http_port(const struct http_server *s);

@@ -67,6 +67,24 @@ char *arena_strndup(struct arena *a, const char *s, size_t len)
     return p;
 }
 
+void arena_adopt(struct arena *dst, struct arena *src)
+{
+    struct arena_block *first = src->head;
+    src->head = NULL;
+    if (first == NULL)
+        return;
+    if (dst->head == NULL) {
+        dst->head = first;
+        return;
+    }
+    /* Behind dst's current block, so its free space stays in use. */
+    struct arena_block *last = first;
+    while (last->next != NULL)
+        last = last->next;
+    last->next = dst->head->next;
+    dst->head->next = first;
+}
+
 void arena_reset(struct arena *a)
 {
     struct arena_block *b = a->head;

@@ -27,6 +27,10 @@ void *arena_calloc(struct arena *a, size_t n);
 /* Copies len bytes of s and a terminating NUL into the arena. Returns NULL when out of memory. */
 char *arena_strndup(struct arena *a, const char *s, size_t len);
 
+/* Moves every block of src into dst (src is left empty and may be reused after
+ * arena_init()). What was allocated from src now lives, and dies, with dst. */
+void arena_adopt(struct arena *dst, struct arena *src);
+
 /* Frees everything but the first block, which is kept for reuse. */
 void arena_reset(struct arena *a);
 

@@ -171,6 +171,74 @@ static const struct key_def key_table[] = {
          "Severity of alerts raised by the streaming anomaly detector."),
     ENUM("alerts", "offline_severity", alerts.offline_severity, "medium", "off|" SEVERITIES,
          "Severity of the alert when a device goes offline; off raises none."),
+    ENUM("alerts", "gas_offline_severity", alerts.gas_offline_severity, "high", "off|" SEVERITIES,
+         "Severity of the alert raised at once when a device with a gas sensor drops off MQTT "
+         "unexpectedly (the broker publishes its last will); off leaves it to offline_after_s."),
+
+    STR("actions", "gas_leak", actions.gas_leak, "critical: buzzer=on, valve=close",
+        "Commands sent to the device over MQTT when a gas_leak alert of at least the given "
+        "severity opens: 'SEVERITY: command=state, ...' (buzzer=on|off, valve=open|close, "
+        "relay=on|off, interval_s=N); empty sends none."),
+    STR("actions", "fire", actions.fire, "critical: buzzer=on, valve=close",
+        "Commands sent when a fire alert opens (closing the gas valve is the usual fire "
+        "interlock)."),
+    STR("actions", "threshold", actions.threshold, "",
+        "Commands sent when a threshold alert opens."),
+    STR("actions", "anomaly", actions.anomaly, "", "Commands sent when an anomaly alert opens."),
+    STR("actions", "rate", actions.rate, "", "Commands sent when a rate alert opens."),
+    STR("actions", "sensor_fault", actions.sensor_fault, "",
+        "Commands sent when a sensor_fault alert opens."),
+    STR("actions", "offline", actions.offline, "", "Commands sent when an offline alert opens."),
+
+    BOOL("mqtt", "enabled", mqtt.enabled, "false",
+         "Connect to an MQTT broker and ingest readings from <topic_prefix>/<device>/up."),
+    STR("mqtt", "host", mqtt.host, "127.0.0.1", "Broker host name or address."),
+    UINT("mqtt", "port", mqtt.port, "1883", 1, 65535, "Broker port (8883 is usual with TLS)."),
+    STR("mqtt", "client_id", mqtt.client_id, "canaryd",
+        "canaryd's client id. Its persistent session keeps readings sent while canaryd was "
+        "down; two canaryd must not share one."),
+    STR("mqtt", "username", mqtt.username, "", "User name at the broker; empty: anonymous."),
+    SECRET("mqtt", "password", mqtt.password,
+           "Secret. Password at the broker. Set via CANARY_MQTT_PASSWORD or mqtt.password_file "
+           "(mode 0600)."),
+    ENUM("mqtt", "protocol", mqtt.protocol, "5", "5|3.1.1", "MQTT protocol version."),
+    UINT("mqtt", "keepalive_s", mqtt.keepalive_s, "30", 5, 3600,
+         "Keep-alive: a dead connection is noticed within 1.5 times this."),
+    UINT("mqtt", "session_expiry_s", mqtt.session_expiry_s, "604800", 0, 31536000,
+         "MQTT 5: how long the broker keeps canaryd's session (and queues its QoS 1 messages) "
+         "while canaryd is away. MQTT 3.1.1 sessions never expire."),
+    STR("mqtt", "tls_ca", mqtt.tls_ca, "",
+        "CA certificate file; when set, the connection to the broker uses TLS and checks "
+        "the broker's certificate and host name."),
+    STR("mqtt", "tls_cert", mqtt.tls_cert, "", "Client certificate file (TLS client auth)."),
+    STR("mqtt", "tls_key", mqtt.tls_key, "", "Client key file (TLS client auth)."),
+    STR("mqtt", "topic_prefix", mqtt.topic_prefix, "canary",
+        "First topic level: readings on <prefix>/<device>/up, status on <prefix>/<device>/status, "
+        "commands on <prefix>/<device>/cmd."),
+    UINT("mqtt", "qos", mqtt.qos, "1", 0, 1,
+         "QoS of the readings subscription. 1: nothing acknowledged is lost."),
+    STR("mqtt", "journal", mqtt.journal, "",
+        "Crash-safe journal of received messages, replayed at start; empty: <store.path>.mqtt."),
+    UINT("mqtt", "max_payload", mqtt.max_payload, "65536", 64, 16777216,
+         "Largest accepted message; larger ones are refused and recorded."),
+    UINT("mqtt", "batch_max", mqtt.batch_max, "4096", 1, 100000,
+         "Messages handed to the pipeline as one job."),
+    UINT("mqtt", "batch_wait_ms", mqtt.batch_wait_ms, "2", 0, 1000,
+         "Longest a received message waits to fill a job."),
+    UINT("mqtt", "reconnect_min_ms", mqtt.reconnect_min_ms, "250", 10, 600000,
+         "First reconnect delay after the broker goes away; doubles per failure, with jitter."),
+    UINT("mqtt", "reconnect_max_ms", mqtt.reconnect_max_ms, "30000", 10, 3600000,
+         "Longest reconnect delay."),
+    UINT("mqtt", "receive_maximum", mqtt.receive_maximum, "1000", 1, 65535,
+         "MQTT 5: QoS 1 messages the broker may have in flight to canaryd (3.1.1 brokers use "
+         "their own max_inflight_messages)."),
+    UINT("mqtt", "command_timeout_s", mqtt.command_timeout_s, "30", 1, 86400,
+         "A command the device has not acknowledged within this time is timed_out."),
+    BOOL("mqtt", "ha_discovery", mqtt.ha_discovery, "false",
+         "Publish Home Assistant MQTT discovery configs and device states (docs/MQTT.md)."),
+    STR("mqtt", "ha_prefix", mqtt.ha_prefix, "homeassistant", "Home Assistant discovery prefix."),
+    UINT("mqtt", "ha_state_interval_s", mqtt.ha_state_interval_s, "5", 0, 3600,
+         "At most one state update per device in this time (alert changes go out at once)."),
 
     ENUM("log", "level", log.level, "info", "debug|info|warn|error", "Lowest level logged."),
 
@@ -185,6 +253,20 @@ static const struct key_def key_table[] = {
 static const char *const limit_field_names[LIMIT_FIELD_COUNT] = {
     "warn_high",  "crit_high",        "warn_low",      "crit_low",
     "hysteresis", "max_rate_per_min", "flatline_count"};
+
+/* One MQTT topic level without wildcards or separators. */
+static bool topic_level_valid(const char *s)
+{
+    if (s[0] == '\0')
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -714,6 +796,25 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
     }
     if (cfg->store.path[0] == '\0') {
         errf(err, errlen, "store.path must not be empty");
+        return CANARY_EINVAL;
+    }
+    if (cfg->mqtt.reconnect_min_ms > cfg->mqtt.reconnect_max_ms) {
+        errf(err, errlen, "mqtt.reconnect_min_ms (%u) must not exceed reconnect_max_ms (%u)",
+             cfg->mqtt.reconnect_min_ms, cfg->mqtt.reconnect_max_ms);
+        return CANARY_EINVAL;
+    }
+    if (cfg->mqtt.enabled && (cfg->mqtt.client_id[0] == '\0' || cfg->mqtt.host[0] == '\0')) {
+        errf(err, errlen, "mqtt.host and mqtt.client_id must not be empty when mqtt.enabled");
+        return CANARY_EINVAL;
+    }
+    if ((cfg->mqtt.tls_cert[0] == '\0') != (cfg->mqtt.tls_key[0] == '\0')) {
+        errf(err, errlen, "mqtt.tls_cert and mqtt.tls_key go together: set both or neither");
+        return CANARY_EINVAL;
+    }
+    if (!topic_level_valid(cfg->mqtt.topic_prefix) || !topic_level_valid(cfg->mqtt.ha_prefix)) {
+        errf(err, errlen,
+             "mqtt.topic_prefix and mqtt.ha_prefix must be one topic level: letters, digits, "
+             "'_', '-' or '.'");
         return CANARY_EINVAL;
     }
     if (cfg->ingest.max_batch > cfg->ingest.max_inflight) {

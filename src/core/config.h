@@ -104,12 +104,51 @@ struct canary_config {
         unsigned gap_min_s;        /* ... and > gap_min_s */
     } detect;
     struct {
-        unsigned open_after;       /* consecutive readings before a non-critical alert opens */
-        unsigned resolve_after_s;  /* clear this long: auto-resolve */
-        unsigned reopen_window_s;  /* back within this after resolving: same alert re-opens */
-        char anomaly_severity[16]; /* severity of anomaly alerts */
-        char offline_severity[16]; /* severity of offline alerts ("off" = none) */
+        unsigned open_after;           /* consecutive readings before a non-critical alert opens */
+        unsigned resolve_after_s;      /* clear this long: auto-resolve */
+        unsigned reopen_window_s;      /* back within this after resolving: same alert re-opens */
+        char anomaly_severity[16];     /* severity of anomaly alerts */
+        char offline_severity[16];     /* severity of offline alerts ("off" = none) */
+        char gas_offline_severity[16]; /* a gas-sensing device's unexpected MQTT offline */
     } alerts;
+    struct {
+        /* Commands sent to a device when one of its alerts opens: "SEVERITY: cmd=state, ..."
+         * (decide/action.h), "" = none. */
+        char gas_leak[CONFIG_STR_MAX];
+        char fire[CONFIG_STR_MAX];
+        char threshold[CONFIG_STR_MAX];
+        char anomaly[CONFIG_STR_MAX];
+        char rate[CONFIG_STR_MAX];
+        char sensor_fault[CONFIG_STR_MAX];
+        char offline[CONFIG_STR_MAX];
+    } actions;
+    struct {
+        bool enabled;                   /* connect to a broker at all */
+        char host[CONFIG_STR_MAX];      /* broker host */
+        unsigned port;                  /* broker port */
+        char client_id[CONFIG_STR_MAX]; /* canaryd's client id (its persistent session) */
+        char username[CONFIG_STR_MAX];  /* "" = anonymous */
+        char password[CONFIG_STR_MAX];  /* secret */
+        char protocol[8];               /* "5" or "3.1.1" */
+        unsigned keepalive_s;           /* MQTT keep-alive */
+        unsigned session_expiry_s;      /* MQTT 5: how long the broker keeps the session */
+        char tls_ca[CONFIG_PATH_MAX];   /* CA file: TLS to the broker when set */
+        char tls_cert[CONFIG_PATH_MAX]; /* client certificate (optional) */
+        char tls_key[CONFIG_PATH_MAX];  /* client key (optional) */
+        char topic_prefix[64];          /* first topic level, "canary" */
+        unsigned qos;                   /* subscription QoS for readings */
+        char journal[CONFIG_PATH_MAX];  /* crash-safe log of received messages */
+        unsigned max_payload;           /* larger messages are refused */
+        unsigned batch_max;             /* messages in one pipeline job */
+        unsigned batch_wait_ms;         /* longest a message waits for its job */
+        unsigned reconnect_min_ms;      /* first reconnect delay */
+        unsigned reconnect_max_ms;      /* longest reconnect delay */
+        unsigned receive_maximum;       /* MQTT 5: QoS 1 messages in flight to canaryd */
+        unsigned command_timeout_s;     /* a command unacknowledged this long times out */
+        bool ha_discovery;              /* publish Home Assistant discovery configs */
+        char ha_prefix[64];             /* Home Assistant discovery prefix */
+        unsigned ha_state_interval_s;   /* at most one state update per device per interval */
+    } mqtt;
     struct {
         char level[16]; /* debug | info | warn | error */
     } log;

@@ -31,6 +31,10 @@ static const struct metric_info catalogue[] = {
      false,
      {7.1, 11.2, OFF, OFF, 0.5, OFF, 60}},
     {"noise_db", "dB", "Noise", 0, 194, 0.1, false, {85, 100, OFF, OFF, 2, OFF, 60}},
+    /* Actuator states a device reports back after a command (docs/MQTT.md): 1 = on/open. */
+    {"buzzer", "", "Buzzer", 0, 1, 1, true, {OFF, OFF, OFF, OFF, 0, OFF, 0}},
+    {"valve_open", "", "Valve open", 0, 1, 1, true, {OFF, OFF, OFF, OFF, 0, OFF, 0}},
+    {"relay", "", "Relay", 0, 1, 1, true, {OFF, OFF, OFF, OFF, 0, OFF, 0}},
 };
 
 static const struct metric_info generic = {"",       "", "",    -INFINITY,

@@ -8,6 +8,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "decide/action.h"
+#include "mqtt/mqtt.h"
 #include "pipeline/pipeline.h"
 
 #include <getopt.h>
@@ -20,31 +22,34 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: canaryd [options]\n"
-                 "\n"
-                 "canary's daemon: ingests sensor readings over HTTP, scores them, raises alerts,\n"
-                 "stores everything (SQLite) and serves the REST API. With no options it runs on\n"
-                 "its embedded defaults: HTTP on 127.0.0.1:8080, database ./var/canary.db.\n"
-                 "\n"
-                 "options:\n"
-                 "  -c, --config FILE     read this configuration file (also: CANARY_CONFIG)\n"
-                 "  -s, --set KEY=VALUE   set one key, e.g. --set http.listen=0.0.0.0:8080 or\n"
-                 "                        --set metric.gas_ppm.warn_high=800 (repeatable)\n"
-                 "  -l, --listen ADDR     the same as --set http.listen=ADDR\n"
-                 "  -d, --db PATH         the same as --set store.path=PATH\n"
-                 "  -v, --log-level LVL   the same as --set log.level=LVL (debug|info|warn|error)\n"
-                 "      --check-config    validate the configuration, print it, and exit\n"
-                 "      --print-config    print the effective configuration and exit\n"
-                 "      --defaults        with --print-config: the annotated defaults\n"
-                 "      --help-config     print every key as a Markdown table and exit\n"
-                 "      --ready-file FILE write the HTTP port to FILE once ready (for scripts)\n"
-                 "  -h, --help            this help\n"
-                 "      --version         print the version\n"
-                 "\n"
-                 "Precedence: defaults < file < environment (CANARY_<SECTION>_<KEY>) < flags.\n"
-                 "Secrets (api.admin_token) come only from the environment or mode-0600 files.\n"
-                 "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on bad usage\n"
-                 "or configuration.\n");
+    fprintf(out,
+            "usage: canaryd [options]\n"
+            "\n"
+            "canary's daemon: ingests sensor readings over HTTP and MQTT, scores them, raises\n"
+            "alerts, commands devices, stores everything (SQLite) and serves the REST API.\n"
+            "With no options it runs on its embedded defaults: HTTP on 127.0.0.1:8080,\n"
+            "database ./var/canary.db, MQTT off (--set mqtt.enabled=true connects to a\n"
+            "broker on 127.0.0.1:1883; docs/MQTT.md).\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE     read this configuration file (also: CANARY_CONFIG)\n"
+            "  -s, --set KEY=VALUE   set one key, e.g. --set http.listen=0.0.0.0:8080 or\n"
+            "                        --set metric.gas_ppm.warn_high=800 (repeatable)\n"
+            "  -l, --listen ADDR     the same as --set http.listen=ADDR\n"
+            "  -d, --db PATH         the same as --set store.path=PATH\n"
+            "  -v, --log-level LVL   the same as --set log.level=LVL (debug|info|warn|error)\n"
+            "      --check-config    validate the configuration, print it, and exit\n"
+            "      --print-config    print the effective configuration and exit\n"
+            "      --defaults        with --print-config: the annotated defaults\n"
+            "      --help-config     print every key as a Markdown table and exit\n"
+            "      --ready-file FILE write the HTTP port to FILE once ready (for scripts)\n"
+            "  -h, --help            this help\n"
+            "      --version         print the version\n"
+            "\n"
+            "Precedence: defaults < file < environment (CANARY_<SECTION>_<KEY>) < flags.\n"
+            "Secrets (api.admin_token) come only from the environment or mode-0600 files.\n"
+            "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on bad usage\n"
+            "or configuration.\n");
 }
 
 struct options {
@@ -170,7 +175,9 @@ static int load_config(int argc, char **argv, struct canary_config *cfg, struct 
     rc = parse_flags(argc, argv, cfg, o, true);
     if (rc >= 0)
         return rc;
-    if (config_validate(cfg, err, sizeof err) != 0) {
+    struct action_rules rules;
+    if (config_validate(cfg, err, sizeof err) != 0 ||
+        action_rules_load(cfg, &rules, err, sizeof err) != 0) {
         fprintf(stderr, "canaryd: invalid configuration: %s\n", err);
         return 2;
     }
@@ -243,9 +250,17 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    struct mqtt *mqtt = NULL;
+    if (mqtt_start(&mqtt, &cfg, p, err, sizeof err) != 0) {
+        log_error("canaryd.start_failed", "stage=mqtt error=\"%s\"", err);
+        pipeline_free(p);
+        config_free(&cfg);
+        return 1;
+    }
     struct http_server *http = NULL;
-    if (http_start(&http, &cfg, p, err, sizeof err) != 0) {
+    if (http_start(&http, &cfg, p, mqtt, err, sizeof err) != 0) {
         log_error("canaryd.start_failed", "stage=http error=\"%s\"", err);
+        mqtt_free(mqtt);
         pipeline_free(p);
         config_free(&cfg);
         return 1;
@@ -269,11 +284,13 @@ int main(int argc, char **argv)
     pthread_detach(forced);
 
     http_quiesce(http);
+    mqtt_stop(mqtt); /* before the pipeline: what MQTT received is committed first */
     pipeline_stop(p);
     unsigned left = http_drain(http, 3000);
     if (left > 0)
         log_warn("canaryd.requests_cut", "count=%u", left);
     http_stop(http);
+    mqtt_free(mqtt);
     pipeline_free(p);
     log_info("canaryd.stopped", "signal=%d", sig);
     config_free(&cfg);

@@ -304,6 +304,40 @@ int decide_reading(const struct decide_ctx *ctx, struct decide_device *dd, const
     return rc;
 }
 
+/* The offline condition: active or clear, with its severity when active. */
+static int offline_condition(const struct decide_ctx *ctx, struct decide_device *dd,
+                             const char *device, bool active, enum alert_severity severity,
+                             int64_t last_seen_ms, int64_t now_ms)
+{
+    struct alert_fsm_params fp = ctx->params->fsm;
+    fp.open_after = 1;
+    fp.resolve_after_ms = 0;
+    struct condition c = {ALERT_METRIC_DEVICE,
+                          ALERT_KIND_OFFLINE,
+                          active,
+                          severity,
+                          (double)last_seen_ms,
+                          NAN,
+                          NULL,
+                          NULL};
+    return observe(ctx, dd, device, &c, &fp, now_ms);
+}
+
+int decide_link_lost(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                     const struct device_series *series, size_t n_series, int64_t last_seen_ms,
+                     int64_t now_ms)
+{
+    if (!ctx->params->link_lost_alerts)
+        return CANARY_OK;
+    bool gas = false;
+    for (size_t i = 0; i < n_series && !gas; i++)
+        gas = is_gas_metric(series[i].metric);
+    if (!gas)
+        return CANARY_OK;
+    return offline_condition(ctx, dd, device, true, ctx->params->link_lost_severity, last_seen_ms,
+                             now_ms);
+}
+
 int decide_offline(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
                    bool offline, int64_t last_seen_ms, int64_t now_ms)
 {
@@ -311,18 +345,8 @@ int decide_offline(const struct decide_ctx *ctx, struct decide_device *dd, const
         find_slot(dd, ALERT_METRIC_DEVICE, ALERT_KIND_OFFLINE) == NULL)
         return CANARY_OK;
     /* Offline opens on the first observation and resolves on the first reading. */
-    struct alert_fsm_params fp = ctx->params->fsm;
-    fp.open_after = 1;
-    fp.resolve_after_ms = 0;
-    struct condition c = {ALERT_METRIC_DEVICE,
-                          ALERT_KIND_OFFLINE,
-                          offline && ctx->params->offline_alerts,
-                          ctx->params->offline_severity,
-                          (double)last_seen_ms,
-                          NAN,
-                          NULL,
-                          NULL};
-    return observe(ctx, dd, device, &c, &fp, now_ms);
+    return offline_condition(ctx, dd, device, offline && ctx->params->offline_alerts,
+                             ctx->params->offline_severity, last_seen_ms, now_ms);
 }
 
 static struct alert_fsm *find_id(struct decide_device *dd, uint64_t id)

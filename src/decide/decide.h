@@ -33,6 +33,8 @@ struct decide_params {
     enum alert_severity anomaly_severity;
     bool offline_alerts; /* raise offline alerts at all */
     enum alert_severity offline_severity;
+    bool link_lost_alerts; /* a gas-sensing device dropping off MQTT raises one at once */
+    enum alert_severity link_lost_severity;
 };
 
 /* One metric of a device, as its owner keeps it: the name and the detectors' state. */
@@ -74,6 +76,15 @@ int decide_reading(const struct decide_ctx *ctx, struct decide_device *dd, const
 /* The device went offline (offline = true, last heard at last_seen_ms) or came back. */
 int decide_offline(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
                    bool offline, int64_t last_seen_ms, int64_t now_ms);
+
+/* The device dropped off its MQTT connection unexpectedly (the broker published its last
+ * will) at now_ms, last heard at last_seen_ms. If it has a gas sensor (one of its series is
+ * a gas metric) and link_lost_alerts is on, its offline alert opens at once with
+ * link_lost_severity (else the heartbeat timeout decides, as for any device). Resolved,
+ * like every offline alert, by its next reading. */
+int decide_link_lost(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                     const struct device_series *series, size_t n_series, int64_t last_seen_ms,
+                     int64_t now_ms);
 
 /* A person acknowledges or resolves alert `id` of this device, with an optional comment.
  * Return 0, CANARY_ENOTFOUND when the device has no live machine with that id, or

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static const char *const counter_names[PC_COUNT] = {
     "readings_accepted", "readings_invalid", "readings_duplicate",  "readings_unknown_device",
     "bodies_malformed",  "bodies_too_large", "requests_overloaded", "connections_timed_out",
     "commits",           "commit_failures",  "compacted_rows",      "alerts_opened",
-    "anomalies",
+    "anomalies",         "events",
 };
 
 const char *pipeline_counter_name(enum pipeline_counter c)
@@ -130,6 +131,10 @@ static void fill_params(struct pipeline *p)
     k->offline_severity = SEVERITY_MEDIUM;
     if (k->offline_alerts)
         alert_severity_parse(c->alerts.offline_severity, &k->offline_severity);
+    k->link_lost_alerts = strcmp(c->alerts.gas_offline_severity, "off") != 0;
+    k->link_lost_severity = SEVERITY_HIGH;
+    if (k->link_lost_alerts)
+        alert_severity_parse(c->alerts.gas_offline_severity, &k->link_lost_severity);
 }
 
 static struct store_options store_opts(const struct canary_config *c, bool read_only)
@@ -254,6 +259,7 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     if (rc == 0)
         rc = store_open(&p->checkpoint_store, &wopt, err, errlen);
     pthread_mutex_init(&p->checkpoint_lock, NULL);
+    pthread_mutex_init(&p->listener_lock, NULL);
     pthread_cond_init(&p->checkpoint_wake, NULL);
     if (rc == 0 && pthread_create(&p->checkpointer, NULL, checkpointer_main, p) != 0) {
         snprintf(err, errlen, "cannot start the checkpoint thread");
@@ -269,6 +275,7 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
             stop_checkpointer(p);
         store_close(p->checkpoint_store);
         pthread_mutex_destroy(&p->checkpoint_lock);
+        pthread_mutex_destroy(&p->listener_lock);
         pthread_cond_destroy(&p->checkpoint_wake);
         if (p->workers != NULL)
             free_workers(p, made);
@@ -292,19 +299,61 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     return CANARY_OK;
 }
 
+void pipeline_set_listener(struct pipeline *p, commit_listener_fn fn, void *arg)
+{
+    pthread_mutex_lock(&p->listener_lock);
+    p->listener = fn;
+    p->listener_arg = arg;
+    pthread_mutex_unlock(&p->listener_lock);
+}
+
+/* The message that carries a job's records to the writer, or NULL if it has none. */
+static struct shard_msg *records_msg(struct job *job, bool *failed)
+{
+    *failed = false;
+    if (job->n_records == 0 && job->n_commands == 0)
+        return NULL;
+    struct shard_msg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        *failed = true;
+        return NULL;
+    }
+    m->kind = MSG_RECORDS;
+    m->job = job;
+    return m;
+}
+
 int pipeline_submit(struct pipeline *p, struct job *job)
 {
     if (atomic_load(&p->stopping))
         return CANARY_ESTOPPED;
     job->result = 0;
+    bool failed;
+    struct shard_msg *rec = records_msg(job, &failed);
+    if (failed)
+        return CANARY_EBUSY;
+    if (job->kind == JOB_RECORDS) {
+        job->admitted = 0;
+        if (rec == NULL) {
+            job->done(job);
+            return CANARY_OK;
+        }
+        atomic_store(&job->pending_parts, 1);
+        queue_push(&p->writer_q, &rec->node);
+        return CANARY_OK;
+    }
     if (job->kind != JOB_INGEST) {
         struct shard_msg *m = calloc(1, sizeof *m);
-        if (m == NULL)
+        if (m == NULL) {
+            free(rec);
             return CANARY_EBUSY;
+        }
         m->kind = MSG_ACTION;
         m->job = job;
         job->admitted = 0;
-        atomic_store(&job->pending_parts, 1);
+        atomic_store(&job->pending_parts, rec != NULL ? 2 : 1);
+        if (rec != NULL)
+            queue_push(&p->writer_q, &rec->node);
         queue_push(&pipeline_owner(p, job->device)->inbox, &m->node);
         return CANARY_OK;
     }
@@ -314,13 +363,19 @@ int pipeline_submit(struct pipeline *p, struct job *job)
         pending += b->status[i] == READING_PENDING;
     if (pending == 0) {
         job->admitted = 0;
-        job->done(job);
+        if (rec == NULL) {
+            job->done(job);
+        } else {
+            atomic_store(&job->pending_parts, 1);
+            queue_push(&p->writer_q, &rec->node);
+        }
         return CANARY_OK;
     }
     uint64_t before = atomic_fetch_add(&p->inflight, pending);
     if (before + pending > p->cfg.ingest.max_inflight) {
         atomic_fetch_sub(&p->inflight, pending);
         pipeline_count(p, PC_REQUESTS_OVERLOADED, 1);
+        free(rec);
         return CANARY_EBUSY;
     }
     job->admitted = pending;
@@ -330,6 +385,7 @@ int pipeline_submit(struct pipeline *p, struct job *job)
     uint8_t *owner = malloc(b->n);
     if (owner == NULL) {
         atomic_fetch_sub(&p->inflight, pending);
+        free(rec);
         return CANARY_EBUSY;
     }
     for (size_t i = 0; i < b->n; i++) {
@@ -348,6 +404,7 @@ int pipeline_submit(struct pipeline *p, struct job *job)
             for (unsigned k = 0; k < w; k++)
                 free(msgs[k]);
             free(owner);
+            free(rec);
             atomic_fetch_sub(&p->inflight, pending);
             return CANARY_EBUSY;
         }
@@ -362,7 +419,9 @@ int pipeline_submit(struct pipeline *p, struct job *job)
         }
     }
     free(owner);
-    atomic_store(&job->pending_parts, parts);
+    atomic_store(&job->pending_parts, parts + (rec != NULL));
+    if (rec != NULL)
+        queue_push(&p->writer_q, &rec->node);
     for (unsigned w = 0; w < W; w++) {
         if (msgs[w] != NULL)
             queue_push(&p->workers[w].inbox, &msgs[w]->node);
@@ -393,11 +452,36 @@ void pipeline_free(struct pipeline *p)
     free_workers(p, p->n_workers);
     store_close(p->checkpoint_store);
     pthread_mutex_destroy(&p->checkpoint_lock);
+    pthread_mutex_destroy(&p->listener_lock);
     pthread_cond_destroy(&p->checkpoint_wake);
     store_close(p->store);
     queue_destroy(&p->writer_q);
     config_free(&p->cfg);
     free(p);
+}
+
+unsigned lag_bucket(int64_t ms)
+{
+    if (ms < 1)
+        return 0;
+    unsigned b = (unsigned)(4.0 * log2((double)ms + 1.0));
+    return b < LAG_BUCKETS ? b : LAG_BUCKETS - 1;
+}
+
+double lag_bucket_edge_ms(unsigned b)
+{
+    return exp2((double)(b + 1) / 4.0) - 1.0;
+}
+
+static double lag_quantile(const uint64_t *buckets, uint64_t total, double q)
+{
+    uint64_t want = (uint64_t)ceil(q * (double)total), seen = 0;
+    for (unsigned b = 0; b < LAG_BUCKETS; b++) {
+        seen += buckets[b];
+        if (seen >= want && seen > 0)
+            return round(lag_bucket_edge_ms(b) * 10) / 10;
+    }
+    return 0;
 }
 
 void pipeline_stats(struct pipeline *p, struct pipeline_stats *out)
@@ -414,6 +498,15 @@ void pipeline_stats(struct pipeline *p, struct pipeline_stats *out)
     out->last_commit_ms = atomic_load(&p->last_commit_ms);
     out->commit_ms_avg = (double)atomic_load(&p->commit_us_avg) / 1000.0;
     out->workers = p->n_workers;
+    uint64_t buckets[LAG_BUCKETS];
+    for (unsigned b = 0; b < LAG_BUCKETS; b++) {
+        buckets[b] = atomic_load_explicit(&p->lag_buckets[b], memory_order_relaxed);
+        out->lag_count += buckets[b];
+    }
+    out->lag_p50_ms = lag_quantile(buckets, out->lag_count, 0.50);
+    out->lag_p90_ms = lag_quantile(buckets, out->lag_count, 0.90);
+    out->lag_p99_ms = lag_quantile(buckets, out->lag_count, 0.99);
+    out->lag_max_ms = (double)atomic_load(&p->lag_max_ms);
 }
 
 bool pipeline_ready(struct pipeline *p)

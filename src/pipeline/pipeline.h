@@ -21,7 +21,9 @@
 #ifndef CANARY_PIPELINE_PIPELINE_H
 #define CANARY_PIPELINE_PIPELINE_H
 
+#include "core/command.h"
 #include "core/config.h"
+#include "core/event.h"
 #include "decide/alert.h"
 #include "ingest/ingest.h"
 
@@ -36,6 +38,16 @@ enum job_kind {
     JOB_INGEST,      /* store the pending readings of a batch */
     JOB_ACKNOWLEDGE, /* a person acknowledges an alert */
     JOB_RESOLVE,     /* a person resolves an alert */
+    JOB_RECORDS,     /* store only the job's event records and commands */
+    JOB_DEVICE_LINK, /* a device's MQTT status changed (online, offline, sleeping) */
+};
+
+/* What a device says about its connection on <prefix>/<device>/status. */
+enum device_link {
+    LINK_UNKNOWN = 0,
+    LINK_ONLINE,   /* "online": connected */
+    LINK_OFFLINE,  /* "offline": its last will, published by the broker: an unexpected drop */
+    LINK_SLEEPING, /* "sleeping": it said goodbye (planned stop, deep sleep): no alert */
 };
 
 struct job;
@@ -53,12 +65,39 @@ struct job {
     char comment[ALERT_MESSAGE_LEN];
     int result;         /* actions: 0, CANARY_ENOTFOUND or CANARY_ECONFLICT */
     struct alert alert; /* actions: the alert after the change (when result == 0) */
+    /* Any kind: security/ingest events and command records stored with the job (the
+     * submitter's memory, untouched by the pipeline). */
+    const struct event_record *records;
+    size_t n_records;
+    const struct device_command *commands;
+    size_t n_commands;
+    /* JOB_DEVICE_LINK: the new state of `device`, at link_ms (wall time). */
+    enum device_link link;
+    int64_t link_ms;
     job_done_fn done;
     void *user; /* the submitter's */
     /* The pipeline's: */
     _Atomic int pending_parts;
     size_t admitted;
 };
+
+/* What one commit stored, for listeners (pipeline_set_listener). Pointers are valid only
+ * during the call. */
+struct commit_view {
+    const struct reading *const *readings; /* scored: values carry score and flags */
+    size_t n_readings;
+    const struct alert *alerts; /* alert records after their transitions, in order */
+    size_t n_alerts;
+    const struct alert_event *events;
+    size_t n_events;
+};
+
+/* Called on the writer thread after every successful commit. Must not block: hand work to
+ * another thread. */
+typedef void (*commit_listener_fn)(void *arg, const struct commit_view *c);
+
+/* Installs the commit listener (one; NULL removes it). Thread-safe. */
+void pipeline_set_listener(struct pipeline *p, commit_listener_fn fn, void *arg);
 
 /* Counters reported by /api/v1/stats. */
 enum pipeline_counter {
@@ -75,6 +114,7 @@ enum pipeline_counter {
     PC_COMPACTED_ROWS,
     PC_ALERTS_OPENED,
     PC_ANOMALIES, /* values flagged anomalous */
+    PC_EVENTS,    /* security and ingest events stored */
     PC_COUNT
 };
 
@@ -112,6 +152,10 @@ struct pipeline_stats {
     int64_t last_commit_ms;       /* wall time of the last successful commit */
     double commit_ms_avg;         /* average duration of recent commits */
     unsigned workers;
+    /* Ingest lag: commit time minus the reading's own timestamp, over every reading stored
+     * since start (device clocks count: on one machine it is publish-to-stored latency). */
+    uint64_t lag_count;
+    double lag_p50_ms, lag_p90_ms, lag_p99_ms, lag_max_ms;
 };
 
 void pipeline_stats(struct pipeline *p, struct pipeline_stats *out);

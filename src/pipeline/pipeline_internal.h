@@ -14,10 +14,17 @@
 
 #include <pthread.h>
 
+#define LAG_BUCKETS 96
+
+/* The ingest-lag bucket of a lag in ms, and a bucket's upper edge. */
+unsigned lag_bucket(int64_t ms);
+double lag_bucket_edge_ms(unsigned b);
+
 enum msg_kind {
     MSG_READINGS, /* a job's readings for one worker, then their results for the writer */
     MSG_ACTION,   /* an operator action on an alert */
     MSG_ALERTS,   /* alert transitions a worker produced on its own (offline, expiry) */
+    MSG_RECORDS,  /* a job's event records and commands, straight to the writer */
 };
 
 /* A message from submitter to worker to writer. The same message travels on: the worker
@@ -66,6 +73,11 @@ struct pipeline {
     _Atomic bool store_ok;
     _Atomic int64_t last_commit_ms;
     _Atomic uint64_t commit_us_avg;
+    pthread_mutex_t listener_lock;
+    commit_listener_fn listener;
+    void *listener_arg;
+    _Atomic uint64_t lag_buckets[LAG_BUCKETS]; /* bucket i: lag < 2^((i+1)/4) - 1 ms */
+    _Atomic int64_t lag_max_ms;
     struct time_ring accepted_per_s;
     struct time_ring anomalies_per_min;
 };

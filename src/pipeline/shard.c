@@ -263,6 +263,20 @@ int shard_alert_action(struct shard *s, const char *device, uint64_t id, bool ac
                        : decide_resolve(&s->decide, &d->decide, id, actor, comment, now_ms);
 }
 
+void shard_device_link(struct shard *s, const char *device, enum device_link link, int64_t now_ms)
+{
+    struct shard_device *d = strmap_get(&s->devices, device);
+    if (d == NULL)
+        return;
+    enum device_link before = d->link;
+    d->link = link;
+    if (link != LINK_OFFLINE || before == LINK_OFFLINE)
+        return;
+    if (decide_link_lost(&s->decide, &d->decide, d->id, d->series, d->n_series, d->last_recv_ms,
+                         now_ms) != 0)
+        log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+}
+
 struct tick_ctx {
     struct shard *s;
     int64_t now_ms;

@@ -16,6 +16,7 @@
 #include "decide/decide.h"
 #include "detect/detect.h"
 #include "ingest/ingest.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 
 #include <stdatomic.h>
@@ -42,6 +43,7 @@ struct shard_device {
     struct device_series *series; /* heap array */
     uint32_t n_series, cap_series;
     struct decide_device decide;
+    enum device_link link; /* what the device last said on its MQTT status topic */
 };
 
 struct shard {
@@ -82,6 +84,11 @@ void shard_process(struct shard *s, struct ingest_batch *b, const uint32_t *idx,
  * 0, CANARY_ENOTFOUND or CANARY_ECONFLICT. */
 int shard_alert_action(struct shard *s, const char *device, uint64_t id, bool acknowledge,
                        const char *actor, const char *comment, int64_t now_ms);
+
+/* The device's MQTT status changed (pipeline.h, enum device_link). An unexpected offline
+ * (its last will) of a device with a gas sensor opens its offline alert at once
+ * (decide_link_lost); an unknown device is ignored. */
+void shard_device_link(struct shard *s, const char *device, enum device_link link, int64_t now_ms);
 
 /* Once a second: device status from timing (offline alerts) and expiry of alert machines. */
 void shard_tick(struct shard *s, int64_t now_ms);

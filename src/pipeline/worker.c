@@ -74,6 +74,11 @@ static void process_action(struct worker *w, struct shard_msg *m)
 {
     struct job *job = m->job;
     w->out = m;
+    if (job->kind == JOB_DEVICE_LINK) {
+        shard_device_link(&w->shard, job->device, job->link, job->link_ms);
+        w->out = NULL;
+        return;
+    }
     job->result =
         shard_alert_action(&w->shard, job->device, job->alert_id, job->kind == JOB_ACKNOWLEDGE,
                            job->actor, job->comment, clock_wall_ms());

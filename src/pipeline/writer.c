@@ -40,6 +40,10 @@ struct commit {
     size_t n_alerts, cap_alerts;
     struct alert_event *events;
     size_t n_events, cap_events;
+    struct event_record *records;
+    size_t n_records, cap_records;
+    struct device_command *commands;
+    size_t n_commands, cap_commands;
 };
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -70,6 +74,21 @@ static int commit_add(struct commit *c, const struct shard_msg *m)
         grow((void **)&c->alerts, &c->cap_alerts, c->n_alerts + m->n_alerts, sizeof *c->alerts) ||
         grow((void **)&c->events, &c->cap_events, c->n_events + m->n_events, sizeof *c->events))
         return CANARY_ENOMEM;
+    if (m->kind == MSG_RECORDS) {
+        const struct job *job = m->job;
+        if (grow((void **)&c->records, &c->cap_records, c->n_records + job->n_records,
+                 sizeof *c->records) != 0 ||
+            grow((void **)&c->commands, &c->cap_commands, c->n_commands + job->n_commands,
+                 sizeof *c->commands) != 0)
+            return CANARY_ENOMEM;
+        if (job->n_records > 0)
+            memcpy(c->records + c->n_records, job->records, job->n_records * sizeof *c->records);
+        c->n_records += job->n_records;
+        if (job->n_commands > 0)
+            memcpy(c->commands + c->n_commands, job->commands,
+                   job->n_commands * sizeof *c->commands);
+        c->n_commands += job->n_commands;
+    }
     if (m->kind == MSG_READINGS) {
         const struct ingest_batch *b = &m->job->batch;
         for (size_t k = 0; k < m->n; k++) {
@@ -93,12 +112,26 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
+static void notify_listener(struct pipeline *p, const struct commit *c)
+{
+    pthread_mutex_lock(&p->listener_lock);
+    commit_listener_fn fn = p->listener;
+    void *arg = p->listener_arg;
+    pthread_mutex_unlock(&p->listener_lock);
+    if (fn == NULL)
+        return;
+    struct commit_view v = {c->readings, c->n_readings, c->alerts,
+                            c->n_alerts, c->events,     c->n_events};
+    fn(arg, &v);
+}
+
 /* Commits until it succeeds. Returns false only when stopping and the store keeps
  * refusing. */
 static bool commit_durably(struct pipeline *p, struct commit *c)
 {
-    struct store_batch batch = {c->readings, c->n_readings, c->alerts,
-                                c->n_alerts, c->events,     c->n_events};
+    struct store_batch batch = {c->readings, c->n_readings, c->alerts,  c->n_alerts,
+                                c->events,   c->n_events,   c->records, c->n_records,
+                                c->commands, c->n_commands};
     int64_t backoff = BACKOFF_MIN_MS;
     int64_t failing_since = 0;
     for (;;) {
@@ -111,6 +144,9 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
             atomic_store(&p->commit_us_avg, avg == 0 ? (uint64_t)us : (avg * 7 + (uint64_t)us) / 8);
             atomic_store(&p->last_commit_ms, clock_wall_ms());
             pipeline_count(p, PC_COMMITS, 1);
+            if (c->n_records > 0)
+                pipeline_count(p, PC_EVENTS, c->n_records);
+            notify_listener(p, c);
             if (!atomic_load(&p->store_ok)) {
                 atomic_store(&p->store_ok, true);
                 log_info("store.recovered", "readings=%zu", c->n_readings);
@@ -139,6 +175,7 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
 static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
 {
     uint64_t accepted = 0, opened = 0;
+    int64_t now_ms = clock_wall_ms();
     while (list != NULL) {
         struct shard_msg *m = list;
         list = (struct shard_msg *)m->node.next;
@@ -152,13 +189,20 @@ static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
                 if (b->status[i] != READING_PENDING)
                     continue;
                 b->status[i] = stored ? READING_ACCEPTED : READING_UNAVAILABLE;
+                if (stored) {
+                    int64_t lag = now_ms - b->readings[i].ts_ms;
+                    atomic_fetch_add_explicit(&p->lag_buckets[lag_bucket(lag)], 1,
+                                              memory_order_relaxed);
+                    if (lag > atomic_load_explicit(&p->lag_max_ms, memory_order_relaxed))
+                        atomic_store_explicit(&p->lag_max_ms, lag, memory_order_relaxed);
+                }
                 if (!stored) {
                     b->errors[i].field = "";
                     b->errors[i].reason = "canaryd is stopping and the store refuses writes";
                 }
                 accepted += stored;
             }
-        } else if (m->kind == MSG_ACTION && !stored) {
+        } else if ((m->kind == MSG_ACTION || m->kind == MSG_RECORDS) && !stored) {
             job->result = CANARY_EIO;
         }
         shard_msg_free(m);
@@ -178,7 +222,7 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
 {
     size_t max = p->cfg.store.commit_max_readings;
     while (*pending != NULL) {
-        c->n_readings = c->n_alerts = c->n_events = 0;
+        c->n_readings = c->n_alerts = c->n_events = c->n_records = c->n_commands = 0;
         struct shard_msg *group = *pending, *last = NULL, *m = *pending;
         size_t readings = 0;
         while (m != NULL && (last == NULL || readings + msg_readings(m) <= max)) {
@@ -291,6 +335,8 @@ void *writer_main(void *arg)
     free(c.readings);
     free(c.alerts);
     free(c.events);
+    free(c.records);
+    free(c.commands);
     return NULL;
 }
 

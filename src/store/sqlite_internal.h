@@ -31,6 +31,8 @@ enum stmt_id {
     ST_SERIES_UPSERT,
     ST_DEVICE_WINDOW,
     ST_DEVICE_FOLD,
+    ST_RECORD_INSERT,
+    ST_COMMAND_UPSERT,
     ST_COUNT
 };
 
@@ -55,6 +57,13 @@ struct store {
     uint8_t *blob; /* scratch for emitted chunks */
     size_t blob_cap;
 };
+
+/* Copies text column col of the current row into dst (truncated, NUL-terminated). */
+void sq_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col);
+
+/* Writes a batch's event records and command upserts (sqlite_records.c), inside the
+ * caller's transaction. Return 0 or CANARY_EIO. */
+int sq_write_records(struct store *s, const struct store_batch *b, char *err, size_t errlen);
 
 /* Formats an error into err: "<what>: <sqlite message>". Returns CANARY_EIO. */
 int sq_fail(struct store *s, char *err, size_t errlen, const char *what);

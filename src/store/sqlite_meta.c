@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
+void sq_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
@@ -27,10 +27,10 @@ static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 static int64_t read_device(sqlite3_stmt *st, struct store_device *d)
 {
     memset(d, 0, sizeof *d);
-    copy_text(d->id, sizeof d->id, st, 1);
-    copy_text(d->name, sizeof d->name, st, 2);
-    copy_text(d->location, sizeof d->location, st, 3);
-    copy_text(d->kind, sizeof d->kind, st, 4);
+    sq_copy_text(d->id, sizeof d->id, st, 1);
+    sq_copy_text(d->name, sizeof d->name, st, 2);
+    sq_copy_text(d->location, sizeof d->location, st, 3);
+    sq_copy_text(d->kind, sizeof d->kind, st, 4);
     d->registered = sqlite3_column_int(st, 5) != 0;
     d->created_ms = sqlite3_column_int64(st, 6);
     d->first_seen_ms = sqlite3_column_int64(st, 7);
@@ -258,8 +258,8 @@ static void read_alert(sqlite3_stmt *st, struct alert *a)
 {
     memset(a, 0, sizeof *a);
     a->id = (uint64_t)sqlite3_column_int64(st, 0);
-    copy_text(a->device, sizeof a->device, st, 1);
-    copy_text(a->metric, sizeof a->metric, st, 2);
+    sq_copy_text(a->device, sizeof a->device, st, 1);
+    sq_copy_text(a->metric, sizeof a->metric, st, 2);
     enum alert_kind kind = ALERT_KIND_THRESHOLD;
     alert_kind_parse((const char *)sqlite3_column_text(st, 3), &kind);
     a->kind = kind;
@@ -271,13 +271,13 @@ static void read_alert(sqlite3_stmt *st, struct alert *a)
     a->opened_ms = sqlite3_column_int64(st, 6);
     a->updated_ms = sqlite3_column_int64(st, 7);
     a->acknowledged_ms = sqlite3_column_int64(st, 8);
-    copy_text(a->acknowledged_by, sizeof a->acknowledged_by, st, 9);
+    sq_copy_text(a->acknowledged_by, sizeof a->acknowledged_by, st, 9);
     a->resolved_ms = sqlite3_column_int64(st, 10);
-    copy_text(a->resolved_by, sizeof a->resolved_by, st, 11);
+    sq_copy_text(a->resolved_by, sizeof a->resolved_by, st, 11);
     a->value = real_or_nan(st, 12);
     a->peak = real_or_nan(st, 13);
     a->limit = real_or_nan(st, 14);
-    copy_text(a->message, sizeof a->message, st, 15);
+    sq_copy_text(a->message, sizeof a->message, st, 15);
 }
 
 int store_alerts_list(struct store *s, const struct store_alert_filter *f, struct alert *out,
@@ -355,8 +355,8 @@ int store_alert_events(struct store *s, uint64_t id, struct alert_event *out, si
         e->action = action;
         int sev = sqlite3_column_int(st, 2);
         e->severity = sev >= 0 && sev < SEVERITY_COUNT ? (enum alert_severity)sev : SEVERITY_INFO;
-        copy_text(e->actor, sizeof e->actor, st, 3);
-        copy_text(e->note, sizeof e->note, st, 4);
+        sq_copy_text(e->actor, sizeof e->actor, st, 3);
+        sq_copy_text(e->note, sizeof e->note, st, 4);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)

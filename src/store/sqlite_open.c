@@ -90,6 +90,31 @@ static const char *const migrations[] = {
     "  actor TEXT NOT NULL,"
     "  note TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX alert_events_by_alert ON alert_events(alert_id, id);",
+    /* 2: security and ingest events; commands sent to devices. */
+    "CREATE TABLE events("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  category TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  device TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  count INTEGER NOT NULL DEFAULT 1);"
+    "CREATE INDEX events_by_ts ON events(ts_ms);"
+    "CREATE TABLE commands("
+    "  id INTEGER PRIMARY KEY,"
+    "  device TEXT NOT NULL,"
+    "  command TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  value REAL NOT NULL,"
+    "  alert_id INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  error TEXT NOT NULL);"
+    "CREATE INDEX commands_by_device ON commands(device, id);"
+    "CREATE INDEX commands_by_alert ON commands(alert_id) WHERE alert_id != 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -146,6 +171,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "   ELSE first_seen_ms END,"
                        " last_seen_ms = max(last_seen_ms, ?3), seq_started = ?4, seq_high = ?5,"
                        " seq_seen = ?6, max_ts_ms = max(max_ts_ms, ?7) WHERE id = ?8",
+    [ST_RECORD_INSERT] = "INSERT INTO events(ts_ms, category, kind, device, source, detail, count)"
+                         " VALUES(?,?,?,?,?,?,?)",
+    [ST_COMMAND_UPSERT] =
+        "INSERT INTO commands(id, device, command, state, value, alert_id, actor, created_ms,"
+        " updated_ms, status, error) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(id) DO UPDATE SET updated_ms=excluded.updated_ms, status=excluded.status,"
+        " error=excluded.error",
 };
 
 int store_schema_version(void)

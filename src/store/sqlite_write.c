@@ -205,6 +205,8 @@ int store_write(struct store *s, const struct store_batch *b, char *err, size_t 
         if (insert_event(s, &b->events[i], err, errlen) != 0)
             return fail_tx(s, err, errlen, "write alert events");
     }
+    if (sq_write_records(s, b, err, errlen) != 0)
+        return fail_tx(s, err, errlen, "write events and commands");
     st = sq_stmt(s, ST_COMMIT);
     if (st == NULL || step_done(st) != 0)
         return fail_tx(s, err, errlen, "commit");
@@ -330,6 +332,17 @@ int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_befo
             rc = delete_limited(s,
                                 "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts"
                                 " WHERE state = 'resolved' AND resolved_ms < ?1 LIMIT ?2)",
+                                alerts_before_ms, max_rows, deleted, err, errlen);
+        /* Events and finished commands age out with resolved alerts. */
+        if (rc == 0)
+            rc = delete_limited(s,
+                                "DELETE FROM events WHERE id IN (SELECT id FROM events"
+                                " WHERE ts_ms < ?1 LIMIT ?2)",
+                                alerts_before_ms, max_rows, deleted, err, errlen);
+        if (rc == 0)
+            rc = delete_limited(s,
+                                "DELETE FROM commands WHERE id IN (SELECT id FROM commands"
+                                " WHERE status != 'pending' AND updated_ms < ?1 LIMIT ?2)",
                                 alerts_before_ms, max_rows, deleted, err, errlen);
     }
     if (rc == 0)

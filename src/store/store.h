@@ -26,6 +26,8 @@
 #define CANARY_STORE_STORE_H
 
 #include "core/arena.h"
+#include "core/command.h"
+#include "core/event.h"
 #include "core/reading.h"
 #include "core/seq_window.h"
 #include "decide/alert.h"
@@ -67,6 +69,10 @@ struct store_batch {
     size_t n_alerts;
     const struct alert_event *events;
     size_t n_events;
+    const struct event_record *records; /* security and ingest events to insert */
+    size_t n_records;
+    const struct device_command *commands; /* commands to insert or update (by id) */
+    size_t n_commands;
 };
 
 /* Commits the batch. Returns 0, or CANARY_EIO (nothing stored; safe to retry). */
@@ -250,6 +256,33 @@ int store_alerts_live(struct store *s, int64_t resolved_since_ms,
 
 /* The highest alert id ever stored (new ids continue from it). */
 int store_alert_max_id(struct store *s, uint64_t *out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- events, commands */
+
+struct store_event_filter {
+    int category;           /* enum event_category, or -1 for any */
+    const char *kind;       /* NULL = any */
+    const char *device;     /* NULL = any */
+    int64_t from_ms, to_ms; /* 0 = unbounded */
+    uint64_t before_id;     /* pagination: ids below this (0 = from the newest) */
+    size_t limit;
+};
+
+/* Events newest first. Returns the count written to out (>= 0), or CANARY_EIO. */
+int store_events_list(struct store *s, const struct store_event_filter *f, struct event_record *out,
+                      char *err, size_t errlen);
+
+/* Commands of a device (device != NULL) or of an alert (alert_id != 0), newest first, ids
+ * below before_id (0 = from the newest), at most limit. Returns the count or CANARY_EIO. */
+int store_commands_list(struct store *s, const char *device, uint64_t alert_id, uint64_t before_id,
+                        struct device_command *out, size_t limit, char *err, size_t errlen);
+
+/* One command. Returns 0, CANARY_ENOTFOUND or CANARY_EIO. */
+int store_command_get(struct store *s, uint64_t id, struct device_command *out, char *err,
+                      size_t errlen);
+
+/* The highest command id ever stored (new ids continue from it). */
+int store_command_max_id(struct store *s, uint64_t *out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- statistics */
 

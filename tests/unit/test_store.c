@@ -86,7 +86,7 @@ static void write_readings(struct store *s, const char *device, int from, int to
         make_reading(&fk[i], device, (uint64_t)(from + i + 1), T0 + (from + i) * 1000, from + i);
         rp[i] = &fk[i].r;
     }
-    struct store_batch b = {rp, (size_t)n, NULL, 0, NULL, 0};
+    struct store_batch b = {.readings = rp, .n_readings = (size_t)n};
     char err[256];
     assert_int_equal(store_write(s, &b, err, sizeof err), 0);
     free(fk);
@@ -242,7 +242,7 @@ static void test_busy_device_skips_the_log(void **state)
         make_reading(&fk[i], "busy", (uint64_t)t + 1, T0 + t * 1000, t);
         rp[i] = &fk[i].r;
     }
-    struct store_batch b = {rp, N, NULL, 0, NULL, 0};
+    struct store_batch b = {.readings = rp, .n_readings = N};
     assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
     assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
     assert_int_equal(st.log_rows, 2); /* still only the quiet device's */
@@ -412,7 +412,7 @@ static void test_alerts(void **state)
     alerts[1].kind = ALERT_KIND_THRESHOLD;
     alerts[1].severity = SEVERITY_MEDIUM;
     struct alert_event ev = {1, T0 + 1, ALERT_ACTION_OPENED, SEVERITY_CRITICAL, "canary", "opened"};
-    struct store_batch b = {NULL, 0, alerts, 3, &ev, 1};
+    struct store_batch b = {.alerts = alerts, .n_alerts = 3, .events = &ev, .n_events = 1};
     assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
 
     /* Update alert 1 to acknowledged (same id: an update, not a new row). */
@@ -422,7 +422,7 @@ static void test_alerts(void **state)
     snprintf(upd.acknowledged_by, sizeof upd.acknowledged_by, "alice");
     struct alert_event ev2 = {1,       T0 + 50, ALERT_ACTION_ACKNOWLEDGED, SEVERITY_CRITICAL,
                               "alice", "on it"};
-    struct store_batch b2 = {NULL, 0, &upd, 1, &ev2, 1};
+    struct store_batch b2 = {.alerts = &upd, .n_alerts = 1, .events = &ev2, .n_events = 1};
     assert_int_equal(store_write(f->s, &b2, err, sizeof err), 0);
 
     struct alert got;
@@ -517,7 +517,7 @@ static void test_reopen_persists_everything(void **state)
     assert_int_equal(store_open(&r, &ro, err, sizeof err), 0);
     check_range(r, "dev-a", 0, 6);
     store_close(r);
-    assert_int_equal(store_schema_version(), 1);
+    assert_int_equal(store_schema_version(), 2);
 }
 
 static void test_open_errors_are_clear(void **state)
