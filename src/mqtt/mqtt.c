@@ -151,6 +151,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
         log_warn("mqtt.refused", "host=%s port=%u reason=\"%s\"", m->cfg.mqtt.host,
                  m->cfg.mqtt.port, why);
         set_state(m, MQTT_RECONNECTING, why);
+        atomic_store(&m->refused, true);
         return;
     }
     atomic_fetch_add(&m->connects, 1);
@@ -218,6 +219,7 @@ static void *conn_main(void *arg)
     unsigned seed = (unsigned)clock_mono_ns();
     bool logged_down = false;
     while (!stopping(m)) {
+        atomic_store(&m->refused, false);
         int rc = connect_once(m);
         if (rc == MOSQ_ERR_SUCCESS) {
             /* Run until the connection ends; the CONNACK arrives in the first loops. */
@@ -229,10 +231,7 @@ static void *conn_main(void *arg)
                     backoff = m->cfg.mqtt.reconnect_min_ms;
                     logged_down = false;
                 }
-                pthread_mutex_lock(&m->lock);
-                bool refused = m->state == MQTT_RECONNECTING;
-                pthread_mutex_unlock(&m->lock);
-                if (refused)
+                if (atomic_load(&m->refused))
                     break;
             }
             if (stopping(m))
@@ -243,7 +242,7 @@ static void *conn_main(void *arg)
         snprintf(why, sizeof why, "%s",
                  rc == MOSQ_ERR_ERRNO ? "connection failed or lost" : mosquitto_strerror(rc));
         pthread_mutex_lock(&m->lock);
-        if (m->state == MQTT_RECONNECTING && m->last_error[0] != '\0' && !was_connected)
+        if (atomic_load(&m->refused))
             snprintf(why, sizeof why, "%s", m->last_error); /* the broker's refusal */
         pthread_mutex_unlock(&m->lock);
         if (was_connected) {

@@ -72,7 +72,8 @@ struct mqtt {
     int64_t since_ms;
     char last_error[160];
     _Atomic bool connected;
-    struct strmap links; /* device -> struct link_entry * */
+    _Atomic bool refused; /* the broker answered the last CONNECT with an error */
+    struct strmap links;  /* device -> struct link_entry * */
 
     /* Ingest (mqtt_ingest.c). */
     pthread_t flusher;
