@@ -79,7 +79,7 @@ int store_events_list(struct store *s, const struct store_event_filter *f, struc
     sqlite3_bind_int64(st, 6, f->to_ms);
     sqlite3_bind_int64(st, 7, (int64_t)f->before_id);
     sqlite3_bind_int64(st, 8, (int64_t)f->limit);
-    int rc;
+    int rc = SQLITE_DONE;
     size_t n = 0;
     while (n < f->limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct event_record *e = &out[n++];
