@@ -564,7 +564,7 @@ int store_series_list(struct store *s, const char *device,
         rc = scan_log(s, device_id, INT64_MIN, INT64_MAX, series_from_log, &l, err, errlen);
     if (rc == 0)
         rc = name_entries(&l, err, errlen);
-    if (rc == 0) {
+    if (rc == 0 && l.n > 0) { /* qsort(NULL, 0, ...) is undefined */
         qsort(l.e, l.n, sizeof *l.e, cmp_series);
         for (size_t i = 0; i < l.n; i++)
             fn(arg, &l.e[i].ser);
