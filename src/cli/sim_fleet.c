@@ -925,6 +925,32 @@ int sim_reading_json(const struct sim_fleet *f, const struct sim_reading *r, uin
     return ok ? (int)used : CANARY_ELIMIT;
 }
 
+/* ---- actuators ---------------------------------------------------------------------- */
+
+static const char *const actuator_metrics[SIM_MAX_ACTUATORS] = {"buzzer", "valve_open", "relay"};
+
+void sim_actuators_init(struct sim_actuators *a)
+{
+    for (unsigned i = 0; i < SIM_MAX_ACTUATORS; i++)
+        a->state[i] = -1;
+}
+
+const char *sim_actuator_metric(enum sim_actuator which)
+{
+    assert((unsigned)which < SIM_MAX_ACTUATORS);
+    return actuator_metrics[which];
+}
+
+void sim_reading_add_actuators(struct sim_reading *r, const struct sim_actuators *a)
+{
+    assert(r->n_values <= SIM_MAX_VALUES);
+    for (unsigned i = 0; i < SIM_MAX_ACTUATORS; i++) {
+        if (a->state[i] >= 0)
+            r->values[r->n_values++] =
+                (struct sim_value){actuator_metrics[i], a->state[i] > 0 ? 1.0 : 0.0, 0};
+    }
+}
+
 /* ---- scenario names ------------------------------------------------------------------ */
 
 static const struct {

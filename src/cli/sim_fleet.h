@@ -17,7 +17,8 @@
  *    of its own: a reading the scenario did not affect is exactly what the same fleet without
  *    the scenario would have sent at that timestamp.
  *
- * Every reading carries 3 to SIM_MAX_VALUES metrics, fixed per device by its profile. */
+ * Every reading carries 3 to SIM_MAX_VALUES sensor metrics, fixed per device by its profile,
+ * and after sim_reading_add_actuators() up to SIM_MAX_ACTUATORS actuator states besides. */
 #ifndef CANARY_CLI_SIM_FLEET_H
 #define CANARY_CLI_SIM_FLEET_H
 
@@ -25,7 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIM_MAX_VALUES       6      /* metrics in one reading */
+#define SIM_MAX_VALUES       6      /* sensor metrics in one reading */
+#define SIM_MAX_ACTUATORS    3      /* actuator states a reading may carry besides */
 #define SIM_MAX_DEVICES      100000 /* devices in one fleet */
 #define SIM_PREFIX_MAX       40     /* bytes in the device id prefix */
 #define SIM_READING_JSON_MAX 512    /* bytes sim_reading_json() needs at most, NUL included */
@@ -81,7 +83,7 @@ struct sim_reading {
     unsigned device; /* index into the fleet */
     int64_t ts_ms;   /* measurement time, Unix ms */
     unsigned n_values;
-    struct sim_value values[SIM_MAX_VALUES];
+    struct sim_value values[SIM_MAX_VALUES + SIM_MAX_ACTUATORS];
 };
 
 /* One row of ground truth: the readings of one (device, metric) that a scenario changed. */
@@ -150,5 +152,30 @@ size_t sim_fleet_truth(const struct sim_fleet *f, struct sim_truth_row *rows, si
  * too small (SIM_READING_JSON_MAX always suffices). */
 int sim_reading_json(const struct sim_fleet *f, const struct sim_reading *r, uint64_t seq,
                      char *buf, size_t len);
+
+/* The actuators a device may drive on command (the MQTT transport's buzzer, valve and relay
+ * commands), and the metric each state is reported as: 1 = on/open, 0 = off/closed. */
+enum sim_actuator {
+    SIM_ACTUATOR_BUZZER = 0, /* "buzzer" */
+    SIM_ACTUATOR_VALVE,      /* "valve_open" */
+    SIM_ACTUATOR_RELAY,      /* "relay" */
+};
+
+/* One device's actuator states; -1 until the first command for that actuator. */
+struct sim_actuators {
+    int8_t state[SIM_MAX_ACTUATORS];
+};
+
+/* Sets every actuator to "never commanded". */
+void sim_actuators_init(struct sim_actuators *a);
+
+/* Returns the catalogue metric an actuator's state is reported as ("valve_open"). */
+const char *sim_actuator_metric(enum sim_actuator which);
+
+/* Appends to r, after its sensor values and in enum order, the state of each actuator that
+ * has been commanded at least once, as a whole 0 or 1. A device never commanded sends exactly
+ * what the model made. Cannot fail: r holds room for SIM_MAX_ACTUATORS more values, and
+ * sim_reading_json() still fits in SIM_READING_JSON_MAX. Call it at most once per reading. */
+void sim_reading_add_actuators(struct sim_reading *r, const struct sim_actuators *a);
 
 #endif

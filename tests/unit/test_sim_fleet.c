@@ -1,6 +1,7 @@
 /* test_sim_fleet.c — the simulated fleet's model (src/cli/sim_fleet.h): determinism, sensor
  * quantisation, plausible ranges, silence of a clean fleet against the default alert limits,
- * the shapes of the three scenarios, and the ground truth they leave. */
+ * the shapes of the three scenarios, the ground truth they leave, and the actuator states a
+ * commanded device adds to its readings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,14 @@ static void fleet_init(struct sim_fleet *f, const struct sim_fleet_config *cfg)
     int rc = sim_fleet_init(f, cfg, err, sizeof err);
     if (rc != 0)
         fail_msg("sim_fleet_init: %s", err);
+}
+
+/* A clean fleet of n devices whose ids are "<prefix>-0001", ... */
+static void fleet_named(struct sim_fleet *f, uint64_t seed, unsigned n, const char *prefix)
+{
+    struct sim_fleet_config cfg = config(seed, n, SIM_SCENARIO_NONE, 0, 0, 0);
+    cfg.prefix = prefix;
+    fleet_init(f, &cfg);
 }
 
 static int value_index(const struct sim_reading *r, const char *metric)
@@ -668,10 +677,8 @@ static void truth_metrics_per_scenario(void **state)
 static void json_is_the_wire_format(void **state)
 {
     (void)state;
-    struct sim_fleet_config cfg = config(1, 1, SIM_SCENARIO_NONE, 0, 0, 0);
-    cfg.prefix = "lab.3";
     struct sim_fleet f;
-    fleet_init(&f, &cfg);
+    fleet_named(&f, 1, 1, "lab.3");
     struct sim_reading r = {
         0,
         1763676000123LL,
@@ -688,6 +695,70 @@ static void json_is_the_wire_format(void **state)
     /* one byte short: the closing brace or the NUL does not fit */
     assert_int_equal(sim_reading_json(&f, &r, 1763676000000ULL, buf, strlen(want)), CANARY_ELIMIT);
     assert_int_equal(sim_reading_json(&f, &r, 1763676000000ULL, buf, strlen(want) + 1), n);
+    sim_fleet_free(&f);
+}
+
+/* ---- actuators ---------------------------------------------------------------------- */
+
+/* A device never commanded sends exactly the model's reading; a commanded one adds the
+ * states of the actuators it was told to switch, after its sensors. */
+static void commanded_actuators_follow_the_sensors(void **state)
+{
+    (void)state;
+    struct sim_fleet f;
+    fleet_named(&f, 3, 6, "p");
+    struct sim_actuators act;
+    sim_actuators_init(&act);
+    for (unsigned d = 0; d < f.n_devices; d++) {
+        struct sim_reading model, with;
+        sim_fleet_reading(&f, d, T0_MS, &model);
+        with = model;
+        sim_reading_add_actuators(&with, &act);
+        assert_same_reading(&model, &with);
+    }
+    act.state[SIM_ACTUATOR_RELAY] = 0;
+    act.state[SIM_ACTUATOR_BUZZER] = 1;
+    struct sim_reading r;
+    sim_fleet_reading(&f, 0, T0_MS + 1000, &r);
+    unsigned sensors = r.n_values;
+    sim_reading_add_actuators(&r, &act);
+    /* after the sensors, in enum order, only the commanded ones, as whole 0 / 1 */
+    assert_int_equal(r.n_values, sensors + 2);
+    assert_string_equal(r.values[sensors].metric, "buzzer");
+    assert_true(r.values[sensors].value == 1 && r.values[sensors].decimals == 0);
+    assert_string_equal(r.values[sensors + 1].metric, "relay");
+    assert_true(r.values[sensors + 1].value == 0);
+    char buf[SIM_READING_JSON_MAX];
+    assert_true(sim_reading_json(&f, &r, 1, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, ",\"buzzer\":1,\"relay\":0}}"));
+    for (unsigned k = sensors; k < r.n_values; k++) {
+        const struct metric_info *m = metric_lookup(r.values[k].metric);
+        assert_non_null(m);
+        assert_true(m->binary);
+    }
+    assert_string_equal(sim_actuator_metric(SIM_ACTUATOR_VALVE), "valve_open");
+    sim_fleet_free(&f);
+}
+
+/* The longest reading there can be (the longest prefix, a six-digit device number, the
+ * largest seq and ts, six sensors and three actuators) still fits SIM_READING_JSON_MAX. */
+static void longest_reading_fits(void **state)
+{
+    (void)state;
+    char prefix[SIM_PREFIX_MAX + 1];
+    memset(prefix, 'x', SIM_PREFIX_MAX);
+    prefix[SIM_PREFIX_MAX] = '\0';
+    struct sim_fleet f;
+    fleet_named(&f, 5, SIM_MAX_DEVICES, prefix);
+    struct sim_actuators act = {{1, 1, 1}};
+    struct sim_reading r = {SIM_MAX_DEVICES - 1, INT64_MAX, SIM_MAX_VALUES, {{0}}};
+    for (unsigned k = 0; k < SIM_MAX_VALUES; k++)
+        r.values[k] = (struct sim_value){"vibration_mm_s", -1e6 - 0.25, 3};
+    sim_reading_add_actuators(&r, &act);
+    assert_int_equal(r.n_values, SIM_MAX_VALUES + SIM_MAX_ACTUATORS);
+    char buf[SIM_READING_JSON_MAX];
+    int n = sim_reading_json(&f, &r, UINT64_MAX, buf, sizeof buf);
+    assert_true(n > 0 && n < SIM_READING_JSON_MAX);
     sim_fleet_free(&f);
 }
 
@@ -728,6 +799,8 @@ int main(void)
         cmocka_unit_test(truth_sensor_fault),
         cmocka_unit_test(truth_metrics_per_scenario),
         cmocka_unit_test(json_is_the_wire_format),
+        cmocka_unit_test(commanded_actuators_follow_the_sensors),
+        cmocka_unit_test(longest_reading_fits),
         cmocka_unit_test(scenario_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
