@@ -75,3 +75,4 @@ for storage in tmpfs disk; do
             "$rps" "$(awk -v r="$rps" -v b="$batch" 'BEGIN { print r * b }')" "$(to_ms "$p50")" "$(to_ms "$p99")" "$bad"
     done
 done
+echo; bash "$here/mqtt.sh" "$build"   # MQTT ingest beside the broker's null-subscriber rate
