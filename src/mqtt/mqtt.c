@@ -245,17 +245,16 @@ static void *conn_main(void *arg)
         if (atomic_load(&m->refused))
             snprintf(why, sizeof why, "%s", m->last_error); /* the broker's refusal */
         pthread_mutex_unlock(&m->lock);
-        if (was_connected) {
+        /* A refusal was counted by on_connect; a failed TCP connect is counted here. */
+        if (!was_connected && rc != MOSQ_ERR_SUCCESS)
+            atomic_fetch_add(&m->connect_failures, 1);
+        if (was_connected)
             log_warn("mqtt.disconnected", "host=%s port=%u reason=\"%s\" action=reconnect",
                      m->cfg.mqtt.host, m->cfg.mqtt.port, why);
-        } else if (!logged_down) {
-            atomic_fetch_add(&m->connect_failures, rc == MOSQ_ERR_SUCCESS ? 0 : 1);
+        else if (!logged_down)
             log_warn("mqtt.connect_failed",
                      "host=%s port=%u reason=\"%s\" action=\"retry with backoff up to %u ms\"",
                      m->cfg.mqtt.host, m->cfg.mqtt.port, why, m->cfg.mqtt.reconnect_max_ms);
-        } else {
-            atomic_fetch_add(&m->connect_failures, rc == MOSQ_ERR_SUCCESS ? 0 : 1);
-        }
         logged_down = true;
         set_state(m, MQTT_RECONNECTING, why);
         mosquitto_disconnect(m->mosq);

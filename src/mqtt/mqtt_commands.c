@@ -26,42 +26,6 @@
 
 #define MAX_WAITS 65536
 
-int commands_init(struct mqtt *m, char *err, size_t errlen)
-{
-    struct store *s = NULL;
-    struct store_options opt = {
-        m->cfg.store.path, true, false, m->cfg.store.busy_timeout_ms, 0, 0, false};
-    int rc = store_open(&s, &opt, err, errlen);
-    uint64_t max_id = 0;
-    if (rc == 0)
-        rc = store_command_max_id(s, &max_id, err, errlen);
-    atomic_store(&m->next_command_id, max_id + 1);
-    /* Commands still pending from an earlier run keep waiting for their answer. */
-    struct device_command *recent = rc == 0 ? calloc(1000, sizeof *recent) : NULL;
-    int n = recent != NULL ? store_commands_list(s, NULL, 0, 0, recent, 1000, err, errlen) : 0;
-    for (int i = 0; i < n; i++) {
-        if (recent[i].status != COMMAND_PENDING)
-            continue;
-        struct command_wait *w = realloc(m->waits, (m->n_waits + 1) * sizeof *w);
-        if (w == NULL)
-            break;
-        m->waits = w;
-        m->waits[m->n_waits].cmd = recent[i];
-        m->waits[m->n_waits].used = true;
-        m->n_waits++;
-    }
-    free(recent);
-    store_close(s);
-    return rc;
-}
-
-void commands_free(struct mqtt *m)
-{
-    free(m->waits);
-    m->waits = NULL;
-    m->n_waits = 0;
-}
-
 /* Keeps c waiting for its answer. Caller holds cmd_lock. */
 static void wait_for(struct mqtt *m, const struct device_command *c)
 {
@@ -81,6 +45,37 @@ static void wait_for(struct mqtt *m, const struct device_command *c)
     m->waits[m->n_waits].cmd = *c;
     m->waits[m->n_waits].used = true;
     m->n_waits++;
+}
+
+int commands_init(struct mqtt *m, char *err, size_t errlen)
+{
+    struct store *s = NULL;
+    struct store_options opt = {
+        m->cfg.store.path, true, false, m->cfg.store.busy_timeout_ms, 0, 0, false};
+    int rc = store_open(&s, &opt, err, errlen);
+    uint64_t max_id = 0;
+    if (rc == 0)
+        rc = store_command_max_id(s, &max_id, err, errlen);
+    atomic_store(&m->next_command_id, max_id + 1);
+    /* Commands still pending from an earlier run keep waiting for their answer. */
+    struct device_command *recent = rc == 0 ? calloc(1000, sizeof *recent) : NULL;
+    int n = recent != NULL ? store_commands_list(s, NULL, 0, 0, recent, 1000, err, errlen) : 0;
+    pthread_mutex_lock(&m->cmd_lock);
+    for (int i = 0; i < n; i++) {
+        if (recent[i].status == COMMAND_PENDING)
+            wait_for(m, &recent[i]);
+    }
+    pthread_mutex_unlock(&m->cmd_lock);
+    free(recent);
+    store_close(s);
+    return rc;
+}
+
+void commands_free(struct mqtt *m)
+{
+    free(m->waits);
+    m->waits = NULL;
+    m->n_waits = 0;
 }
 
 int mqtt_send_command(struct mqtt *m, struct device_command *c, char *err, size_t errlen)

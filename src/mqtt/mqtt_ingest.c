@@ -46,7 +46,6 @@ struct mqtt_job {
     size_t fifo_slot;
     uint64_t last_seqno;
     uint64_t unjournaled;
-    char (*topic_device)[READING_ID_BUF]; /* per reading: the device its topic named */
 };
 
 /* A fire-and-forget job of records. */
@@ -55,6 +54,12 @@ struct records_job {
     struct event_record *records;
     struct device_command *commands;
 };
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 static void timespec_in(struct timespec *ts, int64_t ms)
 {
@@ -106,8 +111,7 @@ void ingest_store_records(struct mqtt *m, const struct event_record *records, si
             records_done(&r->job);
             return;
         }
-        struct timespec ts = {0, BUSY_RETRY_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(BUSY_RETRY_MS);
     }
 }
 
@@ -201,11 +205,9 @@ static void handle_status(struct mqtt *m, const struct mqtt_topic *t, const char
         free(job);
 }
 
-static void queue_push_msg(struct mqtt *m, struct pending_msg *msg, bool journaled)
+/* Appends a message to the flusher's queue. Caller holds q_lock. */
+static void queue_append(struct mqtt *m, struct pending_msg *msg)
 {
-    pthread_mutex_lock(&m->q_lock);
-    while (m->q_bytes > QUEUE_MAX_BYTES && !m->q_stop)
-        pthread_cond_wait(&m->q_space, &m->q_lock);
     msg->next = NULL;
     if (m->q_tail != NULL)
         m->q_tail->next = msg;
@@ -216,6 +218,14 @@ static void queue_push_msg(struct mqtt *m, struct pending_msg *msg, bool journal
         m->q_oldest_ms = clock_mono_ms();
     m->q_count++;
     m->q_bytes += msg->topic_len + msg->payload_len + sizeof *msg;
+}
+
+static void queue_push_msg(struct mqtt *m, struct pending_msg *msg, bool journaled)
+{
+    pthread_mutex_lock(&m->q_lock);
+    while (m->q_bytes > QUEUE_MAX_BYTES && !m->q_stop)
+        pthread_cond_wait(&m->q_space, &m->q_lock);
+    queue_append(m, msg);
     if (!journaled)
         m->unjournaled_waiting++;
     if (m->q_count == 1 || m->q_count >= m->cfg.mqtt.batch_max || !journaled)
@@ -263,10 +273,9 @@ static void handle_up(struct mqtt *m, const struct mqtt_topic *t, const char *to
     uint64_t seqno = 0;
     int rc = journal_append(m->journal, topic, topic_len, payload, len, now, (unsigned)qos, &seqno);
     if (rc != 0) {
-        static _Atomic int64_t last_log;
         int64_t mono = clock_mono_ms();
-        if (mono - atomic_load(&last_log) > 10000) {
-            atomic_store(&last_log, mono);
+        if (mono - atomic_load(&m->journal_failed_log_ms) > 10000) {
+            atomic_store(&m->journal_failed_log_ms, mono);
             log_error("mqtt.journal_failed",
                       "path=%s action=\"acknowledging each message only after it is stored\"",
                       m->cfg.mqtt.journal);
@@ -275,8 +284,7 @@ static void handle_up(struct mqtt *m, const struct mqtt_topic *t, const char *to
     }
     struct pending_msg *msg = new_msg(topic, topic_len, payload, len, seqno, now);
     while (msg == NULL) { /* out of memory: wait rather than lose an acknowledged message */
-        struct timespec ts = {0, 10000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(10);
         msg = new_msg(topic, topic_len, payload, len, seqno, now);
     }
     queue_push_msg(m, msg, rc == 0);
@@ -342,9 +350,10 @@ static void job_done(struct job *job)
     const struct ingest_batch *b = &job->batch;
     for (size_t i = 0; i < b->n; i++) {
         if (b->status[i] == READING_UNKNOWN_DEVICE) {
+            /* A reading reaches the pipeline only if it names its topic's device. */
             char topic[READING_ID_BUF + 80];
             snprintf(topic, sizeof topic, "%s/%s/up", m->cfg.mqtt.topic_prefix,
-                     mj->topic_device[i]);
+                     b->readings[i].device);
             ingest_event(m, EVENT_SECURITY, "unknown_device", b->readings[i].device, topic, "%s",
                          b->errors[i].reason ? b->errors[i].reason : "unknown device");
         }
@@ -364,15 +373,15 @@ static void job_done(struct job *job)
     pthread_cond_broadcast(&m->q_space);
     pthread_mutex_unlock(&m->q_lock);
     ingest_batch_free(&job->batch);
-    free(mj->topic_device);
     free(mj);
 }
 
 /* Parses one message into tmp (already initialised). Returns false when the whole message
  * was refused (an event was recorded). */
 static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct ingest_batch *tmp,
-                          char *device, int64_t now)
+                          int64_t now)
 {
+    char device[READING_ID_BUF];
     const char *topic = msg->data;
     const char *payload = msg->data + msg->topic_len + 1;
     struct mqtt_topic t;
@@ -427,17 +436,14 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
 /* Builds one job from a list of messages and hands it to the pipeline. */
 static void submit_messages(struct mqtt *m, struct pending_msg *list, size_t count)
 {
+    /* Out of memory: wait rather than lose acknowledged messages. */
     struct ingest_batch *tmp = calloc(count, sizeof *tmp);
-    char(*devices)[READING_ID_BUF] = calloc(count, sizeof *devices);
     struct mqtt_job *mj = calloc(1, sizeof *mj);
-    while (tmp == NULL || devices == NULL || mj == NULL) {
+    while (tmp == NULL || mj == NULL) {
         free(tmp);
-        free(devices);
         free(mj);
-        struct timespec ts = {0, 10000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(10);
         tmp = calloc(count, sizeof *tmp);
-        devices = calloc(count, sizeof *devices);
         mj = calloc(1, sizeof *mj);
     }
     mj->m = m;
@@ -448,34 +454,27 @@ static void submit_messages(struct mqtt *m, struct pending_msg *list, size_t cou
         if (msg->seqno > mj->last_seqno)
             mj->last_seqno = msg->seqno;
         mj->unjournaled += msg->seqno == 0;
-        if (parse_message(m, msg, &tmp[k], devices[k], now))
+        if (parse_message(m, msg, &tmp[k], now))
             total += tmp[k].n;
     }
     struct job *job = &mj->job;
     job->kind = JOB_INGEST;
     job->done = job_done;
     ingest_batch_init(&job->batch);
-    mj->topic_device = calloc(total ? total : 1, sizeof *mj->topic_device);
-    if (total > 0 && (mj->topic_device == NULL || ingest_batch_reserve(&job->batch, total) != 0)) {
-        log_error("mqtt.out_of_memory", "readings=%zu action=\"left in the journal\"", total);
-        total = 0;
-        job->batch.n = 0;
-        mj->last_seqno = 0;
-    }
+    while (total > 0 && ingest_batch_reserve(&job->batch, total) != 0)
+        sleep_ms(10);
     size_t at = 0;
     for (size_t i = 0; i < count; i++) {
         for (size_t r = 0; r < tmp[i].n && at < total; r++, at++) {
             job->batch.readings[at] = tmp[i].readings[r];
             job->batch.status[at] = tmp[i].status[r];
             job->batch.errors[at] = tmp[i].errors[r];
-            snprintf(mj->topic_device[at], READING_ID_BUF, "%s", devices[i]);
         }
         arena_adopt(&job->batch.arena, &tmp[i].arena);
         ingest_batch_free(&tmp[i]);
     }
     job->batch.is_array = true;
     free(tmp);
-    free(devices);
     for (struct pending_msg *msg = list; msg != NULL;) {
         struct pending_msg *next = msg->next;
         free(msg);
@@ -506,8 +505,7 @@ static void submit_messages(struct mqtt *m, struct pending_msg *list, size_t cou
             job_done(job);
             return;
         }
-        struct timespec ts = {0, BUSY_RETRY_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(BUSY_RETRY_MS);
     }
 }
 
@@ -577,27 +575,17 @@ static int replay_one(void *arg, const struct journal_record *r)
         new_msg(r->topic, r->topic_len, r->payload, r->payload_len, r->seqno, r->recv_ms);
     if (msg == NULL)
         return CANARY_ENOMEM;
-    /* Straight onto the queue: the record is journaled already. */
-    pthread_mutex_lock(&m->q_lock);
-    msg->next = NULL;
-    if (m->q_tail != NULL)
-        m->q_tail->next = msg;
-    else
-        m->q_head = msg;
-    m->q_tail = msg;
-    if (m->q_count == 0)
-        m->q_oldest_ms = clock_mono_ms();
-    m->q_count++;
-    m->q_bytes += r->topic_len + r->payload_len + sizeof *msg;
-    pthread_mutex_unlock(&m->q_lock);
+    /* Straight onto the queue: the record is journaled already. Replay reads ahead of the
+     * flusher by at most a few jobs. */
     atomic_fetch_add(&m->replayed, 1);
+    pthread_mutex_lock(&m->q_lock);
+    queue_append(m, msg);
     if (m->q_count >= m->cfg.mqtt.batch_max) {
-        pthread_mutex_lock(&m->q_lock);
         pthread_cond_signal(&m->q_wake);
         while (m->q_count >= m->cfg.mqtt.batch_max * 4u)
             pthread_cond_wait(&m->q_space, &m->q_lock);
-        pthread_mutex_unlock(&m->q_lock);
     }
+    pthread_mutex_unlock(&m->q_lock);
     return 0;
 }
 

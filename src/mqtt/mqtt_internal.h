@@ -90,6 +90,7 @@ struct mqtt {
     uint64_t released;            /* journal seqnos released so far */
     bool release_frozen;          /* a job could not be stored: keep the journal from here on */
     uint64_t unjournaled_waiting; /* messages that could not be journaled, not yet stored */
+    _Atomic int64_t journal_failed_log_ms; /* last "journal failed" log line (monotonic) */
     struct rate_limit event_limit;
 
     /* Commands (mqtt_commands.c). */

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/log.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -176,6 +177,8 @@ static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
 {
     uint64_t accepted = 0, opened = 0;
     int64_t now_ms = clock_wall_ms();
+    uint64_t lag_counts[LAG_BUCKETS] = {0}; /* added to the shared histogram once */
+    int64_t lag_max = INT64_MIN;
     while (list != NULL) {
         struct shard_msg *m = list;
         list = (struct shard_msg *)m->node.next;
@@ -191,10 +194,8 @@ static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
                 b->status[i] = stored ? READING_ACCEPTED : READING_UNAVAILABLE;
                 if (stored) {
                     int64_t lag = now_ms - b->readings[i].ts_ms;
-                    atomic_fetch_add_explicit(&p->lag_buckets[lag_bucket(lag)], 1,
-                                              memory_order_relaxed);
-                    if (lag > atomic_load_explicit(&p->lag_max_ms, memory_order_relaxed))
-                        atomic_store_explicit(&p->lag_max_ms, lag, memory_order_relaxed);
+                    lag_counts[lag_bucket(lag)]++;
+                    lag_max = lag > lag_max ? lag : lag_max;
                 }
                 if (!stored) {
                     b->errors[i].field = "";
@@ -209,6 +210,12 @@ static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
         if (job != NULL)
             pipeline_part_done(p, job);
     }
+    for (unsigned k = 0; k < LAG_BUCKETS && accepted; k++) {
+        if (lag_counts[k])
+            atomic_fetch_add_explicit(&p->lag_buckets[k], lag_counts[k], memory_order_relaxed);
+    }
+    if (lag_max > atomic_load_explicit(&p->lag_max_ms, memory_order_relaxed))
+        atomic_store_explicit(&p->lag_max_ms, lag_max, memory_order_relaxed);
     if (accepted) {
         pipeline_count(p, PC_READINGS_ACCEPTED, accepted);
         time_ring_add(&p->accepted_per_s, clock_wall_ms(), accepted);

@@ -360,11 +360,47 @@ static void test_device_status_commands_actions_and_ha(void **state)
         cJSON_Delete(j);
     }
     assert_true(acked);
+    /* A garbage answer is recorded and changes nothing. */
+    assert_true(mq_publish(&dev, "canary/gas-1/cmd/ack", "\xff{not json", 1, false));
+    bool bad_ack = false;
+    for (int i = 0; i < 100 && !bad_ack; i++, usleep(20000))
+        bad_ack = has_event(&d, "bad_command_ack");
+    assert_true(bad_ack);
+    assert_int_equal(http_get_json(&d, "/api/v1/events?category=bogus", &j), 400);
+    assert_string_equal(json_error_field(j), "category");
+    cJSON_Delete(j);
+    assert_int_equal(http_get_json(&d, "/api/v1/commands/42", &j), 400);
+    assert_string_equal(json_error_field(j), "id");
+    cJSON_Delete(j);
+    assert_int_equal(http_get_json(&d, "/api/v1/commands/c-999999", &j), 404);
+    cJSON_Delete(j);
+    assert_int_equal(http_post_json(&d, "/api/v1/devices/gas-1/commands", "[1,2", &j), 400);
+    cJSON_Delete(j);
+    assert_int_equal(http_post_json(&d, "/api/v1/devices/gas-1/commands",
+                                    "{\"command\":\"interval_s\",\"value\":\"5\"}", &j),
+                     400);
+    assert_string_equal(json_error_field(j), "value");
+    cJSON_Delete(j);
+    assert_int_equal(http_post_json(&d, "/api/v1/devices/gas-1/commands",
+                                    "{\"command\":\"buzzer\",\"state\":\"on\",\"rogue\":1}", &j),
+                     400);
+    cJSON_Delete(j);
+    assert_int_equal(http_post_json(&d, "/api/v1/devices/bad%20id/commands",
+                                    "{\"command\":\"buzzer\",\"state\":\"on\"}", &j),
+                     400);
+    cJSON_Delete(j);
     assert_int_equal(http_post_json(&d, "/api/v1/devices/gas-1/commands",
                                     "{\"command\":\"valve\",\"state\":\"open\"}", &j),
                      202);
     snprintf(path, sizeof path, "/api/v1/commands/%s", str_of(j, "id"));
+    /* Another device answering gas-1's pending command is a security event, not an ack. */
+    snprintf(ack, sizeof ack, "{\"id\":\"%s\",\"status\":\"ok\"}", str_of(j, "id"));
     cJSON_Delete(j);
+    assert_true(mq_publish(&dev, "canary/other-7/cmd/ack", ack, 1, false));
+    bool foreign_ack = false;
+    for (int i = 0; i < 100 && !foreign_ack; i++, usleep(10000))
+        foreign_ack = has_event(&d, "command_ack_mismatch");
+    assert_true(foreign_ack);
     bool timed_out = false;
     for (int i = 0; i < 150 && !timed_out; i++, usleep(20000)) {
         assert_int_equal(http_get_json(&d, path, &j), 200);
