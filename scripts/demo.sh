@@ -2,7 +2,9 @@
 # demo.sh — canary's main job in one command (`make demo`): a private Mosquitto broker
 # (scripts/broker.sh, in ./var/broker), canaryd on its embedded defaults plus MQTT (HTTP on
 # 127.0.0.1:8080, SQLite in ./var/) and a small simulated fleet of two sites publishing
-# readings over MQTT every second, each device with its last will, answering commands. After a minute a gas leak starts in one kitchen,
+# readings over MQTT every second, each device with its last will, answering commands, and
+# telling canaryd its name, location and kind (--register: the API then shows "Kitchen 1"
+# in "Site 1, kitchen", not just an id). After a minute a gas leak starts in one kitchen,
 # after three a fire in one workshop; the alerts appear below as canaryd raises them.
 # Ctrl-C stops the fleet and canaryd cleanly. Run `rm -rf var` to start from an empty store.
 #
@@ -52,11 +54,11 @@ curl -s -o /dev/null --max-time 1 "$url/healthz" || {
 
 "$build/canary" simulate --transport mqtt --broker "127.0.0.1:$mqtt_port" \
     --devices 8 --rate 1 --duration 0 --seed 1 --prefix site-a --scenario gas-leak --scenario-at 60 --scenario-length 120 \
-    --truth var/demo-truth-site-a.csv --quiet >>var/simulate.log 2>&1 &
+    --truth var/demo-truth-site-a.csv --register --url "$url" --quiet >>var/simulate.log 2>&1 &
 pids+=($!)
 "$build/canary" simulate --transport mqtt --broker "127.0.0.1:$mqtt_port" \
     --devices 6 --rate 1 --duration 0 --seed 7 --prefix site-b --scenario fire --scenario-at 180 --scenario-length 90 \
-    --truth var/demo-truth-site-b.csv --quiet >>var/simulate.log 2>&1 &
+    --truth var/demo-truth-site-b.csv --register --url "$url" --quiet >>var/simulate.log 2>&1 &
 pids+=($!)
 
 cat <<MSG

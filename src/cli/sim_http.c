@@ -11,6 +11,7 @@
  * each with its own easy handle and buffers (so there are never more than that many requests
  * in flight, and at most that many connections, all kept alive and reused). A slot takes
  * devices from the schedule's ready FIFO and gives them back when its request is answered. */
+#include "cli/sim_register.h"
 #include "cli/sim_run.h"
 
 #include "core/clock.h"
@@ -176,23 +177,6 @@ static bool start_ingest(struct sim *s, struct slot *sl, int64_t now)
     return true;
 }
 
-/* Appends str as a JSON string (our own names: printable ASCII, escaped all the same). */
-static bool json_string(struct buf *b, const char *str)
-{
-    bool ok = buf_append(b, "\"", 1);
-    for (const char *p = str; ok && *p != '\0'; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\')
-            snprintf(esc, sizeof esc, "\\%c", *p);
-        else if ((unsigned char)*p < 0x20)
-            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*p);
-        else
-            snprintf(esc, sizeof esc, "%c", *p);
-        ok = buf_append(b, esc, strlen(esc));
-    }
-    return ok && buf_append(b, "\"", 1);
-}
-
 static bool start_register(struct sim *s, struct slot *sl)
 {
     struct http *h = http_of(s);
@@ -204,10 +188,10 @@ static bool start_register(struct sim *s, struct slot *sl)
     sl->attempts = 0;
     sl->body.len = 0;
     snprintf(sl->url, sizeof sl->url, "%s/api/v1/devices/%s", h->base_url, info->id);
-    bool ok = buf_append(&sl->body, "{\"name\":", 8) && json_string(&sl->body, info->name) &&
-              buf_append(&sl->body, ",\"location\":", 12) &&
-              json_string(&sl->body, info->location) && buf_append(&sl->body, ",\"kind\":", 8) &&
-              json_string(&sl->body, info->kind) && buf_append(&sl->body, "}", 1);
+    /* the fleet's names are short: the body always fits */
+    char body[SIM_REGISTER_BODY_MAX];
+    int n = sim_register_body(info->name, info->location, info->kind, body, sizeof body);
+    bool ok = n > 0 && buf_append(&sl->body, body, (size_t)n);
     if (ok)
         slot_submit(h, sl);
     return ok;

@@ -25,7 +25,10 @@
  *  - a client has at most its in-flight cap of unacknowledged readings (16, or 4 per device
  *    of a shared client, at most 1024); past it, due readings wait and go out late with
  *    their original ts, so memory stays bounded whatever the broker does;
- *  - a device's readings reach the broker in seq order on one connection.
+ *  - a device's readings reach the broker in seq order on one connection;
+ *  - with --register, a device is queued for registration with canaryd (sim_register.h, on
+ *    its own thread, so publishing never waits for HTTP) once its first reading has been
+ *    PUBACKed (at QoS 0: written); the run's drain waits for the registrations too.
  *
  * How it works: one thread, one epoll set over every client's socket (mosquitto_socket()),
  * and libmosquitto driven by hand: mosquitto_loop_read() when a socket is readable,
@@ -35,9 +38,11 @@
  * written right after the read that ran it. Clients open at most MAX_OPENING at a time, so a
  * fleet of thousands does not overflow the broker's listen backlog. */
 #include "cli/sim_command.h"
+#include "cli/sim_register.h"
 #include "cli/sim_run.h"
 
 #include "core/clock.h"
+#include "core/error.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -134,6 +139,8 @@ struct mqtt {
     uint64_t n_control; /* status and ack messages awaiting their PUBACK */
     bool farewell;      /* the planned stop is under way: nothing reopens */
     int64_t next_misc_ms;
+    struct sim_register *reg; /* --register: the registration worker, else NULL */
+    uint8_t *reg_queued;      /* per device: handed to reg already */
     struct mqtt_stats st;
 };
 
@@ -452,6 +459,13 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
     m->st.acked++;
     m->n_pending--;
     sim_latency_add(&m->s->st.latency, clock_mono_ns() - p->sent_ns);
+    if (m->reg != NULL && !m->reg_queued[p->dev]) {
+        /* canaryd may not know the device yet (its MQTT ingest is asynchronous): the worker
+         * retries the 404 until it does */
+        const struct sim_device_info *info = sim_fleet_device(&m->s->fleet, p->dev);
+        m->reg_queued[p->dev] = 1;
+        sim_register_queue(m->reg, info->id, info->name, info->location, info->kind);
+    }
     while (c->pend_count > 0 && pend_at(c, 0)->acked) {
         c->pend_head = (c->pend_head + 1) % c->pend_cap;
         c->pend_count--;
@@ -663,7 +677,7 @@ static int64_t mqtt_next_wake(const struct sim *s, int64_t now, int64_t wake)
 static bool mqtt_outstanding(const struct sim *s)
 {
     const struct mqtt *m = mqtt_of(s);
-    return m->n_pending > 0 || m->n_queued > 0;
+    return m->n_pending > 0 || m->n_queued > 0 || (m->reg != NULL && sim_register_busy(m->reg));
 }
 
 /* The planned stop: every connected device says "sleeping" (retained), then its client
@@ -672,6 +686,8 @@ static void mqtt_finish(struct sim *s)
 {
     struct mqtt *m = mqtt_of(s);
     m->farewell = true;
+    if (m->reg != NULL)
+        sim_register_stop(m->reg); /* the drain is over: what is still waiting has failed */
     for (unsigned i = 0; i < m->n_conns; i++) {
         struct conn *c = &m->conns[i];
         for (unsigned k = 0; c->state == CONN_UP && k < c->n_devices && !c->broken; k++)
@@ -720,11 +736,18 @@ static int mqtt_summary(const struct sim *s, double elapsed_s, uint64_t due)
     const struct mqtt *m = mqtt_of(s);
     const struct mqtt_stats *st = &m->st;
     uint64_t failed = due > st->acked ? due - st->acked : 0;
+    struct sim_register_counts rc = {0};
+    if (m->reg != NULL)
+        sim_register_counts(m->reg, &rc);
     printf("simulate: transport=mqtt devices=%u sent=%" PRIu64 " acked=%" PRIu64 " failed=%" PRIu64
-           " commands=%" PRIu64 " rate=%.1f/s p50=%.2fms p99=%.2fms\n",
+           " commands=%" PRIu64 " rate=%.1f/s p50=%.2fms p99=%.2fms",
            s->opt.devices, s->st.sent, st->acked, failed, st->commands,
            elapsed_s > 0 ? (double)st->acked / elapsed_s : 0.0,
            sim_latency_ms(&s->st.latency, 0.50), sim_latency_ms(&s->st.latency, 0.99));
+    if (m->reg != NULL)
+        printf(" registered=%" PRIu64 " register_404=%" PRIu64 " register_failed=%" PRIu64,
+               rc.registered, rc.not_found, rc.failed);
+    printf("\n");
     fflush(stdout);
     if (!s->opt.quiet)
         fprintf(stderr,
@@ -734,6 +757,14 @@ static int mqtt_summary(const struct sim *s, double elapsed_s, uint64_t due)
                 " ms after its time, %" PRIu64 " more than 1 s late\n",
                 elapsed_s, m->n_conns, st->reconnects, st->open_failures, st->republished,
                 st->commands, st->command_errors, s->st.late_max_ms, s->st.late_1s);
+    if (m->reg != NULL && !s->opt.quiet)
+        fprintf(stderr,
+                "canary simulate: registration: %" PRIu64 " devices queued, %" PRIu64
+                " registered, %" PRIu64 " failed (%" PRIu64 " given up after %d s, %" PRIu64
+                " still waiting at the end); %" PRIu64 " PATCH requests, %" PRIu64
+                " answered 404 (not yet known) and %" PRIu64 " errors, both retried\n",
+                rc.queued, rc.registered, rc.failed, rc.gave_up, SIM_REGISTER_GIVE_UP_MS / 1000,
+                rc.abandoned, rc.requests, rc.not_found, rc.errors);
     return failed == 0 ? 0 : 1;
 }
 
@@ -814,12 +845,26 @@ static int mqtt_setup(struct sim *s)
         fprintf(stderr, "canary simulate: epoll: %s\n", strerror(errno));
         return 1;
     }
+    if (s->opt.register_devices) {
+        char err[256];
+        m->reg_queued = calloc(s->opt.devices, 1);
+        if (m->reg_queued == NULL)
+            return -1;
+        int rc = sim_register_start(&m->reg, s->opt.url, s->opt.quiet, err, sizeof err);
+        if (rc == CANARY_ENOMEM)
+            return -1;
+        if (rc != 0) {
+            fprintf(stderr, "canary simulate: %s\n", err);
+            return 1;
+        }
+    }
     return mqtt_setup_state(s, m);
 }
 
 static void mqtt_teardown(struct sim *s)
 {
     struct mqtt *m = mqtt_of(s);
+    sim_register_free(m->reg); /* first: it joins its worker */
     for (unsigned i = 0; m->conns != NULL && i < m->n_conns; i++) {
         struct conn *c = &m->conns[i];
         if (c->mosq != NULL)
@@ -836,6 +881,7 @@ static void mqtt_teardown(struct sim *s)
     free(m->work);
     free(m->backoff);
     free(m->open_fifo.items);
+    free(m->reg_queued);
 }
 
 const struct sim_transport sim_mqtt_transport = {

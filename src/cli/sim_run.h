@@ -4,7 +4,9 @@
  *
  * simulate.c reads the options, builds the fleet and runs the loop; sim_sched.c keeps the
  * schedule; sim_http.c (canaryd's HTTP ingest) and sim_mqtt.c (an MQTT broker) deliver the
- * readings. Everything runs on one thread, so nothing here locks.
+ * readings. Everything here runs on one thread, so nothing here locks. (The one other
+ * thread, the MQTT transport's --register worker, shares nothing of this: it gets copies
+ * through sim_register.h's queue.)
  *
  * The schedule. Device d's reading k falls due at
  *     base_ms + floor((k - base_k) * 1000 / --rate)      (ms after the start)
@@ -50,7 +52,7 @@ struct sim_options {
     const char *truth_path;    /* --truth */
     double drain_s;            /* --drain */
     bool quiet;                /* --quiet */
-    /* HTTP */
+    /* HTTP; --url and --register also for MQTT, where --url is only for --register */
     const char *url;        /* --url: canaryd's base URL */
     unsigned batch;         /* --batch */
     unsigned batch_wait_ms; /* --batch-wait */

@@ -19,6 +19,7 @@
  * to a FIFO, the transport takes them from there, and the loop sleeps in the transport's
  * wait() until the next due reading or I/O. */
 #include "cli/commands.h"
+#include "cli/sim_register.h"
 #include "cli/sim_run.h"
 
 #include "core/clock.h"
@@ -104,6 +105,12 @@ static void usage(FILE *out)
             "                         <url>/api/v1/devices/<id> with its name, location, kind\n"
             "\n"
             "MQTT (--transport mqtt):\n"
+            "  --register             after a device's first reading is PUBACKed (QoS 0:\n"
+            "                         written), PATCH <url>/api/v1/devices/<id> with its name,\n"
+            "                         location, kind, from a thread of its own; a 404 (canaryd\n"
+            "                         has not stored the reading yet) is retried for %d s\n"
+            "  --url URL              with --register only: canaryd's base URL for it (default\n"
+            "                         http://127.0.0.1:8080); readings go to the broker\n"
             "  --broker HOST:PORT     the broker (default 127.0.0.1:1883)\n"
             "  --qos Q                QoS of the readings, 0 or 1 (default 1)\n"
             "  --mqtt-connections N   MQTT clients the devices share; 0 = one client per device\n"
@@ -124,10 +131,14 @@ static void usage(FILE *out)
             "rejected (400, 413 and other refusals), failed (never answered by the end), the\n"
             "achieved readings/s and the p50/p99 request latency. MQTT: sent, acked (PUBACK, or\n"
             "written at QoS 0), failed, commands received, readings/s and the p50/p99\n"
-            "publish-to-PUBACK latency. Exit status: 0 when nothing failed or was rejected, 1\n"
-            "otherwise, 2 for bad usage.\n",
-            SIM_MAX_DEVICES, SIM_MAX_RATE_HZ, SIM_MAX_BATCH, SIM_MAX_CONNS, MQTT_SHARED_ABOVE,
-            MQTT_SHARED_CONNS);
+            "publish-to-PUBACK latency. With --register, both add registered, register_404\n"
+            "(HTTP: 404 answers, registration given up; MQTT: 404 answers, retried) and\n"
+            "register_failed (MQTT: refused, given up after %d s, or still waiting at the end).\n"
+            "Exit status: 0 when no reading failed or was rejected, 1 otherwise, 2 for bad\n"
+            "usage.\n",
+            SIM_MAX_DEVICES, SIM_MAX_RATE_HZ, SIM_MAX_BATCH, SIM_MAX_CONNS,
+            SIM_REGISTER_GIVE_UP_MS / 1000, MQTT_SHARED_ABOVE, MQTT_SHARED_CONNS,
+            SIM_REGISTER_GIVE_UP_MS / 1000);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -237,9 +248,9 @@ static int set_string(const char **field, const char *val)
     return 0;
 }
 
-/* Options that belong to one transport; naming one with the other is a usage error. */
-static const char *const http_only[] = {"--url", "--batch", "--batch-wait", "--connections",
-                                        "--register"};
+/* Options that belong to one transport; naming one with the other is a usage error.
+ * --register works with both; --url too, but with mqtt only for --register (finish_options). */
+static const char *const http_only[] = {"--batch", "--batch-wait", "--connections"};
 static const char *const mqtt_only[] = {"--broker",   "--qos",      "--mqtt-connections",
                                         "--username", "--password", "--topic-prefix"};
 
@@ -258,6 +269,7 @@ struct given {
     const char *http_only; /* an HTTP-only option given, or NULL */
     const char *mqtt_only; /* an MQTT-only option given, or NULL */
     bool mqtt_connections;
+    bool url; /* --url given */
 };
 
 static int apply_mqtt_option(struct sim_options *o, const char *name, const char *val)
@@ -356,6 +368,9 @@ static int finish_options(struct sim_options *o, const struct given *g)
         return bad_usage("%s is for --transport http", g->http_only);
     if (o->transport == SIM_TRANSPORT_HTTP && g->mqtt_only != NULL)
         return bad_usage("%s is for --transport mqtt", g->mqtt_only);
+    if (o->transport == SIM_TRANSPORT_MQTT && g->url && !o->register_devices)
+        return bad_usage("--url with --transport mqtt only says where --register names the "
+                         "devices (readings go to --broker): add --register, or drop --url");
     if (o->scenario == SIM_SCENARIO_NONE && o->scenario_opts)
         return bad_usage("--scenario-at, --scenario-length and --scenario-devices need "
                          "--scenario gas-leak, fire or sensor-fault");
@@ -419,6 +434,7 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
         g.http_only = h != NULL ? h : g.http_only;
         g.mqtt_only = m != NULL ? m : g.mqtt_only;
         g.mqtt_connections |= !strcmp(name, "--mqtt-connections");
+        g.url |= !strcmp(name, "--url");
         if (!strcmp(name, "--register") || !strcmp(name, "--quiet")) {
             if (eq != NULL)
                 return bad_usage("%s takes no value", name);

@@ -5,9 +5,14 @@
  * fell due; each device announces itself "online" (retained); a command is acked and the
  * device's next readings carry the actuator's state; a malformed command is refused with an
  * error ack; a clean stop leaves "sleeping" retained; a kill -9 makes the broker publish
- * each device's will, "offline"; a broker restart mid-run loses no reading. */
+ * each device's will, "offline"; a broker restart mid-run loses no reading. With --register
+ * and a canaryd reading the same broker, every device ends up with its name, location and
+ * kind (at QoS 1 and 0, with a client per device and shared ones); against a canaryd that
+ * never sees the readings, the 404s are retried and the run still ends on time. */
 #include "broker.h"
 #include "harness.h"
+
+#include "cli/sim_fleet.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -278,6 +283,123 @@ static void broker_restart_loses_nothing(void **state)
     assert_null(strstr(err, " 0 readings published again"));
 }
 
+/* canaryd subscribed to the private broker, as `make demo` runs it. */
+static void daemon_on_broker(struct daemon *d, const struct broker *b)
+{
+    static char port_arg[64];
+    snprintf(port_arg, sizeof port_arg, "mqtt.port=%u", b->port);
+    daemon_init(d, "--set", "mqtt.enabled=true", "--set", port_arg, "--set",
+                "mqtt.client_id=canaryd-sim-test", NULL);
+    daemon_start(d);
+}
+
+static bool mqtt_connected(void *arg)
+{
+    cJSON *j = NULL;
+    bool ok = false;
+    if (http_get_json(arg, "/healthz", &j) == 200) {
+        const cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "mqtt"), "state");
+        ok = cJSON_IsString(st) && strcmp(st->valuestring, "connected") == 0;
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* The number after "key=" in the simulator's summary line, or -1. */
+static long summary_count(const char *out, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, " %s=", key);
+    const char *p = strstr(out, k);
+    return p != NULL ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+/* Checks that canaryd holds the name, location and kind of each of the n devices of the
+ * fleet with this seed and prefix (built here as the simulator builds it). */
+static void check_registered(struct daemon *d, uint64_t seed, unsigned n, const char *prefix)
+{
+    struct sim_fleet fleet;
+    struct sim_fleet_config cfg = {.seed = seed, .n_devices = n, .prefix = prefix};
+    char err[256];
+    assert_int_equal(sim_fleet_init(&fleet, &cfg, err, sizeof err), 0);
+    for (unsigned i = 0; i < n; i++) {
+        const struct sim_device_info *info = sim_fleet_device(&fleet, i);
+        char path[128];
+        snprintf(path, sizeof path, "/api/v1/devices/%s", info->id);
+        cJSON *j = NULL;
+        assert_int_equal(http_get_json(d, path, &j), 200);
+        assert_string_equal(cJSON_GetObjectItem(j, "name")->valuestring, info->name);
+        assert_string_equal(cJSON_GetObjectItem(j, "location")->valuestring, info->location);
+        assert_string_equal(cJSON_GetObjectItem(j, "kind")->valuestring, info->kind);
+        cJSON_Delete(j);
+    }
+    sim_fleet_free(&fleet);
+}
+
+static void register_names_every_device(void **state)
+{
+    struct fixture *fx = *state;
+    struct broker *b = &fx->b;
+    struct daemon d;
+    daemon_on_broker(&d, b);
+    assert_true(wait_until(mqtt_connected, &d, 10000));
+    char out[1024];
+    /* a client per device, QoS 1: queued after the PUBACK */
+    pid_t pid = sim_start(b, "--devices", "7", "--rate", "2", "--duration", "3", "--register",
+                          "--url", d.base_url, NULL);
+    assert_int_equal(sim_wait(b, pid, 30000, 0), 0);
+    slurp(b, "sim.out", out, sizeof out);
+    assert_non_null(strstr(out, "simulate: transport=mqtt devices=7 sent=42 acked=42 failed=0 "));
+    assert_int_equal(summary_count(out, "registered"), 7);
+    assert_int_equal(summary_count(out, "register_failed"), 0);
+    assert_true(summary_count(out, "register_404") >= 0);
+    check_registered(&d, 1, 7, "sim");
+    /* shared clients at QoS 0: queued once the first reading is written */
+    pid = sim_start(b, "--devices", "9", "--rate", "2", "--duration", "2", "--qos", "0",
+                    "--mqtt-connections", "2", "--seed", "5", "--prefix", "q0", "--register",
+                    "--url", d.base_url, NULL);
+    assert_int_equal(sim_wait(b, pid, 30000, 0), 0);
+    slurp(b, "sim.out", out, sizeof out);
+    assert_int_equal(summary_count(out, "registered"), 9);
+    assert_int_equal(summary_count(out, "register_failed"), 0);
+    check_registered(&d, 5, 9, "q0");
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    daemon_cleanup(&d);
+}
+
+/* canaryd without MQTT never learns of the devices: every PATCH answers 404 and is retried
+ * until the run's drain is over; the stop abandons them, counts them failed, and the run
+ * still ends on time with exit status 0 (every reading reached the broker). */
+static void register_404s_are_retried_until_the_end(void **state)
+{
+    struct fixture *fx = *state;
+    struct broker *b = &fx->b;
+    struct daemon d;
+    daemon_init(&d, NULL);
+    daemon_start(&d);
+    int64_t t0 = now_ms();
+    pid_t pid = sim_start(b, "--devices", "2", "--duration", "2", "--drain", "2", "--register",
+                          "--url", d.base_url, NULL);
+    assert_int_equal(sim_wait(b, pid, 20000, 0), 0);
+    int64_t took_ms = now_ms() - t0;
+    char out[1024], err[8192];
+    slurp(b, "sim.out", out, sizeof out);
+    slurp(b, "sim.err", err, sizeof err);
+    assert_non_null(strstr(out, " failed=0 "));
+    assert_int_equal(summary_count(out, "registered"), 0);
+    assert_int_equal(summary_count(out, "register_failed"), 2);
+    /* 250 ms, 500 ms, 1 s, ... apart: several tries each within the 2 s drain */
+    assert_true(summary_count(out, "register_404") >= 4);
+    assert_non_null(strstr(err, "2 still waiting at the end"));
+    /* 2 s of run, 2 s of drain, the goodbye: not the 30 s of a give-up */
+    assert_true(took_ms < 9000);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(&d, "/api/v1/devices/sim-0001", &j), 404);
+    cJSON_Delete(j);
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    daemon_cleanup(&d);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -286,6 +408,10 @@ int main(void)
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(kill_9_leaves_the_will, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(broker_restart_loses_nothing, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(register_names_every_device, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(register_404s_are_retried_until_the_end, fixture_setup,
                                         fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,9 @@
 /* test_sim_mqtt.c — the pure parts of the simulator's MQTT transport (src/cli/sim_command.h):
  * reading each command, refusing bad ones with a sentence and the id when it could be read,
  * writing acks that are valid JSON whatever the id and error hold, and what a command does
- * to a device's actuators. */
+ * to a device's actuators. Also the body of a --register request (src/cli/sim_register.h),
+ * escaped whatever the strings hold, and which options `canary simulate --transport mqtt`
+ * takes: --url only with --register. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +11,9 @@
 
 #include <cmocka.h>
 
+#include "cli/commands.h"
 #include "cli/sim_command.h"
+#include "cli/sim_register.h"
 #include "core/error.h"
 #include "unit_support.h"
 
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int parse(const char *payload, struct sim_command *c, char *err)
 {
@@ -246,6 +251,130 @@ static void apply_switches_one_actuator(void **state)
     assert_int_equal(a.state[SIM_ACTUATOR_VALVE], 0);
 }
 
+/* The body parses back to the three strings it was given. */
+static void assert_body_round_trips(const char *name, const char *location, const char *kind)
+{
+    char buf[SIM_REGISTER_BODY_MAX];
+    int n = sim_register_body(name, location, kind, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal(n, (int)strlen(buf));
+    cJSON *root = cJSON_Parse(buf);
+    if (root == NULL)
+        fail_msg("not JSON: %s", buf);
+    assert_int_equal(cJSON_GetArraySize(root), 3);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "name")->valuestring, name);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "location")->valuestring, location);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "kind")->valuestring, kind);
+    cJSON_Delete(root);
+}
+
+static void register_body_is_escaped_json(void **state)
+{
+    (void)state;
+    char buf[SIM_REGISTER_BODY_MAX];
+    int n = sim_register_body("Kitchen 1", "Site 1, kitchen", "kitchen", buf, sizeof buf);
+    assert_string_equal(
+        buf, "{\"name\":\"Kitchen 1\",\"location\":\"Site 1, kitchen\",\"kind\":\"kitchen\"}");
+    assert_int_equal(n, (int)strlen(buf));
+    sim_register_body("say \"hi\"", "back\\slash", "tab\there\nnew\x01\x1f", buf, sizeof buf);
+    assert_string_equal(buf, "{\"name\":\"say \\\"hi\\\"\",\"location\":\"back\\\\slash\","
+                             "\"kind\":\"tab\\u0009here\\u000anew\\u0001\\u001f\"}");
+    assert_body_round_trips("say \"hi\"", "back\\slash", "tab\there\nnew\x01\x1f");
+    assert_body_round_trips("", "", "");
+    assert_body_round_trips("Küche 1", "Étage 2, \u2603", "\x7f");
+    /* the worst case fits: 127 bytes of control characters in every string */
+    char *worst = test_repeat("", "\x01", SIM_REGISTER_TEXT_MAX, "");
+    assert_body_round_trips(worst, worst, worst);
+    free(worst);
+    /* too small: every length short of the whole refuses and leaves no partial body */
+    const char *want = "{\"name\":\"a\\\"\",\"location\":\"b\",\"kind\":\"c\"}";
+    for (size_t len = 0; len <= strlen(want); len++) {
+        memset(buf, 'x', sizeof buf);
+        assert_int_equal(sim_register_body("a\"", "b", "c", buf, len), CANARY_ELIMIT);
+        if (len > 0)
+            assert_int_equal(buf[0], '\0');
+    }
+    assert_int_equal(sim_register_body("a\"", "b", "c", buf, strlen(want) + 1), (int)strlen(want));
+    assert_string_equal(buf, want);
+}
+
+/* Runs `canary simulate` in this process with the given arguments (NULL-terminated) and
+ * returns its exit status; out receives what it wrote on stdout and stderr. */
+static int simulate(char *out, size_t len, ...)
+{
+    char *argv[32] = {"simulate"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, len);
+    for (char *a; argc < 31 && (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    va_end(ap);
+    fflush(stdout);
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved_out = dup(1), saved_err = dup(2);
+    assert_true(saved_out >= 0 && saved_err >= 0);
+    assert_true(dup2(fileno(tmp), 1) >= 0 && dup2(fileno(tmp), 2) >= 0);
+    int rc = cmd_simulate(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    rewind(tmp);
+    size_t n = fread(out, 1, len - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+    return rc;
+}
+
+static void assert_says(const char *out, const char *want)
+{
+    if (strstr(out, want) == NULL)
+        fail_msg("expected \"%s\" in:\n%s", want, out);
+}
+
+static void url_with_mqtt_needs_register(void **state)
+{
+    (void)state;
+    char out[4096];
+    const char *why = "--url with --transport mqtt only says where --register names the devices "
+                      "(readings go to --broker): add --register, or drop --url";
+    assert_int_equal(
+        simulate(out, sizeof out, "--transport", "mqtt", "--url", "http://127.0.0.1:8080", NULL),
+        2);
+    assert_says(out, why);
+    assert_says(out, "see canary simulate --help");
+    /* the order of the options does not matter */
+    assert_int_equal(simulate(out, sizeof out, "--url=http://127.0.0.1:8080", "--devices", "2",
+                              "--transport=mqtt", NULL),
+                     2);
+    assert_says(out, why);
+    /* with --register the URL is checked like over HTTP */
+    assert_int_equal(simulate(out, sizeof out, "--transport", "mqtt", "--register", "--url",
+                              "ftp://127.0.0.1", NULL),
+                     2);
+    assert_says(out, "--url must be an http:// or https:// URL with a host");
+    /* the HTTP-only options stay HTTP-only */
+    assert_int_equal(simulate(out, sizeof out, "--transport", "mqtt", "--register", "--url",
+                              "http://127.0.0.1:8080", "--batch", "5", NULL),
+                     2);
+    assert_says(out, "--batch is for --transport http");
+    assert_int_equal(simulate(out, sizeof out, "--connections", "3", "--transport", "mqtt", NULL),
+                     2);
+    assert_says(out, "--connections is for --transport http");
+    /* --register with --url is accepted: the run starts (and fails, no broker on port 1),
+     * and its summary carries the registration counts */
+    assert_int_equal(simulate(out, sizeof out, "--transport", "mqtt", "--register", "--url",
+                              "http://127.0.0.1:1", "--broker", "127.0.0.1:1", "--devices", "1",
+                              "--duration", "0.2", "--drain", "0", "--quiet", NULL),
+                     1);
+    assert_says(out, "simulate: transport=mqtt devices=1 ");
+    assert_says(out, " registered=0 register_404=0 register_failed=0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +387,8 @@ int main(void)
         cmocka_unit_test(acks_are_the_wire_format),
         cmocka_unit_test(acks_of_refusals_always_fit),
         cmocka_unit_test(apply_switches_one_actuator),
+        cmocka_unit_test(register_body_is_escaped_json),
+        cmocka_unit_test(url_with_mqtt_needs_register),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
