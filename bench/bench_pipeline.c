@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         int64_t d = clock_mono_ns();
         if (++commits % (COMPACT_ROWS / commit + 1) == 0 || done + commit >= n_readings) {
             size_t moved;
-            if (store_compact(st, 0, &moved, err, sizeof err) != 0) {
+            if (store_compact_all(st, &moved, err, sizeof err) != 0) {
                 fprintf(stderr, "bench_pipeline: compaction: %s\n", err);
                 return 1;
             }

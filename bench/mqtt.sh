@@ -23,6 +23,8 @@
 #
 # BENCH_MQTT_DURATION (s of publishing per row, default 10), BENCH_MQTT_DEVICES (1000),
 # BENCH_MQTT_CONNECTIONS (publisher connections, 4). About 3 minutes with the defaults.
+# BENCH_MQTT_PACED="0:45000 1:22000" (with BENCH_MQTT_REPEAT=N) skips the full-speed rows
+# and measures latency only, at the given QoS:rate pairs: run it for two builds to compare.
 # The machine is shared and noisy: read ratios between rows of one run.
 set -euo pipefail
 build=${1:-build-release}
@@ -244,6 +246,21 @@ canaryd_run() {
 echo "MQTT ingest: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, build $build; publisher: $conns connections, $devices devices, ${duration} s per row; broker: mosquitto $(mosquitto -h 2>/dev/null | awk 'NR == 1 { print $3 }')"
 # Full speed: the null subscriber before and after canaryd, their mean the reference (the
 # machine drifts within a run); then half of that, paced.
+if [ -n "${BENCH_MQTT_PACED:-}" ]; then
+    # Latency only: for each QOS:RATE, the null subscriber and canaryd (disk) paced at RATE,
+    # BENCH_MQTT_REPEAT times (default 1). Run it for two builds, alternating, to compare.
+    for entry in $BENCH_MQTT_PACED; do
+        q=${entry%%:*}
+        rate=${entry#*:}
+        ref[$q-half]=$rate
+        for _ in $(seq 1 "${BENCH_MQTT_REPEAT:-1}"); do
+            null_run "$q" "$rate" "null-sub, paced" half
+            canaryd_run "$q" "$rate" "$work" "canaryd, disk, paced" half
+        done
+    done
+    qs=$(for entry in $BENCH_MQTT_PACED; do echo "${entry%%:*}"; done | sort -u)
+else
+qs="0 1"
 for q in 0 1; do
     null_run "$q" max "null-sub (before)" full
     first=$null_rate
@@ -256,6 +273,7 @@ for q in 0 1; do
     ref[$q-half]=$half
     canaryd_run "$q" "$half" "$work" "canaryd, disk, half rate" half
 done
+fi
 echo "(broker: $broker_kind; vs null-sub: full-speed rows against the mean of the two null-sub runs, half-rate rows against the paced rate)"
 echo
 echo "| QoS | subscriber | published/s | delivered or stored/s | vs null-sub | lost | lag p50 ms | lag p99 ms |"
@@ -266,8 +284,12 @@ for r in "${rows[@]}"; do
         "$(awk -v a="$rate" -v b="${ref[$q-$refname]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
         "$lost" "$p50" "$p99"
 done
-for q in 0 1; do
-    echo "QoS $q: null-sub $((ref[$q-full])) readings/s (mean of two), half rate ${ref[$q-half]}/s"
+for q in $qs; do
+    if [ -n "${BENCH_MQTT_PACED:-}" ]; then
+        echo "QoS $q: paced at ${ref[$q-half]}/s"
+    else
+        echo "QoS $q: null-sub $((ref[$q-full])) readings/s (mean of two), half rate ${ref[$q-half]}/s"
+    fi
 done
 echo
 echo "CPU, % of one core over each row (canaryd's five busiest threads in brackets):"

@@ -8,10 +8,11 @@
  * has refused writes for STOP_GIVE_UP_MS are the remaining readings answered
  * "unavailable" (the client retries; nothing was acknowledged).
  *
- * Between commits the writer compacts the store's log every store.compact_interval_ms (in
- * steps of COMPACT_STEP rows, yielding to waiting commits) and applies retention every
- * PURGE_INTERVAL_MS. Compaction works in bounded steps (COMPACT_BUDGET_MS) and yields to
- * waiting commits and to shutdown. */
+ * Between commits the writer compacts the store's log every store.compact_interval_ms and
+ * applies retention every PURGE_INTERVAL_MS. Compaction works in short steps (one log
+ * partition each, a sixteenth of the devices, at most COMPACT_STEP readings) for at most
+ * COMPACT_BUDGET_MS, yielding between steps to waiting commits and to shutdown: a commit
+ * waits for one step at most. */
 #include "pipeline/pipeline_internal.h"
 
 #include "core/clock.h"
@@ -250,35 +251,49 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
     }
 }
 
-/* Compacts in steps until the log is empty, the time budget is spent, or canaryd is
- * stopping (the log is durable as it is, so a backlog never holds up a shutdown). While
- * the backlog is small, waiting commits go first; once it passes BACKLOG_YIELD_MAX
- * readings, compaction keeps the writer until it is back under half of that — commits then
- * wait, admission fills up, and ingest answers 503: a sustained overload becomes
- * back-pressure instead of a log that grows without end. Returns true when a backlog
- * remains: the writer then compacts again as soon as it has no commit to do. */
-static bool compact(struct pipeline *p)
+/* A compaction round: the readings that were in the log when it began, folded in steps. */
+struct compaction {
+    bool active;
+    uint64_t backlog; /* readings of the round not folded yet */
+    bool catching_up; /* the backlog passed BACKLOG_YIELD_MAX: commits wait */
+};
+
+/* Takes compaction steps until the round is done, the time budget is spent, or canaryd is
+ * stopping (the log is durable as it is, so a backlog never holds up a shutdown). A round
+ * covers what the log held when it began (measured once: the sum is a scan of the log);
+ * readings committed since wait for the next round. While the backlog is small, waiting
+ * commits go first; once it passes BACKLOG_YIELD_MAX readings, compaction keeps the writer
+ * until it is back under half of that — commits then wait, admission fills up, and ingest
+ * answers 503: a sustained overload becomes back-pressure instead of a log that grows
+ * without end. Returns true when the round goes on: the writer then takes the next step
+ * as soon as it has no commit to do. */
+static bool compact(struct pipeline *p, struct compaction *k)
 {
     int64_t deadline = clock_mono_ms() + COMPACT_BUDGET_MS;
-    uint64_t backlog = 0;
     char err[512];
-    if (store_log_backlog(p->store, &backlog, err, sizeof err) != 0)
-        backlog = 0;
-    bool catching_up = backlog > BACKLOG_YIELD_MAX;
+    if (!k->active) {
+        if (store_log_backlog(p->store, &k->backlog, err, sizeof err) != 0)
+            k->backlog = UINT64_MAX; /* unknown: compact until a step finds the log empty */
+        k->catching_up = k->backlog > BACKLOG_YIELD_MAX;
+        k->active = true;
+    }
     for (;;) {
         size_t moved = 0;
         int rc = store_compact(p->store, COMPACT_STEP, &moved, err, sizeof err);
         if (rc != 0) {
             log_warn("store.compact_failed", "error=\"%s\"", err);
+            k->active = false;
             return false;
         }
         pipeline_count(p, PC_COMPACTED_ROWS, moved);
-        backlog = backlog > moved ? backlog - moved : 0;
-        if (moved < COMPACT_STEP)
-            return false; /* the log is empty */
-        if (catching_up && backlog < BACKLOG_YIELD_MAX / 2)
-            catching_up = false;
-        if ((!catching_up && queue_length(&p->writer_q) > 0) || clock_mono_ms() >= deadline ||
+        if (moved == 0 || moved >= k->backlog) {
+            k->active = false;
+            return false;
+        }
+        k->backlog -= moved;
+        if (k->catching_up && k->backlog < BACKLOG_YIELD_MAX / 2)
+            k->catching_up = false;
+        if ((!k->catching_up && queue_length(&p->writer_q) > 0) || clock_mono_ms() >= deadline ||
             atomic_load(&p->stopping))
             return true;
     }
@@ -318,6 +333,7 @@ void *writer_main(void *arg)
     struct pipeline *p = arg;
     struct commit c;
     memset(&c, 0, sizeof c);
+    struct compaction round = {0};
     int64_t interval = p->cfg.store.compact_interval_ms;
     int64_t next_compact = clock_mono_ms() + interval;
     int64_t next_purge = clock_mono_ms() + 60000;
@@ -329,8 +345,8 @@ void *writer_main(void *arg)
         commit_pending(p, &c, &pending);
         int64_t now = clock_mono_ms();
         if (now >= next_compact) {
-            bool backlog = compact(p);
-            next_compact = clock_mono_ms() + (backlog ? 0 : interval);
+            bool more = compact(p, &round);
+            next_compact = clock_mono_ms() + (more ? 0 : interval);
         }
         if (now >= next_purge) {
             purge(p);

@@ -23,6 +23,7 @@ enum stmt_id {
     ST_ALERT_UPSERT,
     ST_EVENT_INSERT,
     ST_DEVICE_ID,
+    ST_LOG_OLDEST,
     ST_LOG_SELECT,
     ST_LOG_DELETE,
     ST_TAIL_SELECT,
@@ -95,7 +96,16 @@ int sq_blob_reserve(struct store *s, size_t n);
 /* Forgets the device and metric caches (after a rolled-back transaction). */
 void sq_drop_caches(struct store *s);
 
-/* ---- The append log: one row per commit (sqlite_log.c) ---- */
+/* ---- The append log: one row per commit and partition (sqlite_log.c) ---- */
+
+/* Devices are spread over LOG_PARTS partitions of the log (device id modulo LOG_PARTS);
+ * one compaction step folds one partition, so it touches a fraction of the devices. */
+#define LOG_PARTS 16
+
+static inline int sq_log_part(int64_t device_id)
+{
+    return (int)(device_id % LOG_PARTS);
+}
 
 /* Starts a new log row. */
 void sq_log_reset(struct store *s);
@@ -103,8 +113,9 @@ void sq_log_reset(struct store *s);
 /* Adds a reading of device_id to the log row being built. Returns 0 or CANARY_ENOMEM. */
 int sq_log_add(struct store *s, int64_t device_id, const struct chunk_reading *r);
 
-/* Appends the log row (if it holds readings) in the current transaction. */
-int sq_log_flush(struct store *s, char *err, size_t errlen);
+/* Appends the log row (if it holds readings) to partition part in the current
+ * transaction; every reading added must belong to that partition. */
+int sq_log_flush(struct store *s, int part, char *err, size_t errlen);
 
 /* Calls fn for every reading of a log row's data. Returns 0, CANARY_EINVAL for a corrupt
  * row, or the first non-zero value fn returned. */

@@ -1,10 +1,13 @@
-/* sqlite_log.c — the append log of the SQLite engine: one row per commit.
+/* sqlite_log.c — the append log of the SQLite engine: one row per commit and partition.
  *
  * A commit's readings of devices that had only a few readings in it (light load: a device
- * reporting once a second has one reading per commit) are appended as one log row, and
- * compaction later folds them into the devices' chunks. One row per commit instead of one
- * per reading makes the append one insert whatever the commit's size, and the truncation
- * after compaction a handful of row deletes.
+ * reporting once a second has one reading per commit) are appended to the log, and
+ * compaction later folds them into the devices' chunks. One row per commit (and partition)
+ * instead of one per reading makes the append a few inserts whatever the commit's size, and
+ * the truncation after compaction a handful of row deletes. The partitions (LOG_PARTS, by
+ * device id) let compaction work in short steps: one step folds one partition's rows, a
+ * sixteenth of the devices, so a commit waiting behind it waits milliseconds, not the time
+ * to fold every device's backlog.
  *
  * A log row's data:
  *   logrow := version:u8 (=1)  n:varint  device_id:varint * n  chunk
@@ -69,7 +72,7 @@ int sq_log_add(struct store *s, int64_t device_id, const struct chunk_reading *r
     return CANARY_OK;
 }
 
-int sq_log_flush(struct store *s, char *err, size_t errlen)
+int sq_log_flush(struct store *s, int part, char *err, size_t errlen)
 {
     if (s->log_n == 0)
         return CANARY_OK;
@@ -86,8 +89,9 @@ int sq_log_flush(struct store *s, char *err, size_t errlen)
     sqlite3_stmt *st = sq_stmt(s, ST_LOG_INSERT);
     if (st == NULL)
         return sq_fail(s, err, errlen, "prepare log insert");
-    sqlite3_bind_int64(st, 1, (int64_t)s->log_n);
-    sqlite3_bind_blob(st, 2, s->blob, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int(st, 1, part);
+    sqlite3_bind_int64(st, 2, (int64_t)s->log_n);
+    sqlite3_bind_blob(st, 3, s->blob, (int)n, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
@@ -128,7 +132,7 @@ int sq_log_each(const void *blob, size_t len,
 
 int store_log_backlog(struct store *s, uint64_t *readings, char *err, size_t errlen)
 {
-    /* One row per commit: a few hundred rows at most, even with a backlog. */
+    /* One row per commit and partition: a few thousand rows at most, even with a backlog. */
     sqlite3_stmt *st = sq_prepare(s, "SELECT coalesce(sum(n), 0) FROM reading_log", err, errlen);
     if (st == NULL)
         return CANARY_EIO;

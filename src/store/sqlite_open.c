@@ -115,6 +115,11 @@ static const char *const migrations[] = {
     "  error TEXT NOT NULL);"
     "CREATE INDEX commands_by_device ON commands(device, id);"
     "CREATE INDEX commands_by_alert ON commands(alert_id) WHERE alert_id != 0;",
+    /* 3: the log in partitions of devices (sqlite_log.c), compacted one partition per step.
+     * Rows written before hold every device; they sit in partition 0 and, being the
+     * oldest, are compacted first, so each device's readings still fold in order. */
+    "ALTER TABLE reading_log ADD COLUMN part INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX reading_log_by_part ON reading_log(part, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -123,7 +128,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_LOG_INSERT] = "INSERT INTO reading_log(n, data) VALUES(?,?)",
+    [ST_LOG_INSERT] = "INSERT INTO reading_log(part, n, data) VALUES(?,?,?)",
     [ST_DEVICE_INSERT] = "INSERT INTO devices(key, created_ms) VALUES(?,?)"
                          " ON CONFLICT(key) DO NOTHING",
     [ST_METRIC_INSERT] = "INSERT INTO metrics(name) VALUES(?)",
@@ -140,8 +145,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EVENT_INSERT] = "INSERT INTO alert_events(alert_id, ts_ms, action, severity, actor, note)"
                         " VALUES(?,?,?,?,?,?)",
     [ST_DEVICE_ID] = "SELECT id FROM devices WHERE key = ?",
-    [ST_LOG_SELECT] = "SELECT id, n, data FROM reading_log ORDER BY id",
-    [ST_LOG_DELETE] = "DELETE FROM reading_log WHERE id <= ?",
+    [ST_LOG_OLDEST] = "SELECT part FROM reading_log ORDER BY id LIMIT 1",
+    [ST_LOG_SELECT] = "SELECT id, n, data FROM reading_log WHERE part = ? ORDER BY id",
+    [ST_LOG_DELETE] = "DELETE FROM reading_log WHERE part = ? AND id <= ?",
     [ST_TAIL_SELECT] = "SELECT id, t_first, t_last, n, data FROM chunks WHERE device_id = ?"
                        " ORDER BY t_first DESC LIMIT 1",
     [ST_CHUNK_INSERT] = "INSERT INTO chunks(device_id, t_first, t_last, n, data, stats)"

@@ -203,9 +203,17 @@ static int scan_log(struct store *s, int64_t device_id, int64_t from_ms, int64_t
                     int (*fn)(void *arg, int64_t device_id, const struct chunk_reading *r),
                     void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = sq_prepare(s, "SELECT id, data FROM reading_log ORDER BY id", err, errlen);
+    /* One device's readings are in its partition, or in partition 0 (rows from before the
+     * partitions hold every device): only those rows need decoding. */
+    sqlite3_stmt *st = sq_prepare(s,
+                                  device_id < 0 ? "SELECT id, data FROM reading_log ORDER BY id"
+                                                : "SELECT id, data FROM reading_log"
+                                                  " WHERE part IN (0, ?1) ORDER BY id",
+                                  err, errlen);
     if (st == NULL)
         return CANARY_EIO;
+    if (device_id >= 0)
+        sqlite3_bind_int(st, 1, sq_log_part(device_id));
     struct log_scan ls = {device_id, from_ms, to_ms, fn, arg};
     int rc, res = CANARY_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -94,7 +94,7 @@ static int to_chunk_reading(struct store *s, const struct reading *r, struct chu
 
 /* Writes a commit's readings: a device with at least DIRECT_MIN readings in the commit gets
  * them folded into chunks at once (under load, readings skip the log: no write, read back
- * and delete); the others go to the log — one row for the whole commit — for compaction. */
+ * and delete); the others go to the log — one row per partition — for compaction. */
 static int write_readings(struct store *s, const struct store_batch *b, char *err, size_t errlen)
 {
     struct grouping g;
@@ -111,17 +111,28 @@ static int write_readings(struct store *s, const struct store_batch *b, char *er
         if (rc == 0)
             rc = grouping_add(&g, device_id, (int64_t)i, &cr);
     }
+    bool logged[LOG_PARTS] = {false};
     for (size_t k = 0; k < g.n_groups && rc == 0; k++) {
         struct device_group *grp = &g.groups[k];
-        if (grp->n >= DIRECT_MIN) {
+        if (grp->n >= DIRECT_MIN)
             rc = sq_fold_group(s, grp, false, err, errlen);
-            continue;
-        }
-        for (size_t j = 0; j < grp->n && rc == 0; j++)
-            rc = sq_log_add(s, grp->device_id, &grp->rows[j]->r);
+        else
+            logged[sq_log_part(grp->device_id)] = true;
     }
-    if (rc == 0)
-        rc = sq_log_flush(s, err, errlen);
+    /* One log row per partition that has readings: a pass over the groups for each. */
+    for (int part = 0; part < LOG_PARTS && rc == 0; part++) {
+        if (!logged[part])
+            continue;
+        for (size_t k = 0; k < g.n_groups && rc == 0; k++) {
+            struct device_group *grp = &g.groups[k];
+            if (grp->n >= DIRECT_MIN || sq_log_part(grp->device_id) != part)
+                continue;
+            for (size_t j = 0; j < grp->n && rc == 0; j++)
+                rc = sq_log_add(s, grp->device_id, &grp->rows[j]->r);
+        }
+        if (rc == 0)
+            rc = sq_log_flush(s, part, err, errlen);
+    }
     sq_log_reset(s);
     grouping_free(&g);
     return rc;
@@ -226,14 +237,16 @@ static int load_reading(void *arg, int64_t device_id, const struct chunk_reading
     return grouping_add(l->g, device_id, l->order++, r);
 }
 
-/* Reads log rows into per-device groups until they hold max_readings (0 = all; whole rows
- * are read). *last_id is the highest log row read (0 = none), *n_readings their count. */
-static int load_log(struct store *s, struct grouping *g, size_t max_readings, int64_t *last_id,
-                    size_t *n_readings, char *err, size_t errlen)
+/* Reads the log rows of partition part into per-device groups until they hold max_readings
+ * (0 = all; whole rows are read). *last_id is the highest log row read (0 = none),
+ * *n_readings their count. */
+static int load_log(struct store *s, int part, struct grouping *g, size_t max_readings,
+                    int64_t *last_id, size_t *n_readings, char *err, size_t errlen)
 {
     sqlite3_stmt *st = sq_stmt(s, ST_LOG_SELECT);
     if (st == NULL)
         return sq_fail(s, err, errlen, "prepare log read");
+    sqlite3_bind_int(st, 1, part);
     int rc = SQLITE_DONE;
     *last_id = 0;
     *n_readings = 0;
@@ -259,16 +272,43 @@ static int load_log(struct store *s, struct grouping *g, size_t max_readings, in
     return CANARY_OK;
 }
 
-int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err, size_t errlen)
+/* The partition of the oldest log row (*part = -1 when the log is empty). Folding it first
+ * keeps every device's readings in order, rows from before the partitions included. */
+static int oldest_part(struct store *s, int *part, char *err, size_t errlen)
 {
-    *moved = 0;
+    sqlite3_stmt *st = sq_stmt(s, ST_LOG_OLDEST);
+    if (st == NULL)
+        return sq_fail(s, err, errlen, "prepare log read");
+    int rc = sqlite3_step(st);
+    *part = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CANARY_OK : sq_fail(s, err, errlen, "read log");
+}
+
+/* A compaction step is committed without an fsync of its own (synchronous=NORMAL in WAL
+ * mode keeps it atomic, not durable): if power fails before the next commit's fsync, the
+ * step is lost whole and its readings are still in the log, to be folded again. canaryd
+ * takes a step between commits, so an fsync per step would be a wait per step for them. */
+static int set_synchronous(struct store *s, bool full, char *err, size_t errlen)
+{
+    if (!s->opt.synchronous_full)
+        return CANARY_OK;
+    return sq_exec(s, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err, errlen);
+}
+
+static int compact_step(struct store *s, size_t max_readings, size_t *moved, char *err,
+                        size_t errlen)
+{
     if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
         return CANARY_EIO;
     struct grouping g;
     grouping_init(&g);
     int64_t last_id = 0;
     size_t n_rows = 0;
-    int rc = load_log(s, &g, max_readings, &last_id, &n_rows, err, errlen);
+    int part = -1;
+    int rc = oldest_part(s, &part, err, errlen);
+    if (rc == 0 && part >= 0)
+        rc = load_log(s, part, &g, max_readings, &last_id, &n_rows, err, errlen);
     for (size_t i = 0; i < g.n_groups && rc == 0; i++)
         rc = sq_fold_group(s, &g.groups[i], true, err, errlen);
     if (rc == 0 && last_id > 0) {
@@ -276,7 +316,8 @@ int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err
         if (st == NULL)
             rc = sq_fail(s, err, errlen, "prepare log truncate");
         else {
-            sqlite3_bind_int64(st, 1, last_id);
+            sqlite3_bind_int(st, 1, part);
+            sqlite3_bind_int64(st, 2, last_id);
             if (step_done(st) != 0)
                 rc = sq_fail(s, err, errlen, "truncate log");
         }
@@ -291,6 +332,34 @@ int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err
     }
     *moved = n_rows;
     return CANARY_OK;
+}
+
+int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err, size_t errlen)
+{
+    *moved = 0;
+    if (set_synchronous(s, false, err, errlen) != 0)
+        return CANARY_EIO;
+    int rc = compact_step(s, max_readings, moved, err, errlen);
+    char err2[256];
+    if (set_synchronous(s, true, err2, sizeof err2) != 0 && rc == 0) {
+        snprintf(err, errlen, "%s", err2); /* commits must not go on without their fsync */
+        rc = CANARY_EIO;
+    }
+    return rc;
+}
+
+int store_compact_all(struct store *s, size_t *moved, char *err, size_t errlen)
+{
+    *moved = 0;
+    for (;;) {
+        size_t step = 0;
+        int rc = store_compact(s, 0, &step, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (step == 0)
+            return CANARY_OK;
+        *moved += step;
+    }
 }
 
 /* ---------------------------------------------------------------- retention */

@@ -16,8 +16,8 @@
  * timestamp), with per-series summaries (latest, min, max) and device state beside them.
  * A commit that holds many readings of a device (heavy load) writes them as a chunk at
  * once; the readings of devices with few in the commit (light load) go to an append-only
- * log, one row per commit (sequential inserts, no secondary index: an indexed row per
- * reading manages a fraction of that, see bench_peers), which store_compact(), called
+ * log, one row per commit and partition of the devices (sequential inserts: an indexed row
+ * per reading manages a fraction of that, see bench_peers), which store_compact(), called
  * by the writer, folds into chunks and truncates — each step one transaction, so a crash
  * at any point loses nothing and duplicates nothing. Queries read chunks plus the (small)
  * uncompacted log. */
@@ -78,11 +78,16 @@ struct store_batch {
 /* Commits the batch. Returns 0, or CANARY_EIO (nothing stored; safe to retry). */
 int store_write(struct store *s, const struct store_batch *b, char *err, size_t errlen);
 
-/* Moves the append log into chunks; see the layout note above. Folds whole log rows (one per
- * commit) until they hold max_readings readings (0 = all), so a large backlog is compacted
- * in steps between commits. *moved receives the number of readings compacted. Returns 0 or
- * CANARY_EIO. */
+/* Moves part of the append log into chunks; see the layout note above. One call is one
+ * step and one transaction: it folds the log rows of one partition of the devices (the
+ * partition of the oldest row) until they hold max_readings readings (0 = all), so a
+ * backlog is compacted in short steps between commits. *moved receives the number of
+ * readings compacted; 0 means the log is empty. Returns 0 or CANARY_EIO. */
 int store_compact(struct store *s, size_t max_readings, size_t *moved, char *err, size_t errlen);
+
+/* Compacts the whole log, step after step, until it is empty (tools, tests, benchmarks:
+ * canaryd's writer takes the steps one at a time between commits). */
+int store_compact_all(struct store *s, size_t *moved, char *err, size_t errlen);
 
 /* Copies committed pages from the write-ahead log into the database file. A PASSIVE
  * checkpoint (restart = false) never waits for, or blocks, the writer or readers; canaryd

@@ -126,19 +126,19 @@ static void test_write_read_before_and_after_compaction(void **state)
 
     size_t moved;
     char err[256];
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     assert_int_equal(moved, 10);
     check_range(f->s, "dev-a", 0, 7); /* all in chunks of at most 4 */
     check_range(f->s, "dev-b", 0, 3);
     write_readings(f->s, "dev-a", 7, 10);
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     assert_int_equal(moved, 3); /* 4 + 3: the tail chunk of 3 took one, a new one holds 2 */
     check_range(f->s, "dev-a", 0, 10);
 
     /* More readings: the tail chunk (2 readings of dev-a) is extended, the rest is new. */
     write_readings(f->s, "dev-a", 10, 15);
     check_range(f->s, "dev-a", 0, 15); /* chunks + log */
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     assert_int_equal(moved, 5);
     check_range(f->s, "dev-a", 0, 15);
 
@@ -151,13 +151,133 @@ static void test_write_read_before_and_after_compaction(void **state)
     assert_int_equal(st.chunks, 5);
 }
 
+/* One compaction step folds one partition of the devices (the partition of the oldest log
+ * row), so a step touches a sixteenth of the devices; the log empties in steps. Devices
+ * are numbered in the order they are first seen: dev-1 is 1, dev-2 is 2, dev-17 is 17,
+ * and 17 shares dev-1's partition. */
+static void test_compaction_steps_one_partition_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    char err[256], name[16];
+    for (int d = 1; d <= 17; d++) {
+        snprintf(name, sizeof name, "dev-%d", d);
+        write_readings(f->s, name, 0, 2);
+    }
+    write_readings(f->s, "dev-2", 2, 5); /* after dev-17: dev-2's rows are not contiguous */
+    write_readings(f->s, "dev-1", 2, 3);
+
+    size_t moved;
+    struct store_stats st;
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 2 + 2 + 1); /* the oldest row is dev-1's: dev-1 and dev-17 */
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.log_rows, 17 * 2 + 3 + 1 - 5);
+    check_range(f->s, "dev-1", 0, 3);  /* from chunks */
+    check_range(f->s, "dev-2", 0, 5);  /* still from the log */
+    check_range(f->s, "dev-17", 0, 2); /* from chunks */
+
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 2 + 3); /* dev-2, both of its rows */
+    for (int step = 3; step <= 16; step++) {
+        assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+        assert_int_equal(moved, 2);
+    }
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 0); /* empty */
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.log_rows, 0);
+    assert_int_equal(st.readings_total, 17 * 2 + 3 + 1);
+    for (int d = 3; d <= 17; d++) {
+        snprintf(name, sizeof name, "dev-%d", d);
+        check_range(f->s, name, 0, 2);
+    }
+    check_range(f->s, "dev-2", 0, 5);
+}
+
+/* tests/fixtures/store-v2.db was written by canaryd at schema version 2 (before the log's
+ * partitions): one batch of seq 1..3 for dev-01..dev-20 (gas_ppm = 10 * n + seq,
+ * temperature_c = 20 + seq), never compacted, so all 60 readings sit in one log row that
+ * holds every device. Opening it migrates it; the old row must read and compact as before,
+ * and before the newer rows of the same devices. */
+#define FIXTURE_V2_TS 1795227131523LL /* seq 1; seq k is (k - 1) s later */
+
+static void check_fixture_device(struct store *s, int n, int readings)
+{
+    char name[16];
+    snprintf(name, sizeof name, "dev-%02d", n);
+    struct store_readings_query q = {name, "gas_ppm", 0, INT64_MAX, 100, false};
+    struct store_readings_result res;
+    char err[256];
+    assert_int_equal(store_readings(s, &q, &res, err, sizeof err), 0);
+    assert_int_equal(res.n, readings);
+    for (size_t i = 0; i < res.n; i++) {
+        assert_int_equal(res.rows[i].seq, i + 1);
+        assert_int_equal(res.rows[i].ts_ms, FIXTURE_V2_TS + (int64_t)i * 1000);
+        assert_true(res.rows[i].values[0].value == 10.0 * n + (double)(i + 1));
+    }
+    store_readings_free(&res);
+}
+
+static void test_migrates_a_version_2_log(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    const char *src = getenv("CANARY_SOURCE_DIR");
+    if (src == NULL)
+        fail_msg("CANARY_SOURCE_DIR is not set; run this test through ctest");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/tests/fixtures/store-v2.db %s/v2.db", src, f->dir);
+    assert_int_equal(system(cmd), 0);
+    char path[160], err[256];
+    snprintf(path, sizeof path, "%s/v2.db", f->dir);
+    struct store_options opt = {.path = path,
+                                .busy_timeout_ms = 1000,
+                                .chunk_max_readings = 4,
+                                .chunk_max_span_ms = 3600000};
+    assert_int_equal(store_open(&f->s, &opt, err, sizeof err), 0);
+    for (int n = 1; n <= 20; n++)
+        check_fixture_device(f->s, n, 3); /* from the old log row */
+
+    /* seq 4 and 5 of every device: new rows, in the devices' own partitions. */
+    for (int seq = 4; seq <= 5; seq++) {
+        struct fake fk[20];
+        const struct reading *rp[20];
+        char names[20][16];
+        for (int n = 1; n <= 20; n++) {
+            snprintf(names[n - 1], sizeof names[0], "dev-%02d", n);
+            make_reading(&fk[n - 1], names[n - 1], (uint64_t)seq, FIXTURE_V2_TS + (seq - 1) * 1000,
+                         10.0 * n + seq);
+            rp[n - 1] = &fk[n - 1].r;
+        }
+        struct store_batch b = {.readings = rp, .n_readings = 20};
+        assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
+    }
+    for (int n = 1; n <= 20; n++)
+        check_fixture_device(f->s, n, 5); /* old row + new rows */
+
+    size_t moved;
+    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_true(moved >= 60); /* the old row goes first, with partition 0's new rows */
+    for (int n = 1; n <= 20; n++)
+        check_fixture_device(f->s, n, 5); /* chunks + the log's rest */
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
+    struct store_stats st;
+    assert_int_equal(store_stats(f->s, &st, err, sizeof err), 0);
+    assert_int_equal(st.log_rows, 0);
+    assert_int_equal(st.readings_total, 100);
+    assert_int_equal(st.devices, 20);
+    for (int n = 1; n <= 20; n++)
+        check_fixture_device(f->s, n, 5); /* all from chunks, in order */
+}
+
 static void test_limit_order_and_metric_filter(void **state)
 {
     struct fixture *f = *state;
     char err[256];
     size_t moved;
     write_readings(f->s, "dev-a", 0, 7);
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     write_readings(f->s, "dev-a", 7, 14);
     write_readings(f->s, "dev-a", 14, 20);
     assert_int_equal(store_compact(f->s, 7, &moved, err, sizeof err), 0); /* partial */
@@ -261,7 +381,7 @@ static void test_downsample_uses_chunks_and_log(void **state)
     char err[256];
     size_t moved;
     write_readings(f->s, "dev-a", 0, 40);
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     write_readings(f->s, "dev-a", 40, 44); /* stays in the log */
     struct store_bucket b[4];
     assert_int_equal(
@@ -288,7 +408,7 @@ static void test_series_summary_merges_log(void **state)
     char err[256];
     size_t moved;
     write_readings(f->s, "dev-a", 0, 10);
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     write_readings(f->s, "dev-a", 10, 12);
     struct series_seen seen = {0};
     assert_int_equal(store_series_list(f->s, "dev-a", on_series, &seen, err, sizeof err), 0);
@@ -323,7 +443,7 @@ static void test_devices_window_survives_compaction(void **state)
     char err[256];
     size_t moved;
     write_readings(f->s, "dev-a", 0, 5); /* seqs 1..5 */
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     write_readings(f->s, "dev-a", 6, 8); /* seqs 7, 8: 6 missing */
     struct devices_seen seen = {0};
     assert_int_equal(store_devices_load(f->s, on_device, &seen, err, sizeof err), 0);
@@ -486,7 +606,7 @@ static void test_purge_readings(void **state)
     char err[256];
     size_t moved, deleted;
     write_readings(f->s, "dev-a", 0, 12); /* chunks of 4: t_last T0+3s, +7s, +11s */
-    assert_int_equal(store_compact(f->s, 0, &moved, err, sizeof err), 0);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
     assert_int_equal(store_purge(f->s, T0 + 8000, 0, 100, &deleted, err, sizeof err), 0);
     assert_int_equal(deleted, 2);
     check_range(f->s, "dev-a", 8, 4);
@@ -517,7 +637,7 @@ static void test_reopen_persists_everything(void **state)
     assert_int_equal(store_open(&r, &ro, err, sizeof err), 0);
     check_range(r, "dev-a", 0, 6);
     store_close(r);
-    assert_int_equal(store_schema_version(), 2);
+    assert_int_equal(store_schema_version(), 3);
 }
 
 static void test_open_errors_are_clear(void **state)
@@ -540,6 +660,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_read_before_and_after_compaction, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_steps_one_partition_at_a_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_a_version_2_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_order_and_metric_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_device_skips_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downsample_uses_chunks_and_log, setup, teardown),
