@@ -6,6 +6,8 @@
 # 2. HTTP ingest against this build's canaryd with wrk (keep-alive), single readings and
 #    batches of 100, store on tmpfs and on disk: requests/s, readings/s, p50/p99 latency.
 #    Each run checks that every request got 200 and that the store holds every reading.
+# 3. MQTT ingest end to end beside a null subscriber on the same private Mosquitto, QoS 0
+#    and 1, full speed and half rate (bench/mqtt.sh).
 # The machine is shared and noisy: read ratios between rows of one run, not absolutes.
 set -euo pipefail
 build=${1:-build-release}
