@@ -39,26 +39,32 @@ enum feature_kind {
 };
 #define FEATURES_TIME_OF_DAY 2 /* sin, cos: once per vector */
 
-/* The state of one series. Plain data (no pointers): copyable, and fixed in size so that a
- * worker can keep one per (device, metric) without allocating per reading. */
+/* The state of one series. One allocation per series, sized for its window (a worker keeps
+ * one per (device, metric) a model uses, so a fixed FEATURE_WINDOW_MAX array would cost
+ * tens of KB each): allocate feature_series_size(window) bytes, then feature_series_init.
+ * Plain data (no pointers into it): it may be copied with memcpy of that size. */
 struct feature_series {
-    uint32_t window;       /* capacity in use, 1..FEATURE_WINDOW_MAX */
-    uint32_t count;        /* values in the ring, <= window */
-    uint32_t head;         /* index of the oldest value */
-    uint32_t since_resum;  /* pushes since the sums were last recomputed */
-    double sum, sum_sq;    /* of the values in the ring (relative to `origin`) */
-    double origin;         /* first value seen: sums are kept relative to it for precision */
+    uint32_t window;      /* capacity in use, 1..FEATURE_WINDOW_MAX */
+    uint32_t count;       /* values in the ring, <= window */
+    uint32_t head;        /* index of the oldest value */
+    uint32_t since_resum; /* pushes since the sums were last recomputed */
+    double sum, sum_sq;   /* of the values in the ring (relative to `origin`) */
+    double origin;        /* first value seen: sums are kept relative to it for precision */
     int64_t last_ts_ms;
     double last_value;
     bool has_last;
-    double values[FEATURE_WINDOW_MAX];
-    /* Monotonic deques of ring positions (ever-increasing push counters) for min and max. */
+    /* Monotonic deques (rings of `window` entries) of push counters, for min and max. */
     uint64_t pushes;
-    uint64_t min_q[FEATURE_WINDOW_MAX], max_q[FEATURE_WINDOW_MAX];
     uint32_t min_head, min_len, max_head, max_len;
+    /* The storage: values[window] (the ring), then min_q[window] and max_q[window] as
+     * uint64_t (push counters), in this one trailing array. */
+    uint64_t storage[];
 };
 
-/* Starts an empty series with a window of `window` values (clamped to 1..FEATURE_WINDOW_MAX). */
+/* Bytes to allocate for a series with this window (clamped to 1..FEATURE_WINDOW_MAX). */
+size_t feature_series_size(uint32_t window);
+
+/* Starts an empty series in s, which holds at least feature_series_size(window) bytes. */
 void feature_series_init(struct feature_series *s, uint32_t window);
 
 /* Adds a value observed at ts_ms and writes its FEATURES_PER_SERIES features to out. A NaN
