@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FEATURE_WINDOW_MAX   1024
+#define FEATURE_WINDOW_MAX     1024
 #define FEATURE_WINDOW_DEFAULT 32
 
 enum feature_kind {
@@ -49,13 +49,17 @@ struct feature_series {
     uint32_t head;        /* index of the oldest value */
     uint32_t since_resum; /* pushes since the sums were last recomputed */
     double sum, sum_sq;   /* of the values in the ring (relative to `origin`) */
-    double origin;        /* first value seen: sums are kept relative to it for precision */
+    double origin;        /* first value seen: sums are kept relative to it for precision
+                             (then the newest value, at each recomputation) */
     int64_t last_ts_ms;
     double last_value;
     bool has_last;
     /* Monotonic deques (rings of `window` entries) of push counters, for min and max. */
     uint64_t pushes;
     uint32_t min_head, min_len, max_head, max_len;
+    /* Low parts of sum and sum_sq: the sums are double-doubles (sum + sum_lo), so adding and
+     * removing a spike of 1e9 among values near 1 leaves no residue behind (features.c). */
+    double sum_lo, sum_sq_lo;
     /* The storage: values[window] (the ring), then min_q[window] and max_q[window] as
      * uint64_t (push counters), in this one trailing array. */
     uint64_t storage[];
@@ -78,12 +82,13 @@ bool feature_series_warm(const struct feature_series *s);
 void feature_time_of_day(int64_t ts_ms, double *out);
 
 /* The name of feature k of a series ("value", "mean", "std", "min", "max", "deviation",
- * "rate_per_min"). */
+ * "rate_per_min"); NULL when k is not a feature. */
 const char *feature_kind_name(enum feature_kind k);
 
 /* Writes the name of column i of a vector built from n_metrics series named metrics[] in
  * that order — "<metric>.<feature>" for i < n_metrics * FEATURES_PER_SERIES, then
- * "time_of_day_sin" and "time_of_day_cos" — into buf. Returns false if i is out of range. */
+ * "time_of_day_sin" and "time_of_day_cos" — into buf. Returns false if i is out of range
+ * (or if the name does not fit in buflen; buf then holds as much as fits). */
 bool feature_column_name(const char *const *metrics, size_t n_metrics, size_t i, char *buf,
                          size_t buflen);
 
