@@ -12,7 +12,7 @@
  * unique among those the options refer to.
  *
  * Values: a decimal or exponent number as strtod reads it (surrounding spaces allowed);
- * an empty field, "nan", "NaN", "NA", "N/A" or "null" is NaN (missing). "inf" is refused:
+ * an empty field, "nan", "NA", "N/A" or "null" (any case) is NaN (missing). "inf" is refused:
  * a value column must be a number or missing.
  *
  * Labels: a finite number per row (0/1 for anomaly labels, 0..k-1 for classes); "true" and
