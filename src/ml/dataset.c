@@ -562,6 +562,9 @@ struct load {
     size_t n_cols_file;
     struct intern devs;
     size_t cap_rows;
+    bool label_classes;   /* options.label_classes */
+    struct intern labels; /* with it: the class names, in order of first appearance */
+    uint32_t *label_id;   /* and each row's, until they are sorted */
 };
 
 /* Reads the header and decides each column's role. */
@@ -671,6 +674,9 @@ static int alloc_rows(struct load *L, struct dataset *d, const struct dataset_op
         return CANARY_ENOMEM;
     if (o != NULL && o->label_column && (d->labels = malloc(nl * sizeof(double))) == NULL)
         return CANARY_ENOMEM;
+    L->label_classes = o != NULL && o->label_column && o->label_classes;
+    if (L->label_classes && (L->label_id = malloc(nl * sizeof(uint32_t))) == NULL)
+        return CANARY_ENOMEM;
     if (o != NULL && o->timestamp_column && (d->ts_ms = malloc(nl * sizeof(int64_t))) == NULL)
         return CANARY_ENOMEM;
     if (o != NULL && o->device_column && (d->device_id = malloc(nl * sizeof(uint32_t))) == NULL)
@@ -704,7 +710,16 @@ static int take_field(struct load *L, struct dataset *d, const struct column *c,
                     shown(c->name).s);
             return CANARY_EINVAL;
         }
-        if (!parse_label(s, n, &d->labels[r])) {
+        if (L->label_classes) {
+            /* A class name: unquoted names are trimmed, quoted ones taken as written. */
+            char *name = f->quoted ? f->f : (char *)s;
+            size_t len = f->quoted ? f->n : n;
+            name[len] = '\0';
+            long id = intern_get(&L->labels, name, len);
+            if (id < 0)
+                return CANARY_ENOMEM;
+            L->label_id[r] = (uint32_t)id;
+        } else if (!parse_label(s, n, &d->labels[r])) {
             excerpt(s, n, ex, sizeof ex);
             set_err(p->err, p->errlen,
                     "%s:%zu: column '%s': not a label (a number, true or false): \"%s\"", p->name,
@@ -769,8 +784,50 @@ static int read_rows(struct load *L, struct dataset *d)
     return 0;
 }
 
-/* Copies the names that outlive the file buffer into one block: value column names, then
- * the distinct device names; points col_names, device_names and devices at them. */
+struct named {
+    const char *name;
+    uint32_t id;
+};
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
+/* Numbers the class names in sorted order, copies them to *w, and sets each row's label. */
+static int keep_classes(struct load *L, struct dataset *d, char **w)
+{
+    size_t k = L->labels.n;
+    struct named *order = malloc(k * sizeof *order);
+    uint32_t *rank = malloc(k * sizeof *rank);
+    d->class_names = malloc(k * sizeof(char *));
+    if (order == NULL || rank == NULL || d->class_names == NULL) {
+        free(order);
+        free(rank);
+        return CANARY_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++)
+        order[i] = (struct named){L->labels.names[i], (uint32_t)i};
+    qsort(order, k, sizeof *order, by_name);
+    for (size_t i = 0; i < k; i++) {
+        uint32_t id = order[i].id;
+        rank[id] = (uint32_t)i;
+        memcpy(*w, L->labels.names[id], L->labels.lens[id]);
+        (*w)[L->labels.lens[id]] = '\0';
+        d->class_names[i] = *w;
+        *w += L->labels.lens[id] + 1;
+    }
+    d->n_classes = k;
+    for (size_t r = 0; r < d->n_rows; r++)
+        d->labels[r] = rank[L->label_id[r]];
+    free(order);
+    free(rank);
+    return 0;
+}
+
+/* Copies the names that outlive the file buffer into one block: value column names, class
+ * names, then the distinct device names; points col_names, class_names, device_names and
+ * devices at them. */
 static int keep_names(struct load *L, struct dataset *d)
 {
     size_t total = 0;
@@ -779,6 +836,8 @@ static int keep_names(struct load *L, struct dataset *d)
             total += strlen(L->cols[i].name) + 1;
     for (size_t k = 0; k < L->devs.n; k++)
         total += L->devs.lens[k] + 1;
+    for (size_t k = 0; k < L->labels.n; k++)
+        total += L->labels.lens[k] + 1;
     d->storage_ = malloc(total ? total : 1);
     d->col_names = calloc(d->n_cols ? d->n_cols : 1, sizeof(char *));
     if (d->storage_ == NULL || d->col_names == NULL)
@@ -791,6 +850,11 @@ static int keep_names(struct load *L, struct dataset *d)
         memcpy(w, L->cols[i].name, n);
         d->col_names[L->cols[i].value_idx] = w;
         w += n;
+    }
+    if (L->label_id != NULL) {
+        int rc = keep_classes(L, d, &w);
+        if (rc != 0)
+            return rc;
     }
     if (d->device_id == NULL)
         return 0;
@@ -846,6 +910,8 @@ static int parse_owned(struct dataset *d, const char *name, char *buf, size_t le
         set_err(err, errlen, "%s: out of memory", name);
     free(L.cols);
     intern_free(&L.devs);
+    intern_free(&L.labels);
+    free(L.label_id);
     free(buf);
     if (rc != 0)
         dataset_free(d);
@@ -916,6 +982,7 @@ void dataset_free(struct dataset *d)
     free(d->devices);
     free(d->device_id);
     free(d->device_names);
+    free(d->class_names);
     free(d->storage_);
     memset(d, 0, sizeof *d);
 }

@@ -17,6 +17,9 @@
  *
  * Labels: a finite number per row (0/1 for anomaly labels, 0..k-1 for classes); "true" and
  * "false" read as 1 and 0. A missing label is an error (evaluation needs every row's truth).
+ * With options.label_classes the label column holds class names instead ("NoGas", "Smoke"):
+ * labels[r] is then the index of row r's name in class_names, which lists the distinct names
+ * sorted by strcmp (as scikit-learn's LabelEncoder numbers them).
  *
  * Timestamps, UTC, stored as Unix milliseconds:
  *   - a number: seconds if its magnitude is below 1e11, else milliseconds (1e11 s is the
@@ -38,6 +41,7 @@
 #ifndef CANARY_ML_DATASET_H
 #define CANARY_ML_DATASET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +57,8 @@ struct dataset {
     uint32_t *device_id; /* n_rows indexes into device_names, or NULL with devices */
     char **device_names; /* n_devices distinct names, in order of first appearance */
     size_t n_devices;
+    char **class_names; /* with options.label_classes: n_classes names, sorted; else NULL */
+    size_t n_classes;
     char *storage_; /* private: the strings above live here and in the owned blocks */
 };
 
@@ -63,6 +69,7 @@ struct dataset_options {
     const char *const *value_columns; /* the columns of x in this order; may be NULL when */
     size_t n_value_columns;           /* 0: every column not named above, in file order */
     size_t max_rows;                  /* stop after this many data rows; 0 = no limit */
+    bool label_classes; /* the label column holds class names, not numbers (see above) */
 };
 
 /* Loads the CSV file at path into d (which need not be initialised; on failure it is left

@@ -426,6 +426,49 @@ static void test_errors(void **state)
     dataset_free(&d);
 }
 
+/* Class names as labels (the gas data: "NoGas", "Smoke", ...), numbered in sorted order. */
+static void test_label_classes(void **state)
+{
+    const char *text = "Serial Number,MQ2,Gas\n"
+                       "0,555,NoGas\n"
+                       "1,556,Smoke\n"
+                       "2,557, NoGas \n"
+                       "3,558,\"Mixture\"\n"
+                       "4,559,Perfume\n"
+                       "5,560,10\n"
+                       "6,561,2\n";
+    const char *const cols[] = {"MQ2"};
+    struct dataset_options o = {
+        .label_column = "Gas", .label_classes = true, .value_columns = cols, .n_value_columns = 1};
+    struct dataset d;
+    char err[256];
+    assert_int_equal(parse(&d, text, &o, err, sizeof err), 0);
+    assert_int_equal(d.n_classes, 6);
+    static const char *const names[] = {"10", "2", "Mixture", "NoGas", "Perfume", "Smoke"};
+    for (int k = 0; k < 6; k++)
+        assert_string_equal(d.class_names[k], names[k]);
+    const double want[] = {3, 5, 3, 2, 4, 0, 1};
+    for (int r = 0; r < 7; r++)
+        assert_same_double(d.labels[r], want[r]);
+    assert_int_equal(d.n_cols, 1);
+    dataset_free(&d);
+    assert_null(d.class_names);
+
+    /* Without the option the names are not labels; with it a missing one still is an error. */
+    o.label_classes = false;
+    expect_error(text, &o, CANARY_EINVAL,
+                 "data.csv:2: column 'Gas': not a label (a number, true or false): \"NoGas\"");
+    o = (struct dataset_options){.label_column = "Gas", .label_classes = true};
+    expect_error("a,Gas\n1,Smoke\n2,\n", &o, CANARY_EINVAL,
+                 "data.csv:3: column 'Gas': the label is missing");
+    /* Numeric labels stay numeric without the option: no class names. */
+    struct dataset_options plain = {.label_column = "Gas"};
+    assert_int_equal(parse(&d, "a,Gas\n1,0\n2,1\n", &plain, err, sizeof err), 0);
+    assert_null(d.class_names);
+    assert_int_equal(d.n_classes, 0);
+    dataset_free(&d);
+}
+
 /* Every number is what strtod makes of it, bit for bit: the fast path and the fallback. */
 static void test_numbers_exact(void **state)
 {
@@ -571,7 +614,8 @@ int main(void)
         cmocka_unit_test(test_missing_values), cmocka_unit_test(test_subset_and_max_rows),
         cmocka_unit_test(test_timestamps),     cmocka_unit_test(test_devices_quoted),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_numbers_exact),
-        cmocka_unit_test(test_large_file),     cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_large_file),     cmocka_unit_test(test_label_classes),
+        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
