@@ -37,6 +37,7 @@
 #define IFOREST_MAX_TREES    10000
 #define IFOREST_MAX_SUBSAMPLE 65536
 #define IFOREST_NAME_MAX     64 /* a feature name, with its NUL */
+#define IFOREST_MAX_DEPTH    32 /* the largest height limit max_depth may ask for */
 
 struct iforest_params {
     uint32_t n_trees;     /* t (default 100) */
@@ -104,10 +105,20 @@ void iforest_set_threshold(struct iforest *f, double threshold);
 const struct iforest_params *iforest_params_of(const struct iforest *f); /* as trained */
 const struct iforest_meta *iforest_meta_of(const struct iforest *f);
 struct iforest_meta *iforest_meta_mut(struct iforest *f); /* e.g. to record evaluation */
+/* iforest_params_of gives the effective values: subsample is the ψ used (capped at the
+ * training rows) and max_depth the height limit used, so training again with them on the
+ * same rows gives the same forest. The meta is the one given to iforest_train (strings cut
+ * to fit), with train_rows set to n_rows when it was 0; without one, features_kind "raw",
+ * train_rows n_rows, evaluation figures NaN and everything else 0. */
 
 /* Writes the model to path atomically (a temporary file in the same directory, fsync,
  * rename). Returns 0 or CANARY_EIO with a message naming the path. */
 int iforest_save(const struct iforest *f, const char *path, char *err, size_t errlen);
+
+/* The bytes iforest_save writes, in a malloc'ed buffer the caller frees: *out and *len.
+ * Returns 0 or CANARY_ENOMEM. The same forest always gives the same bytes. */
+int iforest_save_buffer(const struct iforest *f, void **out, size_t *len, char *err,
+                        size_t errlen);
 
 /* Reads a model written by iforest_save. Returns 0 and *out, or CANARY_EINVAL with a
  * message that says what is wrong ("model.cif: truncated: 1200 of 5400 bytes", "not a
