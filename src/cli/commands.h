@@ -11,4 +11,13 @@ int cmd_simulate(int argc, char **argv);
 /* canary alerts: canaryd's alerts on a terminal, once or following (alerts.c). */
 int cmd_alerts(int argc, char **argv);
 
+/* canary train: an Isolation Forest from a CSV file or canaryd's store (train.c). */
+int cmd_train(int argc, char **argv);
+
+/* canary score: a model's scores for the rows of a CSV file (score.c). */
+int cmd_score(int argc, char **argv);
+
+/* canary eval: a model against labelled data, with plots (eval.c). */
+int cmd_eval(int argc, char **argv);
+
 #endif

@@ -13,6 +13,9 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"simulate", cmd_simulate, "send readings from a simulated fleet to canaryd"},
     {"alerts", cmd_alerts, "show canaryd's alerts, or follow them as they happen"},
+    {"train", cmd_train, "train an Isolation Forest on a CSV file or canaryd's store"},
+    {"score", cmd_score, "score the rows of a CSV file with a trained model"},
+    {"eval", cmd_eval, "evaluate a model on labelled data: ROC AUC, precision, recall, plots"},
 
 };
 

@@ -772,7 +772,7 @@ int plot_render(const struct plot *p, char **out, size_t *len)
         legend_y = top + 16;
         top = legend_y + (legend_n - 1) * 20.0 + 10;
     }
-    double y0 = top + 10; /* the plot area's top */
+    double y0 = top + (legend_n > 0 ? 10 : 16); /* the plot area's top */
     double y1 = H - PAD - TICK_SIZE - 8 - (p->axes[PLOT_X].label ? LABEL_SIZE + 10 : 0);
     if (y1 - y0 < 40)
         y1 = y0 + 40;
