@@ -36,7 +36,7 @@
  * the scorer moves 16 rows per vector down a tree with in-register table lookups (see
  * block_avx512); otherwise a portable scorer walks eight rows at a time so their loads
  * overlap. Every scorer compares exactly as `x <= threshold` does and sums path lengths in
- * double in tree order, so the batch scorers and iforest_score_row (four trees at a time for
+ * double in tree order, so the batch scorers and iforest_score_row (eight trees at a time for
  * one row) give the same bits for the same row. */
 #include "ml/iforest.h"
 
@@ -975,24 +975,25 @@ double iforest_score_row(const struct iforest *f, const double *row)
         }
         return to_score(f, sum);
     }
-    /* Four trees at a time, so that their walks overlap; summed in tree order. */
+    /* Eight trees at a time, so that their walks overlap (a walk is a chain of dependent
+     * loads); summed in tree order. */
     const uint32_t D = f->params.max_depth, W = f->width;
     uint32_t t = 0;
-    for (; t + 4 <= T; t += 4) {
-        const size_t a = (size_t)t * W, b = a + W, c = b + W, d = c + W;
-        const float *tha = f->thr + a, *thb = f->thr + b, *thc = f->thr + c, *thd = f->thr + d;
-        const uint32_t *fa = f->fx + a, *fb = f->fx + b, *fc = f->fx + c, *fd = f->fx + d;
-        uint32_t ia = 1, ib = 1, ic = 1, id = 1;
+    for (; t + 8 <= T; t += 8) {
+        const float *th = f->thr + (size_t)t * W, *leaf = f->leaves + (size_t)t * W;
+        const uint32_t *fx = f->fx + (size_t)t * W;
+        uint32_t i[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            i[j] = 1;
         for (uint32_t k = 0; k < D; k++) {
-            ROW_STEP(ia, tha, fa);
-            ROW_STEP(ib, thb, fb);
-            ROW_STEP(ic, thc, fc);
-            ROW_STEP(id, thd, fd);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                ROW_STEP(i[j], th + j * W, fx + j * W);
         }
-        sum += f->leaves[a + ia - W];
-        sum += f->leaves[b + ib - W];
-        sum += f->leaves[c + ic - W];
-        sum += f->leaves[d + id - W];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            sum += leaf[j * W + i[j] - W];
     }
     for (; t < T; t++) {
         const size_t a = (size_t)t * W;
@@ -1080,22 +1081,55 @@ int iforest_score(const struct iforest *f, const double *x, size_t n_rows, unsig
 
 /* ---- the threshold from the contamination ---- */
 
-static int cmp_double(const void *a, const void *b)
+static void swap_double(double *a, double *b)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    double t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Rearranges v[0 .. n) (no NaN) so that v[k] holds the k-th smallest value, with nothing
+ * larger before it and nothing smaller after it. Quickselect (Hoare's FIND) with a
+ * pseudo-random pivot and a three-way partition, so that the many equal scores of data with
+ * duplicate rows cost nothing: expected O(n) whatever the order of v. */
+static void select_kth(double *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n;
+    uint64_t state = 0x2545F4914F6CDD1Dull;
+    while (hi - lo > 1) {
+        double pivot = v[lo + (size_t)(splitmix64(&state) % (hi - lo))];
+        size_t lt = lo, i = lo, gt = hi; /* [lo, lt) < pivot, [lt, i) == pivot, [gt, hi) > */
+        while (i < gt) {
+            if (v[i] < pivot)
+                swap_double(&v[lt++], &v[i++]);
+            else if (v[i] > pivot)
+                swap_double(&v[i], &v[--gt]);
+            else
+                i++;
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return; /* v[k] == pivot, in its final place */
+    }
 }
 
 /* The q-quantile of v[0 .. n), linear between order statistics as numpy.percentile (and so
- * scikit-learn's offset_) computes it. Sorts v. */
+ * scikit-learn's offset_) computes it. Reorders v. */
 static double quantile(double *v, size_t n, double q)
 {
-    qsort(v, n, sizeof *v, cmp_double);
     double pos = q * (double)(n - 1);
     size_t lo = (size_t)pos;
     if (lo >= n - 1)
-        return v[n - 1];
+        lo = n - 1;
+    select_kth(v, n, lo);
+    if (lo == n - 1)
+        return v[lo];
     double frac = pos - (double)lo, a = v[lo], b = v[lo + 1];
+    for (size_t i = lo + 2; i < n; i++) /* the next order statistic: the least after lo */
+        b = v[i] < b ? v[i] : b;
     /* numpy's _lerp: exact at both ends. */
     return frac < 0.5 ? a + (b - a) * frac : b - (b - a) * (1.0 - frac);
 }

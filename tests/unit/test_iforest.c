@@ -369,6 +369,26 @@ static void test_uniform_cloud_near_half(void **state)
 
 /* ---- the contamination threshold ---- */
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* numpy.percentile(s, 100 q), method 'linear', the plain way: sort and interpolate. */
+static double percentile(const double *s, size_t n, double q)
+{
+    double *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    memcpy(v, s, n * sizeof *v);
+    qsort(v, n, sizeof *v, cmp_double);
+    double pos = q * (double)(n - 1);
+    size_t lo = (size_t)pos;
+    double a = v[lo], b = lo + 1 < n ? v[lo + 1] : v[lo], t = pos - (double)lo;
+    free(v);
+    return t < 0.5 ? a + (b - a) * t : b - (b - a) * (1.0 - t);
+}
+
 static void test_contamination_threshold(void **state)
 {
     (void)state;
@@ -384,6 +404,7 @@ static void test_contamination_threshold(void **state)
         size_t above = 0;
         for (size_t i = 0; i < n; i++)
             above += s[i] > iforest_threshold(f);
+        assert_true(iforest_threshold(f) == percentile(s, n, 1.0 - shares[k]));
         double want = shares[k] * (double)n;
         if (fabs((double)above - want) > 2.0)
             fail_msg("contamination %g: %zu of %zu rows above %g, want about %g", shares[k], above,
@@ -391,6 +412,16 @@ static void test_contamination_threshold(void **state)
         free(s);
         iforest_free(f);
     }
+    /* Many equal scores (duplicate rows): the same order statistics as a sort. */
+    for (size_t i = 0; i < n * nc; i++)
+        x[i] = (double)(i / nc % 7);
+    struct iforest_params p = params(30, 64, 6);
+    p.contamination = 0.37;
+    struct iforest *f = train(&p, x, n, nc);
+    double *s = scores_of(f, x, n, 1);
+    assert_true(iforest_threshold(f) == percentile(s, n, 1.0 - 0.37));
+    free(s);
+    iforest_free(f);
     free(x);
 }
 
