@@ -36,17 +36,22 @@ int ml_parse_double(const char *cmd, const char *opt, const char *s, double lo, 
  * "...+01:00". Returns 0 and *ms, or -1. */
 int ml_parse_time(const char *s, int64_t *ms);
 
-/* Splits a comma-separated list ("a,b,c"; spaces around names dropped) and appends the
- * names to *list (*n entries, grown with realloc; the strings point into a copy the caller
- * frees with ml_names_free). Returns 0, CANARY_EINVAL (an empty name) or CANARY_ENOMEM. */
+/* A list of names (columns, devices, metrics) that owns its strings. Start it zeroed. */
 struct ml_names {
-    char **names;
+    char **names; /* n names */
     size_t n;
     char **blocks; /* the copies the names point into */
     size_t n_blocks;
 };
+
+/* Splits a comma-separated list ("a,b,c"; spaces around names dropped) and appends its
+ * names to l (copied). Returns 0, CANARY_EINVAL (an empty name) or CANARY_ENOMEM. */
 int ml_names_add_list(struct ml_names *l, const char *csv);
+
+/* True when l holds name. */
 bool ml_names_has(const struct ml_names *l, const char *name);
+
+/* Frees what l owns and zeroes it. */
 void ml_names_free(struct ml_names *l);
 
 /* ---- feature matrices --------------------------------------------------------------- */
