@@ -992,7 +992,11 @@ const char *ml_thousands(uint64_t n, char *buf, size_t len)
         out[o++] = digits_buf[i];
     }
     out[o] = '\0';
-    snprintf(buf, len, "%s", out);
+    if (len > 0) { /* cut to fit, like snprintf (which -O3 warns about for a short buf) */
+        size_t keep = o < len ? o : len - 1;
+        memcpy(buf, out, keep);
+        buf[keep] = '\0';
+    }
     return buf;
 }
 

@@ -24,7 +24,7 @@
  * and identical scores, whatever the number of threads (each tree has its own random
  * stream derived from the seed and the tree's index).
  *
- * The model file format is documented in docs/MODELS.md; iforest_load checks its magic,
+ * The model file format is documented in docs/MODEL_FORMAT.md; iforest_load checks its magic,
  * version, sizes and CRC-32 and never trusts it. */
 #ifndef CANARY_ML_IFOREST_H
 #define CANARY_ML_IFOREST_H
