@@ -111,7 +111,7 @@ int main(int argc, char **argv)
                                true,
                                SEVERITY_HIGH};
     _Atomic uint64_t n_dev = 0;
-    struct shard_params sp = {&cfg, &dp, &kp, &n_dev, NULL};
+    struct shard_params sp = {&cfg, &dp, &kp, &n_dev, NULL, NULL};
     struct shard shard;
     shard_init(&shard, &sp, next_id, NULL, on_transition, NULL);
 
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
             verify_batch(&batches[i], &vp, now);
         }
         int64_t b = clock_mono_ns();
-        struct shard_counts counts = {0, 0, 0, 0};
+        struct shard_counts counts = {0};
         size_t n = 0;
         for (int i = 0; i < commit; i++) {
             shard_process(&shard, &batches[i], &zero, 1, &counts);

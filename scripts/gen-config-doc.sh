@@ -58,6 +58,24 @@ Keys: `warn_high`, `crit_high`, `warn_low`, `crit_low`, `hysteresis`, `max_rate_
 `flatline_count`; the value `off` switches one off. On the command line:
 `--set metric.gas_ppm.warn_high=800`, `--set device.boiler-room.temperature_c.warn_high=70`.
 
+## Models scored live
+
+Each `[model.<name>]` section names an Isolation Forest model file (made by
+`canary train`) and the devices it scores; see [MODELS.md](MODELS.md):
+
+```ini
+[model.boiler]
+path = /var/lib/canary/models/boiler.cif
+devices = boiler-*, kitchen-1   # ids or globs ("*": every device) ...
+kind = boiler                   # ... and/or devices registered with this kind
+consecutive = 5                 # readings at or above the threshold before an alert
+threshold = 0.62                # default: the model's own (from its contamination)
+```
+
+`path` and one of `devices` or `kind` are required. On the command line:
+`--set model.boiler.path=/var/lib/canary/models/boiler.cif`. SIGHUP or
+`POST /api/v1/models/reload` re-reads these sections and the files.
+
 ## Every key
 
 MD

@@ -66,6 +66,8 @@ static const struct route routes[] = {
     {"GET", "/api/v1/devices/*/commands", api_device_commands, NULL},
     {"GET", "/api/v1/commands/*", api_command_get, NULL},
     {"GET", "/api/v1/events", api_events, NULL},
+    {"GET", "/api/v1/models", api_models_list, NULL},
+    {"POST", "/api/v1/models/reload", api_models_reload, NULL},
     {"GET", "/api/v1/latest", api_latest, NULL},
     {"GET", "/api/v1/maxima", api_maxima, NULL},
     {"GET", "/api/v1/alerts", api_alerts_list, NULL},

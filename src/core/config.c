@@ -169,6 +169,9 @@ static const struct key_def key_table[] = {
          "A condition that returns within this time after resolving re-opens the same alert."),
     ENUM("alerts", "anomaly_severity", alerts.anomaly_severity, "low", SEVERITIES,
          "Severity of alerts raised by the streaming anomaly detector."),
+    UINT("models", "consecutive", models.consecutive, "3", 1, 1000,
+         "Readings in a row a model must score at or above its threshold before its anomaly "
+         "alert opens (per model: model.<name>.consecutive)."),
     ENUM("alerts", "offline_severity", alerts.offline_severity, "medium", "off|" SEVERITIES,
          "Severity of the alert when a device goes offline; off raises none."),
     ENUM("alerts", "gas_offline_severity", alerts.gas_offline_severity, "high", "off|" SEVERITIES,
@@ -564,6 +567,8 @@ int config_set(struct canary_config *cfg, const char *key, const char *value,
     }
     if (strncmp(key, "metric.", 7) == 0 || strncmp(key, "device.", 7) == 0)
         return set_override(cfg, key, value, err, errlen);
+    if (strncmp(key, "model.", 6) == 0)
+        return config_set_model(cfg, key, value, err, errlen);
 
     const char *name = last + 1;
     size_t seclen = (size_t)(last - key);
@@ -609,6 +614,7 @@ void config_free(struct canary_config *cfg)
     free(cfg->overrides);
     cfg->overrides = NULL;
     cfg->n_overrides = 0;
+    config_free_models(cfg);
 }
 
 struct file_ctx {
@@ -841,7 +847,7 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
             return CANARY_EINVAL;
         }
     }
-    return CANARY_OK;
+    return config_validate_models(cfg, err, errlen);
 }
 
 static void apply_override(struct metric_limits *out, const struct config_limit_override *o)
@@ -993,6 +999,7 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
         if (o->set & (1u << LIMIT_FLATLINE))
             fprintf(out, "flatline_count = %u\n", o->limits.flatline_count);
     }
+    config_write_models(cfg, out);
 }
 
 /* Text in a Markdown table cell: '|' would end the cell, even inside backticks. */

@@ -48,6 +48,18 @@ enum config_limit_field {
     LIMIT_FIELD_COUNT
 };
 
+/* A model canaryd scores live ([model.<name>] sections; docs/MODELS.md). */
+#define CONFIG_MODEL_NAME_MAX 48
+struct config_model {
+    char name[CONFIG_MODEL_NAME_MAX];
+    char path[CONFIG_PATH_MAX];   /* the model file (canary train --out) */
+    char devices[CONFIG_STR_MAX]; /* comma-separated device ids or globs ("site-a-*") */
+    char kind[64];                /* or: every device registered with this kind */
+    unsigned consecutive;         /* readings at or above the threshold before an alert;
+                                     0 = models.consecutive */
+    double threshold;             /* NAN = the model's own (from its contamination) */
+};
+
 struct canary_config {
     struct {
         char listen[CONFIG_STR_MAX];     /* host:port; port 0 picks a free port */
@@ -150,6 +162,9 @@ struct canary_config {
         unsigned ha_state_interval_s;   /* at most one state update per device per interval */
     } mqtt;
     struct {
+        unsigned consecutive; /* default for model.<name>.consecutive */
+    } models;
+    struct {
         char level[16]; /* debug | info | warn | error */
     } log;
     struct {
@@ -158,6 +173,8 @@ struct canary_config {
 
     struct config_limit_override *overrides; /* heap array, owned by the config */
     size_t n_overrides;
+    struct config_model *model_defs; /* heap array, owned by the config */
+    size_t n_model_defs;
 };
 
 /* Where a value came from; decides whether a secret may be set. */
@@ -195,6 +212,20 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen);
 /* Writes the configuration in file syntax. With annotate, every key is preceded by its help
  * and default (that is how etc/canary.conf.example is made). Secrets print as "<set>". */
 void config_write(const struct canary_config *cfg, FILE *out, bool annotate);
+
+/* [model.<name>] sections (config_models.c): "model.<name>.<field>" with the fields path,
+ * devices, kind, consecutive, threshold. Returns 0 or an error naming the key. */
+int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,
+                     size_t errlen);
+
+/* Every model has a path and something to apply to (devices or kind). */
+int config_validate_models(const struct canary_config *cfg, char *err, size_t errlen);
+
+/* Writes the [model.<name>] sections in file syntax. */
+void config_write_models(const struct canary_config *cfg, FILE *out);
+
+/* Frees the model list (config_free calls it). */
+void config_free_models(struct canary_config *cfg);
 
 /* Writes a Markdown table of every key (section, key, default, meaning) for the docs. */
 void config_write_markdown(FILE *out);

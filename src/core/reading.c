@@ -20,6 +20,8 @@ const char *reading_flag_name(uint32_t bit)
         return "gap";
     case FLAG_LOW:
         return "low";
+    case FLAG_MODEL:
+        return "model";
     default:
         return NULL;
     }

@@ -30,8 +30,10 @@ enum reading_flag {
     FLAG_FLATLINE = 1u << 5, /* the value has not changed for too long: stuck sensor */
     FLAG_GAP = 1u << 6,      /* the reading came after a gap in the device's stream */
     FLAG_LOW = 1u << 7,      /* with WARN/CRITICAL: the low threshold, not the high one */
+    FLAG_MODEL = 1u << 8,    /* a model (Isolation Forest) scores the reading at or above its
+                                threshold (on the values of the metrics the model uses) */
 };
-#define READING_FLAG_COUNT 8
+#define READING_FLAG_COUNT 9
 
 /* Returns the snake_case name of a single flag bit ("anomaly"), or NULL for an unknown bit. */
 const char *reading_flag_name(uint32_t bit);

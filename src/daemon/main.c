@@ -3,12 +3,14 @@
  * Start: defaults -> config file -> environment -> flags; validate; open the store and
  * start the pipeline; listen. SIGINT/SIGTERM: stop accepting connections, drain the
  * pipeline (every admitted reading is committed and answered), stop the HTTP server,
- * close the store. A second signal during shutdown exits at once. */
+ * close the store. A second signal during shutdown exits at once. SIGHUP reloads the
+ * models: the configuration is read again and its [model.*] files loaded (models.h). */
 #include "api/http.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "decide/action.h"
+#include "models/models.h"
 #include "mqtt/mqtt.h"
 #include "pipeline/pipeline.h"
 
@@ -155,33 +157,62 @@ static int parse_flags(int argc, char **argv, struct canary_config *cfg, struct 
     return -1;
 }
 
-static int load_config(int argc, char **argv, struct canary_config *cfg, struct options *o)
+/* Reads the configuration: defaults (cfg is config_init'ed) -> file -> environment ->
+ * flags, then validates it. Returns -1 to go on, else an exit code, with the message in err
+ * ("" when parse_flags already printed it: usage, --help, --version). */
+static int read_config(int argc, char **argv, struct canary_config *cfg, struct options *o,
+                       char *err, size_t errlen)
 {
+    err[0] = '\0';
     int rc = parse_flags(argc, argv, cfg, o, false);
     if (rc >= 0)
         return rc;
-    char err[1024];
     if (o->config == NULL)
         o->config = getenv("CANARY_CONFIG");
     if (o->config != NULL && o->config[0] != '\0' &&
-        config_load_file(cfg, o->config, err, sizeof err) != 0) {
-        fprintf(stderr, "canaryd: %s\n", err);
+        config_load_file(cfg, o->config, err, errlen) != 0)
         return 2;
-    }
-    if (config_load_env(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "canaryd: %s\n", err);
+    if (config_load_env(cfg, err, errlen) != 0)
         return 2;
-    }
     rc = parse_flags(argc, argv, cfg, o, true);
     if (rc >= 0)
         return rc;
     struct action_rules rules;
-    if (config_validate(cfg, err, sizeof err) != 0 ||
-        action_rules_load(cfg, &rules, err, sizeof err) != 0) {
-        fprintf(stderr, "canaryd: invalid configuration: %s\n", err);
+    char why[1024];
+    if (config_validate(cfg, why, sizeof why) != 0 ||
+        action_rules_load(cfg, &rules, why, sizeof why) != 0) {
+        snprintf(err, errlen, "invalid configuration: %s", why);
         return 2;
     }
     return -1;
+}
+
+static int load_config(int argc, char **argv, struct canary_config *cfg, struct options *o)
+{
+    char err[1024];
+    int rc = read_config(argc, argv, cfg, o, err, sizeof err);
+    if (rc >= 0 && err[0] != '\0')
+        fprintf(stderr, "canaryd: %s\n", err);
+    return rc;
+}
+
+/* The configuration source of a model reload (SIGHUP, POST /api/v1/models/reload): the
+ * same file, environment and flags as at start, read again. */
+struct argv_ref {
+    int argc;
+    char **argv;
+};
+
+static int reread_config(void *arg, struct canary_config *fresh, char *err, size_t errlen)
+{
+    const struct argv_ref *a = arg;
+    struct options o = {0};
+    int rc = read_config(a->argc, a->argv, fresh, &o, err, errlen);
+    if (rc < 0)
+        return 0;
+    if (err[0] == '\0')
+        snprintf(err, errlen, "the configuration cannot be read again");
+    return CANARY_EINVAL;
 }
 
 static void *second_signal(void *arg)
@@ -271,12 +302,16 @@ int main(int argc, char **argv)
              strncmp(cfg.http.listen, "0.0.0.0", 7) == 0 ? "127.0.0.1" : "localhost",
              http_port(http), (int)getpid());
 
+    struct argv_ref args = {argc, argv};
+    models_set_config_source(pipeline_models(p), reread_config, &args);
     int sig = 0;
     for (;;) {
         sigwait(&set, &sig);
         if (sig != SIGHUP)
             break;
-        log_info("canaryd.sighup", "action=none (nothing to reload yet)");
+        log_info("canaryd.sighup", "action=reload_models");
+        if (models_reload(pipeline_models(p), err, sizeof err) != 0)
+            log_warn("canaryd.reload_failed", "error=\"%s\"", err); /* models_reload logged it */
     }
     log_info("canaryd.stopping", "signal=%d", sig);
     pthread_t forced;

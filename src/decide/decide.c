@@ -36,6 +36,7 @@ struct condition {
     double limit;                           /* NAN if none */
     const struct series_state *series;      /* for the message; may be NULL */
     const struct series_state *temperature; /* fire: the temperature series */
+    const char *message;                    /* the whole message, when the rule wrote it */
 };
 
 static struct alert_fsm *find_slot(struct decide_device *dd, const char *metric,
@@ -83,6 +84,10 @@ static void fmt_value(char *buf, size_t len, double v, const char *unit)
 static void compose_message(const struct condition *c, struct alert *a)
 {
     char *msg = a->message;
+    if (c->message != NULL) {
+        snprintf(msg, ALERT_MESSAGE_LEN, "%s", c->message);
+        return;
+    }
     const struct metric_info *m = metric_info_or_generic(c->metric);
     const char *label = m->label[0] ? m->label : c->metric;
     char v[48], l[48];
@@ -225,7 +230,8 @@ static int decide_value(const struct decide_ctx *ctx, struct decide_device *dd, 
     struct condition c = {v->name,  gas ? ALERT_KIND_GAS_LEAK : ALERT_KIND_THRESHOLD,
                           beyond,   SEVERITY_INFO,
                           v->value, crossed_limit(&s->limits, v->flags),
-                          s,        NULL};
+                          s,        NULL,
+                          NULL};
     if (gas)
         c.severity = critical ? SEVERITY_CRITICAL : SEVERITY_HIGH;
     else
@@ -276,7 +282,8 @@ static int decide_fire(const struct decide_ctx *ctx, struct decide_device *dd, c
                           t->last_value,
                           NAN,
                           NULL,
-                          t};
+                          t,
+                          NULL};
     return observe(ctx, dd, device, &c, &ctx->params->fsm, ts_ms);
 }
 
@@ -318,6 +325,7 @@ static int offline_condition(const struct decide_ctx *ctx, struct decide_device 
                           severity,
                           (double)last_seen_ms,
                           NAN,
+                          NULL,
                           NULL,
                           NULL};
     return observe(ctx, dd, device, &c, &fp, now_ms);
@@ -419,4 +427,23 @@ void decide_device_free(struct decide_device *dd)
     free(dd->slots);
     dd->slots = NULL;
     dd->n = dd->cap = 0;
+}
+
+int decide_model(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                 const struct decide_model_verdict *v, int64_t ts_ms)
+{
+    char metric[READING_METRIC_BUF];
+    snprintf(metric, sizeof metric, "%s%s", DECIDE_MODEL_PREFIX, v->model);
+    char message[ALERT_MESSAGE_LEN];
+    snprintf(message, sizeof message,
+             "Unusual pattern at %s: model %s scores %.3f, at or above its threshold %.3f for %u "
+             "readings in a row (%s). Check the device and its surroundings; if the pattern is "
+             "normal now, retrain the model on recent data.",
+             device, v->model, v->score, v->threshold, v->consecutive, v->detail);
+    struct alert_fsm_params fp = ctx->params->fsm;
+    fp.open_after = v->consecutive;
+    struct condition c = {metric,   ALERT_KIND_ANOMALY, v->above, v->severity,
+                          v->score, v->threshold,       NULL,     NULL,
+                          message};
+    return observe(ctx, dd, device, &c, &fp, ts_ms);
 }

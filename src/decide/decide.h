@@ -86,6 +86,24 @@ int decide_link_lost(const struct decide_ctx *ctx, struct decide_device *dd, con
                      const struct device_series *series, size_t n_series, int64_t last_seen_ms,
                      int64_t now_ms);
 
+/* A model's verdict on one reading of the device (models/model_live.h). */
+#define DECIDE_MODEL_PREFIX "model:" /* alert metric of a model's alerts: "model:<name>" */
+struct decide_model_verdict {
+    const char *model; /* its name */
+    bool above;        /* score >= threshold */
+    double score, threshold;
+    unsigned consecutive; /* readings at or above before the alert opens */
+    enum alert_severity severity;
+    const char *detail; /* the reading's values of the model's metrics, for people */
+};
+
+/* Drives the model's anomaly alert (device, "model:<name>", anomaly): it opens after
+ * `consecutive` readings in a row at or above the threshold and resolves, like every
+ * alert, once the scores stay below it for alerts.resolve_after_s. Returns 0 or
+ * CANARY_ENOMEM. */
+int decide_model(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                 const struct decide_model_verdict *v, int64_t ts_ms);
+
 /* A person acknowledges or resolves alert `id` of this device, with an optional comment.
  * Return 0, CANARY_ENOTFOUND when the device has no live machine with that id, or
  * CANARY_ECONFLICT when the alert's state does not allow it. */

@@ -2,6 +2,8 @@
  * sharding of a job's readings to the workers that own their devices, counters. */
 #include "pipeline/pipeline_internal.h"
 
+#include "models/models.h"
+
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -19,7 +21,7 @@ static const char *const counter_names[PC_COUNT] = {
     "readings_accepted", "readings_invalid", "readings_duplicate",  "readings_unknown_device",
     "bodies_malformed",  "bodies_too_large", "requests_overloaded", "connections_timed_out",
     "commits",           "commit_failures",  "compacted_rows",      "alerts_opened",
-    "anomalies",         "events",
+    "anomalies",         "events",           "model_scored",        "model_anomalies",
 };
 
 const char *pipeline_counter_name(enum pipeline_counter c)
@@ -191,6 +193,8 @@ static void config_copy(struct canary_config *dst, const struct canary_config *s
     *dst = *src;
     dst->overrides = NULL;
     dst->n_overrides = 0;
+    dst->model_defs = NULL; /* the models holder keeps its own copy */
+    dst->n_model_defs = 0;
     if (src->n_overrides > 0) {
         dst->overrides = malloc(src->n_overrides * sizeof *dst->overrides);
         if (dst->overrides != NULL) {
@@ -209,16 +213,23 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     }
     config_copy(&p->cfg, cfg);
     fill_params(p);
+    int rc = models_create(&p->models, cfg, err, errlen);
+    if (rc != 0) {
+        config_free(&p->cfg);
+        free(p);
+        return rc;
+    }
     time_ring_init(&p->accepted_per_s, 1000);
     time_ring_init(&p->anomalies_per_min, 60000);
     atomic_store(&p->store_ok, true);
     queue_init(&p->writer_q);
-    int rc = make_dirs(cfg->store.path, err, errlen);
+    rc = make_dirs(cfg->store.path, err, errlen);
     struct store_options wopt = store_opts(cfg, false);
     if (rc == 0)
         rc = store_open(&p->store, &wopt, err, errlen);
     if (rc != 0) {
         queue_destroy(&p->writer_q);
+        models_free(p->models);
         config_free(&p->cfg);
         free(p);
         return rc;
@@ -281,6 +292,7 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
             free_workers(p, made);
         store_close(p->store);
         queue_destroy(&p->writer_q);
+        models_free(p->models);
         config_free(&p->cfg);
         free(p);
         return rc;
@@ -456,8 +468,14 @@ void pipeline_free(struct pipeline *p)
     pthread_cond_destroy(&p->checkpoint_wake);
     store_close(p->store);
     queue_destroy(&p->writer_q);
+    models_free(p->models); /* after the workers: their shards held references to sets */
     config_free(&p->cfg);
     free(p);
+}
+
+struct models *pipeline_models(struct pipeline *p)
+{
+    return p->models;
 }
 
 unsigned lag_bucket(int64_t ms)

@@ -113,8 +113,10 @@ enum pipeline_counter {
     PC_COMMIT_FAILURES,
     PC_COMPACTED_ROWS,
     PC_ALERTS_OPENED,
-    PC_ANOMALIES, /* values flagged anomalous */
-    PC_EVENTS,    /* security and ingest events stored */
+    PC_ANOMALIES,       /* values flagged anomalous */
+    PC_EVENTS,          /* security and ingest events stored */
+    PC_MODEL_SCORED,    /* readings scored by a model (once per model) */
+    PC_MODEL_ANOMALIES, /* of which at or above the model's threshold */
     PC_COUNT
 };
 
@@ -138,6 +140,10 @@ void pipeline_stop(struct pipeline *p);
 
 /* Frees a stopped pipeline (stopping it first if needed). */
 void pipeline_free(struct pipeline *p);
+
+/* The live models (loaded at start from the configuration's [model.<name>] sections). */
+struct models;
+struct models *pipeline_models(struct pipeline *p);
 
 /* Adds n to a counter (thread-safe). */
 void pipeline_count(struct pipeline *p, enum pipeline_counter c, uint64_t n);

@@ -54,7 +54,8 @@ struct pipeline {
     struct canary_config cfg; /* copy: owns its override list */
     struct detect_params detect;
     struct decide_params decide;
-    struct store *store; /* the writer's */
+    struct models *models; /* the live models (models/models.h) */
+    struct store *store;   /* the writer's */
     struct worker *workers;
     unsigned n_workers;
     pthread_t writer;

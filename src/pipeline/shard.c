@@ -29,6 +29,7 @@ static void free_device(void *arg, const char *key, void *value)
     (void)key;
     struct shard_device *d = value;
     decide_device_free(&d->decide);
+    device_models_free(&d->models);
     free(d->series);
     free(d);
 }
@@ -37,6 +38,83 @@ void shard_free(struct shard *s)
 {
     strmap_each(&s->devices, free_device, NULL);
     strmap_free(&s->devices);
+    model_set_release(s->set);
+    s->set = NULL;
+}
+
+/* Takes the current model set when a reload has made a new one; devices rebind on their
+ * next reading. */
+static void refresh_models(struct shard *s)
+{
+    struct models *m = s->params.models;
+    if (m == NULL || (s->set != NULL && s->set->generation == models_generation(m)))
+        return;
+    struct model_set *next = models_acquire(m);
+    model_set_release(s->set);
+    s->set = next;
+}
+
+/* The device's kind as registered through the API (for models bound by kind), or NULL. */
+static const char *device_kind(struct shard *s, const char *id, struct store_device *sd)
+{
+    bool by_kind = false;
+    for (size_t i = 0; i < s->set->n; i++)
+        by_kind |= s->set->entries[i].def.kind[0] != '\0';
+    char err[256];
+    if (!by_kind || s->params.reader == NULL ||
+        store_device_get(s->params.reader, id, sd, err, sizeof err) != 0)
+        return NULL;
+    return sd->kind;
+}
+
+/* Scores the reading with the device's models: a model's score raises the scores of the
+ * values it looked at (on the common scale, model_score_unit) and flags them FLAG_MODEL at
+ * or above its threshold; its alert machine hears every verdict. */
+static void score_models(struct shard *s, struct shard_device *d, struct reading *r,
+                         struct shard_counts *counts)
+{
+    if (s->set == NULL || s->set->n == 0)
+        return;
+    if (d->models.generation != s->set->generation) {
+        struct store_device sd;
+        if (device_models_bind(&d->models, s->set, d->id, device_kind(s, d->id, &sd)) != 0)
+            log_error("pipeline.models_bind_failed", "device=%s reason=out_of_memory", d->id);
+    }
+    struct model_result res[8];
+    size_t n = device_models_score(&d->models, r, res, sizeof res / sizeof res[0]);
+    for (size_t j = 0; j < n; j++) {
+        const struct model_entry *e = res[j].entry;
+        double unit =
+            model_score_unit(res[j].score, e->threshold, s->params.detect->anomaly_threshold);
+        char detail[256];
+        size_t len = 0;
+        detail[0] = '\0';
+        for (uint32_t k = 0; k < r->n_values; k++) {
+            struct metric_value *v = &r->values[k];
+            bool used = false;
+            for (size_t m = 0; m < e->n_metrics && !used; m++)
+                used = strcmp(e->metrics[m], v->name) == 0;
+            if (!used)
+                continue;
+            if (unit > v->score)
+                v->score = (float)unit;
+            if (res[j].above)
+                v->flags |= FLAG_MODEL;
+            if (len < sizeof detail) {
+                int w = snprintf(detail + len, sizeof detail - len, "%s%s %.6g", len ? ", " : "",
+                                 v->name, v->value);
+                len += w > 0 ? (size_t)w : 0;
+            }
+        }
+        counts->model_scored++;
+        counts->model_above += res[j].above;
+        struct decide_model_verdict verdict = {e->name,        res[j].above,
+                                               res[j].score,   e->threshold,
+                                               e->consecutive, s->params.decide->anomaly_severity,
+                                               detail};
+        if (decide_model(&s->decide, &d->decide, d->id, &verdict, r->ts_ms) != 0)
+            log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+    }
 }
 
 static enum device_status status_at(const struct canary_config *cfg, int64_t last_recv_ms,
@@ -242,6 +320,7 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
         r->values[k].flags |= gap;
         counts->anomalies += (r->values[k].flags & FLAG_ANOMALY) != 0;
     }
+    score_models(s, d, r, counts);
     if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series, value_series) != 0)
         log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
 }
@@ -249,6 +328,7 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
 void shard_process(struct shard *s, struct ingest_batch *b, const uint32_t *idx, size_t n,
                    struct shard_counts *counts)
 {
+    refresh_models(s);
     for (size_t k = 0; k < n; k++)
         process_reading(s, b, idx[k], counts);
 }

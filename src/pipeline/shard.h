@@ -16,6 +16,7 @@
 #include "decide/decide.h"
 #include "detect/detect.h"
 #include "ingest/ingest.h"
+#include "models/model_live.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 
@@ -27,7 +28,8 @@ struct shard_params {
     const struct detect_params *detect;
     const struct decide_params *decide;
     _Atomic uint64_t *n_devices; /* devices tracked by all shards, against devices.max_devices */
-    struct store *reader; /* read-only: finds devices registered through the API; may be NULL */
+    struct store *reader;  /* read-only: finds devices registered through the API; may be NULL */
+    struct models *models; /* the live models; may be NULL */
 };
 
 enum device_status { DEVICE_NEVER = 0, DEVICE_ONLINE, DEVICE_STALE, DEVICE_OFFLINE };
@@ -43,21 +45,25 @@ struct shard_device {
     struct device_series *series; /* heap array */
     uint32_t n_series, cap_series;
     struct decide_device decide;
-    enum device_link link; /* what the device last said on its MQTT status topic */
+    enum device_link link;       /* what the device last said on its MQTT status topic */
+    struct device_models models; /* the models scoring this device, and their state */
 };
 
 struct shard {
     struct shard_params params;
     struct decide_ctx decide;
     struct strmap devices; /* id -> struct shard_device * */
+    struct model_set *set; /* the model set devices are bound to (a reference), or NULL */
 };
 
 /* What shard_process() did, for the counters. */
 struct shard_counts {
-    uint64_t anomalies;  /* values flagged anomalous */
-    uint64_t duplicates; /* readings refused as duplicates */
-    uint64_t unknown;    /* readings of unknown devices (registration off, or device limit) */
-    uint64_t invalid;    /* readings refused here (too many distinct metrics, out of memory) */
+    uint64_t anomalies;    /* values flagged anomalous */
+    uint64_t duplicates;   /* readings refused as duplicates */
+    uint64_t unknown;      /* readings of unknown devices (registration off, or device limit) */
+    uint64_t invalid;      /* readings refused here (too many distinct metrics, out of memory) */
+    uint64_t model_scored; /* readings scored by a model */
+    uint64_t model_above;  /* of which at or above the model's threshold */
 };
 
 /* Prepares an empty shard. next_alert_id gives unique ids for new alerts; emit receives

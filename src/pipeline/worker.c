@@ -40,7 +40,7 @@ void worker_init(struct worker *w, struct pipeline *p, unsigned index, struct st
     w->p = p;
     w->index = index;
     queue_init(&w->inbox);
-    struct shard_params sp = {&p->cfg, &p->detect, &p->decide, &p->n_devices, reader};
+    struct shard_params sp = {&p->cfg, &p->detect, &p->decide, &p->n_devices, reader, p->models};
     shard_init(&w->shard, &sp, next_alert_id, p, on_transition, w);
 }
 
@@ -54,7 +54,7 @@ void worker_free(struct worker *w)
 static void process_readings(struct worker *w, struct shard_msg *m)
 {
     struct pipeline *p = w->p;
-    struct shard_counts c = {0, 0, 0, 0};
+    struct shard_counts c = {0};
     w->out = m;
     shard_process(&w->shard, &m->job->batch, m->idx, m->n, &c);
     w->out = NULL;
@@ -68,6 +68,10 @@ static void process_readings(struct worker *w, struct shard_msg *m)
         pipeline_count(p, PC_READINGS_UNKNOWN_DEVICE, c.unknown);
     if (c.invalid)
         pipeline_count(p, PC_READINGS_INVALID, c.invalid);
+    if (c.model_scored)
+        pipeline_count(p, PC_MODEL_SCORED, c.model_scored);
+    if (c.model_above)
+        pipeline_count(p, PC_MODEL_ANOMALIES, c.model_above);
 }
 
 static void process_action(struct worker *w, struct shard_msg *m)

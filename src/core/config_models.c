@@ -1,0 +1,177 @@
+/* config_models.c — the [model.<name>] sections of the configuration: which model files
+ * canaryd scores live, and for which devices (config.h, docs/MODELS.md).
+ *
+ *   [model.boiler-room]
+ *   path = /var/lib/canary/models/boiler.cif
+ *   devices = site-a-*, kitchen-1      (ids or globs; or:)
+ *   kind = boiler                      (devices registered with this kind)
+ *   consecutive = 5                    (default models.consecutive)
+ *   threshold = 0.62                   (default: the model's own)
+ *
+ * Parsing and checking only: the files are read by models/ when canaryd starts or
+ * reloads. */
+#include "core/config.h"
+
+#include "core/error.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MODELS 64
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Model names: letters, digits, '-' and '_' (they appear in alert metrics and URLs). */
+static bool name_valid(const char *p, size_t n)
+{
+    if (n == 0 || n >= CONFIG_MODEL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static struct config_model *find_or_add(struct canary_config *cfg, const char *name, size_t n)
+{
+    for (size_t i = 0; i < cfg->n_model_defs; i++) {
+        if (strlen(cfg->model_defs[i].name) == n && memcmp(cfg->model_defs[i].name, name, n) == 0)
+            return &cfg->model_defs[i];
+    }
+    if (cfg->n_model_defs >= MAX_MODELS)
+        return NULL;
+    struct config_model *grown = realloc(cfg->model_defs, (cfg->n_model_defs + 1) * sizeof *grown);
+    if (grown == NULL)
+        return NULL;
+    cfg->model_defs = grown;
+    struct config_model *m = &cfg->model_defs[cfg->n_model_defs++];
+    memset(m, 0, sizeof *m);
+    memcpy(m->name, name, n);
+    m->name[n] = '\0';
+    m->threshold = NAN;
+    return m;
+}
+
+static bool copy_text(char *dst, size_t cap, const char *value)
+{
+    size_t n = strlen(value);
+    if (n >= cap)
+        return false;
+    memcpy(dst, value, n + 1);
+    return true;
+}
+
+int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,
+                     size_t errlen)
+{
+    const char *name = key + 6; /* "model." */
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || !name_valid(name, (size_t)(dot - name))) {
+        errf(err, errlen,
+             "%s: expected model.<name>.<field>, the name made of letters, digits, '-' and '_' "
+             "(at most %d)",
+             key, CONFIG_MODEL_NAME_MAX - 1);
+        return CANARY_EINVAL;
+    }
+    const char *field = dot + 1;
+    struct config_model *m = find_or_add(cfg, name, (size_t)(dot - name));
+    if (m == NULL) {
+        errf(err, errlen, "%s: at most %d models", key, MAX_MODELS);
+        return CANARY_ELIMIT;
+    }
+    if (strcmp(field, "path") == 0) {
+        if (value[0] == '\0' || !copy_text(m->path, sizeof m->path, value)) {
+            errf(err, errlen, "%s: a file path of 1 to %d bytes", key, CONFIG_PATH_MAX - 1);
+            return CANARY_EINVAL;
+        }
+    } else if (strcmp(field, "devices") == 0) {
+        if (!copy_text(m->devices, sizeof m->devices, value)) {
+            errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
+            return CANARY_EINVAL;
+        }
+    } else if (strcmp(field, "kind") == 0) {
+        if (!copy_text(m->kind, sizeof m->kind, value)) {
+            errf(err, errlen, "%s: longer than %zu bytes", key, sizeof m->kind - 1);
+            return CANARY_EINVAL;
+        }
+    } else if (strcmp(field, "consecutive") == 0) {
+        char *end;
+        unsigned long v = strtoul(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || v < 1 || v > 1000) {
+            errf(err, errlen, "%s: '%s' is not a whole number from 1 to 1000", key, value);
+            return CANARY_EINVAL;
+        }
+        m->consecutive = (unsigned)v;
+    } else if (strcmp(field, "threshold") == 0) {
+        char *end;
+        double v = strtod(value, &end);
+        if (value[0] == '\0' || *end != '\0' || !(v > 0 && v < 1)) {
+            errf(err, errlen, "%s: '%s' is not a score between 0 and 1 (exclusive)", key, value);
+            return CANARY_EINVAL;
+        }
+        m->threshold = v;
+    } else {
+        errf(err, errlen,
+             "%s: unknown field '%s' (known: path, devices, kind, consecutive, threshold)", key,
+             field);
+        return CANARY_EINVAL;
+    }
+    return CANARY_OK;
+}
+
+int config_validate_models(const struct canary_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_model_defs; i++) {
+        const struct config_model *m = &cfg->model_defs[i];
+        if (m->path[0] == '\0') {
+            errf(err, errlen, "model.%s: no path (model.%s.path = FILE made by canary train)",
+                 m->name, m->name);
+            return CANARY_EINVAL;
+        }
+        if (m->devices[0] == '\0' && m->kind[0] == '\0') {
+            errf(err, errlen,
+                 "model.%s: applies to no device: set model.%s.devices (ids or globs, \"*\" for "
+                 "all) or model.%s.kind",
+                 m->name, m->name, m->name);
+            return CANARY_EINVAL;
+        }
+    }
+    return CANARY_OK;
+}
+
+void config_write_models(const struct canary_config *cfg, FILE *out)
+{
+    for (size_t i = 0; i < cfg->n_model_defs; i++) {
+        const struct config_model *m = &cfg->model_defs[i];
+        fprintf(out, "\n[model.%s]\npath = %s\n", m->name, m->path);
+        if (m->devices[0])
+            fprintf(out, "devices = %s\n", m->devices);
+        if (m->kind[0])
+            fprintf(out, "kind = %s\n", m->kind);
+        if (m->consecutive)
+            fprintf(out, "consecutive = %u\n", m->consecutive);
+        if (!isnan(m->threshold))
+            fprintf(out, "threshold = %.17g\n", m->threshold);
+    }
+}
+
+void config_free_models(struct canary_config *cfg)
+{
+    free(cfg->model_defs);
+    cfg->model_defs = NULL;
+    cfg->n_model_defs = 0;
+}
