@@ -4,18 +4,24 @@
 #   make demo    install what is missing, build, run canaryd with a simulated fleet
 #   make test    install what is missing, build (normal + ASan/UBSan), run every test
 #   make bench   build optimised and print the benchmark tables (bench/)
+#   make bench-iforest   only the Isolation Forest part (against scikit-learn, ~2 min)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-release
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build asan test test-fast demo bench docs format clean
+.PHONY: all deps bench-deps build asan test test-fast demo bench bench-build bench-iforest docs \
+        format clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+# What the benchmarks need on top (scikit-learn, the Isolation Forest peer); CI never asks.
+bench-deps:
+	@bash scripts/install-deps.sh --bench
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -37,10 +43,15 @@ test-fast: build
 demo: build
 	@bash scripts/demo.sh
 
-bench: deps
+bench: bench-build
+	@bash bench/run.sh $(BENCH_BUILD)
+
+bench-build: bench-deps
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) -- --no-print-directory
-	@bash bench/run.sh $(BENCH_BUILD)
+
+bench-iforest: bench-build
+	@bash bench/iforest.sh $(BENCH_BUILD)
 
 # Regenerates the configuration reference from the key table (a test checks they agree).
 docs: build

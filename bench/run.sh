@@ -8,6 +8,8 @@
 #    Each run checks that every request got 200 and that the store holds every reading.
 # 3. MQTT ingest end to end beside a null subscriber on the same private Mosquitto, QoS 0
 #    and 1, full speed and half rate (bench/mqtt.sh).
+# 4. The Isolation Forest on the ODDS datasets against scikit-learn's, same run: ROC AUC,
+#    training and scoring time, threads, one-row latency (bench/iforest.sh).
 # The machine is shared and noisy: read ratios between rows of one run, not absolutes.
 set -euo pipefail
 build=${1:-build-release}
@@ -78,3 +80,4 @@ for storage in tmpfs disk; do
     done
 done
 echo; bash "$here/mqtt.sh" "$build"   # MQTT ingest beside the broker's null-subscriber rate
+echo; bash "$here/iforest.sh" "$build"   # Isolation Forest beside scikit-learn (ODDS data)

@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# install-deps.sh — installs the Debian packages canary needs to build, test, run and benchmark.
+# install-deps.sh [--bench] — installs the Debian packages canary needs to build, test, run
+# and benchmark.
+#
+# Without arguments: what `make test` and `make demo` need (and CI, through make test).
+# --bench adds the packages only the benchmarks use (`make bench`): peers measured in the
+# same run, which the build and the tests never touch.
 #
 # Idempotent: asks dpkg what is missing and installs only that, so a second run costs
 # nothing. Needs root or sudo when something is missing. Every dependency of the project
@@ -19,6 +24,17 @@ packages=(
     libcmocka-dev                         # unit tests
     wrk                                   # HTTP load generator for bench/
 )
+
+# ---- benchmarks only (--bench): not installed by CI or `make test` ----
+bench_packages=(
+    python3-sklearn python3-numpy         # scikit-learn's IsolationForest, bench/iforest.sh
+)
+
+case "${1:-}" in
+    "") ;;
+    --bench) packages+=("${bench_packages[@]}") ;;
+    *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
