@@ -84,3 +84,17 @@ void detect_value(struct series_state *s, const struct detect_params *p, struct 
     s->last_ts_ms = ts_ms;
     v->flags = flags;
 }
+
+uint32_t detect_reading(struct gap_state *gap, struct series_state *const *series,
+                        const struct detect_params *p, struct metric_value *values, uint32_t n,
+                        int64_t ts_ms)
+{
+    uint32_t gap_flag = gap_update(gap, p, ts_ms);
+    uint32_t anomalies = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        detect_value(series[k], p, &values[k], ts_ms);
+        values[k].flags |= gap_flag;
+        anomalies += (values[k].flags & FLAG_ANOMALY) != 0;
+    }
+    return anomalies;
+}

@@ -128,4 +128,14 @@ void series_init(struct series_state *s, const struct metric_info *m,
 void detect_value(struct series_state *s, const struct detect_params *p, struct metric_value *v,
                   int64_t ts_ms);
 
+/* Scores the n values of one reading a device took at ts_ms — everything the detectors do
+ * per reading: the device's stream timing learns the reading (gap_update), each value goes
+ * through its own series (detect_value; series[k] is the series of values[k]) and, when the
+ * reading followed a gap, carries FLAG_GAP. canaryd's shards and `canary replay` both call
+ * this, so a replay scores exactly as canaryd does live. Returns how many values carry
+ * FLAG_ANOMALY. */
+uint32_t detect_reading(struct gap_state *gap, struct series_state *const *series,
+                        const struct detect_params *p, struct metric_value *values, uint32_t n,
+                        int64_t ts_ms);
+
 #endif

@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "detect/detect_config.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -112,16 +113,7 @@ static unsigned cores(void)
 static void fill_params(struct pipeline *p)
 {
     const struct canary_config *c = &p->cfg;
-    struct detect_params *d = &p->detect;
-    d->warmup_readings = c->detect.warmup_readings;
-    d->level_alpha = c->detect.level_alpha;
-    d->scale_alpha = c->detect.scale_alpha;
-    d->anomaly_threshold = c->detect.anomaly_threshold;
-    d->z_half = c->detect.z_half;
-    d->min_relative_scale = c->detect.min_relative_scale;
-    d->rate_window_ms = (int64_t)c->detect.rate_window_s * 1000;
-    d->gap_factor = c->detect.gap_factor;
-    d->gap_min_ms = (int64_t)c->detect.gap_min_s * 1000;
+    detect_params_from_config(c, &p->detect); /* as `canary replay` does */
 
     struct decide_params *k = &p->decide;
     k->fsm.open_after = c->alerts.open_after;

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metric.h"
+#include "detect/detect_config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,9 +232,7 @@ static int32_t series_add(struct shard *s, struct shard_device *d, const char *m
     }
     struct device_series *ser = &d->series[d->n_series];
     snprintf(ser->metric, sizeof ser->metric, "%s", metric);
-    struct metric_limits limits;
-    config_metric_limits(s->params.cfg, d->id, metric, &limits);
-    series_init(&ser->state, metric_info_or_generic(metric), &limits);
+    detect_series_setup(&ser->state, s->params.cfg, d->id, metric);
     return (int32_t)d->n_series++;
 }
 
@@ -303,23 +302,23 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
         d->max_ts_ms = r->ts_ms;
     d->last_recv_ms = r->recv_ms;
     d->status = DEVICE_ONLINE;
-    uint32_t gap = gap_update(&d->gap, dp, r->ts_ms);
     for (uint32_t k = 0; k < r->n_values; k++) {
         if (idx[k] < 0 && (idx[k] = series_add(s, d, r->values[k].name)) < 0) {
-            /* Out of memory: refuse the reading whole rather than store it unscored. */
+            /* Out of memory: refuse the reading whole rather than store it unscored (its
+             * timing teaches the gap detector nothing either). */
             ingest_batch_reject(b, i, "values", "out of memory");
             counts->invalid++;
             return;
         }
     }
+    /* The detectors proper: the same call `canary replay` makes for each row. */
     const struct device_series *value_series[READING_MAX_VALUES];
+    struct series_state *states[READING_MAX_VALUES];
     for (uint32_t k = 0; k < r->n_values; k++) {
-        struct device_series *ser = &d->series[idx[k]];
-        value_series[k] = ser;
-        detect_value(&ser->state, dp, &r->values[k], r->ts_ms);
-        r->values[k].flags |= gap;
-        counts->anomalies += (r->values[k].flags & FLAG_ANOMALY) != 0;
+        value_series[k] = &d->series[idx[k]];
+        states[k] = &d->series[idx[k]].state;
     }
+    counts->anomalies += detect_reading(&d->gap, states, dp, r->values, r->n_values, r->ts_ms);
     score_models(s, d, r, counts);
     if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series, value_series) != 0)
         log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
