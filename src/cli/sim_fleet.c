@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "core/metric.h"
+#include "core/rng.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -39,11 +40,6 @@
 
 /* ---- random numbers ------------------------------------------------------------------ */
 
-/* xoshiro256** (Blackman & Vigna, https://prng.di.unimi.it/), seeded through splitmix64. */
-struct rng {
-    uint64_t s[4];
-};
-
 enum rng_stream {
     STREAM_PARAMS = 1,   /* a device's fixed parameters */
     STREAM_NOISE = 2,    /* a device's readings */
@@ -52,45 +48,10 @@ enum rng_stream {
     STREAM_PICK = 5,     /* the choice of the scenario's devices */
 };
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
+/* Stream `stream` of device (or block) `index` of the fleet `seed` (core/rng.h). */
 static void rng_seed(struct rng *r, uint64_t seed, enum rng_stream stream, uint64_t index)
 {
-    uint64_t x = mix64(seed ^ mix64(((uint64_t)stream << 56) ^ mix64(index + 1)));
-    for (int i = 0; i < 4; i++) {
-        x += 0x9e3779b97f4a7c15ull;
-        r->s[i] = mix64(x);
-    }
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, 1). */
-static double rng_uniform(struct rng *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+    rng_seed_state(r, rng_mix64(seed ^ rng_mix64(((uint64_t)stream << 56) ^ rng_mix64(index + 1))));
 }
 
 static double rng_range(struct rng *r, const double range[2])
