@@ -20,4 +20,7 @@ int cmd_score(int argc, char **argv);
 /* canary eval: a model against labelled data, with plots (eval.c). */
 int cmd_eval(int argc, char **argv);
 
+/* canary replay: a CSV file or a directory of them through canaryd's detectors (replay.c). */
+int cmd_replay(int argc, char **argv);
+
 #endif

@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
     {"train", cmd_train, "train an Isolation Forest on a CSV file or canaryd's store"},
     {"score", cmd_score, "score the rows of a CSV file with a trained model"},
     {"eval", cmd_eval, "evaluate a model on labelled data: ROC AUC, precision, recall, plots"},
+    {"replay", cmd_replay, "score a CSV file (or a directory) with canaryd's live detectors"},
 
 };
 
