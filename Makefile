@@ -5,14 +5,15 @@
 #   make test    install what is missing, build (normal + ASan/UBSan), run every test
 #   make bench   build optimised and print the benchmark tables (bench/)
 #   make bench-iforest   only the Isolation Forest part (against scikit-learn, ~2 min)
+#   make bench-nab       canary's detectors on the Numenta Anomaly Benchmark (~1 s)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-release
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps bench-deps build asan test test-fast demo bench bench-build bench-iforest docs \
-        format clean
+.PHONY: all deps bench-deps build asan test test-fast demo bench bench-build bench-iforest \
+        bench-nab docs format clean
 
 all: build
 
@@ -52,6 +53,14 @@ bench-build: bench-deps
 
 bench-iforest: bench-build
 	@bash bench/iforest.sh $(BENCH_BUILD)
+
+# Replays ../shared/data/nab through the detectors, scores it as NAB does, prints it beside the
+# published scoreboard and writes NAB-format results to bench/out/nab/ (docs/BENCHMARKS.md).
+# Needs none of the benchmark peers, so only the base packages.
+bench-nab: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_nab -- --no-print-directory
+	@$(BENCH_BUILD)/bench/bench_nab
 
 # Regenerates the configuration reference from the key table (a test checks they agree).
 docs: build
