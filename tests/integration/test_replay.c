@@ -68,7 +68,7 @@ static const char *in_dir(struct fx *f, const char *name)
 {
     assert_true(f->n_paths < sizeof f->paths / sizeof f->paths[0]);
     char tmp[sizeof f->paths[0]];
-    snprintf(tmp, sizeof tmp, "%s/%s", f->dir, name);
+    snprintf(tmp, sizeof tmp, "%.63s/%.95s", f->dir, name);
     char *b = f->paths[f->n_paths++];
     memcpy(b, tmp, sizeof tmp);
     return b;
