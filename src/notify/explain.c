@@ -97,6 +97,14 @@ static void sb_addf(struct sb *b, const char *fmt, ...)
     sb_addn(b, tmp, len);
 }
 
+/* Copies src into dst[cap], cut at a character boundary. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = fit_utf8(src, strlen(src), cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Number of code points in valid UTF-8. */
 static size_t utf8_chars(const char *s)
 {
@@ -210,7 +218,7 @@ size_t explain_format_number(char *buf, size_t len, double v, int max_decimals)
         out[o++] = digits[i];
     }
     if (d > 0 && fp != 0) {
-        char frac[8];
+        char frac[24];
         snprintf(frac, sizeof frac, "%0*llu", d, fp);
         int fl = d;
         while (fl > 0 && frac[fl - 1] == '0')
@@ -940,7 +948,7 @@ static void make_short(char *out, size_t cap, const struct facts *f,
         if (action && variant < 4)
             sb_addf(&b, " %s", brief);
         if (!b.cut && utf8_chars(tmp) <= EXPLAIN_SHORT_CHARS) {
-            snprintf(out, cap, "%s", tmp);
+            copy_str(out, cap, tmp);
             return;
         }
     }
@@ -958,7 +966,7 @@ static void make_short(char *out, size_t cap, const struct facts *f,
     sb_addn(&b, title, i);
     if (i < len)
         sb_add(&b, ELLIPSIS);
-    snprintf(out, cap, "%s", tmp);
+    copy_str(out, cap, tmp);
 }
 
 void explain_context_init(struct explain_context *ctx)
@@ -1126,7 +1134,7 @@ void explain_all_clear(const struct explain_context *ctx, struct explanation *ou
             sb_addf(&s, " after %s", lasted);
         sb_add(&s, ".");
         if (!s.cut && utf8_chars(tmp) <= EXPLAIN_SHORT_CHARS) {
-            snprintf(out->short_text, sizeof out->short_text, "%s", tmp);
+            copy_str(out->short_text, sizeof out->short_text, tmp);
             return;
         }
     }
