@@ -17,7 +17,8 @@ packages=(
     libsqlite3-dev sqlite3                # embedded store (+ CLI for inspection)
     libcjson-dev                          # JSON parsing and output
     libinih-dev                           # configuration file parser
-    libcurl4-openssl-dev curl             # HTTP client (simulator, tests)
+    libcurl4-openssl-dev curl             # HTTP client (simulator, tests, alert delivery)
+    libssl-dev                            # libcrypto: HMAC-SHA256 webhook signatures
     libmosquitto-dev mosquitto            # MQTT client library + the broker tests and demo run
     mosquitto-clients                     # mosquitto_pub/_sub: the null subscriber of bench/
     zlib1g-dev                            # crc32 of the MQTT journal's records
