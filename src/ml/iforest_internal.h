@@ -1,5 +1,7 @@
-/* iforest_internal.h — what iforest.c (training, scoring) and iforest_io.c (the model file)
- * share: the forest's in-memory representation. Not for other modules; they use iforest.h.
+/* iforest_internal.h — what iforest.c (training), iforest_score.c (scoring) and iforest_io.c
+ * (the model file) share: the forest's in-memory representation. Not for other modules; they
+ * use iforest.h. The unit tests and bench/bench_iforest.c use it too, to force a scoring
+ * kernel (iforest__set_kernel).
  *
  * A forest holds every tree twice:
  *   - canonically, as a pre-order list of nodes (a node, then its left subtree, then its right
@@ -12,9 +14,9 @@
  *       An external node above depth D becomes a pass-through: every leaf under it holds its
  *       path length, so the way a row goes below it does not matter. Three arrays of
  *       n_trees x 2^D (struct of arrays, so that a level of a tree is a lookup table for the
- *       AVX-512 scorer): thresholds, features times IFO_LANES (the offset of the feature's
- *       column in a scoring block), and the 2^D leaves' path lengths. 12 * 2^D bytes per tree
- *       (3 KiB at the default D = 8).
+ *       AVX-512 and AVX2 scorers): thresholds, features times IFO_LANES (the offset of the
+ *       feature's column in a scoring block), and the 2^D leaves' path lengths. 12 * 2^D
+ *       bytes per tree (3 KiB at the default D = 8).
  *       IFO_LAYOUT_DEEP (larger height limits, where 2^D would waste memory): the pre-order
  *       list itself with the right child's index beside each node (the left child is next),
  *       walked until an external node; at most 2 psi - 1 nodes per tree, 12 bytes each.
@@ -44,11 +46,12 @@ struct ifo_deep {
     uint32_t right;   /* index of the right child in the tree; the left child is this + 1 */
 };
 
-/* The batch scorers (iforest.c, "scoring"); all give the same bits for the same row. */
+/* The batch scorers (iforest_score.c); all give the same bits for the same row. */
 enum ifo_kernel {
     IFO_KERNEL_SCALAR, /* complete layout, portable C */
     IFO_KERNEL_AVX512, /* complete layout of height <= 8 on a CPU with AVX-512F */
     IFO_KERNEL_DEEP,   /* deep layout */
+    IFO_KERNEL_AVX2,   /* complete layout on a CPU with AVX2 */
 };
 
 enum ifo_layout {
@@ -96,5 +99,22 @@ bool iforest__tree_valid(const struct ifo_node *nodes, uint32_t n, uint32_t n_co
 
 /* The height limit the paper uses for psi rows: ceil(log2 psi). */
 uint32_t iforest__default_depth(uint32_t psi);
+
+/* The threads to use for `units` work units: asked (0 = one per online CPU), at most one per
+ * unit, at least one. */
+unsigned iforest__threads(unsigned asked, size_t units);
+
+/* Makes f's batch scorer `kernel` instead of the one iforest__compile chose (the fastest this
+ * CPU runs for the layout), so that tests and benchmarks can run each kernel on the same
+ * forest. Returns 0, or CANARY_EINVAL when the kernel cannot score this forest here (the
+ * CPU lacks the instructions, or the layout or height does not fit it); f is then unchanged.
+ * Not thread-safe against scoring with f at the same time. */
+int iforest__set_kernel(struct iforest *f, enum ifo_kernel kernel);
+
+/* The kernel's name as iforest__kernel_parse reads it: "scalar", "avx2", "avx512", "deep". */
+const char *iforest__kernel_name(enum ifo_kernel kernel);
+
+/* The kernel named `name`; false when there is none of that name. */
+bool iforest__kernel_parse(const char *name, enum ifo_kernel *kernel);
 
 #endif

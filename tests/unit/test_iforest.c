@@ -1,8 +1,9 @@
-/* test_iforest.c — unit tests of the Isolation Forest (src/ml/iforest.c): c(n), parameter
- * and shape validation, determinism across thread counts, what the paper promises of scores
- * (an isolated point scores above a cloud, uniform data near 0.5), the contamination
- * threshold, NaN and constant columns, and that every scorer (the AVX-512 one where the CPU
- * has it, the portable one, the deep-tree one, and the single-row path) gives the same bits.
+/* test_iforest.c — unit tests of the Isolation Forest (src/ml/iforest.c, iforest_score.c):
+ * c(n), parameter and shape validation, determinism across thread counts, what the paper
+ * promises of scores (an isolated point scores above a cloud, uniform data near 0.5), the
+ * contamination threshold, NaN and constant columns, which scoring kernel runs where, and
+ * that every scorer (each batch kernel the CPU runs: scalar, AVX2, AVX-512 or deep; and the
+ * single-row path) gives the same bits.
  *
  * The data are drawn from the shared deterministic PRNG, so every run sees the same numbers. */
 #include "core/error.h"
@@ -527,6 +528,8 @@ static double *mixed(struct test_rng *r, size_t n, size_t nc)
     return x;
 }
 
+/* Every batch kernel this CPU runs for f, then the single-row path, on the same rows: the
+ * same bits, and each a score. */
 static void check_scorers_agree(const double *x, size_t n, size_t nc, uint32_t depth,
                                 uint32_t trees)
 {
@@ -536,24 +539,30 @@ static void check_scorers_agree(const double *x, size_t n, size_t nc, uint32_t d
     /* Thresholds stay finite whatever the data (the NaN-as-+inf promise rests on it). */
     for (uint32_t k = 0; k < f->tree_start[trees]; k++)
         assert_true(f->nodes[k].feature == IFO_LEAF || isfinite(f->nodes[k].value));
+    const enum ifo_kernel chosen = f->kernel;
     double *batch = scores_of(f, x, n, 2);
-    double *scalar = batch;
-    enum ifo_kernel chosen = f->kernel;
-    if (f->kernel == IFO_KERNEL_AVX512) {
-        f->kernel = IFO_KERNEL_SCALAR;
-        scalar = scores_of(f, x, n, 1);
-        f->kernel = chosen;
+    const enum ifo_kernel kernels[] = {IFO_KERNEL_SCALAR, IFO_KERNEL_AVX2, IFO_KERNEL_AVX512,
+                                       IFO_KERNEL_DEEP};
+    for (size_t k = 0; k < sizeof kernels / sizeof *kernels; k++) {
+        if (iforest__set_kernel(f, kernels[k]) != CANARY_OK)
+            continue; /* not for this layout, or not on this CPU */
+        double *other = scores_of(f, x, n, 1);
+        for (size_t i = 0; i < n; i++) {
+            if (other[i] != batch[i]) /* NaN never: every score is checked below */
+                fail_msg("n_cols %zu depth %u row %zu: kernel %s %.17g, %s %.17g", nc, depth, i,
+                         iforest__kernel_name(kernels[k]), other[i], iforest__kernel_name(chosen),
+                         batch[i]);
+        }
+        free(other);
     }
+    assert_int_equal(iforest__set_kernel(f, chosen), CANARY_OK);
     for (size_t i = 0; i < n; i++) {
         double row = iforest_score_row(f, x + i * nc);
-        if (!(row == batch[i] && row == scalar[i]))
-            fail_msg("n_cols %zu depth %u kernel %d row %zu: row %.17g batch %.17g scalar "
-                     "%.17g",
-                     nc, depth, (int)chosen, i, row, batch[i], scalar[i]);
+        if (!(row == batch[i]))
+            fail_msg("n_cols %zu depth %u kernel %s row %zu: row %.17g batch %.17g", nc, depth,
+                     iforest__kernel_name(chosen), i, row, batch[i]);
         assert_true(row > 0.0 && row <= 1.0);
     }
-    if (scalar != batch)
-        free(scalar);
     free(batch);
     iforest_free(f);
 }
@@ -573,6 +582,60 @@ static void test_scorers_agree(void **state)
         check_scorers_agree(x, n, widths[w], 20, 5);
         free(x);
     }
+}
+
+/* Which kernel runs where: the fastest the CPU has for the layout, any of them forced. */
+static void test_kernel_choice(void **state)
+{
+    (void)state;
+    struct test_rng r = {23};
+    double *x = gaussian(&r, 600, 3);
+    bool avx2 = false, avx512 = false;
+#if defined(__x86_64__) && defined(__GNUC__)
+    avx2 = __builtin_cpu_supports("avx2");
+    avx512 = __builtin_cpu_supports("avx512f");
+#endif
+    struct iforest_params p = params(5, 256, 1); /* height 8 */
+    struct iforest *f = train(&p, x, 600, 3);
+    assert_int_equal(f->kernel, avx512 ? IFO_KERNEL_AVX512
+                                : avx2 ? IFO_KERNEL_AVX2
+                                       : IFO_KERNEL_SCALAR);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_SCALAR), CANARY_OK);
+    assert_int_equal(f->kernel, IFO_KERNEL_SCALAR);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_AVX2), avx2 ? CANARY_OK : CANARY_EINVAL);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_AVX512), avx512 ? CANARY_OK : CANARY_EINVAL);
+    enum ifo_kernel before = f->kernel;
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_DEEP), CANARY_EINVAL); /* complete */
+    assert_int_equal(f->kernel, before);
+    iforest_free(f);
+
+    p.max_depth = 9; /* AVX-512's lookups stop at height 8 */
+    f = train(&p, x, 600, 3);
+    assert_int_equal(f->kernel, avx2 ? IFO_KERNEL_AVX2 : IFO_KERNEL_SCALAR);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_AVX512), CANARY_EINVAL);
+    iforest_free(f);
+
+    p.max_depth = IFO_COMPLETE_MAX_DEPTH + 1; /* the deep layout: its own kernel only */
+    f = train(&p, x, 600, 3);
+    assert_int_equal(f->kernel, IFO_KERNEL_DEEP);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_SCALAR), CANARY_EINVAL);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_AVX2), CANARY_EINVAL);
+    assert_int_equal(iforest__set_kernel(f, IFO_KERNEL_DEEP), CANARY_OK);
+    iforest_free(f);
+
+    /* Names both ways. */
+    const enum ifo_kernel all[] = {IFO_KERNEL_SCALAR, IFO_KERNEL_AVX2, IFO_KERNEL_AVX512,
+                                   IFO_KERNEL_DEEP};
+    for (size_t k = 0; k < sizeof all / sizeof *all; k++) {
+        enum ifo_kernel back = IFO_KERNEL_DEEP;
+        assert_true(iforest__kernel_parse(iforest__kernel_name(all[k]), &back));
+        assert_int_equal(back, all[k]);
+    }
+    assert_string_equal(iforest__kernel_name(IFO_KERNEL_AVX2), "avx2");
+    enum ifo_kernel none;
+    assert_false(iforest__kernel_parse("AVX2", &none));
+    assert_false(iforest__kernel_parse("", &none));
+    free(x);
 }
 
 static void test_score_edges(void **state)
@@ -749,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_nan_rows),
         cmocka_unit_test(test_constant_columns),
         cmocka_unit_test(test_scorers_agree),
+        cmocka_unit_test(test_kernel_choice),
         cmocka_unit_test(test_score_edges),
         cmocka_unit_test(test_save_load_round_trip),
         cmocka_unit_test(test_progress),
