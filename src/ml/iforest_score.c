@@ -487,17 +487,22 @@ static void block_avx512_any(const struct iforest *f, const float *xc, size_t vs
 }
 
 /* The AVX2 scorer: eight rows per __m256 (half a block vector), all eight vectors of the
- * block moving down a tree together so that their latencies overlap. AVX2 has no two-table
- * permute, and its gathers cost about as much as 16 vpermps here, so node data comes from
- * in-register lookups as in the AVX-512 scorer where that is cheaper: levels 0-2 (slots 1-7)
- * are one register indexed by the position itself; level k = 3 .. 6 takes a vpermps per 8
- * of its 2^k entries and a blend tree on the position's bits 3 .. k - 1; level 7 and below,
- * and the leaves, are gathered. A lane's value of its node's feature is a blend among the
- * block's columns for up to 8 features (a lane's values are at its own place in every
- * column, so no permute is needed), else a gather. Measured on http.csv here (ns per row and
- * tree): permutes down to level 6 2.5, to level 5 2.6, to level 4 2.9, gathers from level 3
- * down 3.5; gathering the feature values instead of blending them 4.2; half the vectors in
- * flight 2.7; on shuttle (9 features) blending 16 columns 5.2 against 4.1 gathered. */
+ * block moving down a tree together so that their latencies overlap. The top three levels
+ * are node-major (avx2_top3: 7 comparisons of whole columns, then blends). Below, AVX2 has no
+ * two-table permute and gathers are slow, so node data comes from in-register lookups as in
+ * the AVX-512 scorer where that is cheaper: level k = 3 .. 6 takes a vpermps per 8 of its 2^k
+ * entries and a blend tree on the position's bits 3 .. k - 1; level 7 and below, and the
+ * leaves, are gathered. A lane's value of its node's feature is a blend among the block's
+ * columns for up to 8 features (a lane's values are at its own place in every column, so no
+ * permute is needed), else a gather.
+ *
+ * Measured here, ns per row and tree, one thread (scalar for comparison: http 3.6, pima 3.4,
+ * shuttle 3.5, cardio 3.5): http (3 features) 2.5, pima (8) 3.1, shuttle (9) 3.5, cardio (21)
+ * 3.6: a clear gain only while the feature values come from blends. On http, with levels 0-2
+ * looked up rather than node-major: the same; lookups down to level 5, 4 or 2 and gathers
+ * below: 2.6, 2.9 and 3.5; four vectors in flight instead of eight: 2.7; node-major down to
+ * level 3: 2.6-3.0; feature values gathered instead of blended: 4.2. On shuttle, blending
+ * 16 columns instead of gathering: 1.3x slower. */
 #define AVX2_INLINE static inline __attribute__((target("avx2"), always_inline))
 
 #define AVX2_VECS 8 /* vectors of 8 rows: the whole block */
@@ -536,15 +541,25 @@ AVX2_INLINE __m256 avx2_value(const float *xh, int xcols, __m256i fx, __m256i la
     if (xcols == 0)
         return _mm256_i32gather_ps(xh, _mm256_add_epi32(fx, lane), 4);
     /* A blend tree on the feature's bits; fx is feature * 16, so feature bit b is fx bit 4 + b.
-     * (The loops are short with constant bounds once inlined: the compiler unrolls them.) */
+     * Every loop must be unrolled (v in registers): 3x slower otherwise. */
     __m256 v[8];
+#pragma GCC unroll 8
     for (int c = 0; c < xcols; c++)
         v[c] = _mm256_loadu_ps(xh + c * IFO_LANES);
-    for (int b = 0; (1 << b) < xcols; b++) {
-        const __m256 high = avx2_bit(fx, 4 + b);
-        for (int c = 0; c < xcols; c += 2 << b)
-            v[c] = _mm256_blendv_ps(v[c], v[c + (1 << b)], high);
+    if (xcols >= 2) {
+        const __m256 high = avx2_bit(fx, 4);
+#pragma GCC unroll 4
+        for (int c = 0; c < xcols; c += 2)
+            v[c] = _mm256_blendv_ps(v[c], v[c + 1], high);
     }
+    if (xcols >= 4) {
+        const __m256 high = avx2_bit(fx, 5);
+#pragma GCC unroll 2
+        for (int c = 0; c < xcols; c += 4)
+            v[c] = _mm256_blendv_ps(v[c], v[c + 2], high);
+    }
+    if (xcols >= 8)
+        v[0] = _mm256_blendv_ps(v[0], v[4], avx2_bit(fx, 6));
     return v[0];
 }
 
@@ -553,6 +568,26 @@ AVX2_INLINE __m256i avx2_descend(__m256i pos, __m256 x, __m256 t)
 {
     __m256i right = _mm256_castps_si256(_mm256_cmp_ps(x, t, _CMP_NLE_UQ));
     return _mm256_sub_epi32(_mm256_add_epi32(pos, pos), right);
+}
+
+/* The position after the top three levels (nodes 1-7, the same for every row) of the rows of
+ * xh: each node's comparison for all 8 rows at once, its feature's column loaded whole, then
+ * blends pick each row's way; no lookup depends on a row's position. */
+AVX2_INLINE __m256i avx2_top3(const float *xh, const float *th, const uint32_t *fx)
+{
+    __m256 right[8]; /* right[n]: the rows that go right at node n */
+#pragma GCC unroll 7
+    for (int n = 1; n < 8; n++)
+        right[n] = _mm256_cmp_ps(_mm256_loadu_ps(xh + fx[n]), _mm256_set1_ps(th[n]), _CMP_NLE_UQ);
+    __m256 b1 = right[1];
+    __m256 b2 = _mm256_blendv_ps(right[2], right[3], b1); /* at level 1, node 2 + b1 */
+    __m256 b3 = _mm256_blendv_ps(_mm256_blendv_ps(right[4], right[5], b2),
+                                 _mm256_blendv_ps(right[6], right[7], b2), b1);
+    /* 8 + 4 b1 + 2 b2 + b3, the b's being 0 or -1. */
+    __m256i pos = _mm256_and_si256(_mm256_castps_si256(b1), _mm256_set1_epi32(4));
+    pos = _mm256_add_epi32(pos, _mm256_and_si256(_mm256_castps_si256(b2), _mm256_set1_epi32(2)));
+    pos = _mm256_sub_epi32(pos, _mm256_castps_si256(b3));
+    return _mm256_add_epi32(pos, _mm256_set1_epi32(8));
 }
 
 /* Level k, 3 <= k <= 6, by lookups, for every vector. */
@@ -579,20 +614,26 @@ AVX2_INLINE void block_avx2(const struct iforest *f, const float *xc, size_t vst
     for (uint32_t tree = 0; tree < f->params.n_trees; tree++) {
         const float *th = f->thr + (size_t)tree * W, *leaf = f->leaves + (size_t)tree * W;
         const uint32_t *fx = f->fx + (size_t)tree * W;
-        /* Levels 0-2: slots 1-7 (slot 0 is unused; a tree of height 1 or 2 has 2 or 4). */
-        const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(W >= 8 ? 8 : (int)W), lane);
-        const __m256 th0 = _mm256_maskload_ps(th, live);
-        const __m256i fx0 = _mm256_maskload_epi32((const int *)fx, live);
         __m256i pos[AVX2_VECS];
 #pragma GCC unroll 8
         for (int v = 0; v < AVX2_VECS; v++)
             pos[v] = _mm256_set1_epi32(1);
-        for (uint32_t k = 0; k < D && k < 3; k++) {
+        if (D >= 3) {
 #pragma GCC unroll 8
-            for (int v = 0; v < AVX2_VECS; v++) {
-                __m256 t = _mm256_permutevar8x32_ps(th0, pos[v]);
-                __m256i ft = _mm256_permutevar8x32_epi32(fx0, pos[v]);
-                pos[v] = avx2_descend(pos[v], avx2_value(xh[v], xcols, ft, lane), t);
+            for (int v = 0; v < AVX2_VECS; v++)
+                pos[v] = avx2_top3(xh[v], th, fx);
+        } else {
+            /* Heights 1 and 2: slots 1-3, indexed by the position (slot 0 is unused). */
+            const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)W), lane);
+            const __m256 th0 = _mm256_maskload_ps(th, live);
+            const __m256i fx0 = _mm256_maskload_epi32((const int *)fx, live);
+            for (uint32_t k = 0; k < D; k++) {
+#pragma GCC unroll 8
+                for (int v = 0; v < AVX2_VECS; v++) {
+                    __m256 t = _mm256_permutevar8x32_ps(th0, pos[v]);
+                    __m256i ft = _mm256_permutevar8x32_epi32(fx0, pos[v]);
+                    pos[v] = avx2_descend(pos[v], avx2_value(xh[v], xcols, ft, lane), t);
+                }
             }
         }
         if (D > 3)
