@@ -667,6 +667,49 @@ static void test_score_edges(void **state)
     free(x);
 }
 
+/* ---- the trees a seed gives ---- */
+
+/* FNV-1a over the canonical nodes of f (feature, then the value's bits). */
+static uint64_t trees_hash(const struct iforest *f)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t k = 0; k < f->tree_start[f->params.n_trees]; k++) {
+        uint32_t v;
+        memcpy(&v, &f->nodes[k].value, sizeof v);
+        const uint32_t words[2] = {f->nodes[k].feature, v};
+        const unsigned char *b = (const unsigned char *)words;
+        for (size_t i = 0; i < sizeof words; i++)
+            h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* A seed gives the same trees in every version (models trained before a change to training
+ * keep being what training gives): the hash of forests grown on data with NaN, infinities,
+ * ties and a constant column, recorded when the draws were last defined. Training may get
+ * faster; if this fails it changed the trees, and the accuracy tables must be re-run. */
+static void test_trees_pinned(void **state)
+{
+    (void)state;
+    struct test_rng r = {2024};
+    const size_t n = 1500, nc = 7;
+    double *x = mixed(&r, n, nc);
+    for (size_t i = 0; i < n; i++)
+        x[i * nc + 3] = 2.5;
+    struct iforest_params p = params(60, 256, 77);
+    struct iforest *f = train(&p, x, n, nc);
+    p = params(20, 64, 78);
+    p.max_depth = 14; /* deep layout, nodes down to one row */
+    struct iforest *g = train(&p, x, n, nc);
+    uint64_t hf = trees_hash(f), hg = trees_hash(g);
+    if (hf != UINT64_C(0x6e15408ea67b191f) || hg != UINT64_C(0x5f547790c1bb4c9c))
+        fail_msg("trees changed: hashes %#018llx %#018llx", (unsigned long long)hf,
+                 (unsigned long long)hg);
+    iforest_free(f);
+    iforest_free(g);
+    free(x);
+}
+
 /* ---- save and load ---- */
 
 static void round_trip(uint32_t depth, size_t nc)
@@ -811,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_contamination_threshold),
         cmocka_unit_test(test_nan_rows),
         cmocka_unit_test(test_constant_columns),
+        cmocka_unit_test(test_trees_pinned),
         cmocka_unit_test(test_scorers_agree),
         cmocka_unit_test(test_kernel_choice),
         cmocka_unit_test(test_score_edges),
