@@ -10,19 +10,28 @@
  *   - on the headline dataset (http, else the largest): the streaming path,
  *     iforest_score_row on --latency-rows rows (default 100,000) one at a time: the mean
  *     over an untimed loop, then p50 / p99 / max with each call timed on its own (the cost
- *     of one clock_gettime pair, printed as a comment, is included in those).
+ *     of one clock_gettime pair, printed as a comment, is included in those);
+ *   - on the same dataset, unless --latency-rows is 0: every batch scoring kernel this CPU
+ *     runs (scalar, avx2, avx512; iforest_internal.h), one thread, on the same forest per
+ *     seed, the kernels taking turns so that drift of the machine hits them alike.
+ * --kernel NAME forces the kernel of the run lines (scalar, avx2 or avx512; default: the one
+ * the library chooses, the fastest the CPU runs); each dataset prints the kernel that ran.
  * It checks what it times: every score must be in (0, 1]; a seed must give the same AUC on
- * 1 and on N threads (iforest.h promises identical scores whatever the thread count); and
- * iforest_score_row must agree with iforest_score on the same row (to 1e-12). A violation
- * is printed as a WARNING line and makes the exit status 3 (1 for errors: unreadable data,
- * a failed call).
+ * 1 and on N threads (iforest.h promises identical scores whatever the thread count);
+ * iforest_score_row must agree with iforest_score on the same row (to 1e-12); and every
+ * kernel must give the same bits. A violation is printed as a WARNING line and makes the
+ * exit status 3 (1 for errors: unreadable data, a failed call, a kernel the CPU lacks).
  *
  * Output, one line per measurement, space-separated ('#' lines are comments):
  *   run canary DATASET ROWS DIMS THREADS SEED FIT_MS SCORE_MS AUC
+ *   kernel canary DATASET KERNEL FORCED            (FORCED: 1 if --kernel chose it)
  *   latency canary DATASET ROWS_SCORED MEAN_NS P50_NS P99_NS MAX_NS
- * Usage: bench_iforest [--seeds N] [--threads N] [--latency-rows N] CSV_OR_DIR... */
+ *   kernels canary DATASET ROWS KERNEL SEED SCORE_MS
+ * Usage: bench_iforest [--seeds N] [--threads N] [--latency-rows N] [--kernel NAME]
+ *                      CSV_OR_DIR... */
 #include "ml/dataset.h"
 #include "ml/iforest.h"
+#include "ml/iforest_internal.h" /* to force a scoring kernel */
 #include "ml/metrics.h"
 
 #include <dirent.h>
@@ -35,6 +44,13 @@
 #include <time.h>
 
 static int failures; /* WARNINGs printed: main's exit status */
+
+/* The batch kernel that --kernel forces, and the one that ran (NULL before the first run). */
+struct kernel_choice {
+    bool forced;
+    enum ifo_kernel kernel;
+    const char *ran;
+};
 
 static int64_t now_ns(void)
 {
@@ -119,9 +135,21 @@ static void check_scores(const char *name, const double *s, size_t n)
     }
 }
 
+/* Forces kc's kernel on f if --kernel asked for one, and records the kernel that runs. */
+static int use_kernel(const char *name, struct iforest *f, struct kernel_choice *kc)
+{
+    if (kc->forced && iforest__set_kernel(f, kc->kernel) != 0) {
+        fprintf(stderr, "bench_iforest: %s: kernel %s cannot score this forest on this CPU\n", name,
+                iforest__kernel_name(kc->kernel));
+        return -1;
+    }
+    kc->ran = iforest__kernel_name(f->kernel);
+    return 0;
+}
+
 /* One train + score + AUC for a seed and a thread count into *auc; prints its run line. */
 static int run_once(const char *name, const struct dataset *d, unsigned threads, uint64_t seed,
-                    double *scores, double *auc_out)
+                    struct kernel_choice *kc, double *scores, double *auc_out)
 {
     struct iforest_params p;
     iforest_params_default(&p);
@@ -142,8 +170,13 @@ static int run_once(const char *name, const struct dataset *d, unsigned threads,
         fprintf(stderr, "bench_iforest: %s: train: %s (%d)\n", name, err, rc);
         return -1;
     }
-    rc = iforest_score(f, d->x, d->n_rows, threads, scores);
+    if (use_kernel(name, f, kc) != 0) {
+        iforest_free(f);
+        return -1;
+    }
     int64_t t2 = now_ns();
+    rc = iforest_score(f, d->x, d->n_rows, threads, scores);
+    int64_t t3 = now_ns();
     iforest_free(f);
     if (rc != 0) {
         fprintf(stderr, "bench_iforest: %s: score failed (%d)\n", name, rc);
@@ -156,14 +189,14 @@ static int run_once(const char *name, const struct dataset *d, unsigned threads,
         return -1;
     }
     printf("run canary %s %zu %zu %u %llu %.3f %.3f %.6f\n", name, d->n_rows, d->n_cols, threads,
-           (unsigned long long)seed, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, auc);
+           (unsigned long long)seed, (double)(t1 - t0) / 1e6, (double)(t3 - t2) / 1e6, auc);
     fflush(stdout);
     *auc_out = auc;
     return 0;
 }
 
 /* The streaming path: iforest_score_row over the first n rows, one at a time. */
-static int latency(const char *name, const struct dataset *d, size_t n)
+static int latency(const char *name, const struct dataset *d, size_t n, struct kernel_choice *kc)
 {
     struct iforest_params p;
     iforest_params_default(&p);
@@ -174,6 +207,10 @@ static int latency(const char *name, const struct dataset *d, size_t n)
     if (iforest_train(&f, &p, d->x, d->n_rows, d->n_cols, NULL, NULL, NULL, NULL, err,
                       sizeof err) != 0) {
         fprintf(stderr, "bench_iforest: %s: train: %s\n", name, err);
+        return -1;
+    }
+    if (use_kernel(name, f, kc) != 0) {
+        iforest_free(f);
         return -1;
     }
     if (n > d->n_rows)
@@ -232,16 +269,65 @@ static int latency(const char *name, const struct dataset *d, size_t n)
     return 0;
 }
 
+/* Every batch kernel this CPU runs, one thread, every row of the dataset: per seed one
+ * forest, scored by each kernel in turn; they must give the same bits. */
+static int kernels(const char *name, const struct dataset *d, unsigned seeds)
+{
+    static const enum ifo_kernel all[] = {IFO_KERNEL_SCALAR, IFO_KERNEL_AVX2, IFO_KERNEL_AVX512};
+    double *first = malloc(d->n_rows * sizeof *first), *s = malloc(d->n_rows * sizeof *s);
+    int rc = first != NULL && s != NULL ? 0 : -1;
+    for (unsigned seed = 1; rc == 0 && seed <= seeds; seed++) {
+        struct iforest_params p;
+        iforest_params_default(&p);
+        p.seed = seed;
+        p.threads = 1;
+        char err[256] = "";
+        struct iforest *f = NULL;
+        if (iforest_train(&f, &p, d->x, d->n_rows, d->n_cols, NULL, NULL, NULL, NULL, err,
+                          sizeof err) != 0) {
+            fprintf(stderr, "bench_iforest: %s: train: %s\n", name, err);
+            rc = -1;
+            break;
+        }
+        const char *first_name = NULL;
+        for (size_t k = 0; rc == 0 && k < sizeof all / sizeof *all; k++) {
+            if (iforest__set_kernel(f, all[k]) != 0)
+                continue; /* not on this CPU */
+            int64_t t0 = now_ns();
+            rc = iforest_score(f, d->x, d->n_rows, 1, s);
+            int64_t t1 = now_ns();
+            if (rc != 0)
+                break;
+            if (first_name == NULL) {
+                memcpy(first, s, d->n_rows * sizeof *s);
+                first_name = iforest__kernel_name(all[k]);
+            } else if (memcmp(first, s, d->n_rows * sizeof *s) != 0) {
+                printf("WARNING %s: seed %u: kernel %s scores differ from kernel %s's\n", name,
+                       seed, iforest__kernel_name(all[k]), first_name);
+                failures++;
+            }
+            printf("kernels canary %s %zu %s %u %.3f\n", name, d->n_rows,
+                   iforest__kernel_name(all[k]), seed, (double)(t1 - t0) / 1e6);
+            fflush(stdout);
+        }
+        iforest_free(f);
+    }
+    free(first);
+    free(s);
+    return rc;
+}
+
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_iforest [--seeds N] [--threads N] [--latency-rows N] CSV_OR_DIR...\n");
+    fprintf(stderr, "usage: bench_iforest [--seeds N] [--threads N] [--latency-rows N] "
+                    "[--kernel scalar|avx2|avx512] CSV_OR_DIR...\n");
 }
 
 int main(int argc, char **argv)
 {
     unsigned seeds = 5, threads = 2;
     size_t latency_rows = 100000;
+    struct kernel_choice kc = {0};
     char **paths = NULL;
     size_t n_paths = 0;
     for (int i = 1; i < argc; i++) {
@@ -251,6 +337,13 @@ int main(int argc, char **argv)
             threads = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--latency-rows") == 0 && i + 1 < argc) {
             latency_rows = strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) {
+            if (!iforest__kernel_parse(argv[++i], &kc.kernel)) {
+                fprintf(stderr, "bench_iforest: unknown kernel '%s' (scalar, avx2, avx512)\n",
+                        argv[i]);
+                return 2;
+            }
+            kc.forced = true;
         } else if (argv[i][0] == '-') {
             usage();
             return 2;
@@ -286,10 +379,10 @@ int main(int argc, char **argv)
             break;
         }
         for (unsigned s = 1; s <= seeds && rc == 0; s++)
-            rc = run_once(name, &d, 1, s, scores, &auc1[s]) != 0;
+            rc = run_once(name, &d, 1, s, &kc, scores, &auc1[s]) != 0;
         for (unsigned s = 1; s <= seeds && rc == 0 && threads > 1; s++) {
             double auc = NAN;
-            rc = run_once(name, &d, threads, s, scores, &auc) != 0;
+            rc = run_once(name, &d, threads, s, &kc, scores, &auc) != 0;
             if (rc == 0 && auc != auc1[s]) {
                 printf("WARNING %s: seed %u: AUC %.17g on %u threads, %.17g on 1\n", name, s, auc,
                        threads, auc1[s]);
@@ -298,6 +391,8 @@ int main(int argc, char **argv)
         }
         free(scores);
         free(auc1);
+        if (rc == 0)
+            printf("kernel canary %s %s %d\n", name, kc.ran, kc.forced ? 1 : 0);
         /* Keep http, else the largest so far. */
         int better = head.n_rows == 0 || (strcmp(head_name, "http") != 0 &&
                                           (strcmp(name, "http") == 0 || d.n_rows > head.n_rows));
@@ -309,7 +404,9 @@ int main(int argc, char **argv)
             dataset_free(&d);
         }
     }
-    if (rc == 0 && latency_rows > 0 && head.n_rows > 0 && latency(head_name, &head, latency_rows))
+    if (rc == 0 && latency_rows > 0 && head.n_rows > 0 &&
+        (latency(head_name, &head, latency_rows, &kc) != 0 ||
+         kernels(head_name, &head, seeds) != 0))
         rc = 1;
     dataset_free(&head);
     for (size_t i = 0; i < n_paths; i++)

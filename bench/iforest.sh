@@ -9,15 +9,19 @@
 #                                   random_state=seed, n_jobs=1), Debian's /usr/bin/python3
 # Both print "run IMPL DATASET ROWS DIMS THREADS SEED FIT_MS SCORE_MS AUC" lines (and
 # "latency ..." for one-row-at-a-time scoring of the headline dataset, http); this script
-# joins them into four tables:
+# joins them into five tables:
 #   1. accuracy: ROC AUC, mean (min–max) over the 5 seeds, beside the paper's figure (Liu,
 #      Ting & Zhou 2008, Table 3) and scikit-learn's; target: canary within 0.01 of sklearn
 #   2. speed, one thread: median fit and score times of the 5 seeds, ratios, ns per row;
 #      targets on http (the headline): fit >= 50x and scoring >= 30x faster than sklearn
-#   3. canary on 1 vs 2 threads (scikit-learn 1.2's score_samples has no threads at all)
-#   4. streaming: one row per call (iforest_score_row; sklearn's score_samples on one row)
+#   3. scoring kernels on http, one thread: every batch kernel this CPU runs (avx512, avx2,
+#      scalar; src/ml/iforest_score.c) on the same forests, ns per row and tree, x sklearn
+#   4. canary on 1 vs 2 threads (scikit-learn 1.2's score_samples has no threads at all)
+#   5. streaming: one row per call (iforest_score_row; sklearn's score_samples on one row)
 # Without python3-sklearn the sklearn columns are "–" (scripts/install-deps.sh --bench).
 # BENCH_IFOREST_SEEDS (5), BENCH_IFOREST_LATENCY_ROWS (100000 for canary; sklearn does 200).
+# BENCH_IFOREST_KERNEL=scalar|avx2|avx512 forces canary's batch kernel in tables 2 and 4 (to
+# see what a CPU without AVX-512, or an ARM gateway, would get); the header says which ran.
 # About 1–1.5 minutes here, nearly all of it scikit-learn. The machine is shared and noisy:
 # read ratios between columns of one run.
 set -euo pipefail
@@ -27,11 +31,14 @@ root=$(cd "$here/.." && pwd)
 data=${2:-${BENCH_IFOREST_DATA:-$root/../shared/data/odds}}
 seeds=${BENCH_IFOREST_SEEDS:-5}
 latency_rows=${BENCH_IFOREST_LATENCY_ROWS:-100000}
+kernel=${BENCH_IFOREST_KERNEL:-}
 bench="$root/$build/bench/bench_iforest"
 python=/usr/bin/python3
 
 [ -x "$bench" ] || { echo "iforest.sh: $bench is missing (build with: cmake --build $build)" >&2; exit 1; }
 [ -d "$data" ] || { echo "iforest.sh: no dataset directory $data (give DATA_DIR)" >&2; exit 1; }
+kernel_args=()
+[ -n "$kernel" ] && kernel_args=(--kernel "$kernel")
 out=$(mktemp /tmp/canary-iforest-XXXXXX)
 trap 'rm -f "$out"' EXIT
 
@@ -55,12 +62,12 @@ headline=${files[0]}
 
 echo "Isolation Forest: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), build $build," \
-    "scikit-learn ${sklearn:-not installed}, $seeds seeds, 100 trees, psi 256"
+    "scikit-learn ${sklearn:-not installed}, $seeds seeds, 100 trees, psi 256${kernel:+, canary kernel forced to $kernel}"
 for f in "${files[@]}"; do
     rows=0
     [ "$f" = "$headline" ] && rows=$latency_rows
     # Exit status 3: WARNING lines (checks failed), printed below the tables; else an error.
-    "$bench" --seeds "$seeds" --threads 2 --latency-rows "$rows" "$f" >>"$out" ||
+    "$bench" --seeds "$seeds" --threads 2 --latency-rows "$rows" "${kernel_args[@]}" "$f" >>"$out" ||
         { rc=$?; [ "$rc" -eq 3 ] || exit "$rc"; }
     if [ -n "$sklearn" ]; then
         srows=0
@@ -103,6 +110,12 @@ $1 == "run" {
     vals[key, "fit", n] = $8; vals[key, "score", n] = $9; vals[key, "auc", n] = $10
 }
 $1 == "latency" { lat[$2] = $0 }
+$1 == "kernel" { ran[$4] = ran[$4] (ran[$4] == "" ? "" : " ") $3; forced = $5 }
+$1 == "kernels" {
+    k = $5
+    if (!(k in kcnt)) korder[++nk] = k
+    kvals[k, ++kcnt[k]] = $7; krows = $4
+}
 END {
     hasskl = 0
     for (k in cnt) { split(k, p, SUBSEP); if (p[1] == "sklearn") hasskl = 1 }
@@ -152,6 +165,27 @@ END {
     if (hasskl && hf > 0)
         printf "Targets on %s: fit >= 50× faster: %s (%.0f×); scoring >= 30× faster: %s (%.0f×).\n",
             headline, (hf >= 50 ? "met" : "**missed**"), hf, (hs >= 30 ? "met" : "**missed**"), hs
+
+    line = ""
+    for (k in ran) line = line (line == "" ? "" : "; ") k (forced ? " (forced)" : "") ": " ran[k]
+    print "canary batch kernel: " line
+
+    if (nk > 0) {
+        print ""
+        print "Scoring kernels on " headline ", one thread: median of the seeds, the same forests, every row (the kernels take turns)"
+        print "| kernel | canary score ms | ns/row | ns/row/tree | × scikit-learn |"
+        print "|---|---:|---:|---:|---:|"
+        s = "sklearn" SUBSEP headline SUBSEP 1
+        for (i = nk; i >= 1; i--) {
+            k = korder[i]; n = kcnt[k]
+            for (j = 1; j <= n; j++) v[j] = kvals[k, j]
+            for (a = 2; a <= n; a++) for (b = a; b > 1 && v[b - 1] > v[b]; b--) { t = v[b]; v[b] = v[b - 1]; v[b - 1] = t }
+            med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            ratio = cnt[s] > 0 ? sprintf("%.0f×", median(s, "score") / med) : "–"
+            printf "| %s | %s | %s | %.2f | %s |\n", k, ms(med), commas(med * 1e6 / krows),
+                med * 1e6 / krows / 100, ratio
+        }
+    }
 
     print ""
     print "canary on 1 and 2 threads: median of the seeds (the same forest and scores on both)"
