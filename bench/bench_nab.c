@@ -11,7 +11,7 @@
  * maximises the corpus's score, normalised between the null and the perfect detector, and
  * prints it beside the published scoreboard (from ../shared/data/README.md), with the
  * threshold, windows caught and false positives per profile, a breakdown by category for
- * the standard profile, and the time taken.
+ * the standard profile, the time taken and the detectors' state size.
  *
  * It writes the run in NAB's own results format so NAB's official scorer can check the
  * figure: <out>/<detector>/<category>/<detector>_<file>.csv with the columns
@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "detect/detect.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -412,9 +413,12 @@ int main(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = jobs ? jobs : (cores > 0 ? (unsigned)cores : 1);
     printf("replay: %.2f s wall on %u thread%s (load, detect, write results); the detectors "
-           "alone %.3f us per reading (%.1f ms in all)\n\n",
+           "alone %.3f us per reading (%.1f ms in all)\n",
            wall_s, threads, threads == 1 ? "" : "s",
            rows ? (double)detect_ns / 1e3 / (double)rows : 0.0, (double)detect_ns / 1e6);
+    printf("state: %zu bytes per (device, metric) (struct series_state; its anomaly score, "
+           "struct robust_state: %zu), %zu per device (struct gap_state)\n\n",
+           sizeof(struct series_state), sizeof(struct robust_state), sizeof(struct gap_state));
     printf("| detector | Standard | Reward low FP | Reward low FN |\n");
     printf("|---|---:|---:|---:|\n");
     printf("| **%s (this run)** |", run.detector);

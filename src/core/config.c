@@ -142,14 +142,16 @@ static const struct key_def key_table[] = {
 
     UINT("detect", "warmup_readings", detect.warmup_readings, "30", 2, 100000,
          "Readings a series needs before its anomaly score counts."),
-    DBL("detect", "level_alpha", detect.level_alpha, "0.05", 0.0001, 1,
-        "Weight of a new reading in the series' level (EWMA)."),
-    DBL("detect", "scale_alpha", detect.scale_alpha, "0.05", 0.0001, 1,
-        "Weight of a new deviation in the series' scale (EWMA of absolute deviations)."),
-    DBL("detect", "anomaly_threshold", detect.anomaly_threshold, "0.9", 0.01, 1,
-        "Anomaly score at or above which a value is flagged anomalous."),
-    DBL("detect", "z_half", detect.z_half, "4", 0.5, 100,
-        "Robust z-score (deviation / scale) that maps to anomaly score 0.5."),
+    DBL("detect", "level_alpha", detect.level_alpha, "0.005", 0.0001, 1,
+        "Weight of a new reading in the series' level (EWMA; 0.005: about the last 200)."),
+    DBL("detect", "scale_alpha", detect.scale_alpha, "0.002", 0.0001, 1,
+        "Weight of a new deviation in the series' scale (EWMA of absolute deviations; "
+        "0.002: about the last 500)."),
+    DBL("detect", "anomaly_threshold", detect.anomaly_threshold, "0.5", 0.01, 1,
+        "Anomaly score at or above which a value is flagged anomalous (0.5: the recent raw "
+        "scores have a tail probability of 1e-5 under their long-run distribution)."),
+    DBL("detect", "z_half", detect.z_half, "6", 0.5, 100,
+        "Robust z-score (deviation / scale) that maps to raw score 0.5."),
     DBL("detect", "min_relative_scale", detect.min_relative_scale, "0.01", 0, 1,
         "The scale never falls below this fraction of the level: changes within sensor "
         "accuracy (about 1% of reading) are not anomalies."),

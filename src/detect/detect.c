@@ -7,10 +7,10 @@
 void detect_params_default(struct detect_params *p)
 {
     p->warmup_readings = 30;
-    p->level_alpha = 0.05;
-    p->scale_alpha = 0.05;
-    p->anomaly_threshold = 0.9;
-    p->z_half = 4;
+    p->level_alpha = 0.005;
+    p->scale_alpha = 0.002;
+    p->anomaly_threshold = 0.5;
+    p->z_half = 6;
     p->min_relative_scale = 0.01;
     p->rate_window_ms = 60000;
     p->gap_factor = 5;
@@ -62,8 +62,8 @@ void detect_value(struct series_state *s, const struct detect_params *p, struct 
         v->score = (float)score;
         if (warm)
             flags |= FLAG_WARMUP;
-        else if (score >= p->anomaly_threshold)
-            flags |= FLAG_ANOMALY;
+        else if (s->robust.anomalous)
+            flags |= FLAG_ANOMALY; /* the readings of the episode, not only its onset */
     } else {
         v->score = 0;
     }

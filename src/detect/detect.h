@@ -9,16 +9,20 @@
  *  - threshold (threshold.c): warn/critical limits, high and low, with hysteresis: a
  *    limit that was crossed clears only when the value is back by `hysteresis` — a noisy
  *    signal around a limit stays one crossing.
- *  - robust level/scale (robust.c): an EWMA level and an EWMA of absolute deviations as
- *    the scale, updated with residuals clipped at a few scales so that single spikes do not
- *    drag them; score = 1 - 2^-(z/z_half)^2 of the robust z-score. The scale has two
+ *  - anomaly score (robust.c): a raw score per value, 1 - 2^-(z/z_half)^2 of the robust z
+ *    against an EWMA level and an EWMA of absolute deviations (updated with residuals clipped
+ *    at a few scales, outliers not at all; raw 1 for a value far beyond the range seen), and
+ *    on top the anomaly likelihood (Ahmad et al. 2017): the mean of the last LIK_SHORT raw
+ *    scores against its long-run mean and variance, score = q / (q + 5) with q the
+ *    -log10 of its Gaussian tail probability — in [0,1), never stuck at 1, 0.5 at a tail of
+ *    1e-5. A score at or above anomaly_threshold is an episode's onset, reported once; the
+ *    episode's values that are themselves unusual carry FLAG_ANOMALY. The scale has two
  *    floors: the sensor's resolution (or the series' own quantum, the smallest step it has
  *    shown: a DHT11 steps by 1 °C), and min_relative_scale x |level| (sensors are accurate
- *    to about a percent of reading) — so a constant signal scores 0 and a one-step change
- *    scores low, never stuck at 1. A sustained shift is re-baselined after
- *    warmup_readings consecutive anomalous values in one direction. Values beyond a warn or
- *    critical limit are scored but not learned: an alarm is not the new normal, so the
- *    return to normal after a gas leak is not itself an anomaly.
+ *    to about a percent of reading) — so a constant signal scores 0. A sustained shift is
+ *    re-baselined after warmup_readings consecutive outliers in one direction. Values beyond
+ *    a warn or critical limit are scored but not learned: an alarm is not the new normal,
+ *    so the return to normal after a gas leak is not itself an anomaly.
  *  - rate of change (rate.c): change of a lightly smoothed value over rate_window, per
  *    minute, against the metric's max_rate_per_min.
  *  - flat line (in detect.c): flatline_count identical consecutive values mean a stuck sensor.
@@ -64,16 +68,29 @@ struct threshold_state {
  * FLAG_LOW) of the worse side. */
 uint32_t threshold_update(struct threshold_state *s, const struct metric_limits *l, double x);
 
-/* Robust streaming level and scale of one series. */
+/* Raw scores the anomaly likelihood averages (its short-term window). */
+#define LIK_SHORT 10
+
+/* Robust streaming level and scale of one series, and its anomaly likelihood (robust.c). */
 struct robust_state {
-    uint32_t n;   /* values seen */
-    double level; /* EWMA level */
-    double scale; /* EWMA of |clipped residual| */
-    int32_t run;  /* consecutive anomalous values, signed by direction */
+    uint32_t n;              /* values learned */
+    int32_t run;             /* consecutive outliers, signed by direction */
+    double level;            /* EWMA level */
+    double scale;            /* EWMA of |clipped residual| */
+    double lo, hi;           /* range of the values learned */
+    float recent[LIK_SHORT]; /* the last raw scores (a ring) */
+    uint32_t head;           /* next slot of recent */
+    uint32_t scored;         /* raw scores the likelihood has seen */
+    uint32_t since_onset;    /* readings since the last episode's onset */
+    float likely;            /* the last likelihood score, before the episode cap */
+    bool anomalous;          /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
+    double recent_sum;       /* sum of recent */
+    double lt_mean, lt_var;  /* long-run mean and variance of the short-term mean */
 };
 
 /* Scores x, then learns from it when learn is true. floor > 0 is the smallest scale (the
- * sensor resolution). Returns the score in [0,1]; *warm is true while warming up. */
+ * sensor resolution). Returns the score in [0,1] (capped within an anomaly episode: the
+ * uncapped one is left in s->likely); *warm is true while warming up. */
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
                      bool learn, bool *warm);
 

@@ -1,23 +1,62 @@
-/* robust.c — robust streaming level and scale, and the anomaly score (see detect.h).
+/* robust.c — robust streaming level and scale, and the anomaly likelihood (see detect.h).
  *
- * level: EWMA of the value; scale: EWMA of the absolute residual, which for Gaussian
- * noise is sigma * sqrt(2/pi), hence sigma ~ 1.2533 * scale. Residuals are clipped at
- * CLIP_SIGMAS before they update level and scale (a Huber-style update), so one spike
- * moves neither much. During warm-up the weights are 1/n (a running mean), so the first
- * values converge fast instead of starting from a guess.
+ * Two stages per value.
  *
- * score = 1 - 2^(-(z / z_half)^2): 0 at z = 0, 0.5 at z = z_half, 0.94 at 2 z_half.
- * A shift that lasts warmup_readings consecutive anomalous values in one direction is a
- * new normal: the level jumps to it and the score falls back, instead of staying high for
- * the hundreds of values a clipped EWMA would need to walk there. */
+ * 1. The raw score. level: EWMA of the value; scale: EWMA of the absolute residual, which for
+ *    Gaussian noise is sigma * sqrt(2/pi), hence sigma ~ 1.2533 * scale. Residuals are
+ *    clipped at CLIP_SIGMAS before they update level and scale (a Huber-style update), so
+ *    one spike moves neither much; outliers (raw score >= OUTLIER_RAW) do not update them at
+ *    all. During warm-up the weights are 1/n (a running mean), so the first values converge
+ *    fast instead of starting from a guess. raw = 1 - 2^(-(z / z_half)^2) of the robust z;
+ *    a value beyond the range the series has shown by more than SPATIAL_TOLERANCE of that
+ *    range and one sigma scores raw 1 (the "spatial anomaly" of Numenta's NAB detector),
+ *    once the range spans SPATIAL_AFTER values (before, Gaussian noise sets new records
+ *    often enough to raise false alarms). Values beyond a limit (learn false) teach
+ *    nothing: not the level, scale and range, not the likelihood (below). A run of
+ *    warmup_readings outliers in one direction is a new normal: the level jumps to it.
+ *
+ * 2. The anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised real-time
+ *    anomaly detection for streaming data", Neurocomputing 262, section 4.3; nupic's
+ *    anomaly_likelihood.py). The raw score alone is noisy: on a noisy series high raw scores
+ *    are routine, on a quiet one rare. So the mean of the last LIK_SHORT raw scores is
+ *    compared with the long-run distribution of that mean (its EWMA mean and variance over
+ *    about LIK_LONG values, floored at LIK_MIN_MEAN and LIK_MIN_VAR as nupic does), and the
+ *    score is its Gaussian upper-tail probability, log-scaled: q = -log10(tail),
+ *    score = q / (q + LIK_Q_HALF) — 0.5 at a tail of 1e-5, and never 1 in a float, so
+ *    every level of surprise ranks. A sustained change moves the short mean far beyond its
+ *    usual spread; a noisy series' routine spikes do not.
+ *
+ * The long-run distribution starts from a prior of LIK_PRIOR values at the floors, so the
+ * likelihood scores from the first value after warm-up and learns fast (weights
+ * 1 / (values + LIK_PRIOR) until they reach 1 / LIK_LONG); the short window starts as
+ * LIK_SHORT zeros. An anomaly is an episode, not a storm: once the likelihood reaches the anomaly
+ * threshold (its onset), the reported score is capped at EPISODE_CAP x threshold while it stays
+ * there and for EPISODE_READINGS readings after the onset (nupic's _filterLikelihoods), so
+ * the score marks each episode once. `likely` keeps the uncapped value, and `anomalous`
+ * (FLAG_ANOMALY) marks every reading of an episode whose own raw score is above the usual:
+ * a sustained change is flagged on each reading (so alert hold-off opens an alert), a lone
+ * spike on one (so it opens none). */
 #include "detect/detect.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
-#define SIGMA_PER_MAD 1.2533141373155003 /* sqrt(pi/2) */
-#define CLIP_SIGMAS   3.0
+#define SIGMA_PER_MAD     1.2533141373155003 /* sqrt(pi/2) */
+#define CLIP_SIGMAS       3.0
+#define OUTLIER_RAW       0.9    /* raw score of an outlier: z ~ 1.8 z_half */
+#define SPATIAL_TOLERANCE 0.2    /* beyond the range seen by this fraction of it: raw 1 */
+#define SPATIAL_AFTER     1000   /* ... once the range spans this many values */
+#define LIK_LONG          4000   /* values in the long-run distribution (EWMA memory) */
+#define LIK_PRIOR         10     /* pseudo-values of the prior (the floors) */
+#define LIK_MIN_MEAN      0.03   /* nupic's floors of the long-run mean ... */
+#define LIK_MIN_VAR       0.0003 /* ... and variance */
+#define LIK_Q_HALF        5.0    /* -log10(tail) that scores 0.5 */
+#define EPISODE_READINGS  20     /* readings after an onset that belong to its episode */
+#define EPISODE_CAP       0.75   /* in an episode the score is at most this x threshold */
+
+_Static_assert(sizeof(((struct robust_state *)0)->recent) / sizeof(float) == LIK_SHORT,
+               "the ring holds LIK_SHORT raw scores");
 
 /* The scale as a standard deviation, never below the resolution or the relative floor. */
 static double sigma_of(const struct robust_state *s, const struct detect_params *p, double floor)
@@ -35,6 +74,74 @@ static double residual(double x, double level)
     return isinf(r) ? copysign(DBL_MAX, r) : r;
 }
 
+static double raw_of(double z, const struct detect_params *p)
+{
+    return 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+}
+
+/* -log10 of the Gaussian upper tail beyond zl >= 0; past zl = 8 the asymptotic form, as
+ * erfc underflows further out. */
+static double neglog10_tail(double zl)
+{
+    if (zl < 8)
+        return -log10(0.5 * erfc(zl / M_SQRT2));
+    return (zl * zl / 2 + log(zl * sqrt(2 * M_PI))) / M_LN10;
+}
+
+/* Feeds one raw score to the likelihood; returns the reported (episode-capped) score and
+ * leaves the uncapped one in s->likely. Only when learn is true does the raw score join the
+ * short-term window and the long-run distribution: an alarm is scored as if it were the
+ * newest value, but it is not the new normal (the return from it is no anomaly). */
+static double likelihood(struct robust_state *s, const struct detect_params *p, double raw,
+                         bool learn)
+{
+    if (s->scored == 0) { /* the prior: LIK_PRIOR values at the floors */
+        s->lt_mean = LIK_MIN_MEAN;
+        s->lt_var = LIK_MIN_VAR;
+    }
+    double sum = s->recent_sum + raw - s->recent[s->head];
+    if (learn) {
+        s->recent[s->head] = (float)raw;
+        s->head = (s->head + 1) % LIK_SHORT;
+        if (s->head == 0) { /* re-sum now and then: no rounding drift over millions of values */
+            sum = 0;
+            for (int i = 0; i < LIK_SHORT; i++)
+                sum += s->recent[i];
+        }
+        s->recent_sum = sum;
+        s->scored++;
+    }
+    if (s->since_onset < UINT32_MAX)
+        s->since_onset++;
+    double avg = sum / LIK_SHORT; /* the window starts as LIK_SHORT zeros */
+
+    double score = 0;
+    double zl = (avg - fmax(s->lt_mean, LIK_MIN_MEAN)) / sqrt(fmax(s->lt_var, LIK_MIN_VAR));
+    if (zl > 0) {
+        double q = neglog10_tail(zl);
+        score = q / (q + LIK_Q_HALF);
+    }
+    bool was = s->likely >= p->anomaly_threshold;
+    s->likely = (float)score;
+    /* The flag marks the readings of an episode that feed it, not the usual ones after a
+     * lone spike that keep the short-term mean up until the spike leaves it. */
+    s->anomalous = score >= p->anomaly_threshold && raw > fmax(s->lt_mean, LIK_MIN_MEAN);
+    if (score >= p->anomaly_threshold) {
+        if (was || s->since_onset < EPISODE_READINGS)
+            score = fmin(score, EPISODE_CAP * p->anomaly_threshold);
+        else
+            s->since_onset = 0;
+    }
+
+    if (!learn)
+        return score;
+    double a = s->scored + LIK_PRIOR < LIK_LONG ? 1.0 / (s->scored + LIK_PRIOR) : 1.0 / LIK_LONG;
+    double d = avg - s->lt_mean;
+    s->lt_mean += a * d;
+    s->lt_var = (1 - a) * (s->lt_var + a * d * d);
+    return score;
+}
+
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
                      bool learn, bool *warm)
 {
@@ -43,13 +150,15 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         if (*warm)
             return 0;
         double z = fabs(residual(x, s->level)) / sigma_of(s, p, floor);
-        return 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+        return likelihood(s, p, raw_of(z, p), false);
     }
     s->n++;
     if (s->n == 1) {
         s->level = x;
+        s->lo = s->hi = x;
         s->scale = 0;
         s->run = 0;
+        s->since_onset = UINT32_MAX;
         *warm = true;
         return 0;
     }
@@ -57,13 +166,23 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     double r = residual(x, s->level);
     double z = fabs(r) / sigma;
     *warm = s->n <= p->warmup_readings;
-    double score = *warm ? 0 : 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+    double raw = 0, score = 0;
+    if (!*warm) {
+        raw = raw_of(z, p);
+        double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
+        if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
+            raw = 1;
+    }
+    s->lo = fmin(s->lo, x);
+    s->hi = fmax(s->hi, x);
+    if (!*warm)
+        score = likelihood(s, p, raw, true);
 
-    if (!*warm && score >= p->anomaly_threshold) {
-        /* An anomaly teaches level and scale nothing: learning from it (even clipped) grows
+    if (raw >= OUTLIER_RAW) {
+        /* An outlier teaches level and scale nothing: learning from it (even clipped) grows
          * the scale ~14% per value, so a shift would be absorbed by an inflated scale after a
          * handful of values and leave the detector blind. Only a run of warmup_readings
-         * anomalies in one direction is a new normal: the level jumps to it, the scale stays. */
+         * outliers in one direction is a new normal: the level jumps to it, the scale stays. */
         int32_t dir = r > 0 ? 1 : -1;
         s->run = (s->run * dir > 0) ? s->run + dir : dir;
         if ((uint32_t)abs(s->run) >= p->warmup_readings) {
@@ -77,7 +196,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     double a_level = 1.0 / s->n > p->level_alpha ? 1.0 / s->n : p->level_alpha;
     double a_scale = 1.0 / s->n > p->scale_alpha ? 1.0 / s->n : p->scale_alpha;
     double rc = r;
-    if (!*warm) {
+    if (s->n > p->warmup_readings) {
         double lim = CLIP_SIGMAS * sigma;
         rc = r > lim ? lim : (r < -lim ? -lim : r);
     }

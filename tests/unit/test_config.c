@@ -190,8 +190,8 @@ static void test_defaults(void **state)
     assert_string_equal(c->store.synchronous, "full");
     assert_int_equal(c->devices.stale_after_s, 60);
     assert_int_equal(c->devices.offline_after_s, 300);
-    assert_true(c->detect.level_alpha == 0.05);
-    assert_true(c->detect.anomaly_threshold == 0.9);
+    assert_true(c->detect.level_alpha == 0.005);
+    assert_true(c->detect.anomaly_threshold == 0.5);
     assert_string_equal(c->alerts.anomaly_severity, "low");
     assert_string_equal(c->alerts.offline_severity, "medium");
     assert_string_equal(c->log.level, "info");
@@ -209,8 +209,8 @@ static void test_defaults(void **state)
                            "\nstrict_fields = true\n",
                            "\nmax_past_s = 604800\n",
                            "\n[store]\npath = ./var/canary.db\nsynchronous = full\n",
-                           "\nlevel_alpha = 0.05\n",
-                           "\nanomaly_threshold = 0.9\n",
+                           "\nlevel_alpha = 0.005\n",
+                           "\nanomaly_threshold = 0.5\n",
                            "\noffline_severity = medium\n",
                            "\n[log]\nlevel = info\n"};
     for (size_t k = 0; k < sizeof lines / sizeof *lines; k++) {
