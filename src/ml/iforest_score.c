@@ -18,14 +18,16 @@
  * the build needs no -march), iforest__set_kernel forces one for tests and benchmarks:
  *   avx512  D <= 8, AVX-512F: 16 rows per vector, node data from in-register table lookups
  *           (vpermps / vpermt2ps on the row's position within a level);
- *   avx2    AVX2: 8 rows per vector, the same lookups for levels 0-6 (vpermps and blends),
- *           gathers below; a lane's feature value by blends for up to 8 features;
+ *   avx2    AVX2: 8 rows per vector; the top three levels node-major (7 comparisons of
+ *           whole columns), in-register lookups for levels 3-6 (vpermps and blends), gathers
+ *           below; a lane's feature value by blends for up to 8 features;
  *   scalar  portable C, what ARM and older x86 run: the top three levels of a vector of 16
  *           rows as 7 comparisons per row that the compiler vectorises (SSE2, NEON), then 16
  *           independent walks in flight so that their dependent loads overlap;
  *   deep    the node-array walk, one row at a time.
- * http.csv (567,498 rows x 3, 100 trees of height 8), one thread, this machine: about 1.2,
- * 2.5 and 3.7 ns per row and tree for avx512, avx2 and scalar (docs/BENCHMARKS.md).
+ * http.csv (567,498 rows x 3, 100 trees of height 8), one thread, this machine (AMD EPYC, a
+ * shared VM): 1.2-1.5, 2.5-2.9 and 3.5-4.3 ns per row and tree for avx512, avx2 and scalar
+ * (docs/BENCHMARKS.md); avx2 gains less with more than 8 features, where it gathers.
  *
  * Same bits everywhere. Every kernel compares exactly as `x <= threshold` does (false for NaN,
  * so NaN goes right), and adds a row's path lengths in double, tree after tree from tree 0,
