@@ -33,6 +33,7 @@
 #include "ml/iforest.h"
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "ml/iforest_internal.h"
 
 #include <math.h>
@@ -102,46 +103,13 @@ unsigned iforest__threads(unsigned asked, size_t units)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* ---- random numbers: splitmix64 to seed, xoshiro256** to draw (Blackman & Vigna) ---- */
-
-struct rng {
-    uint64_t s[4];
-};
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* ---- random numbers: core/rng.h (xoshiro256** seeded through splitmix64) ---- */
 
 /* Stream `stream` of `seed`: distinct streams start from well-separated states. */
 static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
 {
     uint64_t k = stream;
-    uint64_t state = seed ^ splitmix64(&k);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&state);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    rng_seed_state(r, seed ^ rng_splitmix64(&k));
 }
 
 /* Uniform in [0, n), n > 0, without bias (Lemire, "Fast random integer generation in an
@@ -158,12 +126,6 @@ static uint64_t rng_below(struct rng *r, uint64_t n)
         }
     }
     return (uint64_t)(m >> 64);
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double rng_unit(struct rng *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
 }
 
 /* ---- growing one tree ---- */
@@ -278,7 +240,7 @@ static void emit(struct grower *g, uint32_t feature, float value)
  * rounded to float; rounding (or infinite bounds) could leave [lo, hi), so it is put back. */
 static float draw_threshold(struct rng *r, float lo, float hi)
 {
-    double u = rng_unit(r);
+    double u = rng_uniform(r);
     float t = (float)((double)lo + u * ((double)hi - (double)lo));
     if (!(t < hi)) /* also NaN, from an infinite bound */
         t = nextafterf(hi, -INFINITY);
@@ -592,7 +554,7 @@ static void select_kth(double *v, size_t n, size_t k)
     size_t lo = 0, hi = n;
     uint64_t state = 0x2545F4914F6CDD1Dull;
     while (hi - lo > 1) {
-        double pivot = v[lo + (size_t)(splitmix64(&state) % (hi - lo))];
+        double pivot = v[lo + (size_t)(rng_splitmix64(&state) % (hi - lo))];
         size_t lt = lo, i = lo, gt = hi; /* [lo, lt) < pivot, [lt, i) == pivot, [gt, hi) > */
         while (i < gt) {
             if (v[i] < pivot)
