@@ -58,7 +58,7 @@ void detect_value(struct series_state *s, const struct detect_params *p, struct 
 
         bool warm;
         bool alarm = flags & (FLAG_WARN | FLAG_CRITICAL);
-        double score = robust_update(&s->robust, p, floor, x, !alarm, &warm);
+        double score = robust_update(&s->robust, p, floor, x, ts_ms, !alarm, &warm);
         v->score = (float)score;
         if (warm)
             flags |= FLAG_WARMUP;

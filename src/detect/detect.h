@@ -11,7 +11,9 @@
  *    signal around a limit stays one crossing.
  *  - anomaly score (robust.c): a raw score per value, 1 - 2^-(z/z_half)^2 of the robust z
  *    against an EWMA level and an EWMA of absolute deviations (updated with residuals clipped
- *    at a few scales, outliers not at all; raw 1 for a value far beyond the range seen), and
+ *    at a few scales, outliers not at all; raw 1 for a value far beyond the range seen;
+ *    against its hour of the day's level and scale once two weeks of timestamps show that
+ *    hour's spread is narrower than the overall one), and
  *    on top the anomaly likelihood (Ahmad et al. 2017): the mean of the last LIK_SHORT raw
  *    scores against its long-run mean and variance, score = q / (q + 5) with q the
  *    -log10 of its Gaussian tail probability — in [0,1), never stuck at 1, 0.5 at a tail of
@@ -86,13 +88,19 @@ struct robust_state {
     bool anomalous;          /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
     double recent_sum;       /* sum of recent */
     double lt_mean, lt_var;  /* long-run mean and variance of the short-term mean */
+    /* The hour-of-day profile (seasonal context, robust.c): */
+    int64_t first_ts_ms;  /* timestamp of the first value learned (0 = none) */
+    float hour_level[24]; /* per UTC hour: EWMA of the values ... */
+    float hour_scale[24]; /* ... and of their absolute deviations from it */
+    uint16_t hour_n[24];  /* values each hour has learned (saturating) */
 };
 
-/* Scores x, then learns from it when learn is true. floor > 0 is the smallest scale (the
- * sensor resolution). Returns the score in [0,1] (capped within an anomaly episode: the
- * uncapped one is left in s->likely); *warm is true while warming up. */
+/* Scores x, measured at ts_ms (Unix ms; 0 = unknown: no hour-of-day profile), then learns
+ * from it when learn is true. floor > 0 is the smallest scale (the sensor resolution).
+ * Returns the score in [0,1] (capped within an anomaly episode: the uncapped one is left in
+ * s->likely); *warm is true while warming up. */
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
-                     bool learn, bool *warm);
+                     int64_t ts_ms, bool learn, bool *warm);
 
 #define RATE_SLOTS 8
 

@@ -1,4 +1,5 @@
-/* robust.c — robust streaming level and scale, and the anomaly likelihood (see detect.h).
+/* robust.c — robust streaming level and scale, an hour-of-day profile, and the anomaly
+ * likelihood (see detect.h).
  *
  * Two stages per value.
  *
@@ -14,6 +15,8 @@
  *    often enough to raise false alarms). Values beyond a limit (learn false) teach
  *    nothing: not the level, scale and range, not the likelihood (below). A run of
  *    warmup_readings outliers in one direction is a new normal: the level jumps to it.
+ *    With timestamps, each hour of the day keeps its own level and scale (hour_context()),
+ *    and after two weeks a value is judged against its hour where that is the narrower view.
  *
  * 2. The anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised real-time
  *    anomaly detection for streaming data", Neurocomputing 262, section 4.3; nupic's
@@ -55,6 +58,10 @@
 #define EPISODE_READINGS  20     /* readings after an onset that belong to its episode */
 #define EPISODE_CAP       0.75   /* in an episode the score is at most this x threshold */
 
+#define HOUR_MS       3600000LL
+#define HOUR_AFTER_MS (14 * 24 * HOUR_MS) /* two weeks of history before the profile */
+#define HOUR_ALPHA    0.05 /* an hour's profile remembers its last ~20 values, or a day */
+
 _Static_assert(sizeof(((struct robust_state *)0)->recent) / sizeof(float) == LIK_SHORT,
                "the ring holds LIK_SHORT raw scores");
 
@@ -66,6 +73,11 @@ static double sigma_of(const struct robust_state *s, const struct detect_params 
     return fmax(sigma, fmax(floor, rel));
 }
 
+static double raw_of(double z, const struct detect_params *p)
+{
+    return 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+}
+
 /* x - level, saturated at +/-DBL_MAX: two finite values can differ by more than a double holds,
  * and an infinite residual would turn the level into inf - inf = NaN for good. */
 static double residual(double x, double level)
@@ -74,9 +86,49 @@ static double residual(double x, double level)
     return isinf(r) ? copysign(DBL_MAX, r) : r;
 }
 
-static double raw_of(double z, const struct detect_params *p)
+/* The raw score of x in its hour-of-day context, or raw itself when there is none: a series
+ * with two weeks of timestamps behind it is judged against the profile of its hour of the
+ * day (UTC) when that hour's spread is narrower than the overall one (sigma) — a daily
+ * rhythm then is normal, and a departure from it unusual even within the overall range.
+ * Then the profile learns x: each hour keeps an EWMA of its values and of their absolute
+ * deviations (clipped at CLIP_SIGMAS), weighted so that it remembers the longer of its last
+ * 1 / HOUR_ALPHA values and one day of them (at one value a second, 3600 values make an
+ * hour: the weight is then 1 / values per hour, estimated from the series' own rate; 1/n at
+ * first). */
+static double hour_context(struct robust_state *s, const struct detect_params *p, double floor,
+                           double sigma, double x, int64_t ts_ms, double raw)
 {
-    return 1 - exp2(-(z / p->z_half) * (z / p->z_half));
+    if (ts_ms <= 0)
+        return raw;
+    if (s->first_ts_ms == 0)
+        s->first_ts_ms = ts_ms;
+    int h = (int)((ts_ms / HOUR_MS) % 24);
+    if (h < 0)
+        h += 24;
+    double hs =
+        fmax(SIGMA_PER_MAD * s->hour_scale[h], fmax(floor, p->min_relative_scale * fabs(s->level)));
+    if (s->hour_n[h] == 0) {
+        s->hour_level[h] = (float)x;
+        s->hour_n[h] = 1;
+        return raw;
+    }
+    int64_t span_ms = ts_ms - s->first_ts_ms;
+    if (span_ms >= HOUR_AFTER_MS && hs < sigma)
+        raw = raw_of(fabs(residual(x, s->hour_level[h])) / hs, p);
+
+    double per_hour = span_ms > 0 ? (double)s->n * (double)HOUR_MS / (double)span_ms : 0;
+    double a = HOUR_ALPHA;
+    if (per_hour * HOUR_ALPHA > 1)
+        a = 1 / per_hour;
+    if (1.0 / s->hour_n[h] > a)
+        a = 1.0 / s->hour_n[h];
+    double d = residual(x, s->hour_level[h]), lim = CLIP_SIGMAS * hs;
+    double dc = d > lim ? lim : (d < -lim ? -lim : d);
+    s->hour_level[h] += (float)(a * dc);
+    s->hour_scale[h] += (float)(a * (fabs(dc) - s->hour_scale[h]));
+    if (s->hour_n[h] < UINT16_MAX)
+        s->hour_n[h]++;
+    return raw;
 }
 
 /* -log10 of the Gaussian upper tail beyond zl >= 0; past zl = 8 the asymptotic form, as
@@ -143,7 +195,7 @@ static double likelihood(struct robust_state *s, const struct detect_params *p, 
 }
 
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
-                     bool learn, bool *warm)
+                     int64_t ts_ms, bool learn, bool *warm)
 {
     if (!learn) {
         *warm = s->n <= p->warmup_readings; /* nothing (or too little) learned to judge by */
@@ -168,7 +220,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     *warm = s->n <= p->warmup_readings;
     double raw = 0, score = 0;
     if (!*warm) {
-        raw = raw_of(z, p);
+        raw = hour_context(s, p, floor, sigma, x, ts_ms, raw_of(z, p));
         double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
         if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
             raw = 1;

@@ -236,7 +236,7 @@ static void test_robust_warmup_scores_zero(void **state)
     struct robust_state r = {0};
     for (uint32_t i = 0; i < 2 * p.warmup_readings; i++) {
         bool warm = !(i < p.warmup_readings);
-        double sc = robust_update(&r, &p, 0.1, (i % 2) ? 1e4 : -1e4, true, &warm);
+        double sc = robust_update(&r, &p, 0.1, (i % 2) ? 1e4 : -1e4, 0, true, &warm);
         assert_int_equal(warm, i < p.warmup_readings);
         if (warm)
             assert_near(sc, 0, 0);
@@ -370,7 +370,7 @@ static void test_robust_gaussian_noise_false_rate(void **state)
     anomalies = 0;
     for (int i = 0; i < n; i++) {
         bool warm;
-        double sc = robust_update(&r, &p, 0.001, test_rng_gauss(&g), true, &warm);
+        double sc = robust_update(&r, &p, 0.001, test_rng_gauss(&g), 0, true, &warm);
         assert_score_valid(sc);
         anomalies += sc >= p.anomaly_threshold;
     }
@@ -384,7 +384,7 @@ static double feed_noise(struct robust_state *r, const struct detect_params *p, 
     double max_score = 0;
     for (int i = 0; i < n; i++) {
         bool warm;
-        double sc = robust_update(r, p, 0.01, mean + sigma * test_rng_gauss(g), true, &warm);
+        double sc = robust_update(r, p, 0.01, mean + sigma * test_rng_gauss(g), 0, true, &warm);
         if (sc > max_score)
             max_score = sc;
     }
@@ -402,7 +402,7 @@ static void test_robust_spike_flagged_and_does_not_drag(void **state)
     double before = feed_noise(&r, &p, &g, 20, 1, 1000);
     double level = r.level;
     bool warm;
-    double sc = robust_update(&r, &p, 0.01, 40, true, &warm); /* +20 sigma */
+    double sc = robust_update(&r, &p, 0.01, 40, 0, true, &warm); /* +20 sigma */
     assert_false(warm);
     print_message("20-sigma spike: score %.3f (the largest before it %.3f)\n", sc, before);
     assert_true(sc > 0.45 && sc > 2 * before);
@@ -414,7 +414,7 @@ static void test_robust_spike_flagged_and_does_not_drag(void **state)
     assert_true(after < p.anomaly_threshold);
 
     /* Downwards too. */
-    sc = robust_update(&r, &p, 0.01, 0, true, &warm);
+    sc = robust_update(&r, &p, 0.01, 0, 0, true, &warm);
     assert_true(sc > 0.3);
     after = feed_noise(&r, &p, &g, 20, 1, 20);
     assert_true(after < p.anomaly_threshold);
@@ -456,7 +456,7 @@ static void test_robust_level_shift_rebaselined(void **state)
     uint32_t onsets = 0, flagged = 0;
     for (uint32_t i = 0; i < p.warmup_readings; i++) {
         bool warm;
-        double sc = robust_update(&r, &p, 0.01, 40 + test_rng_gauss(&g), true, &warm);
+        double sc = robust_update(&r, &p, 0.01, 40 + test_rng_gauss(&g), 0, true, &warm);
         assert_score_valid(sc);
         onsets += sc >= p.anomaly_threshold;
         flagged += r.anomalous;
@@ -496,7 +496,7 @@ static void test_robust_sensitive_after_level_shift(void **state)
     bool warm;
     int first = -1;
     for (int i = 0; i < LIK_SHORT && first < 0; i++) {
-        double sc = robust_update(&r, &p, 0.01, 60, true, &warm); /* +20 sigma */
+        double sc = robust_update(&r, &p, 0.01, 60, 0, true, &warm); /* +20 sigma */
         assert_true(r.run == i + 1); /* an outlier to the level and scale: not learned */
         if (r.anomalous && sc >= p.anomaly_threshold)
             first = i;
@@ -538,6 +538,54 @@ static void test_robust_alarm_values_not_learned(void **state)
     uint32_t flags = feed(&s, &p, "gas_ppm", 41, ts, &score);
     assert_false(flags & (FLAG_ANOMALY | FLAG_WARN | FLAG_CRITICAL));
     assert_true(score < 0.5);
+}
+
+/* A daily rhythm (5-minute values: 40 by day, 20 by night, with noise): once the series has
+ * two weeks behind it, each hour is judged against its own profile — the routine edges are
+ * not anomalies, and a day that stays at the night's value (within the overall range, so the
+ * plain level cannot tell) is, once the likelihood has forgotten the weeks before the
+ * profile (its memory is about 4,000 values, two weeks here). Without timestamps there is no
+ * profile. */
+static double daily(int64_t ts_ms, struct test_rng *g)
+{
+    int hour = (int)((ts_ms / 3600000) % 24);
+    return (hour >= 8 && hour < 20 ? 40 : 20) + 0.5 * test_rng_gauss(g);
+}
+
+static void test_robust_hour_of_day_profile(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct robust_state r = {0};
+    struct test_rng g = {2024};
+    const int64_t step = 300000, day = 86400000;
+    int64_t ts = 1700006400000LL; /* 2023-11-15 00:00 UTC */
+    int64_t start = ts;
+    bool warm;
+    int flagged_late = 0;
+    for (; ts < start + 35 * day + 8 * 3600000LL; ts += step) { /* up to day 35, 08:00 */
+        robust_update(&r, &p, 0.01, daily(ts, &g), ts, true, &warm);
+        if (ts >= start + 15 * day)
+            flagged_late += r.anomalous;
+    }
+    print_message("daily rhythm: %d values flagged after the first 15 days\n", flagged_late);
+    assert_int_equal(flagged_late, 0);
+    /* The day stays at night: flagged within the first hour of it. */
+    int first = -1;
+    for (int i = 0; i < 12 && first < 0; i++, ts += step) {
+        double sc = robust_update(&r, &p, 0.01, 20 + 0.5 * test_rng_gauss(&g), ts, true, &warm);
+        if (r.anomalous && sc >= p.anomaly_threshold)
+            first = i;
+    }
+    print_message("a day at the night's value: flagged on its value %d\n", first + 1);
+    assert_true(first >= 0);
+
+    /* The same series without timestamps: no profile is learned. */
+    struct robust_state u = {0};
+    for (ts = start; ts < start + 3 * day; ts += step)
+        robust_update(&u, &p, 0.01, daily(ts, &g), 0, true, &warm);
+    assert_int_equal(u.hour_n[8], 0);
+    assert_true(u.first_ts_ms == 0);
 }
 
 static void test_robust_score_bounds_huge_values(void **state)
@@ -900,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_robust_level_shift_rebaselined),
         cmocka_unit_test(test_robust_sensitive_after_level_shift),
         cmocka_unit_test(test_robust_alarm_values_not_learned),
+        cmocka_unit_test(test_robust_hour_of_day_profile),
         cmocka_unit_test(test_robust_score_bounds_huge_values),
         cmocka_unit_test(test_robust_score_never_nan_at_double_range),
         cmocka_unit_test(test_rate_nan_until_half_window),
