@@ -131,9 +131,16 @@ static void notify_listener(struct pipeline *p, const struct commit *c)
  * refusing. */
 static bool commit_durably(struct pipeline *p, struct commit *c)
 {
-    struct store_batch batch = {c->readings, c->n_readings, c->alerts,  c->n_alerts,
-                                c->events,   c->n_events,   c->records, c->n_records,
-                                c->commands, c->n_commands};
+    struct store_batch batch = {.readings = c->readings,
+                                .n_readings = c->n_readings,
+                                .alerts = c->alerts,
+                                .n_alerts = c->n_alerts,
+                                .events = c->events,
+                                .n_events = c->n_events,
+                                .records = c->records,
+                                .n_records = c->n_records,
+                                .commands = c->commands,
+                                .n_commands = c->n_commands};
     int64_t backoff = BACKOFF_MIN_MS;
     int64_t failing_since = 0;
     for (;;) {

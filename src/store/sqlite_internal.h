@@ -34,6 +34,7 @@ enum stmt_id {
     ST_DEVICE_FOLD,
     ST_RECORD_INSERT,
     ST_COMMAND_UPSERT,
+    ST_OUTBOX_INSERT,
     ST_COUNT
 };
 
@@ -65,6 +66,12 @@ void sq_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col);
 /* Writes a batch's event records and command upserts (sqlite_records.c), inside the
  * caller's transaction. Return 0 or CANARY_EIO. */
 int sq_write_records(struct store *s, const struct store_batch *b, char *err, size_t errlen);
+
+/* Adds the batch's notifications to the outbox (sqlite_outbox.c), inside the caller's
+ * transaction, INSERT OR IGNORE on the dedupe key. Returns 0, CANARY_EINVAL (a bad row:
+ * nothing should be committed) or CANARY_EIO. */
+int sq_write_notifications(struct store *s, const struct store_batch *b, int64_t now_ms, char *err,
+                           size_t errlen);
 
 /* Formats an error into err: "<what>: <sqlite message>". Returns CANARY_EIO. */
 int sq_fail(struct store *s, char *err, size_t errlen, const char *what);

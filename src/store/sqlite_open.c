@@ -120,6 +120,27 @@ static const char *const migrations[] = {
      * oldest, are compacted first, so each device's readings still fold in order. */
     "ALTER TABLE reading_log ADD COLUMN part INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX reading_log_by_part ON reading_log(part, id);",
+    /* 4: the notification outbox (sqlite_outbox.c). dedupe_key makes adding idempotent. */
+    "CREATE TABLE notifications("
+    "  id INTEGER PRIMARY KEY,"
+    "  alert_id INTEGER NOT NULL,"
+    "  step INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK(kind IN ('alert','escalation','all_clear','test')),"
+    "  channel TEXT NOT NULL CHECK(channel IN ('sms','whatsapp','voice','webhook','email')),"
+    "  recipient TEXT NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  dedupe_key TEXT NOT NULL UNIQUE,"
+    "  payload TEXT NOT NULL,"
+    "  status TEXT NOT NULL"
+    "    CHECK(status IN ('pending','sending','delivered','failed','cancelled')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  provider_id TEXT NOT NULL DEFAULT '',"
+    "  last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX notifications_due ON notifications(status, next_attempt_ms);"
+    "CREATE INDEX notifications_by_alert ON notifications(alert_id, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -184,6 +205,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         " updated_ms, status, error) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(id) DO UPDATE SET updated_ms=excluded.updated_ms, status=excluded.status,"
         " error=excluded.error",
+    [ST_OUTBOX_INSERT] =
+        "INSERT OR IGNORE INTO notifications(alert_id, step, kind, channel, recipient, address,"
+        " dedupe_key, payload, status, attempts, next_attempt_ms, created_ms, updated_ms)"
+        " VALUES(?,?,?,?,?,?,?,?,'pending',0,?,?,?)",
 };
 
 int store_schema_version(void)

@@ -8,6 +8,7 @@
  * leave a cached id behind), so the caller can simply retry. */
 #include "store/sqlite_internal.h"
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -194,6 +195,15 @@ static int insert_event(struct store *s, const struct alert_event *e, char *err,
 
 int store_write(struct store *s, const struct store_batch *b, char *err, size_t errlen)
 {
+    /* A bad notification is the caller's mistake, not the disk's: refuse the batch before
+     * anything is written, with a message that names the field. */
+    for (size_t i = 0; i < b->n_notifications; i++) {
+        char why[200];
+        if (store_notification_check(&b->notifications[i], why, sizeof why) != 0) {
+            snprintf(err, errlen, "notification %zu: %s", i, why);
+            return CANARY_EINVAL;
+        }
+    }
     sqlite3_stmt *st = sq_stmt(s, ST_BEGIN);
     if (st == NULL || step_done(st) != 0)
         return fail_tx(s, err, errlen, "begin");
@@ -218,6 +228,8 @@ int store_write(struct store *s, const struct store_batch *b, char *err, size_t 
     }
     if (sq_write_records(s, b, err, errlen) != 0)
         return fail_tx(s, err, errlen, "write events and commands");
+    if (b->n_notifications > 0 && sq_write_notifications(s, b, clock_wall_ms(), err, errlen) != 0)
+        return fail_tx(s, err, errlen, "write notifications");
     st = sq_stmt(s, ST_COMMIT);
     if (st == NULL || step_done(st) != 0)
         return fail_tx(s, err, errlen, "commit");
@@ -412,6 +424,13 @@ int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_befo
             rc = delete_limited(s,
                                 "DELETE FROM commands WHERE id IN (SELECT id FROM commands"
                                 " WHERE status != 'pending' AND updated_ms < ?1 LIMIT ?2)",
+                                alerts_before_ms, max_rows, deleted, err, errlen);
+        /* Finished notifications too; pending and sending ones are still work to do. */
+        if (rc == 0)
+            rc = delete_limited(s,
+                                "DELETE FROM notifications WHERE id IN (SELECT id FROM"
+                                " notifications WHERE status IN ('delivered', 'failed',"
+                                " 'cancelled') AND updated_ms < ?1 LIMIT ?2)",
                                 alerts_before_ms, max_rows, deleted, err, errlen);
     }
     if (rc == 0)

@@ -60,6 +60,8 @@ int store_schema_version(void);
 
 /* ---------------------------------------------------------------- writing */
 
+struct store_notification;
+
 /* A batch to commit atomically. Every reading is accepted (parsed, verified, not a
  * duplicate) and scored. Devices unknown to the store are created (auto-registration). */
 struct store_batch {
@@ -73,9 +75,13 @@ struct store_batch {
     size_t n_records;
     const struct device_command *commands; /* commands to insert or update (by id) */
     size_t n_commands;
+    const struct store_notification *notifications; /* outbox rows to add (INSERT OR IGNORE
+                                                     * on dedupe_key), in the same commit */
+    size_t n_notifications;
 };
 
-/* Commits the batch. Returns 0, or CANARY_EIO (nothing stored; safe to retry). */
+/* Commits the batch. Returns 0, CANARY_EINVAL (a notification fails
+ * store_notification_check(); nothing stored) or CANARY_EIO (nothing stored; safe to retry). */
 int store_write(struct store *s, const struct store_batch *b, char *err, size_t errlen);
 
 /* Moves part of the append log into chunks; see the layout note above. One call is one
@@ -103,9 +109,8 @@ int store_checkpoint(struct store *s, bool restart, int *wal_pages, char *err, s
 int store_log_backlog(struct store *s, uint64_t *readings, char *err, size_t errlen);
 
 /* Deletes chunks whose newest reading is older than readings_before_ms and resolved
-
-
- * alerts (with their events) resolved before alerts_before_ms (0 = skip). Deletes at most
+ * alerts (with their events) resolved before alerts_before_ms (0 = skip); with the alerts,
+ * finished notifications (delivered, failed, cancelled) last updated before it. Deletes at most
  * max_rows rows per call. *deleted receives the count. Returns 0 or CANARY_EIO. */
 int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_before_ms,
                 size_t max_rows, size_t *deleted, char *err, size_t errlen);
@@ -288,6 +293,103 @@ int store_command_get(struct store *s, uint64_t id, struct device_command *out, 
 
 /* The highest command id ever stored (new ids continue from it). */
 int store_command_max_id(struct store *s, uint64_t *out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- notification outbox
+ *
+ * Every notification is written here before it is sent (sqlite_outbox.c). A row moves
+ * pending -> sending (claimed by a delivery worker) -> delivered | failed, or back to
+ * pending with a later next_attempt_ms (retry); pending rows of an acknowledged alert are
+ * cancelled. dedupe_key is unique: adding a row whose key exists changes nothing, so one
+ * alert produces one notification per step, recipient and channel however often it is
+ * re-evaluated.
+ *
+ * Delivery is at-least-once: a crash between a provider accepting a message and
+ * store_outbox_finish() leaves the row 'sending'; store_outbox_recover() at start puts it
+ * back to 'pending' and it is sent again. */
+
+#define STORE_NOTIFY_KEY_LEN     192  /* dedupe_key */
+#define STORE_NOTIFY_ADDR_LEN    256  /* phone number, e-mail address or URL */
+#define STORE_NOTIFY_PAYLOAD_LEN 4096 /* JSON text */
+#define STORE_NOTIFY_ERROR_LEN   256
+
+struct store_notification {
+    uint64_t id;                            /* assigned by the store (0 when adding) */
+    uint64_t alert_id;                      /* 0 for a test message */
+    uint32_t step;                          /* escalation step index */
+    char kind[16];                          /* "alert", "escalation", "all_clear", "test" */
+    char channel[16];                       /* "sms", "whatsapp", "voice", "webhook", "email" */
+    char recipient[STORE_TEXT_LEN];         /* recipient name from the configuration */
+    char address[STORE_NOTIFY_ADDR_LEN];    /* where to send it */
+    char dedupe_key[STORE_NOTIFY_KEY_LEN];  /* "" = derived: alert/step/recipient/channel/kind */
+    char payload[STORE_NOTIFY_PAYLOAD_LEN]; /* JSON: what to send */
+    char status[16];         /* "pending", "sending", "delivered", "failed", "cancelled" */
+    uint32_t attempts;       /* sends tried so far */
+    int64_t next_attempt_ms; /* when a pending row is due */
+    int64_t created_ms;
+    int64_t updated_ms;
+    char provider_id[STORE_TEXT_LEN]; /* the provider's message id once delivered */
+    char last_error[STORE_NOTIFY_ERROR_LEN];
+};
+
+/* Checks a notification before it is added: kind, channel, non-empty recipient and
+ * address, payload and key lengths. Returns 0 or CANARY_EINVAL with a message naming the
+ * field. An empty dedupe_key is allowed (the store derives one). */
+int store_notification_check(const struct store_notification *n, char *err, size_t errlen);
+
+/* Adds a notification as 'pending' (status, attempts, provider_id and last_error of n are
+ * ignored; created_ms and next_attempt_ms are taken from n, 0 = now_ms). Idempotent: when
+ * the dedupe key exists nothing changes and *id (if not NULL) receives the existing row's
+ * id, *added (if not NULL) false. Returns 0, CANARY_EINVAL or CANARY_EIO. */
+int store_outbox_add(struct store *s, const struct store_notification *n, int64_t now_ms,
+                     uint64_t *id, bool *added, char *err, size_t errlen);
+
+/* Claims up to limit pending rows due at now_ms (next_attempt_ms <= now_ms), oldest due
+ * first (then by id): marks them 'sending', counts the attempt, and copies them to out.
+ * Returns the count (>= 0) or CANARY_EIO. */
+int store_outbox_claim_due(struct store *s, int64_t now_ms, struct store_notification *out,
+                           size_t limit, char *err, size_t errlen);
+
+enum store_outbox_outcome {
+    STORE_OUTBOX_DELIVERED = 0, /* the provider accepted it: 'delivered' */
+    STORE_OUTBOX_RETRY,         /* try again at next_attempt_ms: back to 'pending' */
+    STORE_OUTBOX_FAILED,        /* permanent failure: 'failed' */
+};
+
+/* Records the result of sending a claimed ('sending') row. provider_id and error may be
+ * NULL. Returns 0, CANARY_ENOTFOUND (no such id), CANARY_ECONFLICT (the row is not
+ * 'sending': finished twice, or cancelled meanwhile), CANARY_EINVAL or CANARY_EIO. */
+int store_outbox_finish(struct store *s, uint64_t id, enum store_outbox_outcome outcome,
+                        int64_t next_attempt_ms, const char *provider_id, const char *error,
+                        int64_t now_ms, char *err, size_t errlen);
+
+/* Cancels the pending rows of an alert of the given kind (NULL = every kind): called when
+ * the alert is acknowledged, so its escalation stops. Rows already 'sending' finish.
+ * *cancelled (if not NULL) receives the count. Returns 0 or CANARY_EIO. */
+int store_outbox_cancel_alert(struct store *s, uint64_t alert_id, const char *kind, int64_t now_ms,
+                              size_t *cancelled, char *err, size_t errlen);
+
+/* Puts every 'sending' row back to 'pending', due at now_ms: call once at start, before
+ * any worker claims (see the at-least-once note above). *recovered (if not NULL) receives
+ * the count. Returns 0 or CANARY_EIO. */
+int store_outbox_recover(struct store *s, int64_t now_ms, size_t *recovered, char *err,
+                         size_t errlen);
+
+struct store_outbox_filter {
+    const char *status;  /* NULL = any */
+    uint64_t alert_id;   /* 0 = any */
+    const char *channel; /* NULL = any */
+    uint64_t before_id;  /* pagination: ids below this (0 = from the newest) */
+    size_t limit;
+};
+
+/* Notifications newest first (by id). Returns the count written to out (>= 0), or
+ * CANARY_EIO. */
+int store_outbox_list(struct store *s, const struct store_outbox_filter *f,
+                      struct store_notification *out, char *err, size_t errlen);
+
+/* One notification. Returns 0, CANARY_ENOTFOUND or CANARY_EIO. */
+int store_outbox_get(struct store *s, uint64_t id, struct store_notification *out, char *err,
+                     size_t errlen);
 
 /* ---------------------------------------------------------------- statistics */
 
