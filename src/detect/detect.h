@@ -22,7 +22,9 @@
  *    floors: the sensor's resolution (or the series' own quantum, the smallest step it has
  *    shown: a DHT11 steps by 1 °C), and min_relative_scale x |level| (sensors are accurate
  *    to about a percent of reading) — so a constant signal scores 0. A sustained shift is
- *    re-baselined after warmup_readings consecutive outliers in one direction. Values beyond
+ *    re-baselined after warmup_readings consecutive outliers in one direction; the level and
+ *    scale left behind stay a second regime that a value is judged against when it fits it
+ *    better (two-level signals: on/off, square waves). Values beyond
  *    a warn or critical limit are scored but not learned: an alarm is not the new normal,
  *    so the return to normal after a gas leak is not itself an anomaly.
  *  - rate of change (rate.c): change of a lightly smoothed value over rate_window, per
@@ -79,6 +81,8 @@ struct robust_state {
     int32_t run;             /* consecutive outliers, signed by direction */
     double level;            /* EWMA level */
     double scale;            /* EWMA of |clipped residual| */
+    double alt_level;        /* the regime before the last shift: its level ... */
+    double alt_scale;        /* ... and scale (< 0: none yet) */
     double lo, hi;           /* range of the values learned */
     float recent[LIK_SHORT]; /* the last raw scores (a ring) */
     uint32_t head;           /* next slot of recent */

@@ -14,7 +14,10 @@
  *    once the range spans SPATIAL_AFTER values (before, Gaussian noise sets new records
  *    often enough to raise false alarms). Values beyond a limit (learn false) teach
  *    nothing: not the level, scale and range, not the likelihood (below). A run of
- *    warmup_readings outliers in one direction is a new normal: the level jumps to it.
+ *    warmup_readings outliers in one direction is a new normal: the level jumps to it, and
+ *    the level and scale it leaves are kept as a second regime; each value is judged against
+ *    whichever regime gives it the smaller z, and the two swap when that is the other one —
+ *    a signal switching between two levels (on/off, a square wave) has two normals.
  *    With timestamps, each hour of the day keeps its own level and scale (hour_context()),
  *    and after two weeks a value is judged against its hour where that is the narrower view.
  *
@@ -209,6 +212,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         s->level = x;
         s->lo = s->hi = x;
         s->scale = 0;
+        s->alt_scale = -1; /* no other regime yet */
         s->run = 0;
         s->since_onset = UINT32_MAX;
         *warm = true;
@@ -218,9 +222,30 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     double r = residual(x, s->level);
     double z = fabs(r) / sigma;
     *warm = s->n <= p->warmup_readings;
+    if (!*warm && s->alt_scale >= 0) {
+        /* A value the regime before the last shift explains better than the current one:
+         * the series has switched back (a square wave, a machine on and off), which is no
+         * anomaly. The regimes swap, so each keeps its own level and scale. */
+        double alt_sigma = fmax(SIGMA_PER_MAD * s->alt_scale,
+                                fmax(floor, p->min_relative_scale * fabs(s->alt_level)));
+        double alt_z = fabs(residual(x, s->alt_level)) / alt_sigma;
+        if (alt_z < z) {
+            double l = s->level, sc = s->scale;
+            s->level = s->alt_level;
+            s->scale = s->alt_scale;
+            s->alt_level = l;
+            s->alt_scale = sc;
+            s->run = 0;
+            sigma = alt_sigma;
+            r = residual(x, s->level);
+            z = alt_z;
+        }
+    }
     double raw = 0, score = 0;
     if (!*warm) {
-        raw = hour_context(s, p, floor, sigma, x, ts_ms, raw_of(z, p));
+        /* The spread a single level would see: with two regimes, theirs and their distance. */
+        double overall = s->alt_scale >= 0 ? hypot(sigma, (s->level - s->alt_level) / 2) : sigma;
+        raw = hour_context(s, p, floor, overall, x, ts_ms, raw_of(z, p));
         double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
         if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
             raw = 1;
@@ -238,6 +263,8 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         int32_t dir = r > 0 ? 1 : -1;
         s->run = (s->run * dir > 0) ? s->run + dir : dir;
         if ((uint32_t)abs(s->run) >= p->warmup_readings) {
+            s->alt_level = s->level; /* the regime left behind, should the series return */
+            s->alt_scale = s->scale;
             s->level = x;
             s->run = 0;
         }

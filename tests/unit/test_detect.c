@@ -478,6 +478,40 @@ static void test_robust_level_shift_rebaselined(void **state)
     assert_true(after < 0.2);
 }
 
+/* A two-level signal (a machine on and off: 20 or 60, noise 1, switching every 150 values,
+ * no timestamps): once the series has gone through one switch each way, both levels are
+ * known regimes — a switch is not an anomaly, while a value beyond both (a jump to 100 while
+ * off) is flagged within LIK_SHORT values. */
+static void test_robust_two_level_signal(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct robust_state r = {0};
+    struct test_rng g = {99};
+    bool warm;
+    int flagged_late = 0;
+    for (int i = 0; i < 6000; i++) {
+        double x = ((i / 150) % 2 ? 60 : 20) + test_rng_gauss(&g);
+        robust_update(&r, &p, 0.01, x, 0, true, &warm);
+        if (i >= 600)
+            flagged_late += r.anomalous;
+    }
+    print_message("two levels: %d values flagged after the first four switches, levels %.1f "
+                  "and %.1f\n",
+                  flagged_late, r.level, r.alt_level);
+    assert_int_equal(flagged_late, 0);
+    assert_near(fmin(r.level, r.alt_level), 20, 1);
+    assert_near(fmax(r.level, r.alt_level), 60, 1);
+    int first = -1;
+    for (int i = 0; i < LIK_SHORT && first < 0; i++) {
+        double sc = robust_update(&r, &p, 0.01, 100 + test_rng_gauss(&g), 0, true, &warm);
+        if (r.anomalous && sc >= p.anomaly_threshold)
+            first = i;
+    }
+    print_message("two levels: a jump beyond both flagged on its value %d\n", first + 1);
+    assert_true(first >= 0);
+}
+
 /* After a shift has become the new normal the level and scale must still see a 20-sigma
  * excursion: a shift must not leave the scale inflated (blind). The likelihood has learned
  * that the series moves, so a lone spike is less surprising than before, but an excursion
@@ -947,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_robust_spike_flagged_and_does_not_drag),
         cmocka_unit_test(test_robust_level_shift_rebaselined),
         cmocka_unit_test(test_robust_sensitive_after_level_shift),
+        cmocka_unit_test(test_robust_two_level_signal),
         cmocka_unit_test(test_robust_alarm_values_not_learned),
         cmocka_unit_test(test_robust_hour_of_day_profile),
         cmocka_unit_test(test_robust_score_bounds_huge_values),
