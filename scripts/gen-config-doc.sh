@@ -25,7 +25,8 @@ configuration; `canaryd --print-config --defaults` prints the annotated defaults
 
 ## Secrets
 
-Keys marked secret (today `api.admin_token`) are accepted only from
+Keys marked secret (`api.admin_token`, `mqtt.password`, `notify.twilio_auth_token`,
+`notify.smtp_password`, `notify.webhook_secret`) are accepted only from
 
 - the environment (`CANARY_API_ADMIN_TOKEN`),
 - a file named by the companion key `api.admin_token_file` (or
@@ -75,6 +76,41 @@ threshold = 0.62                # default: the model's own (from its contaminati
 `path` and one of `devices` or `kind` are required. On the command line:
 `--set model.boiler.path=/var/lib/canary/models/boiler.cif`. SIGHUP or
 `POST /api/v1/models/reload` re-reads these sections and the files.
+
+## Alert delivery: recipients and routes
+
+Who is told about an alert, over which channel, and in which order. `[recipient.<name>]`
+sections say how to reach a person (or a system); `[route.<name>]` sections say which
+alerts go to whom, as an ordered escalation list. The provider keys (Twilio, SMTP, the
+webhook secret, `notify.quiet_hours`, `notify.escalate_after_min`) are in the `[notify]`
+section below; [ALERTING.md](ALERTING.md) has complete examples.
+
+```ini
+[recipient.alice]
+sms = +4915112345678
+voice = +4915112345678
+email = alice@example.com
+quiet_hours = 23:00-06:30 +01:00
+rate_limit_per_hour = 20
+
+[route.gas]
+severities = >=high
+kinds = gas_leak, fire
+devices = kitchen-*, boiler-1
+steps = sms:alice+email:alice, voice:alice, sms:bob
+```
+
+Recipient fields: `sms`, `whatsapp`, `voice` (phone numbers in E.164 form: `+`, country
+code and number, no spaces), `email`, `webhook` (an `http://` or `https://` URL),
+`rate_limit_per_hour` (0: unlimited), `quiet_hours` (`HH:MM-HH:MM` with an optional UTC
+offset, or `off`; default `notify.quiet_hours`). Route fields: `severities`
+(`high,critical` or `>=high`; default all), `kinds` (alert kinds; default all), `devices`
+(ids or globs; default all) and `steps` (required): steps separated by commas, step 0 sent
+when the alert opens and step *i* after *i* times `notify.escalate_after_min` without an
+acknowledgement; `+` joins several `channel:recipient` targets in one step. Quiet hours hold
+back everything but critical alerts. `canaryd --check-config` refuses a route naming an
+unknown recipient, a recipient without an address for the channel used, or a channel
+whose provider is not configured.
 
 ## Every key
 

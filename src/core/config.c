@@ -251,6 +251,39 @@ static const struct key_def key_table[] = {
            "Secret. When set, state-changing API calls (acknowledge, resolve, comment, device "
            "changes) need 'Authorization: Bearer <token>'. Set via CANARY_API_ADMIN_TOKEN or "
            "api.admin_token_file (mode 0600)."),
+
+    STR("notify", "twilio_base_url", notify.twilio_base_url, "https://api.twilio.com",
+        "Twilio REST API base URL (tests point it at a local fake)."),
+    STR("notify", "twilio_account_sid", notify.twilio_account_sid, "",
+        "Twilio account SID (AC...); needed by routes that use sms, whatsapp or voice."),
+    SECRET("notify", "twilio_auth_token", notify.twilio_auth_token,
+           "Secret. Twilio auth token. Set via CANARY_NOTIFY_TWILIO_AUTH_TOKEN or "
+           "notify.twilio_auth_token_file (mode 0600)."),
+    STR("notify", "twilio_from", notify.twilio_from, "",
+        "Twilio phone number (E.164, e.g. +15005550006) that sends SMS and places calls."),
+    STR("notify", "twilio_whatsapp_from", notify.twilio_whatsapp_from, "",
+        "Twilio WhatsApp sender (E.164); needed by routes that use whatsapp."),
+    STR("notify", "smtp_url", notify.smtp_url, "",
+        "SMTP server for e-mail: smtp://host:587 (with STARTTLS) or smtps://host:465."),
+    STR("notify", "smtp_username", notify.smtp_username, "", "SMTP user name; empty: no login."),
+    SECRET("notify", "smtp_password", notify.smtp_password,
+           "Secret. SMTP password. Set via CANARY_NOTIFY_SMTP_PASSWORD or "
+           "notify.smtp_password_file (mode 0600)."),
+    STR("notify", "smtp_from", notify.smtp_from, "",
+        "Sender address of alert e-mails; needed by routes that use email."),
+    BOOL("notify", "smtp_starttls", notify.smtp_starttls, "true",
+         "Require STARTTLS on smtp:// (the message is never sent in the clear)."),
+    SECRET("notify", "webhook_secret", notify.webhook_secret,
+           "Secret. Key of the HMAC-SHA256 signature on webhook requests; needed by routes "
+           "that use webhook. Set via CANARY_NOTIFY_WEBHOOK_SECRET or "
+           "notify.webhook_secret_file (mode 0600)."),
+    STR("notify", "quiet_hours", notify.quiet_hours, "",
+        "Daily window in which only critical alerts are delivered, e.g. '22:00-07:00 +01:00' "
+        "(HH:MM-HH:MM, optional UTC offset; without one: UTC). Per recipient: "
+        "recipient.<name>.quiet_hours. Empty: none."),
+    UINT("notify", "escalate_after_min", notify.escalate_after_min, "10", 1, 1440,
+         "A critical alert not acknowledged within this many minutes escalates to the next "
+         "step of its route."),
 };
 
 #define N_KEYS (sizeof key_table / sizeof key_table[0])
@@ -571,6 +604,8 @@ int config_set(struct canary_config *cfg, const char *key, const char *value,
         return set_override(cfg, key, value, err, errlen);
     if (strncmp(key, "model.", 6) == 0)
         return config_set_model(cfg, key, value, err, errlen);
+    if (strncmp(key, "recipient.", 10) == 0 || strncmp(key, "route.", 6) == 0)
+        return config_set_notify(cfg, key, value, err, errlen);
 
     const char *name = last + 1;
     size_t seclen = (size_t)(last - key);
@@ -617,6 +652,7 @@ void config_free(struct canary_config *cfg)
     cfg->overrides = NULL;
     cfg->n_overrides = 0;
     config_free_models(cfg);
+    config_free_notify(cfg);
 }
 
 struct file_ctx {
@@ -849,7 +885,10 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
             return CANARY_EINVAL;
         }
     }
-    return config_validate_models(cfg, err, errlen);
+    int rc = config_validate_models(cfg, err, errlen);
+    if (rc != 0)
+        return rc;
+    return config_validate_notify(cfg, err, errlen);
 }
 
 static void apply_override(struct metric_limits *out, const struct config_limit_override *o)
@@ -1002,6 +1041,14 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
             fprintf(out, "flatline_count = %u\n", o->limits.flatline_count);
     }
     config_write_models(cfg, out);
+    if (annotate) {
+        fprintf(out, "\n# Alert delivery: recipients and routes (docs/ALERTING.md).\n"
+                     "# [recipient.alice]\n# sms = +15005550006\n# email = alice@example.com\n"
+                     "# quiet_hours = 22:00-07:00 +01:00\n#\n"
+                     "# [route.gas]\n# severities = >=high\n# kinds = gas_leak, fire\n"
+                     "# devices = kitchen-*\n# steps = sms:alice, voice:alice, sms:bob\n");
+    }
+    config_write_notify(cfg, out);
 }
 
 /* Text in a Markdown table cell: '|' would end the cell, even inside backticks. */

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define CONFIG_STR_MAX  256
@@ -58,6 +59,55 @@ struct config_model {
     unsigned consecutive;         /* readings at or above the threshold before an alert;
                                      0 = models.consecutive */
     double threshold;             /* NAN = the model's own (from its contamination) */
+};
+
+/* Alert delivery routing ([recipient.<name>] and [route.<name>] sections, config_notify.c;
+ * docs/ALERTING.md). Parsed and validated here; notify/route.h turns them into the
+ * targets of one escalation step. */
+#define CONFIG_NOTIFY_NAME_MAX 48
+#define CONFIG_PHONE_MAX       20 /* "+" and at most 15 digits (E.164) */
+#define CONFIG_ROUTE_STEPS_MAX 16 /* escalation steps in one route */
+#define CONFIG_STEP_TARGETS    8  /* channel:recipient pairs in one step ("sms:a+email:a") */
+
+/* A daily window, in minutes of the day at a fixed UTC offset ("22:00-07:00 +01:00"). */
+struct config_quiet_hours {
+    int mode;           /* 0: not given (inherit notify.quiet_hours), 1: the window, 2: "off" */
+    int start_min;      /* first quiet minute, 0..1439 */
+    int end_min;        /* first minute after the window; < start_min: crosses midnight */
+    int utc_offset_min; /* local time = UTC + this */
+};
+
+struct config_recipient {
+    char name[CONFIG_NOTIFY_NAME_MAX];
+    char sms[CONFIG_PHONE_MAX];      /* E.164, "" = none */
+    char whatsapp[CONFIG_PHONE_MAX]; /* E.164, "" = none */
+    char voice[CONFIG_PHONE_MAX];    /* E.164, "" = none */
+    char email[CONFIG_STR_MAX];
+    char webhook[CONFIG_STR_MAX];    /* http(s) URL */
+    unsigned rate_limit_per_hour;    /* notifications per hour; 0 = unlimited */
+    char quiet_hours_text[64];       /* as written */
+    struct config_quiet_hours quiet; /* overrides notify.quiet_hours when mode != 0 */
+};
+
+struct config_route_target {
+    char channel[16]; /* sms | whatsapp | voice | webhook | email */
+    char recipient[CONFIG_NOTIFY_NAME_MAX];
+};
+
+struct config_route_step {
+    struct config_route_target targets[CONFIG_STEP_TARGETS];
+    unsigned n_targets;
+};
+
+struct config_route {
+    char name[CONFIG_NOTIFY_NAME_MAX];
+    char severities[64];          /* as written: "high,critical" or ">=high"; "" = all */
+    unsigned severity_mask;       /* bit s: severity s matches; 0 = all */
+    char kinds[CONFIG_STR_MAX];   /* comma-separated alert kinds; "" = all */
+    char devices[CONFIG_STR_MAX]; /* comma-separated ids or globs; "" = all */
+    char steps_text[CONFIG_STR_MAX];
+    struct config_route_step steps[CONFIG_ROUTE_STEPS_MAX]; /* step i = escalation step i */
+    unsigned n_steps;
 };
 
 struct canary_config {
@@ -170,11 +220,30 @@ struct canary_config {
     struct {
         char admin_token[CONFIG_STR_MAX]; /* secret: bearer token for state-changing calls */
     } api;
+    struct {
+        char twilio_base_url[CONFIG_STR_MAX]; /* tests point it at a fake */
+        char twilio_account_sid[64];
+        char twilio_auth_token[CONFIG_STR_MAX];      /* secret */
+        char twilio_from[CONFIG_PHONE_MAX];          /* E.164 sender for SMS and calls */
+        char twilio_whatsapp_from[CONFIG_PHONE_MAX]; /* E.164 WhatsApp sender */
+        char smtp_url[CONFIG_STR_MAX];               /* smtp://host:587 or smtps://host:465 */
+        char smtp_username[CONFIG_STR_MAX];
+        char smtp_password[CONFIG_STR_MAX]; /* secret */
+        char smtp_from[CONFIG_STR_MAX];
+        bool smtp_starttls;                  /* require STARTTLS on smtp:// */
+        char webhook_secret[CONFIG_STR_MAX]; /* secret: HMAC-SHA256 key */
+        char quiet_hours[64];                /* "22:00-07:00 +01:00", "" = none */
+        unsigned escalate_after_min;         /* unacknowledged this long: next step */
+    } notify;
 
     struct config_limit_override *overrides; /* heap array, owned by the config */
     size_t n_overrides;
     struct config_model *model_defs; /* heap array, owned by the config */
     size_t n_model_defs;
+    struct config_recipient *recipients; /* heap array, owned by the config */
+    size_t n_recipients;
+    struct config_route *routes; /* heap array, owned by the config */
+    size_t n_routes;
 };
 
 /* Where a value came from; decides whether a secret may be set. */
@@ -226,6 +295,36 @@ void config_write_models(const struct canary_config *cfg, FILE *out);
 
 /* Frees the model list (config_free calls it). */
 void config_free_models(struct canary_config *cfg);
+
+/* [recipient.<name>] and [route.<name>] sections (config_notify.c):
+ * "recipient.<name>.<field>" (sms, whatsapp, voice, email, webhook, rate_limit_per_hour,
+ * quiet_hours) and "route.<name>.<field>" (severities, kinds, devices, steps). Each value is
+ * parsed when set. Returns 0 or an error naming the key. */
+int config_set_notify(struct canary_config *cfg, const char *key, const char *value, char *err,
+                      size_t errlen);
+
+/* Relations: every route names known recipients that have an address for the channel;
+ * the channels used have their provider configured (Twilio, SMTP, webhook secret);
+ * notify.quiet_hours parses. Returns 0 or an error naming the key. */
+int config_validate_notify(const struct canary_config *cfg, char *err, size_t errlen);
+
+/* Writes the [recipient.<name>] and [route.<name>] sections in file syntax. */
+void config_write_notify(const struct canary_config *cfg, FILE *out);
+
+/* Frees the recipient and route lists (config_free calls it). */
+void config_free_notify(struct canary_config *cfg);
+
+/* Parses a quiet-hours window "HH:MM-HH:MM" with an optional UTC offset ("UTC", "+01:00",
+ * "UTC-05:30"), or "off" (mode 2). Returns 0 or CANARY_EINVAL with a message. */
+int config_quiet_hours_parse(const char *text, struct config_quiet_hours *out, char *err,
+                             size_t errlen);
+
+/* Whether now_ms (UTC) falls inside the window (mode 1); false for modes 0 and 2. */
+bool config_quiet_hours_active(const struct config_quiet_hours *q, int64_t now_ms);
+
+/* Finds a recipient by name; NULL if none. */
+const struct config_recipient *config_recipient_find(const struct canary_config *cfg,
+                                                     const char *name);
 
 /* Writes a Markdown table of every key (section, key, default, meaning) for the docs. */
 void config_write_markdown(FILE *out);
