@@ -12,8 +12,8 @@
  *  - anomaly score (robust.c): a raw score per value, 1 - 2^-(z/z_half)^2 of the robust z
  *    against an EWMA level and an EWMA of absolute deviations (updated with residuals clipped
  *    at a few scales, outliers not at all; raw 1 for a value far beyond the range seen;
- *    against its hour of the day's level and scale once two weeks of timestamps show that
- *    hour's spread is narrower than the overall one), and
+ *    also against its hour of the day's level and scale once two weeks of timestamps show
+ *    that hour's spread is narrower than the overall one, the larger raw score counting), and
  *    on top the anomaly likelihood (Ahmad et al. 2017): the mean of the last LIK_SHORT raw
  *    scores against its long-run mean and variance, score = q / (q + 5) with q the
  *    -log10 of its Gaussian tail probability — in [0,1), never stuck at 1, 0.5 at a tail of

@@ -19,7 +19,8 @@
  *    whichever regime gives it the smaller z, and the two swap when that is the other one —
  *    a signal switching between two levels (on/off, a square wave) has two normals.
  *    With timestamps, each hour of the day keeps its own level and scale (hour_context()),
- *    and after two weeks a value is judged against its hour where that is the narrower view.
+ *    and after two weeks a value is also judged against its hour where that is the narrower
+ *    view: its raw score is then the larger of the two.
  *
  * 2. The anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised real-time
  *    anomaly detection for streaming data", Neurocomputing 262, section 4.3; nupic's
@@ -243,9 +244,13 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     }
     double raw = 0, score = 0;
     if (!*warm) {
-        /* The spread a single level would see: with two regimes, theirs and their distance. */
+        /* The spread a single level would see: with two regimes, theirs and their distance.
+         * Where the hour is the narrower view, a value is usual only if it is usual both for
+         * its regime and for its hour (the larger raw score counts): each context catches
+         * what the other lets through. */
         double overall = s->alt_scale >= 0 ? hypot(sigma, (s->level - s->alt_level) / 2) : sigma;
-        raw = hour_context(s, p, floor, overall, x, ts_ms, raw_of(z, p));
+        raw = raw_of(z, p);
+        raw = fmax(raw, hour_context(s, p, floor, overall, x, ts_ms, raw));
         double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
         if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
             raw = 1;
