@@ -79,6 +79,7 @@ uint32_t threshold_update(struct threshold_state *s, const struct metric_limits 
 struct robust_state {
     uint32_t n;              /* values learned */
     int32_t run;             /* consecutive outliers, signed by direction */
+    double run_mean;         /* ... and their mean */
     double level;            /* EWMA level */
     double scale;            /* EWMA of |clipped residual| */
     double alt_level;        /* the regime before the last shift: its level ... */

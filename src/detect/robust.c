@@ -14,7 +14,7 @@
  *    once the range spans SPATIAL_AFTER values (before, Gaussian noise sets new records
  *    often enough to raise false alarms). Values beyond a limit (learn false) teach
  *    nothing: not the level, scale and range, not the likelihood (below). A run of
- *    warmup_readings outliers in one direction is a new normal: the level jumps to it, and
+ *    warmup_readings outliers in one direction is a new normal: the level jumps to its mean, and
  *    the level and scale it leaves are kept as a second regime; each value is judged against
  *    whichever regime gives it the smaller z, and the two swap when that is the other one —
  *    a signal switching between two levels (on/off, a square wave) has two normals.
@@ -264,13 +264,17 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         /* An outlier teaches level and scale nothing: learning from it (even clipped) grows
          * the scale ~14% per value, so a shift would be absorbed by an inflated scale after a
          * handful of values and leave the detector blind. Only a run of warmup_readings
-         * outliers in one direction is a new normal: the level jumps to it, the scale stays. */
+         * outliers in one direction is a new normal: the level jumps to the run's mean, the
+         * scale stays. */
         int32_t dir = r > 0 ? 1 : -1;
         s->run = (s->run * dir > 0) ? s->run + dir : dir;
+        /* The run's mean, as a convex combination: it cannot overflow at the double range. */
+        double w = 1.0 / abs(s->run);
+        s->run_mean = s->run_mean * (1 - w) + x * w;
         if ((uint32_t)abs(s->run) >= p->warmup_readings) {
             s->alt_level = s->level; /* the regime left behind, should the series return */
             s->alt_scale = s->scale;
-            s->level = x;
+            s->level = s->run_mean; /* the run's mean: the new level, less noisy than one value */
             s->run = 0;
         }
         return score;
