@@ -135,6 +135,20 @@ static double hour_context(struct robust_state *s, const struct detect_params *p
     return raw;
 }
 
+/* The robust z of x against the other regime (the one before the last re-baseline), its
+ * sigma in *alt_sigma when that is not NULL; INFINITY while there is none. */
+static double alt_z_of(const struct robust_state *s, const struct detect_params *p, double floor,
+                       double x, double *alt_sigma)
+{
+    if (s->alt_scale < 0)
+        return INFINITY;
+    double sigma =
+        fmax(SIGMA_PER_MAD * s->alt_scale, fmax(floor, p->min_relative_scale * fabs(s->alt_level)));
+    if (alt_sigma)
+        *alt_sigma = sigma;
+    return fabs(residual(x, s->alt_level)) / sigma;
+}
+
 /* -log10 of the Gaussian upper tail beyond zl >= 0; past zl = 8 the asymptotic form, as
  * erfc underflows further out. */
 static double neglog10_tail(double zl)
@@ -206,7 +220,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         if (*warm)
             return 0;
         double z = fabs(residual(x, s->level)) / sigma_of(s, p, floor);
-        return likelihood(s, p, raw_of(z, p), false);
+        return likelihood(s, p, raw_of(fmin(z, alt_z_of(s, p, floor, x, NULL)), p), false);
     }
     s->n++;
     if (s->n == 1) {
@@ -227,9 +241,8 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         /* A value the regime before the last shift explains better than the current one:
          * the series has switched back (a square wave, a machine on and off), which is no
          * anomaly. The regimes swap, so each keeps its own level and scale. */
-        double alt_sigma = fmax(SIGMA_PER_MAD * s->alt_scale,
-                                fmax(floor, p->min_relative_scale * fabs(s->alt_level)));
-        double alt_z = fabs(residual(x, s->alt_level)) / alt_sigma;
+        double alt_sigma = sigma;
+        double alt_z = alt_z_of(s, p, floor, x, &alt_sigma);
         if (alt_z < z) {
             double l = s->level, sc = s->scale;
             s->level = s->alt_level;

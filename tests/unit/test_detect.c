@@ -502,6 +502,11 @@ static void test_robust_two_level_signal(void **state)
     assert_int_equal(flagged_late, 0);
     assert_near(fmin(r.level, r.alt_level), 20, 1);
     assert_near(fmax(r.level, r.alt_level), 60, 1);
+    /* A value not learned (beyond a limit) is judged against both regimes as well. */
+    struct robust_state before = r;
+    double other = fabs(r.level - 20) < fabs(r.level - 60) ? 60 : 20;
+    assert_true(robust_update(&r, &p, 0.01, other, 0, false, &warm) < p.anomaly_threshold);
+    assert_near(r.level, before.level, 0);
     int first = -1;
     for (int i = 0; i < LIK_SHORT && first < 0; i++) {
         double sc = robust_update(&r, &p, 0.01, 100 + test_rng_gauss(&g), 0, true, &warm);
