@@ -51,6 +51,7 @@ enum config_limit_field {
 
 /* A model canaryd scores live ([model.<name>] sections; docs/MODELS.md). */
 #define CONFIG_MODEL_NAME_MAX 48
+#define CONFIG_MODELS_MAX     64 /* [model.<name>] sections */
 struct config_model {
     char name[CONFIG_MODEL_NAME_MAX];
     char path[CONFIG_PATH_MAX];   /* the model file (canary train --out) */

@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_MODELS 64
-
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
@@ -52,7 +50,7 @@ static struct config_model *find_or_add(struct canary_config *cfg, const char *n
         if (strlen(cfg->model_defs[i].name) == n && memcmp(cfg->model_defs[i].name, name, n) == 0)
             return &cfg->model_defs[i];
     }
-    if (cfg->n_model_defs >= MAX_MODELS)
+    if (cfg->n_model_defs >= CONFIG_MODELS_MAX)
         return NULL;
     struct config_model *grown = realloc(cfg->model_defs, (cfg->n_model_defs + 1) * sizeof *grown);
     if (grown == NULL)
@@ -90,7 +88,7 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
     const char *field = dot + 1;
     struct config_model *m = find_or_add(cfg, name, (size_t)(dot - name));
     if (m == NULL) {
-        errf(err, errlen, "%s: at most %d models", key, MAX_MODELS);
+        errf(err, errlen, "%s: at most %d models", key, CONFIG_MODELS_MAX);
         return CANARY_ELIMIT;
     }
     if (strcmp(field, "path") == 0) {

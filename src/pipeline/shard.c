@@ -81,7 +81,7 @@ static void score_models(struct shard *s, struct shard_device *d, struct reading
         if (device_models_bind(&d->models, s->set, d->id, device_kind(s, d->id, &sd)) != 0)
             log_error("pipeline.models_bind_failed", "device=%s reason=out_of_memory", d->id);
     }
-    struct model_result res[8];
+    struct model_result res[CONFIG_MODELS_MAX]; /* every model may apply to a device */
     size_t n = device_models_score(&d->models, r, res, sizeof res / sizeof res[0]);
     for (size_t j = 0; j < n; j++) {
         const struct model_entry *e = res[j].entry;
