@@ -235,18 +235,6 @@ struct sim_device {
     double frozen_value;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void sensor_setup(struct sensor *s, enum sensor_kind kind, const struct profile *p,
                          bool dht22, struct rng *r)
 {
@@ -484,10 +472,10 @@ static int scenario_pick(struct sim_fleet *f, char *err, size_t errlen)
     }
     unsigned want = f->cfg.scenario_devices;
     if (want > n) {
-        set_err(err, errlen,
-                "scenario %s needs %u device%s with %s, but this fleet of %u has %u; raise "
-                "--devices or lower --scenario-devices",
-                sim_scenario_name(sc), want, want == 1 ? "" : "s", needs(sc), f->n_devices, n);
+        canary_errf(err, errlen,
+                    "scenario %s needs %u device%s with %s, but this fleet of %u has %u; raise "
+                    "--devices or lower --scenario-devices",
+                    sim_scenario_name(sc), want, want == 1 ? "" : "s", needs(sc), f->n_devices, n);
         free(cand);
         return CANARY_EINVAL;
     }
@@ -504,26 +492,26 @@ static int scenario_pick(struct sim_fleet *f, char *err, size_t errlen)
 static int check_config(const struct sim_fleet_config *cfg, char *err, size_t errlen)
 {
     if (cfg->n_devices < 1 || cfg->n_devices > SIM_MAX_DEVICES) {
-        set_err(err, errlen, "the fleet must have 1 to %u devices, not %u", SIM_MAX_DEVICES,
-                cfg->n_devices);
+        canary_errf(err, errlen, "the fleet must have 1 to %u devices, not %u", SIM_MAX_DEVICES,
+                    cfg->n_devices);
         return CANARY_EINVAL;
     }
     const char *prefix = cfg->prefix != NULL ? cfg->prefix : "";
     size_t plen = strlen(prefix);
     if (plen == 0 || plen > SIM_PREFIX_MAX || !device_id_valid(prefix, plen, SIM_PREFIX_MAX)) {
-        set_err(err, errlen,
-                "device id prefix '%.48s' must be 1 to %d letters, digits or . _ : -, starting "
-                "with a letter or digit",
-                prefix, SIM_PREFIX_MAX);
+        canary_errf(err, errlen,
+                    "device id prefix '%.48s' must be 1 to %d letters, digits or . _ : -, starting "
+                    "with a letter or digit",
+                    prefix, SIM_PREFIX_MAX);
         return CANARY_EINVAL;
     }
     if (cfg->scenario != SIM_SCENARIO_NONE) {
         if (cfg->scenario_devices < 1) {
-            set_err(err, errlen, "a scenario must affect at least 1 device");
+            canary_errf(err, errlen, "a scenario must affect at least 1 device");
             return CANARY_EINVAL;
         }
         if (cfg->scenario_end_ms <= cfg->scenario_start_ms) {
-            set_err(err, errlen, "the scenario must end after it starts");
+            canary_errf(err, errlen, "the scenario must end after it starts");
             return CANARY_EINVAL;
         }
     }
@@ -543,7 +531,7 @@ int sim_fleet_init(struct sim_fleet *f, const struct sim_fleet_config *cfg, char
     f->n_devices = cfg->n_devices;
     f->devices = calloc(f->n_devices, sizeof *f->devices);
     if (f->devices == NULL) {
-        set_err(err, errlen, "out of memory for %u devices", f->n_devices);
+        canary_errf(err, errlen, "out of memory for %u devices", f->n_devices);
         return CANARY_ENOMEM;
     }
     unsigned same_kind[PROFILE_COUNT] = {0};
@@ -551,7 +539,7 @@ int sim_fleet_init(struct sim_fleet *f, const struct sim_fleet_config *cfg, char
         device_setup(f, i, ++same_kind[profile_of(cfg->seed, i)]);
     if (cfg->scenario != SIM_SCENARIO_NONE && (rc = scenario_pick(f, err, errlen)) != 0) {
         if (rc == CANARY_ENOMEM)
-            set_err(err, errlen, "out of memory");
+            canary_errf(err, errlen, "out of memory");
         sim_fleet_free(f);
         return rc;
     }

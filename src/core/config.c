@@ -306,18 +306,6 @@ static bool topic_level_valid(const char *s)
     return true;
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const struct key_def *find_key(const char *section, size_t seclen, const char *name)
 {
     for (size_t i = 0; i < N_KEYS; i++) {
@@ -374,17 +362,17 @@ static int read_secret_file(const char *path, char *out, size_t outlen, char *er
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        errf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
+        canary_errf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
         return CANARY_EIO;
     }
     if (st.st_mode & 077) {
-        errf(err, errlen, "secret file %s must not be readable by group or others (chmod 600)",
-             path);
+        canary_errf(err, errlen,
+                    "secret file %s must not be readable by group or others (chmod 600)", path);
         return CANARY_EPERM;
     }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        errf(err, errlen, "cannot open secret file %s: %s", path, strerror(errno));
+        canary_errf(err, errlen, "cannot open secret file %s: %s", path, strerror(errno));
         return CANARY_EIO;
     }
     /* Read a little more than fits: the line end an editor or `echo` adds does not count. */
@@ -396,7 +384,7 @@ static int read_secret_file(const char *path, char *out, size_t outlen, char *er
         n--;
     if (more || n >= outlen) {
         memset(buf, 0, sizeof buf);
-        errf(err, errlen, "secret file %s is longer than %zu bytes", path, outlen - 1);
+        canary_errf(err, errlen, "secret file %s is longer than %zu bytes", path, outlen - 1);
         return CANARY_ELIMIT;
     }
     memcpy(out, buf, n);
@@ -417,9 +405,10 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
 {
     char *field = (char *)cfg + k->offset;
     if (k->secret && strcmp(value, "<set>") == 0) {
-        errf(err, errlen,
-             "%s.%s: \"<set>\" is what --print-config shows in place of a secret, not a secret",
-             k->section, k->name);
+        canary_errf(
+            err, errlen,
+            "%s.%s: \"<set>\" is what --print-config shows in place of a secret, not a secret",
+            k->section, k->name);
         return CANARY_EINVAL;
     }
     /* An empty value unsets a secret and reveals nothing, wherever it comes from. */
@@ -428,25 +417,25 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
 
         char env[128];
         env_name(k, "", env, sizeof env);
-        errf(err, errlen,
-             "%s.%s is a secret and may not come from %s: set %s in the environment, name a "
-             "mode-0600 file in %s.%s_file, or put it in a config file with mode 0600",
-             k->section, k->name,
-             src == CONFIG_SRC_FLAG ? "the command line" : "a file readable by others", env,
-             k->section, k->name);
+        canary_errf(err, errlen,
+                    "%s.%s is a secret and may not come from %s: set %s in the environment, name a "
+                    "mode-0600 file in %s.%s_file, or put it in a config file with mode 0600",
+                    k->section, k->name,
+                    src == CONFIG_SRC_FLAG ? "the command line" : "a file readable by others", env,
+                    k->section, k->name);
         return CANARY_EPERM;
     }
     switch (k->type) {
     case KT_STR:
     case KT_ENUM:
         if (strlen(value) >= k->size) {
-            errf(err, errlen, "%s.%s: value is longer than %zu bytes", k->section, k->name,
-                 k->size - 1);
+            canary_errf(err, errlen, "%s.%s: value is longer than %zu bytes", k->section, k->name,
+                        k->size - 1);
             return CANARY_ELIMIT;
         }
         if (k->type == KT_ENUM && !enum_allows(k->choices, value)) {
-            errf(err, errlen, "%s.%s: '%s' is not one of %s", k->section, k->name, value,
-                 k->choices);
+            canary_errf(err, errlen, "%s.%s: '%s' is not one of %s", k->section, k->name, value,
+                        k->choices);
             return CANARY_EINVAL;
         }
         memcpy(field, value, strlen(value) + 1);
@@ -460,8 +449,8 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
         if (*end != '\0' || errno != 0)
             goto bad_number;
         if ((double)v < k->min || (double)v > k->max) {
-            errf(err, errlen, "%s.%s: %llu is outside [%.0f, %.0f]", k->section, k->name, v, k->min,
-                 k->max);
+            canary_errf(err, errlen, "%s.%s: %llu is outside [%.0f, %.0f]", k->section, k->name, v,
+                        k->min, k->max);
             return CANARY_EINVAL;
         }
         *(unsigned *)field = (unsigned)v;
@@ -472,8 +461,8 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
         if (!parse_double(value, &d))
             goto bad_number;
         if (d < k->min || d > k->max) {
-            errf(err, errlen, "%s.%s: %g is outside [%g, %g]", k->section, k->name, d, k->min,
-                 k->max);
+            canary_errf(err, errlen, "%s.%s: %g is outside [%g, %g]", k->section, k->name, d,
+                        k->min, k->max);
             return CANARY_EINVAL;
         }
         *(double *)field = d;
@@ -481,16 +470,16 @@ static int set_fixed(struct canary_config *cfg, const struct key_def *k, const c
     }
     case KT_BOOL:
         if (!parse_bool(value, (bool *)field)) {
-            errf(err, errlen, "%s.%s: '%s' is not a boolean (true or false)", k->section, k->name,
-                 value);
+            canary_errf(err, errlen, "%s.%s: '%s' is not a boolean (true or false)", k->section,
+                        k->name, value);
             return CANARY_EINVAL;
         }
         return CANARY_OK;
     }
     return CANARY_EINVAL;
 bad_number:
-    errf(err, errlen, "%s.%s: '%s' is not a %s", k->section, k->name, value,
-         k->type == KT_UINT ? "non-negative integer" : "finite number");
+    canary_errf(err, errlen, "%s.%s: '%s' is not a %s", k->section, k->name, value,
+                k->type == KT_UINT ? "non-negative integer" : "finite number");
     return CANARY_EINVAL;
 }
 
@@ -529,10 +518,10 @@ static int set_override(struct canary_config *cfg, const char *key, const char *
             fi = i;
     }
     if (fi < 0) {
-        errf(err, errlen,
-             "%s: unknown limit '%s' (known: warn_high, crit_high, warn_low, crit_low, "
-             "hysteresis, max_rate_per_min, flatline_count)",
-             key, field);
+        canary_errf(err, errlen,
+                    "%s: unknown limit '%s' (known: warn_high, crit_high, warn_low, crit_low, "
+                    "hysteresis, max_rate_per_min, flatline_count)",
+                    key, field);
         return CANARY_EINVAL;
     }
     char device[READING_ID_BUF] = "";
@@ -568,13 +557,13 @@ static int set_override(struct canary_config *cfg, const char *key, const char *
         d = fi == LIMIT_FLATLINE ? 0 : NAN;
     } else if (!parse_double(value, &d) || (fi >= LIMIT_HYSTERESIS && d < 0) ||
                (fi == LIMIT_FLATLINE && (d != floor(d) || d > 1e6))) {
-        errf(err, errlen, "%s: '%s' is not a valid %s (a number%s, or off)", key, value, field,
-             fi >= LIMIT_HYSTERESIS ? " >= 0" : "");
+        canary_errf(err, errlen, "%s: '%s' is not a valid %s (a number%s, or off)", key, value,
+                    field, fi >= LIMIT_HYSTERESIS ? " >= 0" : "");
         return CANARY_EINVAL;
     }
     struct config_limit_override *o = find_override(cfg, device, metric, true);
     if (o == NULL) {
-        errf(err, errlen, "out of memory");
+        canary_errf(err, errlen, "out of memory");
         return CANARY_ENOMEM;
     }
     struct metric_limits *l = &o->limits;
@@ -587,8 +576,8 @@ static int set_override(struct canary_config *cfg, const char *key, const char *
     o->set |= 1u << fi;
     return CANARY_OK;
 bad_path:
-    errf(err, errlen, "%s: expected metric.<metric>.<limit> or device.<device-id>.<metric>.<limit>",
-         key);
+    canary_errf(err, errlen,
+                "%s: expected metric.<metric>.<limit> or device.<device-id>.<metric>.<limit>", key);
     return CANARY_EINVAL;
 }
 
@@ -597,7 +586,7 @@ int config_set(struct canary_config *cfg, const char *key, const char *value,
 {
     const char *last = strrchr(key, '.');
     if (last == NULL || last == key || last[1] == '\0') {
-        errf(err, errlen, "'%s' is not a key (expected section.key)", key);
+        canary_errf(err, errlen, "'%s' is not a key (expected section.key)", key);
         return CANARY_EINVAL;
     }
     if (strncmp(key, "metric.", 7) == 0 || strncmp(key, "device.", 7) == 0)
@@ -632,7 +621,7 @@ int config_set(struct canary_config *cfg, const char *key, const char *value,
             }
         }
     }
-    errf(err, errlen, "unknown key '%s' (canaryd --help-config lists every key)", key);
+    canary_errf(err, errlen, "unknown key '%s' (canaryd --help-config lists every key)", key);
     return CANARY_EINVAL;
 }
 
@@ -676,7 +665,7 @@ static char *read_line(char *buf, int size, void *stream)
     ctx->line++;
     size_t n = strlen(buf);
     if (n == (size_t)size - 1 && buf[n - 1] != '\n' && !feof(ctx->file)) {
-        errf(ctx->err, ctx->errlen, "line %d: longer than %d bytes", ctx->line, size - 2);
+        canary_errf(ctx->err, ctx->errlen, "line %d: longer than %d bytes", ctx->line, size - 2);
         ctx->rc = CANARY_ELIMIT;
         ctx->err_line = ctx->line;
         return NULL;
@@ -698,14 +687,14 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         return 0;
     char key[512];
     if (section[0] == '\0') {
-        errf(ctx->err, ctx->errlen, "line %d: key '%s' outside a [section]", lineno, name);
+        canary_errf(ctx->err, ctx->errlen, "line %d: key '%s' outside a [section]", lineno, name);
         ctx->rc = CANARY_EINVAL;
         ctx->err_line = lineno;
         return 0;
     }
     int n = snprintf(key, sizeof key, "%s.%s", section, name);
     if (n < 0 || (size_t)n >= sizeof key) {
-        errf(ctx->err, ctx->errlen, "line %d: key too long", lineno);
+        canary_errf(ctx->err, ctx->errlen, "line %d: key too long", lineno);
         ctx->rc = CANARY_ELIMIT;
         ctx->err_line = lineno;
         return 0;
@@ -713,7 +702,7 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
     char msg[512];
     int rc = config_set(ctx->cfg, key, value, ctx->src, msg, sizeof msg);
     if (rc != 0) {
-        errf(ctx->err, ctx->errlen, "line %d: %s", lineno, msg);
+        canary_errf(ctx->err, ctx->errlen, "line %d: %s", lineno, msg);
         ctx->rc = rc;
         ctx->err_line = lineno;
         return 0;
@@ -725,12 +714,12 @@ int config_load_file(struct canary_config *cfg, const char *path, char *err, siz
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        errf(err, errlen, "%s: %s", path, strerror(errno));
+        canary_errf(err, errlen, "%s: %s", path, strerror(errno));
         return CANARY_EIO;
     }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        errf(err, errlen, "%s: %s", path, strerror(errno));
+        canary_errf(err, errlen, "%s: %s", path, strerror(errno));
         return CANARY_EIO;
     }
     char msg[600] = "";
@@ -743,12 +732,12 @@ int config_load_file(struct canary_config *cfg, const char *path, char *err, siz
     fclose(f);
     if (ctx.rc != 0 && (line == 0 || line >= ctx.err_line)) {
 
-        errf(err, errlen, "%s: %s", path, msg);
+        canary_errf(err, errlen, "%s: %s", path, msg);
         return ctx.rc;
     }
     if (line != 0) {
-        errf(err, errlen, "%s: line %d: syntax error (expected [section] or key = value)", path,
-             line);
+        canary_errf(err, errlen, "%s: line %d: syntax error (expected [section] or key = value)",
+                    path, line);
         return CANARY_EINVAL;
     }
     return CANARY_OK;
@@ -767,7 +756,7 @@ int config_load_env(struct canary_config *cfg, char *err, size_t errlen)
         if (v != NULL) {
             int rc = config_set(cfg, key, v, CONFIG_SRC_ENV, msg, sizeof msg);
             if (rc != 0) {
-                errf(err, errlen, "%s: %s", name, msg);
+                canary_errf(err, errlen, "%s: %s", name, msg);
                 return rc;
             }
         }
@@ -778,7 +767,7 @@ int config_load_env(struct canary_config *cfg, char *err, size_t errlen)
                 strncat(key, "_file", sizeof key - strlen(key) - 1);
                 int rc = config_set(cfg, key, v, CONFIG_SRC_ENV, msg, sizeof msg);
                 if (rc != 0) {
-                    errf(err, errlen, "%s: %s", name, msg);
+                    canary_errf(err, errlen, "%s: %s", name, msg);
                     return rc;
                 }
             }
@@ -828,44 +817,47 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
     char host[128];
     unsigned port;
     if (config_parse_listen(cfg->http.listen, host, sizeof host, &port) != 0) {
-        errf(err, errlen,
-             "http.listen: '%s' is not an address:port (e.g. 127.0.0.1:8080 or [::1]:8080)",
-             cfg->http.listen);
+        canary_errf(err, errlen,
+                    "http.listen: '%s' is not an address:port (e.g. 127.0.0.1:8080 or [::1]:8080)",
+                    cfg->http.listen);
         return CANARY_EINVAL;
     }
     if (cfg->devices.offline_after_s <= cfg->devices.stale_after_s) {
-        errf(err, errlen, "devices.offline_after_s (%u) must be greater than stale_after_s (%u)",
-             cfg->devices.offline_after_s, cfg->devices.stale_after_s);
+        canary_errf(err, errlen,
+                    "devices.offline_after_s (%u) must be greater than stale_after_s (%u)",
+                    cfg->devices.offline_after_s, cfg->devices.stale_after_s);
         return CANARY_EINVAL;
     }
     if (cfg->store.path[0] == '\0') {
-        errf(err, errlen, "store.path must not be empty");
+        canary_errf(err, errlen, "store.path must not be empty");
         return CANARY_EINVAL;
     }
     if (cfg->mqtt.reconnect_min_ms > cfg->mqtt.reconnect_max_ms) {
-        errf(err, errlen, "mqtt.reconnect_min_ms (%u) must not exceed reconnect_max_ms (%u)",
-             cfg->mqtt.reconnect_min_ms, cfg->mqtt.reconnect_max_ms);
+        canary_errf(err, errlen, "mqtt.reconnect_min_ms (%u) must not exceed reconnect_max_ms (%u)",
+                    cfg->mqtt.reconnect_min_ms, cfg->mqtt.reconnect_max_ms);
         return CANARY_EINVAL;
     }
     if (cfg->mqtt.enabled && (cfg->mqtt.client_id[0] == '\0' || cfg->mqtt.host[0] == '\0')) {
-        errf(err, errlen, "mqtt.host and mqtt.client_id must not be empty when mqtt.enabled");
+        canary_errf(err, errlen,
+                    "mqtt.host and mqtt.client_id must not be empty when mqtt.enabled");
         return CANARY_EINVAL;
     }
     if ((cfg->mqtt.tls_cert[0] == '\0') != (cfg->mqtt.tls_key[0] == '\0')) {
-        errf(err, errlen, "mqtt.tls_cert and mqtt.tls_key go together: set both or neither");
+        canary_errf(err, errlen, "mqtt.tls_cert and mqtt.tls_key go together: set both or neither");
         return CANARY_EINVAL;
     }
     if (!topic_level_valid(cfg->mqtt.topic_prefix) || !topic_level_valid(cfg->mqtt.ha_prefix)) {
-        errf(err, errlen,
-             "mqtt.topic_prefix and mqtt.ha_prefix must be one topic level: letters, digits, "
-             "'_', '-' or '.'");
+        canary_errf(
+            err, errlen,
+            "mqtt.topic_prefix and mqtt.ha_prefix must be one topic level: letters, digits, "
+            "'_', '-' or '.'");
         return CANARY_EINVAL;
     }
     if (cfg->ingest.max_batch > cfg->ingest.max_inflight) {
-        errf(err, errlen,
-             "ingest.max_batch (%u) must not exceed ingest.max_inflight (%u): a full batch "
-             "could never be admitted",
-             cfg->ingest.max_batch, cfg->ingest.max_inflight);
+        canary_errf(err, errlen,
+                    "ingest.max_batch (%u) must not exceed ingest.max_inflight (%u): a full batch "
+                    "could never be admitted",
+                    cfg->ingest.max_batch, cfg->ingest.max_inflight);
         return CANARY_EINVAL;
     }
     for (size_t i = 0; i < cfg->n_overrides; i++) {
@@ -873,15 +865,15 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
         const struct config_limit_override *o = &cfg->overrides[i];
         config_metric_limits(cfg, o->device[0] ? o->device : NULL, o->metric, &l);
         if (!isnan(l.warn_high) && !isnan(l.crit_high) && l.crit_high < l.warn_high) {
-            errf(err, errlen, "%s%s%s: crit_high (%g) is below warn_high (%g)",
-                 o->device[0] ? o->device : "", o->device[0] ? "." : "", o->metric, l.crit_high,
-                 l.warn_high);
+            canary_errf(err, errlen, "%s%s%s: crit_high (%g) is below warn_high (%g)",
+                        o->device[0] ? o->device : "", o->device[0] ? "." : "", o->metric,
+                        l.crit_high, l.warn_high);
             return CANARY_EINVAL;
         }
         if (!isnan(l.warn_low) && !isnan(l.crit_low) && l.crit_low > l.warn_low) {
-            errf(err, errlen, "%s%s%s: crit_low (%g) is above warn_low (%g)",
-                 o->device[0] ? o->device : "", o->device[0] ? "." : "", o->metric, l.crit_low,
-                 l.warn_low);
+            canary_errf(err, errlen, "%s%s%s: crit_low (%g) is above warn_low (%g)",
+                        o->device[0] ? o->device : "", o->device[0] ? "." : "", o->metric,
+                        l.crit_low, l.warn_low);
             return CANARY_EINVAL;
         }
     }

@@ -20,16 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Model names: letters, digits, '-' and '_' (they appear in alert metrics and URLs). */
 static bool name_valid(const char *p, size_t n)
 {
@@ -79,38 +69,39 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
     const char *name = key + 6; /* "model." */
     const char *dot = strrchr(name, '.');
     if (dot == NULL || !name_valid(name, (size_t)(dot - name))) {
-        errf(err, errlen,
-             "%s: expected model.<name>.<field>, the name made of letters, digits, '-' and '_' "
-             "(at most %d)",
-             key, CONFIG_MODEL_NAME_MAX - 1);
+        canary_errf(
+            err, errlen,
+            "%s: expected model.<name>.<field>, the name made of letters, digits, '-' and '_' "
+            "(at most %d)",
+            key, CONFIG_MODEL_NAME_MAX - 1);
         return CANARY_EINVAL;
     }
     const char *field = dot + 1;
     struct config_model *m = find_or_add(cfg, name, (size_t)(dot - name));
     if (m == NULL) {
-        errf(err, errlen, "%s: at most %d models", key, CONFIG_MODELS_MAX);
+        canary_errf(err, errlen, "%s: at most %d models", key, CONFIG_MODELS_MAX);
         return CANARY_ELIMIT;
     }
     if (strcmp(field, "path") == 0) {
         if (value[0] == '\0' || !copy_text(m->path, sizeof m->path, value)) {
-            errf(err, errlen, "%s: a file path of 1 to %d bytes", key, CONFIG_PATH_MAX - 1);
+            canary_errf(err, errlen, "%s: a file path of 1 to %d bytes", key, CONFIG_PATH_MAX - 1);
             return CANARY_EINVAL;
         }
     } else if (strcmp(field, "devices") == 0) {
         if (!copy_text(m->devices, sizeof m->devices, value)) {
-            errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
+            canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             return CANARY_EINVAL;
         }
     } else if (strcmp(field, "kind") == 0) {
         if (!copy_text(m->kind, sizeof m->kind, value)) {
-            errf(err, errlen, "%s: longer than %zu bytes", key, sizeof m->kind - 1);
+            canary_errf(err, errlen, "%s: longer than %zu bytes", key, sizeof m->kind - 1);
             return CANARY_EINVAL;
         }
     } else if (strcmp(field, "consecutive") == 0) {
         char *end;
         unsigned long v = strtoul(value, &end, 10);
         if (value[0] == '\0' || *end != '\0' || v < 1 || v > 1000) {
-            errf(err, errlen, "%s: '%s' is not a whole number from 1 to 1000", key, value);
+            canary_errf(err, errlen, "%s: '%s' is not a whole number from 1 to 1000", key, value);
             return CANARY_EINVAL;
         }
         m->consecutive = (unsigned)v;
@@ -118,14 +109,15 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
         char *end;
         double v = strtod(value, &end);
         if (value[0] == '\0' || *end != '\0' || !(v > 0 && v < 1)) {
-            errf(err, errlen, "%s: '%s' is not a score between 0 and 1 (exclusive)", key, value);
+            canary_errf(err, errlen, "%s: '%s' is not a score between 0 and 1 (exclusive)", key,
+                        value);
             return CANARY_EINVAL;
         }
         m->threshold = v;
     } else {
-        errf(err, errlen,
-             "%s: unknown field '%s' (known: path, devices, kind, consecutive, threshold)", key,
-             field);
+        canary_errf(err, errlen,
+                    "%s: unknown field '%s' (known: path, devices, kind, consecutive, threshold)",
+                    key, field);
         return CANARY_EINVAL;
     }
     return CANARY_OK;
@@ -136,15 +128,17 @@ int config_validate_models(const struct canary_config *cfg, char *err, size_t er
     for (size_t i = 0; i < cfg->n_model_defs; i++) {
         const struct config_model *m = &cfg->model_defs[i];
         if (m->path[0] == '\0') {
-            errf(err, errlen, "model.%s: no path (model.%s.path = FILE made by canary train)",
-                 m->name, m->name);
+            canary_errf(err, errlen,
+                        "model.%s: no path (model.%s.path = FILE made by canary train)", m->name,
+                        m->name);
             return CANARY_EINVAL;
         }
         if (m->devices[0] == '\0' && m->kind[0] == '\0') {
-            errf(err, errlen,
-                 "model.%s: applies to no device: set model.%s.devices (ids or globs, \"*\" for "
-                 "all) or model.%s.kind",
-                 m->name, m->name, m->name);
+            canary_errf(
+                err, errlen,
+                "model.%s: applies to no device: set model.%s.devices (ids or globs, \"*\" for "
+                "all) or model.%s.kind",
+                m->name, m->name, m->name);
             return CANARY_EINVAL;
         }
     }

@@ -37,18 +37,6 @@
 
 static const char *const channel_names[] = {"sms", "whatsapp", "voice", "webhook", "email"};
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Names: letters, digits, '-' and '_' (they appear in steps and in the outbox). */
 static bool name_valid(const char *p, size_t n)
 {
@@ -164,7 +152,7 @@ int config_quiet_hours_parse(const char *text, struct config_quiet_hours *out, c
     if (!parse_hhmm(&p, &start) || *p++ != '-' || !parse_hhmm(&p, &end))
         goto bad;
     if (start == end) {
-        errf(err, errlen, "'%s': the window is empty (start equals end)", text);
+        canary_errf(err, errlen, "'%s': the window is empty (start equals end)", text);
         return CANARY_EINVAL;
     }
     while (isspace((unsigned char)*p))
@@ -188,10 +176,11 @@ int config_quiet_hours_parse(const char *text, struct config_quiet_hours *out, c
     out->utc_offset_min = offset;
     return CANARY_OK;
 bad:
-    errf(err, errlen,
-         "'%s' is not a quiet-hours window: expected HH:MM-HH:MM with an optional UTC offset "
-         "(e.g. 22:00-07:00 +01:00), or off",
-         text);
+    canary_errf(
+        err, errlen,
+        "'%s' is not a quiet-hours window: expected HH:MM-HH:MM with an optional UTC offset "
+        "(e.g. 22:00-07:00 +01:00), or off",
+        text);
     return CANARY_EINVAL;
 }
 
@@ -260,10 +249,10 @@ static int set_phone(char *dst, size_t cap, const char *key, const char *value, 
                      size_t errlen)
 {
     if (value[0] != '\0' && (!phone_valid(value) || !copy_text(dst, cap, value))) {
-        errf(err, errlen,
-             "%s: '%s' is not a phone number in E.164 form ('+', country code and number, "
-             "8 to 15 digits, no spaces: +4915112345678)",
-             key, value);
+        canary_errf(err, errlen,
+                    "%s: '%s' is not a phone number in E.164 form ('+', country code and number, "
+                    "8 to 15 digits, no spaces: +4915112345678)",
+                    key, value);
         return CANARY_EINVAL;
     }
     if (value[0] == '\0')
@@ -283,7 +272,8 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
     if (strcmp(field, "email") == 0) {
         if (value[0] != '\0' &&
             (!email_valid(value) || !copy_text(r->email, sizeof r->email, value))) {
-            errf(err, errlen, "%s: '%s' is not an e-mail address (name@example.com)", key, value);
+            canary_errf(err, errlen, "%s: '%s' is not an e-mail address (name@example.com)", key,
+                        value);
             return CANARY_EINVAL;
         }
         if (value[0] == '\0')
@@ -293,8 +283,9 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
     if (strcmp(field, "webhook") == 0) {
         if (value[0] != '\0' &&
             (!url_valid(value) || !copy_text(r->webhook, sizeof r->webhook, value))) {
-            errf(err, errlen, "%s: '%s' is not an http:// or https:// URL (at most %d bytes)", key,
-                 value, CONFIG_STR_MAX - 1);
+            canary_errf(err, errlen,
+                        "%s: '%s' is not an http:// or https:// URL (at most %d bytes)", key, value,
+                        CONFIG_STR_MAX - 1);
             return CANARY_EINVAL;
         }
         if (value[0] == '\0')
@@ -305,8 +296,8 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
         char *end;
         unsigned long v = strtoul(value, &end, 10);
         if (value[0] == '\0' || value[0] == '-' || *end != '\0' || v > 3600) {
-            errf(err, errlen, "%s: '%s' is not a whole number from 0 (unlimited) to 3600", key,
-                 value);
+            canary_errf(err, errlen, "%s: '%s' is not a whole number from 0 (unlimited) to 3600",
+                        key, value);
             return CANARY_EINVAL;
         }
         r->rate_limit_per_hour = (unsigned)v;
@@ -321,15 +312,15 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
         }
         if (config_quiet_hours_parse(value, &r->quiet, why, sizeof why) != 0 ||
             !copy_text(r->quiet_hours_text, sizeof r->quiet_hours_text, value)) {
-            errf(err, errlen, "%s: %s", key, why);
+            canary_errf(err, errlen, "%s: %s", key, why);
             return CANARY_EINVAL;
         }
         return CANARY_OK;
     }
-    errf(err, errlen,
-         "%s: unknown field '%s' (known: sms, whatsapp, voice, email, webhook, "
-         "rate_limit_per_hour, quiet_hours)",
-         key, field);
+    canary_errf(err, errlen,
+                "%s: unknown field '%s' (known: sms, whatsapp, voice, email, webhook, "
+                "rate_limit_per_hour, quiet_hours)",
+                key, field);
     return CANARY_EINVAL;
 }
 
@@ -368,10 +359,10 @@ static int parse_severities(const char *value, unsigned *mask, const char *key, 
     }
     return CANARY_OK;
 bad:
-    errf(err, errlen,
-         "%s: '%s' is not a severity list: names from info, low, medium, high, critical "
-         "separated by commas, or >=NAME / >NAME",
-         key, value);
+    canary_errf(err, errlen,
+                "%s: '%s' is not a severity list: names from info, low, medium, high, critical "
+                "separated by commas, or >=NAME / >NAME",
+                key, value);
     return CANARY_EINVAL;
 }
 
@@ -385,10 +376,10 @@ static int check_kinds(const char *value, const char *key, char *err, size_t err
         enum alert_kind k;
         bool fits = copy_trimmed(name, sizeof name, p, n);
         if (!fits || name[0] == '\0' || alert_kind_parse(name, &k) != 0) {
-            errf(err, errlen,
-                 "%s: '%s' is not an alert kind (e.g. gas_leak, fire, threshold, anomaly, "
-                 "rate, sensor_fault, offline)",
-                 key, fits ? name : value);
+            canary_errf(err, errlen,
+                        "%s: '%s' is not an alert kind (e.g. gas_leak, fire, threshold, anomaly, "
+                        "rate, sensor_fault, offline)",
+                        key, fits ? name : value);
             return CANARY_EINVAL;
         }
         p += n + (comma ? 1 : 0);
@@ -418,7 +409,7 @@ static int parse_steps(struct config_route *r, const char *value, const char *ke
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (n_steps == CONFIG_ROUTE_STEPS_MAX) {
-            errf(err, errlen, "%s: more than %d steps", key, CONFIG_ROUTE_STEPS_MAX);
+            canary_errf(err, errlen, "%s: more than %d steps", key, CONFIG_ROUTE_STEPS_MAX);
             return CANARY_ELIMIT;
         }
         struct config_route_step *st = &steps[n_steps];
@@ -439,17 +430,18 @@ static int parse_steps(struct config_route *r, const char *value, const char *ke
                 !copy_trimmed(name, sizeof name, colon + 1, strlen(colon + 1)))
                 goto bad;
             if (!channel_valid(channel)) {
-                errf(err, errlen,
-                     "%s: step %u: unknown channel '%s' (known: sms, whatsapp, voice, webhook, "
-                     "email)",
-                     key, n_steps, channel);
+                canary_errf(
+                    err, errlen,
+                    "%s: step %u: unknown channel '%s' (known: sms, whatsapp, voice, webhook, "
+                    "email)",
+                    key, n_steps, channel);
                 return CANARY_EINVAL;
             }
             if (!name_valid(name, strlen(name)))
                 goto bad;
             if (st->n_targets == CONFIG_STEP_TARGETS) {
-                errf(err, errlen, "%s: step %u: more than %d targets", key, n_steps,
-                     CONFIG_STEP_TARGETS);
+                canary_errf(err, errlen, "%s: step %u: more than %d targets", key, n_steps,
+                            CONFIG_STEP_TARGETS);
                 return CANARY_ELIMIT;
             }
             struct config_route_target *t = &st->targets[st->n_targets++];
@@ -463,21 +455,22 @@ static int parse_steps(struct config_route *r, const char *value, const char *ke
         p += len + (comma ? 1 : 0);
     }
     if (n_steps == 0) {
-        errf(err, errlen, "%s: no steps (e.g. steps = sms:alice, voice:alice)", key);
+        canary_errf(err, errlen, "%s: no steps (e.g. steps = sms:alice, voice:alice)", key);
         return CANARY_EINVAL;
     }
     if (!copy_text(r->steps_text, sizeof r->steps_text, value)) {
-        errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
+        canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
         return CANARY_ELIMIT;
     }
     memcpy(r->steps, steps, sizeof steps);
     r->n_steps = n_steps;
     return CANARY_OK;
 bad:
-    errf(err, errlen,
-         "%s: step %u is not CHANNEL:RECIPIENT (joined by '+' within a step, steps separated "
-         "by commas: sms:alice+email:alice, voice:alice, sms:bob)",
-         key, n_steps);
+    canary_errf(
+        err, errlen,
+        "%s: step %u is not CHANNEL:RECIPIENT (joined by '+' within a step, steps separated "
+        "by commas: sms:alice+email:alice, voice:alice, sms:bob)",
+        key, n_steps);
     return CANARY_EINVAL;
 }
 
@@ -490,7 +483,7 @@ static int set_route(struct config_route *r, const char *key, const char *field,
         if (rc != 0)
             return rc;
         if (!copy_text(r->severities, sizeof r->severities, value)) {
-            errf(err, errlen, "%s: longer than %zu bytes", key, sizeof r->severities - 1);
+            canary_errf(err, errlen, "%s: longer than %zu bytes", key, sizeof r->severities - 1);
             return CANARY_ELIMIT;
         }
         r->severity_mask = mask;
@@ -499,22 +492,22 @@ static int set_route(struct config_route *r, const char *key, const char *field,
     if (strcmp(field, "kinds") == 0) {
         int rc = check_kinds(value, key, err, errlen);
         if (rc == 0 && !copy_text(r->kinds, sizeof r->kinds, value)) {
-            errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
+            canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             rc = CANARY_ELIMIT;
         }
         return rc;
     }
     if (strcmp(field, "devices") == 0) {
         if (!copy_text(r->devices, sizeof r->devices, value)) {
-            errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
+            canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             return CANARY_ELIMIT;
         }
         return CANARY_OK;
     }
     if (strcmp(field, "steps") == 0)
         return parse_steps(r, value, key, err, errlen);
-    errf(err, errlen, "%s: unknown field '%s' (known: severities, kinds, devices, steps)", key,
-         field);
+    canary_errf(err, errlen, "%s: unknown field '%s' (known: severities, kinds, devices, steps)",
+                key, field);
     return CANARY_EINVAL;
 }
 
@@ -525,24 +518,24 @@ int config_set_notify(struct canary_config *cfg, const char *key, const char *va
     const char *name = key + (recipient ? 10 : 6);
     const char *dot = strrchr(name, '.');
     if (dot == NULL || !name_valid(name, (size_t)(dot - name))) {
-        errf(err, errlen,
-             "%s: expected %s.<name>.<field>, the name made of letters, digits, '-' and '_' "
-             "(at most %d)",
-             key, recipient ? "recipient" : "route", CONFIG_NOTIFY_NAME_MAX - 1);
+        canary_errf(err, errlen,
+                    "%s: expected %s.<name>.<field>, the name made of letters, digits, '-' and '_' "
+                    "(at most %d)",
+                    key, recipient ? "recipient" : "route", CONFIG_NOTIFY_NAME_MAX - 1);
         return CANARY_EINVAL;
     }
     size_t n = (size_t)(dot - name);
     if (recipient) {
         struct config_recipient *r = recipient_find_or_add(cfg, name, n);
         if (r == NULL) {
-            errf(err, errlen, "%s: at most %d recipients", key, MAX_RECIPIENTS);
+            canary_errf(err, errlen, "%s: at most %d recipients", key, MAX_RECIPIENTS);
             return CANARY_ELIMIT;
         }
         return set_recipient(r, key, dot + 1, value, err, errlen);
     }
     struct config_route *r = route_find_or_add(cfg, name, n);
     if (r == NULL) {
-        errf(err, errlen, "%s: at most %d routes", key, MAX_ROUTES);
+        canary_errf(err, errlen, "%s: at most %d routes", key, MAX_ROUTES);
         return CANARY_ELIMIT;
     }
     return set_route(r, key, dot + 1, value, err, errlen);
@@ -591,38 +584,39 @@ int config_validate_notify(const struct canary_config *cfg, char *err, size_t er
          q.mode == 2)) {
         if (q.mode == 2)
             snprintf(why, sizeof why, "'off' is for recipients; leave notify.quiet_hours empty");
-        errf(err, errlen, "notify.quiet_hours: %s", why);
+        canary_errf(err, errlen, "notify.quiet_hours: %s", why);
         return CANARY_EINVAL;
     }
     const char *const phones[] = {cfg->notify.twilio_from, cfg->notify.twilio_whatsapp_from};
     const char *const phone_keys[] = {"notify.twilio_from", "notify.twilio_whatsapp_from"};
     for (int i = 0; i < 2; i++) {
         if (phones[i][0] != '\0' && !phone_valid(phones[i])) {
-            errf(err, errlen, "%s: '%s' is not a phone number in E.164 form (+15005550006)",
-                 phone_keys[i], phones[i]);
+            canary_errf(err, errlen, "%s: '%s' is not a phone number in E.164 form (+15005550006)",
+                        phone_keys[i], phones[i]);
             return CANARY_EINVAL;
         }
     }
     if (cfg->notify.twilio_base_url[0] != '\0' && !url_valid(cfg->notify.twilio_base_url)) {
-        errf(err, errlen, "notify.twilio_base_url: '%s' is not an http:// or https:// URL",
-             cfg->notify.twilio_base_url);
+        canary_errf(err, errlen, "notify.twilio_base_url: '%s' is not an http:// or https:// URL",
+                    cfg->notify.twilio_base_url);
         return CANARY_EINVAL;
     }
     if (cfg->notify.smtp_url[0] != '\0' && strncmp(cfg->notify.smtp_url, "smtp://", 7) != 0 &&
         strncmp(cfg->notify.smtp_url, "smtps://", 8) != 0) {
-        errf(err, errlen, "notify.smtp_url: '%s' is not an smtp:// or smtps:// URL",
-             cfg->notify.smtp_url);
+        canary_errf(err, errlen, "notify.smtp_url: '%s' is not an smtp:// or smtps:// URL",
+                    cfg->notify.smtp_url);
         return CANARY_EINVAL;
     }
     if (cfg->notify.smtp_from[0] != '\0' && !email_valid(cfg->notify.smtp_from)) {
-        errf(err, errlen, "notify.smtp_from: '%s' is not an e-mail address", cfg->notify.smtp_from);
+        canary_errf(err, errlen, "notify.smtp_from: '%s' is not an e-mail address",
+                    cfg->notify.smtp_from);
         return CANARY_EINVAL;
     }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct config_route *r = &cfg->routes[i];
         if (r->n_steps == 0) {
-            errf(err, errlen, "route.%s: no steps (route.%s.steps = sms:alice, voice:alice)",
-                 r->name, r->name);
+            canary_errf(err, errlen, "route.%s: no steps (route.%s.steps = sms:alice, voice:alice)",
+                        r->name, r->name);
             return CANARY_EINVAL;
         }
         for (unsigned s = 0; s < r->n_steps; s++) {
@@ -630,23 +624,24 @@ int config_validate_notify(const struct canary_config *cfg, char *err, size_t er
                 const struct config_route_target *tg = &r->steps[s].targets[t];
                 const struct config_recipient *rc = config_recipient_find(cfg, tg->recipient);
                 if (rc == NULL) {
-                    errf(err, errlen,
-                         "route.%s.steps: step %u names recipient '%s', which has no "
-                         "[recipient.%s] section",
-                         r->name, s, tg->recipient, tg->recipient);
+                    canary_errf(err, errlen,
+                                "route.%s.steps: step %u names recipient '%s', which has no "
+                                "[recipient.%s] section",
+                                r->name, s, tg->recipient, tg->recipient);
                     return CANARY_EINVAL;
                 }
                 if (recipient_address(rc, tg->channel)[0] == '\0') {
-                    errf(err, errlen,
-                         "route.%s.steps: step %u sends %s to '%s', but recipient.%s.%s is not "
-                         "set",
-                         r->name, s, tg->channel, tg->recipient, tg->recipient, tg->channel);
+                    canary_errf(
+                        err, errlen,
+                        "route.%s.steps: step %u sends %s to '%s', but recipient.%s.%s is not "
+                        "set",
+                        r->name, s, tg->channel, tg->recipient, tg->recipient, tg->channel);
                     return CANARY_EINVAL;
                 }
                 const char *missing = missing_provider(cfg, tg->channel);
                 if (missing != NULL) {
-                    errf(err, errlen, "route.%s.steps: step %u uses %s, which needs %s", r->name, s,
-                         tg->channel, missing);
+                    canary_errf(err, errlen, "route.%s.steps: step %u uses %s, which needs %s",
+                                r->name, s, tg->channel, missing);
                     return CANARY_EINVAL;
                 }
             }

@@ -20,4 +20,11 @@ enum canary_err {
     CANARY_EPERM = -9,     /* not permitted (authentication, file permissions) */
 };
 
+#include <stddef.h>
+
+/* Writes a message into a caller's error buffer (err may be NULL or errlen 0: then
+ * nothing), cut to fit. The one helper every module uses to fill its err argument. */
+void canary_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

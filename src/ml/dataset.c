@@ -26,19 +26,6 @@
 
 /* ---- Errors ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Writes s[0..n) into out (outlen bytes) as a short printable excerpt for a message: at
  * most 40 bytes, control bytes, quotes and backslashes as '?', "..." when cut. */
 static void excerpt(const char *s, size_t n, char *out, size_t outlen)
@@ -393,8 +380,8 @@ static int next_field(struct parser *p, struct field *out)
         out->f = b + i;
         for (i++;; i++) {
             if (i >= p->len) {
-                set_err(p->err, p->errlen, "%s:%zu: a quoted field is not closed", p->name,
-                        start_line);
+                canary_errf(p->err, p->errlen, "%s:%zu: a quoted field is not closed", p->name,
+                            start_line);
                 return CANARY_EINVAL;
             }
             if (b[i] == '"') {
@@ -414,8 +401,8 @@ static int next_field(struct parser *p, struct field *out)
         while (i < p->len && is_space(b[i]))
             i++;
         if (i < p->len && b[i] != ',' && b[i] != '\n' && b[i] != '\r') {
-            set_err(p->err, p->errlen, "%s:%zu: text after the closing quote of a field", p->name,
-                    p->line);
+            canary_errf(p->err, p->errlen, "%s:%zu: text after the closing quote of a field",
+                        p->name, p->line);
             return CANARY_EINVAL;
         }
     } else {
@@ -530,9 +517,9 @@ static int find_column(const struct column *cols, size_t n, const char *name, co
         if (strcmp(cols[i].name, name) != 0)
             continue;
         if (found < n) {
-            set_err(err, errlen,
-                    "%s: column '%s' appears twice in the header (columns %zu and %zu)", file,
-                    shown(name).s, found + 1, i + 1);
+            canary_errf(err, errlen,
+                        "%s: column '%s' appears twice in the header (columns %zu and %zu)", file,
+                        shown(name).s, found + 1, i + 1);
             return CANARY_EINVAL;
         }
         found = i;
@@ -548,7 +535,8 @@ static int find_column(const struct column *cols, size_t n, const char *name, co
                 break;
             w += (size_t)k;
         }
-        set_err(err, errlen, "%s: no column '%s' (the header has: %s)", file, shown(name).s, list);
+        canary_errf(err, errlen, "%s: no column '%s' (the header has: %s)", file, shown(name).s,
+                    list);
         return CANARY_ENOTFOUND;
     }
     *at = found;
@@ -575,7 +563,7 @@ static int read_header(struct load *L, struct dataset *d, const struct dataset_o
     if (p->len >= 3 && memcmp(p->buf, "\xEF\xBB\xBF", 3) == 0)
         p->pos = 3;
     if (!at_record(p)) {
-        set_err(p->err, p->errlen, "%s: empty file (no header)", p->name);
+        canary_errf(p->err, p->errlen, "%s: empty file (no header)", p->name);
         return CANARY_EINVAL;
     }
     size_t cap = 0;
@@ -606,8 +594,8 @@ static int read_header(struct load *L, struct dataset *d, const struct dataset_o
     if (o == NULL)
         o = &none;
     if (o->n_value_columns > 0 && o->value_columns == NULL) {
-        set_err(p->err, p->errlen, "%s: %zu value columns but no names", p->name,
-                o->n_value_columns);
+        canary_errf(p->err, p->errlen, "%s: %zu value columns but no names", p->name,
+                    o->n_value_columns);
         return CANARY_EINVAL;
     }
     const char *role_col[3] = {o->label_column, o->timestamp_column, o->device_column};
@@ -630,8 +618,8 @@ static int read_header(struct load *L, struct dataset *d, const struct dataset_o
             if (rc != 0)
                 return rc;
             if (L->cols[at].roles & ROLE_VALUE) {
-                set_err(p->err, p->errlen, "%s: value column '%s' is named twice", p->name,
-                        shown(o->value_columns[k]).s);
+                canary_errf(p->err, p->errlen, "%s: value column '%s' is named twice", p->name,
+                            shown(o->value_columns[k]).s);
                 return CANARY_EINVAL;
             }
             L->cols[at].roles |= ROLE_VALUE;
@@ -643,9 +631,9 @@ static int read_header(struct load *L, struct dataset *d, const struct dataset_o
                 continue;
             for (size_t j = 0; j < i; j++) {
                 if (strcmp(L->cols[j].name, L->cols[i].name) == 0) {
-                    set_err(p->err, p->errlen,
-                            "%s: column '%s' appears twice in the header (columns %zu and %zu)",
-                            p->name, shown(L->cols[i].name).s, j + 1, i + 1);
+                    canary_errf(p->err, p->errlen,
+                                "%s: column '%s' appears twice in the header (columns %zu and %zu)",
+                                p->name, shown(L->cols[i].name).s, j + 1, i + 1);
                     return CANARY_EINVAL;
                 }
             }
@@ -698,16 +686,16 @@ static int take_field(struct load *L, struct dataset *d, const struct column *c,
         double v = NAN;
         if (!is_missing(s, n) && !parse_number(s, n, &v)) {
             excerpt(s, n, ex, sizeof ex);
-            set_err(p->err, p->errlen, "%s:%zu: column '%s': not a number: \"%s\"", p->name, line,
-                    shown(c->name).s, ex);
+            canary_errf(p->err, p->errlen, "%s:%zu: column '%s': not a number: \"%s\"", p->name,
+                        line, shown(c->name).s, ex);
             return CANARY_EINVAL;
         }
         d->x[r * d->n_cols + c->value_idx] = v;
     }
     if (c->roles & ROLE_LABEL) {
         if (n == 0) {
-            set_err(p->err, p->errlen, "%s:%zu: column '%s': the label is missing", p->name, line,
-                    shown(c->name).s);
+            canary_errf(p->err, p->errlen, "%s:%zu: column '%s': the label is missing", p->name,
+                        line, shown(c->name).s);
             return CANARY_EINVAL;
         }
         if (L->label_classes) {
@@ -721,19 +709,19 @@ static int take_field(struct load *L, struct dataset *d, const struct column *c,
             L->label_id[r] = (uint32_t)id;
         } else if (!parse_label(s, n, &d->labels[r])) {
             excerpt(s, n, ex, sizeof ex);
-            set_err(p->err, p->errlen,
-                    "%s:%zu: column '%s': not a label (a number, true or false): \"%s\"", p->name,
-                    line, shown(c->name).s, ex);
+            canary_errf(p->err, p->errlen,
+                        "%s:%zu: column '%s': not a label (a number, true or false): \"%s\"",
+                        p->name, line, shown(c->name).s, ex);
             return CANARY_EINVAL;
         }
     }
     if (c->roles & ROLE_TS) {
         if (!parse_timestamp(s, n, &d->ts_ms[r])) {
             excerpt(s, n, ex, sizeof ex);
-            set_err(p->err, p->errlen,
-                    "%s:%zu: column '%s': not a timestamp (Unix seconds or ms, or ISO 8601 "
-                    "\"2014-02-14 14:30:00\"): \"%s\"",
-                    p->name, line, shown(c->name).s, ex);
+            canary_errf(p->err, p->errlen,
+                        "%s:%zu: column '%s': not a timestamp (Unix seconds or ms, or ISO 8601 "
+                        "\"2014-02-14 14:30:00\"): \"%s\"",
+                        p->name, line, shown(c->name).s, ex);
             return CANARY_EINVAL;
         }
     }
@@ -771,14 +759,14 @@ static int read_rows(struct load *L, struct dataset *d)
         if (bad != 0 && (bad == CANARY_ENOMEM || nf == L->n_cols_file))
             return bad;
         if (nf != L->n_cols_file) {
-            set_err(p->err, p->errlen, "%s:%zu: %zu field%s, the header has %zu", p->name, line, nf,
-                    nf == 1 ? "" : "s", L->n_cols_file);
+            canary_errf(p->err, p->errlen, "%s:%zu: %zu field%s, the header has %zu", p->name, line,
+                        nf, nf == 1 ? "" : "s", L->n_cols_file);
             return CANARY_EINVAL;
         }
         d->n_rows++;
     }
     if (d->n_rows == 0) {
-        set_err(p->err, p->errlen, "%s: no data rows after the header", p->name);
+        canary_errf(p->err, p->errlen, "%s: no data rows after the header", p->name);
         return CANARY_EINVAL;
     }
     return 0;
@@ -907,7 +895,7 @@ static int parse_owned(struct dataset *d, const char *name, char *buf, size_t le
         rc = keep_names(&L, d);
     }
     if (rc == CANARY_ENOMEM)
-        set_err(err, errlen, "%s: out of memory", name);
+        canary_errf(err, errlen, "%s: out of memory", name);
     free(L.cols);
     intern_free(&L.devs);
     intern_free(&L.labels);
@@ -924,7 +912,7 @@ int dataset_parse_csv(struct dataset *d, const char *name, const char *text, siz
     memset(d, 0, sizeof *d);
     char *buf = malloc(len + 1);
     if (buf == NULL) {
-        set_err(err, errlen, "%s: out of memory", name);
+        canary_errf(err, errlen, "%s: out of memory", name);
         return CANARY_ENOMEM;
     }
     memcpy(buf, text, len);
@@ -937,7 +925,7 @@ int dataset_load_csv(struct dataset *d, const char *path, const struct dataset_o
     memset(d, 0, sizeof *d);
     FILE *fp = fopen(path, "rb");
     if (fp == NULL) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        canary_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return CANARY_EIO;
     }
     /* The size is a hint (a pipe has none): read until the end, growing if need be. */
@@ -960,10 +948,10 @@ int dataset_load_csv(struct dataset *d, const char *path, const struct dataset_o
         cap *= 2;
     }
     if (buf == NULL) {
-        set_err(err, errlen, "%s: out of memory", path);
+        canary_errf(err, errlen, "%s: out of memory", path);
         rc = CANARY_ENOMEM;
     } else if (ferror(fp)) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        canary_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         free(buf);
         rc = CANARY_EIO;
     }

@@ -47,18 +47,6 @@
 #define EULER_GAMMA     0.57721566490153286061
 #define IFO_MAX_THREADS 256
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- c(n) and parameters ---- */
 
 double iforest_c(double n)
@@ -499,7 +487,7 @@ bool iforest__tree_valid(const struct ifo_node *nodes, uint32_t n, uint32_t n_co
     pending[top++] = 0;
     for (uint32_t k = 0; k < n; k++) {
         if (top == 0) {
-            set_err(why, whylen, "the tree ends at node %u of %u", k, n);
+            canary_errf(why, whylen, "the tree ends at node %u of %u", k, n);
             return false;
         }
         uint32_t depth = pending[--top];
@@ -507,30 +495,30 @@ bool iforest__tree_valid(const struct ifo_node *nodes, uint32_t n, uint32_t n_co
         if (nd->feature == IFO_LEAF) {
             float v = nd->value;
             if (!(v >= 0.0f && v <= max_path)) {
-                set_err(why, whylen, "node %u: path length %g outside [0, %g]", k, (double)v,
-                        max_path);
+                canary_errf(why, whylen, "node %u: path length %g outside [0, %g]", k, (double)v,
+                            max_path);
                 return false;
             }
             continue;
         }
         if (depth >= max_depth) {
-            set_err(why, whylen, "node %u: a split below the height limit %u", k, max_depth);
+            canary_errf(why, whylen, "node %u: a split below the height limit %u", k, max_depth);
             return false;
         }
         if (nd->feature >= n_cols) {
-            set_err(why, whylen, "node %u: feature %u of %u", k, nd->feature, n_cols);
+            canary_errf(why, whylen, "node %u: feature %u of %u", k, nd->feature, n_cols);
             return false;
         }
         if (!isfinite(nd->value)) { /* training never makes one; NaN == +inf relies on it */
-            set_err(why, whylen, "node %u: threshold %g is not a finite number", k,
-                    (double)nd->value);
+            canary_errf(why, whylen, "node %u: threshold %g is not a finite number", k,
+                        (double)nd->value);
             return false;
         }
         pending[top++] = (uint8_t)(depth + 1);
         pending[top++] = (uint8_t)(depth + 1);
     }
     if (top != 0) {
-        set_err(why, whylen, "%u nodes end before the tree is complete", n);
+        canary_errf(why, whylen, "%u nodes end before the tree is complete", n);
         return false;
     }
     return true;
@@ -597,57 +585,58 @@ static int check_train_args(const struct iforest_params *p, const double *x, siz
                             size_t n_cols, const char *const *names, char *err, size_t errlen)
 {
     if (p->n_trees < 1 || p->n_trees > IFOREST_MAX_TREES) {
-        set_err(err, errlen, "n_trees must be 1 to %d, got %u", IFOREST_MAX_TREES, p->n_trees);
+        canary_errf(err, errlen, "n_trees must be 1 to %d, got %u", IFOREST_MAX_TREES, p->n_trees);
         return CANARY_EINVAL;
     }
     if (p->subsample < 2 || p->subsample > IFOREST_MAX_SUBSAMPLE) {
-        set_err(err, errlen, "subsample must be 2 to %d, got %u", IFOREST_MAX_SUBSAMPLE,
-                p->subsample);
+        canary_errf(err, errlen, "subsample must be 2 to %d, got %u", IFOREST_MAX_SUBSAMPLE,
+                    p->subsample);
         return CANARY_EINVAL;
     }
     if (p->max_depth > IFOREST_MAX_DEPTH) {
-        set_err(err, errlen, "max_depth must be 0 (ceil(log2 subsample)) or 1 to %d, got %u",
-                IFOREST_MAX_DEPTH, p->max_depth);
+        canary_errf(err, errlen, "max_depth must be 0 (ceil(log2 subsample)) or 1 to %d, got %u",
+                    IFOREST_MAX_DEPTH, p->max_depth);
         return CANARY_EINVAL;
     }
     if (!(p->contamination >= 0.0 && p->contamination <= 0.5)) {
-        set_err(err, errlen, "contamination must be 0 (auto) or in (0, 0.5], got %g",
-                p->contamination);
+        canary_errf(err, errlen, "contamination must be 0 (auto) or in (0, 0.5], got %g",
+                    p->contamination);
         return CANARY_EINVAL;
     }
     if (n_cols < 1 || n_cols > IFOREST_MAX_FEATURES) {
-        set_err(err, errlen, "the data must have 1 to %d columns, got %zu", IFOREST_MAX_FEATURES,
-                n_cols);
+        canary_errf(err, errlen, "the data must have 1 to %d columns, got %zu",
+                    IFOREST_MAX_FEATURES, n_cols);
         return CANARY_EINVAL;
     }
     if (n_rows < 2) {
-        set_err(err, errlen, "training needs at least 2 rows, got %zu", n_rows);
+        canary_errf(err, errlen, "training needs at least 2 rows, got %zu", n_rows);
         return CANARY_EINVAL;
     }
     if (n_rows > SIZE_MAX / sizeof(double) / n_cols) {
-        set_err(err, errlen, "%zu rows of %zu columns do not fit in memory", n_rows, n_cols);
+        canary_errf(err, errlen, "%zu rows of %zu columns do not fit in memory", n_rows, n_cols);
         return CANARY_EINVAL;
     }
     if (x == NULL) {
-        set_err(err, errlen, "no training data (x is NULL)");
+        canary_errf(err, errlen, "no training data (x is NULL)");
         return CANARY_EINVAL;
     }
     if (names == NULL)
         return CANARY_OK;
     for (size_t c = 0; c < n_cols; c++) {
         if (names[c] == NULL || names[c][0] == '\0') {
-            set_err(err, errlen, "feature name %zu is missing or empty", c);
+            canary_errf(err, errlen, "feature name %zu is missing or empty", c);
             return CANARY_EINVAL;
         }
         size_t len = strnlen(names[c], IFOREST_NAME_MAX);
         if (len >= IFOREST_NAME_MAX) {
-            set_err(err, errlen, "feature name %zu ('%.20s...') is longer than %d bytes", c,
-                    names[c], IFOREST_NAME_MAX - 1);
+            canary_errf(err, errlen, "feature name %zu ('%.20s...') is longer than %d bytes", c,
+                        names[c], IFOREST_NAME_MAX - 1);
             return CANARY_EINVAL;
         }
         for (size_t k = 0; k < c; k++) {
             if (strcmp(names[k], names[c]) == 0) {
-                set_err(err, errlen, "features %zu and %zu are both named '%s'", k, c, names[c]);
+                canary_errf(err, errlen, "features %zu and %zu are both named '%s'", k, c,
+                            names[c]);
                 return CANARY_EINVAL;
             }
         }
@@ -675,7 +664,7 @@ int iforest_train(struct iforest **out, const struct iforest_params *p, const do
         p = &defaults;
     }
     if (out == NULL) {
-        set_err(err, errlen, "no place for the forest (out is NULL)");
+        canary_errf(err, errlen, "no place for the forest (out is NULL)");
         return CANARY_EINVAL;
     }
     *out = NULL;
@@ -759,8 +748,8 @@ int iforest_train(struct iforest **out, const struct iforest_params *p, const do
 
 nomem:
     iforest_free(f);
-    set_err(err, errlen, "out of memory training %u trees of %u rows x %zu features", p->n_trees,
-            psi, n_cols);
+    canary_errf(err, errlen, "out of memory training %u trees of %u rows x %zu features",
+                p->n_trees, psi, n_cols);
     return CANARY_ENOMEM;
 }
 

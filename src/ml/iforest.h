@@ -33,11 +33,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IFOREST_MAX_FEATURES 1024
-#define IFOREST_MAX_TREES    10000
+#define IFOREST_MAX_FEATURES  1024
+#define IFOREST_MAX_TREES     10000
 #define IFOREST_MAX_SUBSAMPLE 65536
-#define IFOREST_NAME_MAX     64 /* a feature name, with its NUL */
-#define IFOREST_MAX_DEPTH    32 /* the largest height limit max_depth may ask for */
+#define IFOREST_NAME_MAX      64 /* a feature name, with its NUL */
+#define IFOREST_MAX_DEPTH     32 /* the largest height limit max_depth may ask for */
 
 struct iforest_params {
     uint32_t n_trees;     /* t (default 100) */
@@ -57,10 +57,10 @@ struct iforest_meta {
     char source[256];       /* what it was trained on: "file.csv", "db device=x metric=y" */
     char features_kind[16]; /* "raw" (the columns as given) or "window" (ml/features.h) */
     uint64_t train_rows;
-    int64_t data_from_ms;   /* time range of the training data (0 = unknown) */
+    int64_t data_from_ms; /* time range of the training data (0 = unknown) */
     int64_t data_to_ms;
-    int64_t created_ms;     /* wall clock at training */
-    uint32_t window;        /* features_kind "window": the window length in readings */
+    int64_t created_ms; /* wall clock at training */
+    uint32_t window;    /* features_kind "window": the window length in readings */
     /* Evaluation figures recorded by `canary eval --record` (NaN = not evaluated). */
     double eval_roc_auc;
     double eval_pr_auc;
@@ -117,8 +117,7 @@ int iforest_save(const struct iforest *f, const char *path, char *err, size_t er
 
 /* The bytes iforest_save writes, in a malloc'ed buffer the caller frees: *out and *len.
  * Returns 0 or CANARY_ENOMEM. The same forest always gives the same bytes. */
-int iforest_save_buffer(const struct iforest *f, void **out, size_t *len, char *err,
-                        size_t errlen);
+int iforest_save_buffer(const struct iforest *f, void **out, size_t *len, char *err, size_t errlen);
 
 /* Reads a model written by iforest_save. Returns 0 and *out, or CANARY_EINVAL with a
  * message that says what is wrong ("model.cif: truncated: 1200 of 5400 bytes", "not a

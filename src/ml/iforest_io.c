@@ -36,18 +36,6 @@
 #define MODEL_HEADER_SIZE 132u /* through eval_rows; see docs/MODEL_FORMAT.md */
 #define MODEL_NODE_SIZE   8u
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* zlib's CRC-32 of p[0 .. len) continued from crc (0 to start); crc32 takes a uInt length. */
 static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t len)
 {
@@ -138,7 +126,7 @@ int iforest_save_buffer(const struct iforest *f, void **out, size_t *len, char *
 
     uint8_t *buf = malloc(size);
     if (buf == NULL) {
-        set_err(err, errlen, "out of memory for a model of %zu bytes", size);
+        canary_errf(err, errlen, "out of memory for a model of %zu bytes", size);
         return CANARY_ENOMEM;
     }
     struct writer w = {buf};
@@ -229,14 +217,14 @@ int iforest_save(const struct iforest *f, const char *path, char *err, size_t er
     if (iforest_save_buffer(f, &buf, &len, err, errlen) != CANARY_OK) {
         char why[160];
         snprintf(why, sizeof why, "%s", err != NULL && errlen > 0 ? err : "out of memory");
-        set_err(err, errlen, "%s: %s", path, why);
+        canary_errf(err, errlen, "%s: %s", path, why);
         return CANARY_EIO;
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
     if (tmp == NULL) {
         free(buf);
-        set_err(err, errlen, "%s: out of memory", path);
+        canary_errf(err, errlen, "%s: out of memory", path);
         return CANARY_EIO;
     }
     memcpy(tmp, path, plen);
@@ -274,7 +262,7 @@ fail_unlink:;
     unlink(tmp);
     errno = saved;
 fail_errno:
-    set_err(err, errlen, "%s: %s: %s", path, step, strerror(errno));
+    canary_errf(err, errlen, "%s: %s: %s", path, step, strerror(errno));
     free(tmp);
     free(buf);
     return CANARY_EIO;
@@ -338,7 +326,7 @@ static int take_str(struct reader *r, size_t len_bytes, char *dst, size_t cap, c
                     char *err, size_t errlen)
 {
     if (left(r) < len_bytes) {
-        set_err(err, errlen, "inconsistent sizes: %s's length runs past the file", what);
+        canary_errf(err, errlen, "inconsistent sizes: %s's length runs past the file", what);
         return CANARY_EINVAL;
     }
     size_t n = r->p[0];
@@ -346,15 +334,15 @@ static int take_str(struct reader *r, size_t len_bytes, char *dst, size_t cap, c
         n |= (size_t)r->p[1] << 8;
     r->p += len_bytes;
     if (n > cap - 1) {
-        set_err(err, errlen, "%s is %zu bytes, the limit is %zu", what, n, cap - 1);
+        canary_errf(err, errlen, "%s is %zu bytes, the limit is %zu", what, n, cap - 1);
         return CANARY_EINVAL;
     }
     if (left(r) < n) {
-        set_err(err, errlen, "inconsistent sizes: %s (%zu bytes) runs past the file", what, n);
+        canary_errf(err, errlen, "inconsistent sizes: %s (%zu bytes) runs past the file", what, n);
         return CANARY_EINVAL;
     }
     if (memchr(r->p, '\0', n) != NULL) {
-        set_err(err, errlen, "%s holds a NUL byte", what);
+        canary_errf(err, errlen, "%s holds a NUL byte", what);
         return CANARY_EINVAL;
     }
     memcpy(dst, r->p, n);
@@ -368,25 +356,26 @@ static int check_envelope(const uint8_t *b, size_t len, char *err, size_t errlen
 {
     size_t magic_len = len < 8 ? len : 8;
     if (memcmp(b, MODEL_MAGIC, magic_len) != 0) {
-        set_err(err, errlen, "not a canary model file (it does not start with %s)", MODEL_MAGIC);
+        canary_errf(err, errlen, "not a canary model file (it does not start with %s)",
+                    MODEL_MAGIC);
         return CANARY_EINVAL;
     }
     if (len < 12) {
-        set_err(err, errlen, "truncated: %zu of at least %u bytes", len, MODEL_HEADER_SIZE + 4);
+        canary_errf(err, errlen, "truncated: %zu of at least %u bytes", len, MODEL_HEADER_SIZE + 4);
         return CANARY_EINVAL;
     }
     uint32_t version = get_u32(b + 8);
     if (version > MODEL_VERSION) {
-        set_err(err, errlen, "format version %" PRIu32 " is newer than this canary (%u)", version,
-                MODEL_VERSION);
+        canary_errf(err, errlen, "format version %" PRIu32 " is newer than this canary (%u)",
+                    version, MODEL_VERSION);
         return CANARY_EINVAL;
     }
     if (version == 0) {
-        set_err(err, errlen, "format version 0 is not valid (corrupt header)");
+        canary_errf(err, errlen, "format version 0 is not valid (corrupt header)");
         return CANARY_EINVAL;
     }
     if (len < MODEL_HEADER_SIZE + 4) {
-        set_err(err, errlen, "truncated: %zu of at least %u bytes", len, MODEL_HEADER_SIZE + 4);
+        canary_errf(err, errlen, "truncated: %zu of at least %u bytes", len, MODEL_HEADER_SIZE + 4);
         return CANARY_EINVAL;
     }
     uint64_t size = get_u64(b + 12);
@@ -398,25 +387,25 @@ static int check_envelope(const uint8_t *b, size_t len, char *err, size_t errlen
             real[i] = (uint8_t)((uint64_t)len >> (8 * i));
         uint32_t crc = crc_more(crc_more(crc_more(0, b, 12), real, 8), b + 20, len - 24);
         if (crc == stored)
-            set_err(err, errlen,
-                    "inconsistent sizes: the header says %" PRIu64 " bytes, the model holds "
-                    "%zu (its size field is corrupt)",
-                    size, len);
+            canary_errf(err, errlen,
+                        "inconsistent sizes: the header says %" PRIu64 " bytes, the model holds "
+                        "%zu (its size field is corrupt)",
+                        size, len);
         else if (size > len)
-            set_err(err, errlen, "truncated: %zu of %" PRIu64 " bytes", len, size);
+            canary_errf(err, errlen, "truncated: %zu of %" PRIu64 " bytes", len, size);
         else
-            set_err(err, errlen,
-                    "%zu bytes where the header says %" PRIu64 " (trailing data or a "
-                    "corrupt header)",
-                    len, size);
+            canary_errf(err, errlen,
+                        "%zu bytes where the header says %" PRIu64 " (trailing data or a "
+                        "corrupt header)",
+                        len, size);
         return CANARY_EINVAL;
     }
     uint32_t computed = crc_more(0, b, len - 4);
     if (stored != computed) {
-        set_err(err, errlen,
-                "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
-                "): the file is corrupt",
-                stored, computed);
+        canary_errf(err, errlen,
+                    "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
+                    "): the file is corrupt",
+                    stored, computed);
         return CANARY_EINVAL;
     }
     return CANARY_OK;
@@ -424,7 +413,7 @@ static int check_envelope(const uint8_t *b, size_t len, char *err, size_t errlen
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
-        set_err(err, errlen, __VA_ARGS__);                                                         \
+        canary_errf(err, errlen, __VA_ARGS__);                                                     \
         rc = CANARY_EINVAL;                                                                        \
         goto fail;                                                                                 \
     } while (0)
@@ -433,7 +422,7 @@ int iforest_load_buffer(struct iforest **out, const void *buf, size_t len, char 
 {
     *out = NULL;
     if (buf == NULL && len > 0) {
-        set_err(err, errlen, "no model buffer");
+        canary_errf(err, errlen, "no model buffer");
         return CANARY_EINVAL;
     }
     const uint8_t *b = buf != NULL ? buf : (const uint8_t *)"";
@@ -550,7 +539,7 @@ int iforest_load_buffer(struct iforest **out, const void *buf, size_t len, char 
     return CANARY_OK;
 
 nomem:
-    set_err(err, errlen, "out of memory loading a model of %zu bytes", len);
+    canary_errf(err, errlen, "out of memory loading a model of %zu bytes", len);
     rc = CANARY_ENOMEM;
 fail:
     iforest_free(f);
@@ -562,17 +551,17 @@ int iforest_load(struct iforest **out, const char *path, char *err, size_t errle
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        canary_errf(err, errlen, "%s: %s", path, strerror(errno));
         return CANARY_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        canary_errf(err, errlen, "%s: %s", path, strerror(errno));
         close(fd);
         return CANARY_EIO;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        canary_errf(err, errlen, "%s: not a regular file", path);
         close(fd);
         return CANARY_EIO;
     }
@@ -581,7 +570,7 @@ int iforest_load(struct iforest **out, const char *path, char *err, size_t errle
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
         close(fd);
-        set_err(err, errlen, "%s: out of memory for %zu bytes", path, cap);
+        canary_errf(err, errlen, "%s: out of memory for %zu bytes", path, cap);
         return CANARY_ENOMEM;
     }
     for (;;) {
@@ -590,7 +579,7 @@ int iforest_load(struct iforest **out, const char *path, char *err, size_t errle
             if (more == NULL) {
                 free(buf);
                 close(fd);
-                set_err(err, errlen, "%s: out of memory for %zu bytes", path, cap * 2);
+                canary_errf(err, errlen, "%s: out of memory for %zu bytes", path, cap * 2);
                 return CANARY_ENOMEM;
             }
             buf = more;
@@ -600,7 +589,7 @@ int iforest_load(struct iforest **out, const char *path, char *err, size_t errle
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            set_err(err, errlen, "%s: %s", path, strerror(errno));
+            canary_errf(err, errlen, "%s: %s", path, strerror(errno));
             free(buf);
             close(fd);
             return CANARY_EIO;
@@ -614,6 +603,6 @@ int iforest_load(struct iforest **out, const char *path, char *err, size_t errle
     int rc = iforest_load_buffer(out, buf, len, why, sizeof why);
     free(buf);
     if (rc != CANARY_OK)
-        set_err(err, errlen, "%s: %s", path, why);
+        canary_errf(err, errlen, "%s: %s", path, why);
     return rc;
 }

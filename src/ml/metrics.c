@@ -19,19 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- Binary: validation and the sorted groups ---- */
 
 /* Checks n, the labels and the scores; counts the positives. */
@@ -39,17 +26,17 @@ static int check_binary(const double *scores, const double *labels, size_t n, ui
                         char *err, size_t errlen)
 {
     if (n == 0) {
-        set_err(err, errlen, "no rows to evaluate");
+        canary_errf(err, errlen, "no rows to evaluate");
         return CANARY_EINVAL;
     }
     uint64_t p = 0;
     for (size_t i = 0; i < n; i++) {
         if (labels[i] != 0.0 && labels[i] != 1.0) {
-            set_err(err, errlen, "row %zu: label %g is not 0 or 1", i, labels[i]);
+            canary_errf(err, errlen, "row %zu: label %g is not 0 or 1", i, labels[i]);
             return CANARY_EINVAL;
         }
         if (isnan(scores[i])) {
-            set_err(err, errlen, "row %zu: the score is NaN", i);
+            canary_errf(err, errlen, "row %zu: the score is NaN", i);
             return CANARY_EINVAL;
         }
         p += labels[i] == 1.0;
@@ -63,7 +50,7 @@ static int check_both_classes(const char *what, size_t n, uint64_t pos, char *er
 {
     if (pos > 0 && pos < n)
         return 0;
-    set_err(err, errlen, "%s is undefined: all %zu labels are %d", what, n, pos ? 1 : 0);
+    canary_errf(err, errlen, "%s is undefined: all %zu labels are %d", what, n, pos ? 1 : 0);
     return CANARY_EINVAL;
 }
 
@@ -134,7 +121,7 @@ int metrics_roc_auc(const double *scores, const double *labels, size_t n, double
         return rc;
     struct pair *p = sorted_pairs(scores, labels, n);
     if (p == NULL) {
-        set_err(err, errlen, "out of memory sorting %zu scores", n);
+        canary_errf(err, errlen, "out of memory sorting %zu scores", n);
         return CANARY_ENOMEM;
     }
     *auc = auc_sorted(p, n, pos);
@@ -153,7 +140,7 @@ int metrics_average_precision(const double *scores, const double *labels, size_t
         return rc;
     struct pair *p = sorted_pairs(scores, labels, n);
     if (p == NULL) {
-        set_err(err, errlen, "out of memory sorting %zu scores", n);
+        canary_errf(err, errlen, "out of memory sorting %zu scores", n);
         return CANARY_ENOMEM;
     }
     /* AP = sum over thresholds of (R_n - R_{n-1}) P_n; R only moves when tp_g > 0. */
@@ -287,7 +274,7 @@ int metrics_roc_curve(const double *scores, const double *labels, size_t n, size
     if (rc == 0)
         rc = check_both_classes("the ROC curve", n, pos, err, errlen);
     if (rc == 0 && max_points == 1) {
-        set_err(err, errlen, "an ROC curve needs at least 2 points, not 1");
+        canary_errf(err, errlen, "an ROC curve needs at least 2 points, not 1");
         rc = CANARY_EINVAL;
     }
     if (rc != 0)
@@ -365,7 +352,7 @@ oom:
     free(fps);
     free(alive);
     metrics_curve_free(c);
-    set_err(err, errlen, "out of memory for an ROC curve of %zu scores", n);
+    canary_errf(err, errlen, "out of memory for an ROC curve of %zu scores", n);
     return CANARY_ENOMEM;
 }
 
@@ -386,7 +373,7 @@ int metrics_at_threshold(const double *scores, const double *labels, size_t n, d
     if (rc != 0)
         return rc;
     if (isnan(threshold)) {
-        set_err(err, errlen, "the threshold is NaN");
+        canary_errf(err, errlen, "the threshold is NaN");
         return CANARY_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -423,24 +410,24 @@ int metrics_quantiles(const double *x, size_t n, const double *q, size_t n_q, do
                       char *err, size_t errlen)
 {
     if (n == 0) {
-        set_err(err, errlen, "no values to take a quantile of");
+        canary_errf(err, errlen, "no values to take a quantile of");
         return CANARY_EINVAL;
     }
     for (size_t k = 0; k < n_q; k++) {
         if (!(q[k] >= 0 && q[k] <= 1)) {
-            set_err(err, errlen, "quantile %g is not between 0 and 1", q[k]);
+            canary_errf(err, errlen, "quantile %g is not between 0 and 1", q[k]);
             return CANARY_EINVAL;
         }
     }
     for (size_t i = 0; i < n; i++) {
         if (isnan(x[i])) {
-            set_err(err, errlen, "value %zu is NaN", i);
+            canary_errf(err, errlen, "value %zu is NaN", i);
             return CANARY_EINVAL;
         }
     }
     double *s = malloc(n * sizeof *s);
     if (s == NULL) {
-        set_err(err, errlen, "out of memory sorting %zu values", n);
+        canary_errf(err, errlen, "out of memory sorting %zu values", n);
         return CANARY_ENOMEM;
     }
     memcpy(s, x, n * sizeof *s);
@@ -477,8 +464,8 @@ static int check_classes(const int *v, const char *what, size_t n, size_t n_clas
 {
     for (size_t i = 0; i < n; i++) {
         if (v[i] < 0 || (size_t)v[i] >= n_classes) {
-            set_err(err, errlen, "row %zu: %s class %d is not in 0..%zu", i, what, v[i],
-                    n_classes - 1);
+            canary_errf(err, errlen, "row %zu: %s class %d is not in 0..%zu", i, what, v[i],
+                        n_classes - 1);
             return CANARY_EINVAL;
         }
     }
@@ -490,7 +477,7 @@ int metrics_multiclass_eval(const int *truth, const int *pred, size_t n, size_t 
 {
     memset(m, 0, sizeof *m);
     if (n == 0 || n_classes == 0) {
-        set_err(err, errlen, n == 0 ? "no rows to evaluate" : "no classes");
+        canary_errf(err, errlen, n == 0 ? "no rows to evaluate" : "no classes");
         return CANARY_EINVAL;
     }
     int rc = check_classes(truth, "true", n, n_classes, err, errlen);
@@ -499,7 +486,7 @@ int metrics_multiclass_eval(const int *truth, const int *pred, size_t n, size_t 
     if (rc != 0)
         return rc;
     if (n_classes > SIZE_MAX / sizeof(uint64_t) / n_classes) {
-        set_err(err, errlen, "%zu classes is too many", n_classes);
+        canary_errf(err, errlen, "%zu classes is too many", n_classes);
         return CANARY_EINVAL;
     }
     m->n_classes = n_classes;
@@ -514,7 +501,7 @@ int metrics_multiclass_eval(const int *truth, const int *pred, size_t n, size_t 
         m->f1 == NULL || predicted == NULL) {
         free(predicted);
         metrics_multiclass_free(m);
-        set_err(err, errlen, "out of memory for %zu classes", n_classes);
+        canary_errf(err, errlen, "out of memory for %zu classes", n_classes);
         return CANARY_ENOMEM;
     }
     uint64_t correct = 0;
@@ -550,11 +537,11 @@ int metrics_ovr_roc_auc(const double *scores, const int *truth, size_t n, size_t
                         double *per_class, double *macro, char *err, size_t errlen)
 {
     if (n == 0 || n_classes == 0) {
-        set_err(err, errlen, n == 0 ? "no rows to evaluate" : "no classes");
+        canary_errf(err, errlen, n == 0 ? "no rows to evaluate" : "no classes");
         return CANARY_EINVAL;
     }
     if (n_classes < 2) {
-        set_err(err, errlen, "one-vs-rest ROC AUC needs at least 2 classes");
+        canary_errf(err, errlen, "one-vs-rest ROC AUC needs at least 2 classes");
         return CANARY_EINVAL;
     }
     int rc = check_classes(truth, "true", n, n_classes, err, errlen);
@@ -565,14 +552,14 @@ int metrics_ovr_roc_auc(const double *scores, const int *truth, size_t n, size_t
     if (count == NULL || p == NULL) {
         free(count);
         free(p);
-        set_err(err, errlen, "out of memory for %zu rows", n);
+        canary_errf(err, errlen, "out of memory for %zu rows", n);
         return CANARY_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
         count[truth[i]]++;
         for (size_t k = 0; k < n_classes; k++) {
             if (isnan(scores[i * n_classes + k])) {
-                set_err(err, errlen, "row %zu: the score of class %zu is NaN", i, k);
+                canary_errf(err, errlen, "row %zu: the score of class %zu is NaN", i, k);
                 rc = CANARY_EINVAL;
                 goto out;
             }
@@ -580,8 +567,8 @@ int metrics_ovr_roc_auc(const double *scores, const int *truth, size_t n, size_t
     }
     for (size_t k = 0; k < n_classes; k++) {
         if (count[k] == 0 || count[k] == n) {
-            set_err(err, errlen, "one-vs-rest ROC AUC is undefined: %s rows are class %zu",
-                    count[k] ? "all" : "no", k);
+            canary_errf(err, errlen, "one-vs-rest ROC AUC is undefined: %s rows are class %zu",
+                        count[k] ? "all" : "no", k);
             rc = CANARY_EINVAL;
             goto out;
         }
@@ -608,14 +595,14 @@ int metrics_class_ids(const double *labels, size_t n, int *out, size_t *n_classe
                       size_t errlen)
 {
     if (n == 0) {
-        set_err(err, errlen, "no labels");
+        canary_errf(err, errlen, "no labels");
         return CANARY_EINVAL;
     }
     int max = 0;
     for (size_t i = 0; i < n; i++) {
         double v = labels[i];
         if (!(v >= 0 && v < (double)INT_MAX) || v != floor(v)) {
-            set_err(err, errlen, "row %zu: label %g is not a class (an integer from 0)", i, v);
+            canary_errf(err, errlen, "row %zu: label %g is not a class (an integer from 0)", i, v);
             return CANARY_EINVAL;
         }
         out[i] = (int)v;
