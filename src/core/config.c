@@ -1076,3 +1076,25 @@ void config_write_markdown(FILE *out)
     }
     config_free(&defaults);
 }
+
+bool config_name_valid(const char *p, size_t n, size_t max_len)
+{
+    if (n == 0 || n >= max_len)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+bool config_copy_text(char *dst, size_t cap, const char *value)
+{
+    size_t n = strlen(value);
+    if (n >= cap)
+        return false;
+    memcpy(dst, value, n + 1);
+    return true;
+}

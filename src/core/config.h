@@ -283,6 +283,12 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen);
  * and default (that is how etc/canary.conf.example is made). Secrets print as "<set>". */
 void config_write(const struct canary_config *cfg, FILE *out, bool annotate);
 
+/* Helpers of the dynamic sections ([model.*], [recipient.*], [route.*]): a section name is
+ * 1 to max_len - 1 letters, digits, '-' and '_'; config_copy_text copies value into dst of
+ * cap bytes, or returns false when it does not fit. */
+bool config_name_valid(const char *p, size_t n, size_t max_len);
+bool config_copy_text(char *dst, size_t cap, const char *value);
+
 /* [model.<name>] sections (config_models.c): "model.<name>.<field>" with the fields path,
  * devices, kind, consecutive, threshold. Returns 0 or an error naming the key. */
 int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,

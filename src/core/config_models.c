@@ -20,20 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Model names: letters, digits, '-' and '_' (they appear in alert metrics and URLs). */
-static bool name_valid(const char *p, size_t n)
-{
-    if (n == 0 || n >= CONFIG_MODEL_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static struct config_model *find_or_add(struct canary_config *cfg, const char *name, size_t n)
 {
     for (size_t i = 0; i < cfg->n_model_defs; i++) {
@@ -54,21 +40,12 @@ static struct config_model *find_or_add(struct canary_config *cfg, const char *n
     return m;
 }
 
-static bool copy_text(char *dst, size_t cap, const char *value)
-{
-    size_t n = strlen(value);
-    if (n >= cap)
-        return false;
-    memcpy(dst, value, n + 1);
-    return true;
-}
-
 int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,
                      size_t errlen)
 {
     const char *name = key + 6; /* "model." */
     const char *dot = strrchr(name, '.');
-    if (dot == NULL || !name_valid(name, (size_t)(dot - name))) {
+    if (dot == NULL || !config_name_valid(name, (size_t)(dot - name), CONFIG_MODEL_NAME_MAX)) {
         canary_errf(
             err, errlen,
             "%s: expected model.<name>.<field>, the name made of letters, digits, '-' and '_' "
@@ -83,17 +60,17 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
         return CANARY_ELIMIT;
     }
     if (strcmp(field, "path") == 0) {
-        if (value[0] == '\0' || !copy_text(m->path, sizeof m->path, value)) {
+        if (value[0] == '\0' || !config_copy_text(m->path, sizeof m->path, value)) {
             canary_errf(err, errlen, "%s: a file path of 1 to %d bytes", key, CONFIG_PATH_MAX - 1);
             return CANARY_EINVAL;
         }
     } else if (strcmp(field, "devices") == 0) {
-        if (!copy_text(m->devices, sizeof m->devices, value)) {
+        if (!config_copy_text(m->devices, sizeof m->devices, value)) {
             canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             return CANARY_EINVAL;
         }
     } else if (strcmp(field, "kind") == 0) {
-        if (!copy_text(m->kind, sizeof m->kind, value)) {
+        if (!config_copy_text(m->kind, sizeof m->kind, value)) {
             canary_errf(err, errlen, "%s: longer than %zu bytes", key, sizeof m->kind - 1);
             return CANARY_EINVAL;
         }

@@ -37,28 +37,6 @@
 
 static const char *const channel_names[] = {"sms", "whatsapp", "voice", "webhook", "email"};
 
-/* Names: letters, digits, '-' and '_' (they appear in steps and in the outbox). */
-static bool name_valid(const char *p, size_t n)
-{
-    if (n == 0 || n >= CONFIG_NOTIFY_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (!(isalnum((unsigned char)c) || c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
-static bool copy_text(char *dst, size_t cap, const char *value)
-{
-    size_t n = strlen(value);
-    if (n >= cap)
-        return false;
-    memcpy(dst, value, n + 1);
-    return true;
-}
-
 /* Copies [p, p+n) into dst without surrounding blanks. Returns false if it does not fit. */
 static bool copy_trimmed(char *dst, size_t cap, const char *p, size_t n)
 {
@@ -248,7 +226,7 @@ static struct config_route *route_find_or_add(struct canary_config *cfg, const c
 static int set_phone(char *dst, size_t cap, const char *key, const char *value, char *err,
                      size_t errlen)
 {
-    if (value[0] != '\0' && (!phone_valid(value) || !copy_text(dst, cap, value))) {
+    if (value[0] != '\0' && (!phone_valid(value) || !config_copy_text(dst, cap, value))) {
         canary_errf(err, errlen,
                     "%s: '%s' is not a phone number in E.164 form ('+', country code and number, "
                     "8 to 15 digits, no spaces: +4915112345678)",
@@ -271,7 +249,7 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
         return set_phone(r->voice, sizeof r->voice, key, value, err, errlen);
     if (strcmp(field, "email") == 0) {
         if (value[0] != '\0' &&
-            (!email_valid(value) || !copy_text(r->email, sizeof r->email, value))) {
+            (!email_valid(value) || !config_copy_text(r->email, sizeof r->email, value))) {
             canary_errf(err, errlen, "%s: '%s' is not an e-mail address (name@example.com)", key,
                         value);
             return CANARY_EINVAL;
@@ -282,7 +260,7 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
     }
     if (strcmp(field, "webhook") == 0) {
         if (value[0] != '\0' &&
-            (!url_valid(value) || !copy_text(r->webhook, sizeof r->webhook, value))) {
+            (!url_valid(value) || !config_copy_text(r->webhook, sizeof r->webhook, value))) {
             canary_errf(err, errlen,
                         "%s: '%s' is not an http:// or https:// URL (at most %d bytes)", key, value,
                         CONFIG_STR_MAX - 1);
@@ -311,7 +289,7 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
             return CANARY_OK;
         }
         if (config_quiet_hours_parse(value, &r->quiet, why, sizeof why) != 0 ||
-            !copy_text(r->quiet_hours_text, sizeof r->quiet_hours_text, value)) {
+            !config_copy_text(r->quiet_hours_text, sizeof r->quiet_hours_text, value)) {
             canary_errf(err, errlen, "%s: %s", key, why);
             return CANARY_EINVAL;
         }
@@ -437,7 +415,7 @@ static int parse_steps(struct config_route *r, const char *value, const char *ke
                     key, n_steps, channel);
                 return CANARY_EINVAL;
             }
-            if (!name_valid(name, strlen(name)))
+            if (!config_name_valid(name, strlen(name), CONFIG_NOTIFY_NAME_MAX))
                 goto bad;
             if (st->n_targets == CONFIG_STEP_TARGETS) {
                 canary_errf(err, errlen, "%s: step %u: more than %d targets", key, n_steps,
@@ -458,7 +436,7 @@ static int parse_steps(struct config_route *r, const char *value, const char *ke
         canary_errf(err, errlen, "%s: no steps (e.g. steps = sms:alice, voice:alice)", key);
         return CANARY_EINVAL;
     }
-    if (!copy_text(r->steps_text, sizeof r->steps_text, value)) {
+    if (!config_copy_text(r->steps_text, sizeof r->steps_text, value)) {
         canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
         return CANARY_ELIMIT;
     }
@@ -482,7 +460,7 @@ static int set_route(struct config_route *r, const char *key, const char *field,
         int rc = parse_severities(value, &mask, key, err, errlen);
         if (rc != 0)
             return rc;
-        if (!copy_text(r->severities, sizeof r->severities, value)) {
+        if (!config_copy_text(r->severities, sizeof r->severities, value)) {
             canary_errf(err, errlen, "%s: longer than %zu bytes", key, sizeof r->severities - 1);
             return CANARY_ELIMIT;
         }
@@ -491,14 +469,14 @@ static int set_route(struct config_route *r, const char *key, const char *field,
     }
     if (strcmp(field, "kinds") == 0) {
         int rc = check_kinds(value, key, err, errlen);
-        if (rc == 0 && !copy_text(r->kinds, sizeof r->kinds, value)) {
+        if (rc == 0 && !config_copy_text(r->kinds, sizeof r->kinds, value)) {
             canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             rc = CANARY_ELIMIT;
         }
         return rc;
     }
     if (strcmp(field, "devices") == 0) {
-        if (!copy_text(r->devices, sizeof r->devices, value)) {
+        if (!config_copy_text(r->devices, sizeof r->devices, value)) {
             canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             return CANARY_ELIMIT;
         }
@@ -517,7 +495,7 @@ int config_set_notify(struct canary_config *cfg, const char *key, const char *va
     bool recipient = strncmp(key, "recipient.", 10) == 0;
     const char *name = key + (recipient ? 10 : 6);
     const char *dot = strrchr(name, '.');
-    if (dot == NULL || !name_valid(name, (size_t)(dot - name))) {
+    if (dot == NULL || !config_name_valid(name, (size_t)(dot - name), CONFIG_NOTIFY_NAME_MAX)) {
         canary_errf(err, errlen,
                     "%s: expected %s.<name>.<field>, the name made of letters, digits, '-' and '_' "
                     "(at most %d)",
