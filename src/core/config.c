@@ -281,9 +281,36 @@ static const struct key_def key_table[] = {
         "Daily window in which only critical alerts are delivered, e.g. '22:00-07:00 +01:00' "
         "(HH:MM-HH:MM, optional UTC offset; without one: UTC). Per recipient: "
         "recipient.<name>.quiet_hours. Empty: none."),
-    UINT("notify", "escalate_after_min", notify.escalate_after_min, "10", 1, 1440,
-         "A critical alert not acknowledged within this many minutes escalates to the next "
-         "step of its route."),
+    DBL("notify", "escalate_after_min", notify.escalate_after_min, "10", 0.05, 1440,
+        "An alert of at least notify.escalate_severity not acknowledged within this many "
+        "minutes escalates to the next step of its route (fractions allowed: 0.5 = 30 s)."),
+    ENUM("notify", "escalate_severity", notify.escalate_severity, "critical", SEVERITIES,
+         "Lowest severity whose unacknowledged alerts escalate."),
+    UINT("notify", "workers", notify.workers, "3", 0, 32,
+         "Delivery threads (each sends one notification at a time; a slow provider holds "
+         "only its own thread). 0 keeps notifications in the outbox unsent."),
+    UINT("notify", "max_attempts", notify.max_attempts, "12", 1, 1000,
+         "Attempts before a notification that keeps failing temporarily is marked failed."),
+    UINT("notify", "retry_min_s", notify.retry_min_s, "5", 1, 86400,
+         "Delay before the first retry; each further retry doubles it, with jitter."),
+    UINT("notify", "retry_max_s", notify.retry_max_s, "600", 1, 86400,
+         "Longest delay between retries."),
+    STR("notify", "utc_offset", notify.utc_offset, "",
+        "Offset of the times written in messages, e.g. '+01:00'; empty: UTC."),
+
+    ENUM("llm", "provider", llm.provider, "off", "off|openai|gemini",
+         "Who writes alert texts besides the templates: off (templates only), openai (any "
+         "OpenAI-compatible chat-completions server, e.g. a local llama.cpp) or gemini "
+         "(Google's generateContent API). The template stands whenever the LLM fails."),
+    STR("llm", "url", llm.url, "",
+        "API base URL; empty: https://api.openai.com/v1 (openai) or "
+        "https://generativelanguage.googleapis.com/v1beta (gemini)."),
+    STR("llm", "model", llm.model, "", "Model name, e.g. gpt-4o-mini or gemini-1.5-flash."),
+    SECRET("llm", "api_key", llm.api_key,
+           "Secret. API key (empty for a local server without one). Set via "
+           "CANARY_LLM_API_KEY or llm.api_key_file (mode 0600)."),
+    UINT("llm", "timeout_ms", llm.timeout_ms, "4000", 100, 60000,
+         "The whole LLM request; beyond it the template text is used."),
 };
 
 #define N_KEYS (sizeof key_table / sizeof key_table[0])
@@ -633,6 +660,39 @@ void config_init(struct canary_config *cfg)
             set_fixed(cfg, &key_table[i], key_table[i].def, CONFIG_SRC_DEFAULT, false, NULL, 0);
         (void)rc;
     }
+}
+
+int config_copy(struct canary_config *dst, const struct canary_config *src)
+{
+    *dst = *src;
+    dst->overrides = NULL;
+    dst->n_overrides = 0;
+    dst->model_defs = NULL;
+    dst->n_model_defs = 0;
+    int rc = config_copy_notify(dst, src);
+    if (rc == 0 && src->n_overrides > 0) {
+        dst->overrides = malloc(src->n_overrides * sizeof *dst->overrides);
+        if (dst->overrides == NULL)
+            rc = CANARY_ENOMEM;
+        else {
+            memcpy(dst->overrides, src->overrides, src->n_overrides * sizeof *dst->overrides);
+            dst->n_overrides = src->n_overrides;
+        }
+    }
+    if (rc == 0 && src->n_model_defs > 0) {
+        dst->model_defs = malloc(src->n_model_defs * sizeof *dst->model_defs);
+        if (dst->model_defs == NULL)
+            rc = CANARY_ENOMEM;
+        else {
+            memcpy(dst->model_defs, src->model_defs, src->n_model_defs * sizeof *dst->model_defs);
+            dst->n_model_defs = src->n_model_defs;
+        }
+    }
+    if (rc != 0) {
+        config_free(dst);
+        config_init(dst);
+    }
+    return rc;
 }
 
 void config_free(struct canary_config *cfg)

@@ -234,8 +234,21 @@ struct canary_config {
         bool smtp_starttls;                  /* require STARTTLS on smtp:// */
         char webhook_secret[CONFIG_STR_MAX]; /* secret: HMAC-SHA256 key */
         char quiet_hours[64];                /* "22:00-07:00 +01:00", "" = none */
-        unsigned escalate_after_min;         /* unacknowledged this long: next step */
+        double escalate_after_min;           /* unacknowledged this long: next step */
+        char escalate_severity[16];          /* lowest severity that escalates */
+        unsigned workers;                    /* delivery threads; 0 = no delivery */
+        unsigned max_attempts;               /* tries before a notification fails */
+        unsigned retry_min_s;                /* first retry delay (doubles, with jitter) */
+        unsigned retry_max_s;                /* longest retry delay */
+        char utc_offset[16];                 /* times in messages: "+01:00"; "" = UTC */
     } notify;
+    struct {
+        char provider[16];            /* off | openai | gemini */
+        char url[CONFIG_STR_MAX];     /* API base URL; "" = the provider's */
+        char model[128];              /* model name */
+        char api_key[CONFIG_STR_MAX]; /* secret */
+        unsigned timeout_ms;          /* the whole request */
+    } llm;
 
     struct config_limit_override *overrides; /* heap array, owned by the config */
     size_t n_overrides;
@@ -258,6 +271,11 @@ enum config_source {
 
 /* Fills cfg with the embedded defaults. Free with config_free(). */
 void config_init(struct canary_config *cfg);
+
+/* A deep copy of src into dst (dst is overwritten, not freed first): every list is the
+ * copy's own, so each is freed with its own config_free(). Returns 0 or CANARY_ENOMEM
+ * (dst is then freed and empty). */
+int config_copy(struct canary_config *dst, const struct canary_config *src);
 
 /* Frees what the config owns (the override list). */
 void config_free(struct canary_config *cfg);
@@ -320,6 +338,14 @@ void config_write_notify(const struct canary_config *cfg, FILE *out);
 
 /* Frees the recipient and route lists (config_free calls it). */
 void config_free_notify(struct canary_config *cfg);
+
+/* Deep-copies src's recipient and route lists into dst (whose own lists are not freed).
+ * Returns 0 or CANARY_ENOMEM (dst then holds what was copied; config_free works). */
+int config_copy_notify(struct canary_config *dst, const struct canary_config *src);
+
+/* "+01:00", "-05:30", "UTC+02:00", "" (= 0) into minutes east of UTC. Returns 0 or
+ * CANARY_EINVAL. */
+int config_utc_offset_parse(const char *text, int *minutes);
 
 /* Parses a quiet-hours window "HH:MM-HH:MM" with an optional UTC offset ("UTC", "+01:00",
  * "UTC-05:30"), or "off" (mode 2). Returns 0 or CANARY_EINVAL with a message. */

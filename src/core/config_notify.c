@@ -162,6 +162,27 @@ bad:
     return CANARY_EINVAL;
 }
 
+int config_utc_offset_parse(const char *text, int *minutes)
+{
+    const char *p = text;
+    *minutes = 0;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (strncmp(p, "UTC", 3) == 0)
+        p += 3;
+    if (*p == '\0')
+        return CANARY_OK;
+    if (*p != '+' && *p != '-')
+        return CANARY_EINVAL;
+    int sign = *p == '-' ? -1 : 1;
+    p++;
+    int o;
+    if (!parse_hhmm(&p, &o) || o > 14 * 60 || *p != '\0')
+        return CANARY_EINVAL;
+    *minutes = sign * o;
+    return CANARY_OK;
+}
+
 bool config_quiet_hours_active(const struct config_quiet_hours *q, int64_t now_ms)
 {
     if (q->mode != 1)
@@ -590,6 +611,26 @@ int config_validate_notify(const struct canary_config *cfg, char *err, size_t er
                     cfg->notify.smtp_from);
         return CANARY_EINVAL;
     }
+    int offset;
+    if (config_utc_offset_parse(cfg->notify.utc_offset, &offset) != 0) {
+        canary_errf(err, errlen, "notify.utc_offset: '%s' is not a UTC offset (+01:00, -05:30)",
+                    cfg->notify.utc_offset);
+        return CANARY_EINVAL;
+    }
+    if (cfg->notify.retry_min_s > cfg->notify.retry_max_s) {
+        canary_errf(err, errlen, "notify.retry_min_s (%u) must not exceed notify.retry_max_s (%u)",
+                    cfg->notify.retry_min_s, cfg->notify.retry_max_s);
+        return CANARY_EINVAL;
+    }
+    if (strcmp(cfg->llm.provider, "off") != 0 && cfg->llm.model[0] == '\0') {
+        canary_errf(err, errlen, "llm.model must be set when llm.provider is %s",
+                    cfg->llm.provider);
+        return CANARY_EINVAL;
+    }
+    if (cfg->llm.url[0] != '\0' && !url_valid(cfg->llm.url)) {
+        canary_errf(err, errlen, "llm.url: '%s' is not an http:// or https:// URL", cfg->llm.url);
+        return CANARY_EINVAL;
+    }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct config_route *r = &cfg->routes[i];
         if (r->n_steps == 0) {
@@ -656,6 +697,28 @@ void config_write_notify(const struct canary_config *cfg, FILE *out)
         if (r->steps_text[0])
             fprintf(out, "steps = %s\n", r->steps_text);
     }
+}
+
+int config_copy_notify(struct canary_config *dst, const struct canary_config *src)
+{
+    dst->recipients = NULL;
+    dst->routes = NULL;
+    dst->n_recipients = dst->n_routes = 0;
+    if (src->n_recipients > 0) {
+        dst->recipients = malloc(src->n_recipients * sizeof *dst->recipients);
+        if (dst->recipients == NULL)
+            return CANARY_ENOMEM;
+        memcpy(dst->recipients, src->recipients, src->n_recipients * sizeof *dst->recipients);
+        dst->n_recipients = src->n_recipients;
+    }
+    if (src->n_routes > 0) {
+        dst->routes = malloc(src->n_routes * sizeof *dst->routes);
+        if (dst->routes == NULL)
+            return CANARY_ENOMEM;
+        memcpy(dst->routes, src->routes, src->n_routes * sizeof *dst->routes);
+        dst->n_routes = src->n_routes;
+    }
+    return CANARY_OK;
 }
 
 void config_free_notify(struct canary_config *cfg)

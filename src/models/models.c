@@ -36,21 +36,11 @@ int models_create(struct models **out, const struct canary_config *cfg, char *er
         return rc;
     }
     /* Keep a copy of the definitions for reloads without a configuration source. */
-    m->start = *cfg;
-    m->start.overrides = NULL;
-    m->start.n_overrides = 0;
-    m->start.model_defs = NULL;
-    m->start.n_model_defs = 0;
-    if (cfg->n_model_defs > 0) {
-        m->start.model_defs = malloc(cfg->n_model_defs * sizeof *cfg->model_defs);
-        if (m->start.model_defs == NULL) {
-            model_set_release(m->current);
-            free(m);
-            snprintf(err, errlen, "out of memory");
-            return CANARY_ENOMEM;
-        }
-        memcpy(m->start.model_defs, cfg->model_defs, cfg->n_model_defs * sizeof *cfg->model_defs);
-        m->start.n_model_defs = cfg->n_model_defs;
+    if (config_copy(&m->start, cfg) != 0) {
+        model_set_release(m->current);
+        free(m);
+        snprintf(err, errlen, "out of memory");
+        return CANARY_ENOMEM;
     }
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->reload_lock, NULL);
@@ -69,7 +59,7 @@ void models_free(struct models *m)
     if (m == NULL)
         return;
     model_set_release(m->current);
-    free(m->start.model_defs);
+    config_free(&m->start);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->reload_lock);
     free(m);

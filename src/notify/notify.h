@@ -77,6 +77,7 @@ struct notify_message {
 #define NOTIFY_SECRET_MAX 256
 #define NOTIFY_NAME_MAX   128
 #define NOTIFY_PATH_MAX   1024
+#define NOTIFY_ADDR_MAX   256 /* an e-mail address or SMTP user name (RFC 5321: 254) */
 
 /* TLS trust and timeouts shared by the channels. */
 struct notify_tls_config {
@@ -118,9 +119,9 @@ struct notify_smtp_config {
                                          "smtps://mail.example.com:465" (TLS from the start) */
     bool require_starttls;            /* smtp://: fail (permanently) unless the server offers
                                          STARTTLS; false = use it when offered */
-    char username[NOTIFY_NAME_MAX];   /* "" = no AUTH */
+    char username[NOTIFY_ADDR_MAX];   /* "" = no AUTH */
     char password[NOTIFY_SECRET_MAX]; /* secret */
-    char from[NOTIFY_NAME_MAX];       /* envelope and header sender, "alerts@example.com" */
+    char from[NOTIFY_ADDR_MAX];       /* envelope and header sender, "alerts@example.com" */
     char from_name[NOTIFY_NAME_MAX];  /* display name, "canary" ("" = none) */
     unsigned timeout_ms;              /* 0 = NOTIFY_DEFAULT_TIMEOUT_MS */
     unsigned connect_timeout_ms;      /* 0 = NOTIFY_DEFAULT_CONNECT_TIMEOUT_MS */

@@ -180,22 +180,6 @@ static void free_workers(struct pipeline *p, unsigned n)
     p->workers = NULL;
 }
 
-static void config_copy(struct canary_config *dst, const struct canary_config *src)
-{
-    *dst = *src;
-    dst->overrides = NULL;
-    dst->n_overrides = 0;
-    dst->model_defs = NULL; /* the models holder keeps its own copy */
-    dst->n_model_defs = 0;
-    if (src->n_overrides > 0) {
-        dst->overrides = malloc(src->n_overrides * sizeof *dst->overrides);
-        if (dst->overrides != NULL) {
-            memcpy(dst->overrides, src->overrides, src->n_overrides * sizeof *dst->overrides);
-            dst->n_overrides = src->n_overrides;
-        }
-    }
-}
-
 int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char *err, size_t errlen)
 {
     struct pipeline *p = calloc(1, sizeof *p);
@@ -203,7 +187,11 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
         snprintf(err, errlen, "out of memory");
         return CANARY_ENOMEM;
     }
-    config_copy(&p->cfg, cfg);
+    if (config_copy(&p->cfg, cfg) != 0) {
+        free(p);
+        snprintf(err, errlen, "out of memory");
+        return CANARY_ENOMEM;
+    }
     fill_params(p);
     int rc = models_create(&p->models, cfg, err, errlen);
     if (rc != 0) {

@@ -1375,6 +1375,61 @@ static void test_markdown_table_rows(void **state)
     assert_true(rows > 10);
 }
 
+/* config_copy: every list is the copy's own (both configs are freed; ASan sees a double
+ * free or a leak), and the copy says what the original says. */
+static void test_copy_is_deep(void **state)
+{
+    struct fixture *fx = *state;
+    expect_set(fx, "recipient.alice.sms", "+4915112345678");
+    expect_set(fx, "route.gas.steps", "sms:alice");
+    expect_set(fx, "notify.twilio_account_sid", "AC0123");
+    expect_set(fx, "notify.twilio_from", "+15005550006");
+    assert_int_equal(config_set(&fx->cfg, "notify.twilio_auth_token", "secret-token",
+                                CONFIG_SRC_ENV, fx->err, sizeof fx->err),
+                     CANARY_OK);
+    expect_set(fx, "metric.gas_ppm.warn_high", "700");
+    struct canary_config copy;
+    assert_int_equal(config_copy(&copy, &fx->cfg), CANARY_OK);
+    assert_int_equal(copy.n_recipients, 1);
+    assert_int_equal(copy.n_routes, 1);
+    assert_ptr_not_equal(copy.recipients, fx->cfg.recipients);
+    assert_ptr_not_equal(copy.routes, fx->cfg.routes);
+    assert_string_equal(copy.recipients[0].sms, "+4915112345678");
+    assert_string_equal(copy.routes[0].steps[0].targets[0].recipient, "alice");
+    assert_int_equal(copy.n_overrides, fx->cfg.n_overrides);
+    assert_true(copy.n_overrides > 0);
+    assert_ptr_not_equal(copy.overrides, fx->cfg.overrides);
+    assert_int_equal(config_validate(&copy, fx->err, sizeof fx->err), CANARY_OK);
+    config_free(&copy);
+}
+
+/* The LLM and delivery keys are checked as a set. */
+static void test_llm_and_delivery_checks(void **state)
+{
+    struct fixture *fx = *state;
+    expect_set(fx, "llm.provider", "openai");
+    expect_invalid(fx, "llm.model must be set when llm.provider is openai");
+    expect_set(fx, "llm.model", "gpt-4o-mini");
+    expect_valid(fx);
+    expect_set(fx, "llm.url", "ftp://example.com");
+    expect_invalid(fx, "llm.url: 'ftp://example.com' is not an http:// or https:// URL");
+    expect_set(fx, "llm.url", "http://127.0.0.1:8081/v1");
+    expect_valid(fx);
+    expect_set(fx, "notify.utc_offset", "+25:00");
+    expect_invalid(fx, "notify.utc_offset: '+25:00' is not a UTC offset (+01:00, -05:30)");
+    expect_set(fx, "notify.utc_offset", "-05:30");
+    expect_valid(fx);
+    expect_set(fx, "notify.retry_min_s", "700");
+    expect_invalid(fx, "notify.retry_min_s (700) must not exceed notify.retry_max_s (600)");
+    expect_set(fx, "notify.retry_min_s", "5");
+    expect_set(fx, "notify.escalate_after_min", "0.1");
+    expect_valid(fx);
+    assert_true(fx->cfg.notify.escalate_after_min > 0.09 &&
+                fx->cfg.notify.escalate_after_min < 0.11);
+    expect_set_error(fx, "notify.escalate_after_min", "0.01", CANARY_EINVAL,
+                     "notify.escalate_after_min: 0.01 is outside [0.05, 1440]");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1410,6 +1465,8 @@ int main(void)
         cmocka_unit_test(test_example_file_is_current),
         cmocka_unit_test(test_configuration_doc_is_current),
         cmocka_unit_test(test_markdown_table_rows),
+        T(test_copy_is_deep),
+        T(test_llm_and_delivery_checks),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,7 +105,7 @@ static void test_config_parses_and_validates(void **state)
     set(&cfg, "route.gas.severities", ">medium");
     assert_int_equal(cfg.routes[0].severity_mask,
                      (1u << SEVERITY_HIGH) | (1u << SEVERITY_CRITICAL));
-    assert_int_equal(cfg.notify.escalate_after_min, 10);
+    assert_int_equal((int)cfg.notify.escalate_after_min, 10);
 
     /* Written back and read again, the sections are the same; secrets never appear. */
     char path[] = "/tmp/canary-route-XXXXXX";
