@@ -130,6 +130,8 @@ enum MHD_Result api_command_get(struct request *req);
 enum MHD_Result api_events(struct request *req);
 enum MHD_Result api_models_list(struct request *req);
 enum MHD_Result api_models_reload(struct request *req);
+enum MHD_Result api_notifications_list(struct request *req);
+enum MHD_Result api_notification_get(struct request *req);
 
 /* Adds a number, or null when it is NaN or infinite (JSON has no such numbers). */
 void api_add_number(cJSON *obj, const char *name, double v);

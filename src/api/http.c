@@ -75,6 +75,8 @@ static const struct route routes[] = {
     {"POST", "/api/v1/alerts/*/ack", api_alert_action, api_alert_action_resumed},
     {"POST", "/api/v1/alerts/*/resolve", api_alert_action, api_alert_action_resumed},
     {"POST", "/api/v1/alerts/*/comments", api_alert_comment, NULL},
+    {"GET", "/api/v1/notifications", api_notifications_list, NULL},
+    {"GET", "/api/v1/notifications/*", api_notification_get, NULL},
     {"GET", "/api/v1/stats", api_stats, NULL},
     {"GET", "/api/v1/metrics", api_metrics_catalogue, NULL},
     {"GET", "/healthz", api_healthz, NULL},

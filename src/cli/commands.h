@@ -23,4 +23,8 @@ int cmd_eval(int argc, char **argv);
 /* canary replay: a CSV file or a directory of them through canaryd's detectors (replay.c). */
 int cmd_replay(int argc, char **argv);
 
+/* canary notify test: one test message over one alert channel, with canaryd's notification
+ * settings (notify_cmd.c). */
+int cmd_notify(int argc, char **argv);
+
 #endif

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"score", cmd_score, "score the rows of a CSV file with a trained model"},
     {"eval", cmd_eval, "evaluate a model on labelled data: ROC AUC, precision, recall, plots"},
     {"replay", cmd_replay, "score a CSV file (or a directory) with canaryd's live detectors"},
+    {"notify", cmd_notify, "send a test message over an alert channel (notify test)"},
 
 };
 
