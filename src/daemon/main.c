@@ -12,6 +12,7 @@
 #include "decide/action.h"
 #include "models/models.h"
 #include "mqtt/mqtt.h"
+#include "notify/notifier.h"
 #include "pipeline/pipeline.h"
 
 #include <getopt.h>
@@ -281,9 +282,18 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    struct notifier *notifier = NULL;
+    if (notifier_start(&notifier, &cfg, p, err, sizeof err) != 0) {
+        log_error("canaryd.start_failed", "stage=notify error=\"%s\"", err);
+        pipeline_free(p);
+        config_free(&cfg);
+        return 1;
+    }
     struct mqtt *mqtt = NULL;
     if (mqtt_start(&mqtt, &cfg, p, err, sizeof err) != 0) {
         log_error("canaryd.start_failed", "stage=mqtt error=\"%s\"", err);
+        pipeline_stop(p);
+        notifier_stop(notifier);
         pipeline_free(p);
         config_free(&cfg);
         return 1;
@@ -292,6 +302,8 @@ int main(int argc, char **argv)
     if (http_start(&http, &cfg, p, mqtt, err, sizeof err) != 0) {
         log_error("canaryd.start_failed", "stage=http error=\"%s\"", err);
         mqtt_free(mqtt);
+        pipeline_stop(p);
+        notifier_stop(notifier);
         pipeline_free(p);
         config_free(&cfg);
         return 1;
@@ -321,6 +333,7 @@ int main(int argc, char **argv)
     http_quiesce(http);
     mqtt_stop(mqtt); /* before the pipeline: what MQTT received is committed first */
     pipeline_stop(p);
+    notifier_stop(notifier); /* after the writer: its last commits may add rows (and kicks) */
     unsigned left = http_drain(http, 3000);
     if (left > 0)
         log_warn("canaryd.requests_cut", "count=%u", left);

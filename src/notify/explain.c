@@ -1059,9 +1059,21 @@ void explain_all_clear(const struct explain_context *ctx, struct explanation *ou
     out->source = EXPLAIN_SOURCE_TEMPLATE;
     enum alert_kind k = ctx->kind;
 
+    char phrase[NAME_BUF + 32], lasted[48] = "", resolved_by[NAME_BUF] = "";
+    kind_phrase(phrase, sizeof phrase, &f, k);
+    if (ctx->resolved_ms > ctx->opened_ms && ctx->opened_ms > 0)
+        explain_format_duration(lasted, sizeof lasted, ctx->resolved_ms - ctx->opened_ms);
+    clean_text(resolved_by, sizeof resolved_by, ctx->resolved_by, 32);
+    /* Closed by a person, the condition may well still be there: say who closed it, never
+     * "back to normal". */
+    bool by_person = resolved_by[0] && strcmp(resolved_by, "canary") != 0;
+
     struct sb b;
     sb_init(&b, out->title, sizeof out->title);
-    switch (k) {
+    switch (by_person && k != ALERT_KIND_OFFLINE ? ALERT_KIND_COUNT : (int)k) {
+    case ALERT_KIND_COUNT:
+        sb_addf(&b, "Resolved by %s: %s alert %s", resolved_by, phrase, f.where);
+        break;
     case ALERT_KIND_OFFLINE:
         sb_addf(&b, "%s is back online", f.who);
         break;
@@ -1081,17 +1093,11 @@ void explain_all_clear(const struct explain_context *ctx, struct explanation *ou
             sb_addf(&b, "All clear %s: %s back to normal", f.where, f.label);
     }
 
-    char phrase[NAME_BUF + 32], lasted[48] = "", resolved_by[NAME_BUF] = "";
-    kind_phrase(phrase, sizeof phrase, &f, k);
-    if (ctx->resolved_ms > ctx->opened_ms && ctx->opened_ms > 0)
-        explain_format_duration(lasted, sizeof lasted, ctx->resolved_ms - ctx->opened_ms);
-    clean_text(resolved_by, sizeof resolved_by, ctx->resolved_by, 32);
-
     sb_init(&b, out->description, sizeof out->description);
     sb_addf(&b, "%s. The %s alert of %s", out->title, phrase, f.device);
     if (f.since[0])
         sb_addf(&b, " that opened at %s", f.since);
-    if (resolved_by[0] && strcmp(resolved_by, "canary") != 0)
+    if (by_person)
         sb_addf(&b, " was resolved by %s.", resolved_by);
     else
         sb_add(&b, " has resolved: the condition has been clear for a while.");
@@ -1128,7 +1134,9 @@ void explain_all_clear(const struct explain_context *ctx, struct explanation *ou
         struct sb s;
         sb_init(&s, tmp, sizeof tmp);
         sb_add(&s, out->title);
-        if (variant == 0 && value_sentence && k != ALERT_KIND_SENSOR_FAULT)
+        if (variant == 0 && value_sentence && by_person)
+            sb_addf(&s, " (%s now %s)", f.label, f.value);
+        else if (variant == 0 && value_sentence && k != ALERT_KIND_SENSOR_FAULT)
             sb_addf(&s, " (%s)", f.value);
         if (variant <= 1 && lasted[0])
             sb_addf(&s, " after %s", lasted);

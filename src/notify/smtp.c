@@ -391,7 +391,7 @@ enum notify_outcome notify_smtp_send(struct notify_client *c, const struct notif
     c->reply_error[0] = '\0';
     c->reply_data[0] = '\0';
 
-    char from[ADDRESS_MAX + 3], to[ADDRESS_MAX + 3];
+    char from[NOTIFY_ADDR_MAX + 3], to[ADDRESS_MAX + 3];
     snprintf(from, sizeof from, "<%s>", cfg->from);
     snprintf(to, sizeof to, "<%s>", m->to);
     struct curl_slist *rcpt = curl_slist_append(NULL, to);

@@ -19,10 +19,30 @@
 #include <unistd.h>
 
 static const char *const counter_names[PC_COUNT] = {
-    "readings_accepted", "readings_invalid", "readings_duplicate",  "readings_unknown_device",
-    "bodies_malformed",  "bodies_too_large", "requests_overloaded", "connections_timed_out",
-    "commits",           "commit_failures",  "compacted_rows",      "alerts_opened",
-    "anomalies",         "events",           "model_scored",        "model_anomalies",
+    "readings_accepted",
+    "readings_invalid",
+    "readings_duplicate",
+    "readings_unknown_device",
+    "bodies_malformed",
+    "bodies_too_large",
+    "requests_overloaded",
+    "connections_timed_out",
+    "commits",
+    "commit_failures",
+    "compacted_rows",
+    "alerts_opened",
+    "anomalies",
+    "events",
+    "model_scored",
+    "model_anomalies",
+    "notifications_queued",
+    "notifications_delivered",
+    "notification_retries",
+    "notifications_failed",
+    "notifications_cancelled",
+    "notifications_rate_limited",
+    "escalations",
+    "llm_fallbacks",
 };
 
 const char *pipeline_counter_name(enum pipeline_counter c)
@@ -289,6 +309,14 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
              (unsigned long long)atomic_load(&p->n_devices), cfg->store.path);
     *out = p;
     return CANARY_OK;
+}
+
+void pipeline_set_outbox_hook(struct pipeline *p, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&p->listener_lock);
+    p->outbox_hook = fn;
+    p->outbox_hook_arg = arg;
+    pthread_mutex_unlock(&p->listener_lock);
 }
 
 void pipeline_set_listener(struct pipeline *p, commit_listener_fn fn, void *arg)

@@ -99,6 +99,10 @@ typedef void (*commit_listener_fn)(void *arg, const struct commit_view *c);
 /* Installs the commit listener (one; NULL removes it). Thread-safe. */
 void pipeline_set_listener(struct pipeline *p, commit_listener_fn fn, void *arg);
 
+/* Called on the writer thread after a commit that added notifications to the outbox (the
+ * delivery threads' wake-up). Must not block. One hook; NULL removes it. Thread-safe. */
+void pipeline_set_outbox_hook(struct pipeline *p, void (*fn)(void *arg), void *arg);
+
 /* Counters reported by /api/v1/stats. */
 enum pipeline_counter {
     PC_READINGS_ACCEPTED,
@@ -113,10 +117,18 @@ enum pipeline_counter {
     PC_COMMIT_FAILURES,
     PC_COMPACTED_ROWS,
     PC_ALERTS_OPENED,
-    PC_ANOMALIES,       /* values flagged anomalous */
-    PC_EVENTS,          /* security and ingest events stored */
-    PC_MODEL_SCORED,    /* readings scored by a model (once per model) */
-    PC_MODEL_ANOMALIES, /* of which at or above the model's threshold */
+    PC_ANOMALIES,            /* values flagged anomalous */
+    PC_EVENTS,               /* security and ingest events stored */
+    PC_MODEL_SCORED,         /* readings scored by a model (once per model) */
+    PC_MODEL_ANOMALIES,      /* of which at or above the model's threshold */
+    PC_NOTIFY_QUEUED,        /* notifications written to the outbox (with their alerts) */
+    PC_NOTIFY_DELIVERED,     /* accepted by the provider */
+    PC_NOTIFY_RETRIES,       /* attempts that failed temporarily (retried later) */
+    PC_NOTIFY_FAILED,        /* given up: a permanent failure, or too many attempts */
+    PC_NOTIFY_CANCELLED,     /* not sent: acknowledged or resolved before an escalation */
+    PC_NOTIFY_RATE_LIMITED,  /* not sent: the recipient's hourly limit was reached */
+    PC_NOTIFY_ESCALATIONS,   /* escalation steps started */
+    PC_NOTIFY_LLM_FALLBACKS, /* the LLM failed or timed out: the template text went out */
     PC_COUNT
 };
 

@@ -77,6 +77,8 @@ struct pipeline {
     pthread_mutex_t listener_lock;
     commit_listener_fn listener;
     void *listener_arg;
+    void (*outbox_hook)(void *arg); /* under listener_lock */
+    void *outbox_hook_arg;
     _Atomic uint64_t lag_buckets[LAG_BUCKETS]; /* bucket i: lag < 2^((i+1)/4) - 1 ms */
     _Atomic int64_t lag_max_ms;
     struct time_ring accepted_per_s;

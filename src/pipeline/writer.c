@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "notify/plan.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,7 +47,14 @@ struct commit {
     size_t n_records, cap_records;
     struct device_command *commands;
     size_t n_commands, cap_commands;
+    /* Notifications planned for the commit's alert transitions (notify/plan.h). */
+    struct store_notification *notes;
+    size_t n_notes, cap_notes;
+    struct store_notification *earlier; /* an alert's earlier rows (all-clear), NOTES_LOOKUP */
+    struct notify_plan plan;
 };
+
+#define NOTES_LOOKUP 256 /* earlier rows of one alert examined for its all-clear */
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
@@ -127,6 +135,88 @@ static void notify_listener(struct pipeline *p, const struct commit *c)
     fn(arg, &v);
 }
 
+/* The alert record a transition left in the commit (the last one with that id). */
+static const struct alert *commit_alert(const struct commit *c, uint64_t id)
+{
+    for (size_t i = c->n_alerts; i-- > 0;) {
+        if (c->alerts[i].id == id)
+            return &c->alerts[i];
+    }
+    return NULL;
+}
+
+/* Room for `more` rows after the planned ones. */
+static int notes_room(struct commit *c, size_t more)
+{
+    return grow((void **)&c->notes, &c->cap_notes, c->n_notes + more, sizeof *c->notes);
+}
+
+/* The all-clear of a resolved alert goes to whoever was told about it: its earlier rows in
+ * the store, and rows planned earlier in this same commit (an alert that opened and
+ * resolved between two commits). */
+static void plan_all_clear(struct pipeline *p, struct commit *c, const struct alert *a, int64_t now)
+{
+    if (c->earlier == NULL) {
+        c->earlier = malloc(NOTES_LOOKUP * sizeof *c->earlier);
+        if (c->earlier == NULL)
+            return;
+    }
+    char err[256];
+    struct store_outbox_filter f = {.alert_id = a->id, .limit = NOTES_LOOKUP};
+    int n = store_outbox_list(p->store, &f, c->earlier, err, sizeof err);
+    if (n < 0) {
+        log_warn("notify.all_clear_lookup_failed", "alert=%llu error=\"%s\"",
+                 (unsigned long long)a->id, err);
+        n = 0;
+    }
+    for (size_t i = 0; i < c->n_notes && (size_t)n < NOTES_LOOKUP; i++) {
+        if (c->notes[i].alert_id == a->id) {
+            c->earlier[n] = c->notes[i];
+            snprintf(c->earlier[n].status, sizeof c->earlier[n].status, "pending");
+            n++;
+        }
+    }
+    if (n == 0 || notes_room(c, (size_t)n) != 0)
+        return;
+    c->n_notes += notify_plan_all_clear(&p->cfg, a, c->earlier, (size_t)n, now,
+                                        c->notes + c->n_notes, (size_t)n);
+}
+
+/* Plans the outbox rows of the commit's alert transitions: step 0 of a new notification
+ * cycle, the all-clear of a resolved alert. They are committed with the transitions, so an
+ * alert is never stored without its notifications, nor notified without being stored. */
+static void plan_notifications(struct pipeline *p, struct commit *c)
+{
+    c->n_notes = 0;
+    if (p->cfg.n_routes == 0)
+        return;
+    int64_t now = clock_wall_ms();
+    for (size_t e = 0; e < c->n_events; e++) {
+        const struct alert_event *ev = &c->events[e];
+        const struct alert *a = commit_alert(c, ev->alert_id);
+        if (a == NULL)
+            continue;
+        if (notify_event_starts_cycle(ev->action)) {
+            if (notes_room(c, NOTIFY_PLAN_MAX) != 0)
+                return;
+            c->n_notes += notify_plan_step(&p->cfg, a, ev->action, 0, ev->ts_ms, now, &c->plan,
+                                           c->notes + c->n_notes, NOTIFY_PLAN_MAX, NULL);
+        } else if (ev->action == ALERT_ACTION_RESOLVED) {
+            plan_all_clear(p, c, a, now);
+        }
+    }
+}
+
+static void outbox_hook(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->listener_lock);
+    void (*fn)(void *) = p->outbox_hook;
+    void *arg = p->outbox_hook_arg;
+    pthread_mutex_unlock(&p->listener_lock);
+    if (fn != NULL)
+        fn(arg);
+}
+
 /* Commits until it succeeds. Returns false only when stopping and the store keeps
  * refusing. */
 static bool commit_durably(struct pipeline *p, struct commit *c)
@@ -140,7 +230,9 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
                                 .records = c->records,
                                 .n_records = c->n_records,
                                 .commands = c->commands,
-                                .n_commands = c->n_commands};
+                                .n_commands = c->n_commands,
+                                .notifications = c->notes,
+                                .n_notifications = c->n_notes};
     int64_t backoff = BACKOFF_MIN_MS;
     int64_t failing_since = 0;
     for (;;) {
@@ -156,6 +248,10 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
             if (c->n_records > 0)
                 pipeline_count(p, PC_EVENTS, c->n_records);
             notify_listener(p, c);
+            if (c->n_notes > 0) {
+                pipeline_count(p, PC_NOTIFY_QUEUED, c->n_notes);
+                outbox_hook(p);
+            }
             if (!atomic_load(&p->store_ok)) {
                 atomic_store(&p->store_ok, true);
                 log_info("store.recovered", "readings=%zu", c->n_readings);
@@ -253,6 +349,7 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
         }
         *pending = m;
         last->node.next = NULL;
+        plan_notifications(p, c);
         bool stored = commit_durably(p, c);
         complete(p, group, stored);
     }
@@ -367,6 +464,8 @@ void *writer_main(void *arg)
     free(c.events);
     free(c.records);
     free(c.commands);
+    free(c.notes);
+    free(c.earlier);
     return NULL;
 }
 

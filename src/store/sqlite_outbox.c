@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -184,8 +185,13 @@ int store_outbox_add(struct store *s, const struct store_notification *n, int64_
     return CANARY_OK;
 }
 
-int store_outbox_claim_due(struct store *s, int64_t now_ms, struct store_notification *out,
-                           size_t limit, char *err, size_t errlen)
+/* The bit of a channel in a claim's channel mask: its index in channels[]. */
+#define CHANNEL_BIT_SQL                                                                            \
+    "(CASE channel WHEN 'sms' THEN 1 WHEN 'whatsapp' THEN 2 WHEN 'voice' THEN 4"                   \
+    " WHEN 'webhook' THEN 8 WHEN 'email' THEN 16 ELSE 0 END)"
+
+int store_outbox_claim_due(struct store *s, int64_t now_ms, unsigned channel_mask,
+                           struct store_notification *out, size_t limit, char *err, size_t errlen)
 {
     if (limit == 0)
         return 0;
@@ -196,6 +202,7 @@ int store_outbox_claim_due(struct store *s, int64_t now_ms, struct store_notific
     sqlite3_stmt *st = sq_prepare(s,
                                   "SELECT " OUTBOX_COLUMNS " FROM notifications"
                                   " WHERE status = 'pending' AND next_attempt_ms <= ?1"
+                                  " AND (?3 = 0 OR (?3 & " CHANNEL_BIT_SQL ") != 0)"
                                   " ORDER BY next_attempt_ms, id LIMIT ?2",
                                   err, errlen);
     int rc = st == NULL ? CANARY_EIO : 0;
@@ -203,6 +210,7 @@ int store_outbox_claim_due(struct store *s, int64_t now_ms, struct store_notific
     if (st != NULL) {
         sqlite3_bind_int64(st, 1, now_ms);
         sqlite3_bind_int64(st, 2, (int64_t)limit);
+        sqlite3_bind_int64(st, 3, channel_mask);
         int step = SQLITE_DONE;
         while (n < limit && (step = sqlite3_step(st)) == SQLITE_ROW)
             read_row(st, &out[n++]);
@@ -251,6 +259,9 @@ int store_outbox_finish(struct store *s, uint64_t id, enum store_outbox_outcome 
         break;
     case STORE_OUTBOX_FAILED:
         status = "failed";
+        break;
+    case STORE_OUTBOX_CANCELLED:
+        status = "cancelled";
         break;
     default:
         snprintf(err, errlen, "notification %llu: unknown outcome %d", (unsigned long long)id,
@@ -381,5 +392,46 @@ int store_outbox_get(struct store *s, uint64_t id, struct store_notification *ou
         return CANARY_ENOTFOUND;
     if (rc != SQLITE_ROW)
         return sq_fail(s, err, errlen, "get notification");
+    return CANARY_OK;
+}
+
+int store_outbox_delivered_since(struct store *s, const char *recipient, int64_t since_ms,
+                                 uint64_t *count, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = sq_prepare(s,
+                                  "SELECT count(*) FROM notifications WHERE recipient = ?1"
+                                  " AND status = 'delivered' AND updated_ms >= ?2",
+                                  err, errlen);
+    if (st == NULL)
+        return CANARY_EIO;
+    sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, since_ms);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *count = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return sq_fail(s, err, errlen, "count delivered notifications");
+    return CANARY_OK;
+}
+
+int store_outbox_next_due(struct store *s, unsigned channel_mask, int64_t *due_ms, char *err,
+                          size_t errlen)
+{
+    sqlite3_stmt *st = sq_prepare(s,
+                                  "SELECT min(next_attempt_ms) FROM notifications"
+                                  " WHERE status = 'pending'"
+                                  " AND (?1 = 0 OR (?1 & " CHANNEL_BIT_SQL ") != 0)",
+                                  err, errlen);
+    if (st == NULL)
+        return CANARY_EIO;
+    sqlite3_bind_int64(st, 1, channel_mask);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *due_ms =
+            sqlite3_column_type(st, 0) == SQLITE_NULL ? INT64_MAX : sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return sq_fail(s, err, errlen, "find the next due notification");
     return CANARY_OK;
 }

@@ -343,16 +343,26 @@ int store_notification_check(const struct store_notification *n, char *err, size
 int store_outbox_add(struct store *s, const struct store_notification *n, int64_t now_ms,
                      uint64_t *id, bool *added, char *err, size_t errlen);
 
-/* Claims up to limit pending rows due at now_ms (next_attempt_ms <= now_ms), oldest due
- * first (then by id): marks them 'sending', counts the attempt, and copies them to out.
- * Returns the count (>= 0) or CANARY_EIO. */
-int store_outbox_claim_due(struct store *s, int64_t now_ms, struct store_notification *out,
-                           size_t limit, char *err, size_t errlen);
+/* Bits of a claim's channel mask, in the order of the channel names. */
+#define STORE_CHANNEL_SMS      (1u << 0)
+#define STORE_CHANNEL_WHATSAPP (1u << 1)
+#define STORE_CHANNEL_VOICE    (1u << 2)
+#define STORE_CHANNEL_WEBHOOK  (1u << 3)
+#define STORE_CHANNEL_EMAIL    (1u << 4)
+
+/* Claims up to limit pending rows due at now_ms (next_attempt_ms <= now_ms) of the channels
+ * in channel_mask (0 = every channel), oldest due first (then by id): marks them
+ * 'sending', counts the attempt, and copies them to out. Returns the count (>= 0) or
+ * CANARY_EIO. */
+int store_outbox_claim_due(struct store *s, int64_t now_ms, unsigned channel_mask,
+                           struct store_notification *out, size_t limit, char *err, size_t errlen);
 
 enum store_outbox_outcome {
     STORE_OUTBOX_DELIVERED = 0, /* the provider accepted it: 'delivered' */
     STORE_OUTBOX_RETRY,         /* try again at next_attempt_ms: back to 'pending' */
     STORE_OUTBOX_FAILED,        /* permanent failure: 'failed' */
+    STORE_OUTBOX_CANCELLED,     /* not to be sent after all (acknowledged, rate limit):
+                                   'cancelled', with the reason as its error */
 };
 
 /* Records the result of sending a claimed ('sending') row. provider_id and error may be
@@ -373,6 +383,17 @@ int store_outbox_cancel_alert(struct store *s, uint64_t alert_id, const char *ki
  * the count. Returns 0 or CANARY_EIO. */
 int store_outbox_recover(struct store *s, int64_t now_ms, size_t *recovered, char *err,
                          size_t errlen);
+
+/* When the next pending row of the channels in channel_mask (0 = any) is due: *due_ms
+ * receives its next_attempt_ms, or INT64_MAX when nothing is pending. A read: it takes no
+ * write lock, so idle delivery threads can poll it. Returns 0 or CANARY_EIO. */
+int store_outbox_next_due(struct store *s, unsigned channel_mask, int64_t *due_ms, char *err,
+                          size_t errlen);
+
+/* How many notifications the recipient was delivered at or after since_ms (per-recipient
+ * rate limits). Returns 0 or CANARY_EIO. */
+int store_outbox_delivered_since(struct store *s, const char *recipient, int64_t since_ms,
+                                 uint64_t *count, char *err, size_t errlen);
 
 struct store_outbox_filter {
     const char *status;  /* NULL = any */

@@ -231,7 +231,12 @@ static void handle(void *arg, const struct fake_http_request *req, struct fake_h
     bool calls = false;
     char msg[512];
 
-    if (strcmp(r.user, t->account_sid) != 0 || strcmp(r.password, t->auth_token) != 0) {
+    pthread_mutex_lock(&t->lock);
+    bool outage = t->outage;
+    pthread_mutex_unlock(&t->lock);
+    if (outage) {
+        error_json(res, 503, 20503, "Service Unavailable");
+    } else if (strcmp(r.user, t->account_sid) != 0 || strcmp(r.password, t->auth_token) != 0) {
         error_json(res, 401, 20003, "Authenticate");
     } else if (!has_prefix(r.path, prefix) ||
                (strcmp(r.path + strlen(prefix), "Messages.json") != 0 &&
@@ -313,7 +318,51 @@ static void handle(void *arg, const struct fake_http_request *req, struct fake_h
     pthread_mutex_lock(&t->lock);
     t->requests++;
     t->last = r;
+    if (t->n_history < FAKE_TWILIO_HISTORY) {
+        struct fake_twilio_seen *h = &t->history[t->n_history];
+        h->call = calls;
+        snprintf(h->to, sizeof h->to, "%s", r.to);
+        const char *text = calls ? r.say : r.body;
+        size_t cut = strcspn(text, "|");
+        snprintf(h->text, sizeof h->text, "%.*s", (int)cut, text);
+        h->status = r.status;
+    }
+    t->n_history++;
     pthread_mutex_unlock(&t->lock);
+}
+
+void fake_twilio_outage(struct fake_twilio *t, bool on)
+{
+    pthread_mutex_lock(&t->lock);
+    t->outage = on;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int fake_twilio_history(struct fake_twilio *t, struct fake_twilio_seen *out, int cap)
+{
+    pthread_mutex_lock(&t->lock);
+    int n = t->n_history;
+    int k = n < FAKE_TWILIO_HISTORY ? n : FAKE_TWILIO_HISTORY;
+    for (int i = 0; i < k && i < cap; i++)
+        out[i] = t->history[i];
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+int fake_twilio_count(struct fake_twilio *t, bool call, const char *to)
+{
+    int count = 0;
+    pthread_mutex_lock(&t->lock);
+    int k = t->n_history < FAKE_TWILIO_HISTORY ? t->n_history : FAKE_TWILIO_HISTORY;
+    for (int i = 0; i < k; i++) {
+        const struct fake_twilio_seen *h = &t->history[i];
+        size_t lt = to ? strlen(to) : 0, lh = strlen(h->to);
+        if (h->status == 201 && h->call == call &&
+            (to == NULL || (lh >= lt && strcmp(h->to + lh - lt, to) == 0)))
+            count++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return count;
 }
 
 void fake_twilio_start(struct fake_twilio *t, const char *account_sid, const char *auth_token)

@@ -44,6 +44,15 @@ struct fake_twilio_request {
     int status;         /* what the fake answered */
 };
 
+/* What the fake keeps of every request (fake_twilio_history). */
+struct fake_twilio_seen {
+    bool call;      /* Calls.json (else Messages.json) */
+    char to[128];   /* as sent ("whatsapp:+..." for WhatsApp) */
+    char text[640]; /* Body, or the first <Say> of a call */
+    int status;
+};
+#define FAKE_TWILIO_HISTORY 256
+
 struct fake_twilio {
     struct fake_http http;
     char account_sid[64];
@@ -52,6 +61,9 @@ struct fake_twilio {
     int requests;
     unsigned next_sid;
     struct fake_twilio_request last;
+    bool outage; /* answer every request 503 (fake_twilio_outage) */
+    struct fake_twilio_seen history[FAKE_TWILIO_HISTORY];
+    int n_history;
 };
 
 /* Starts the fake for this account. */
@@ -60,5 +72,16 @@ void fake_twilio_stop(struct fake_twilio *t);
 
 /* A copy of the last request, and the number of requests so far. */
 int fake_twilio_last(struct fake_twilio *t, struct fake_twilio_request *out);
+
+/* From now on, answer every request with Twilio's 503 (on = true: an outage), or serve
+ * normally again. Requests during an outage are recorded with status 503. */
+void fake_twilio_outage(struct fake_twilio *t, bool on);
+
+/* Copies up to cap recorded requests (oldest first) into out; returns how many were made
+ * in all (the history keeps the first FAKE_TWILIO_HISTORY). */
+int fake_twilio_history(struct fake_twilio *t, struct fake_twilio_seen *out, int cap);
+
+/* Requests that got a 201 whose To ends with `to` (NULL = any), calls or messages. */
+int fake_twilio_count(struct fake_twilio *t, bool call, const char *to);
 
 #endif

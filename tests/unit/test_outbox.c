@@ -136,19 +136,19 @@ static void test_claim_order_and_limit(void **state)
     }
     struct store_notification out[8];
     char err[256];
-    assert_int_equal(store_outbox_claim_due(f->s, T0, out, 8, err, sizeof err), 0);
+    assert_int_equal(store_outbox_claim_due(f->s, T0, 0, out, 8, err, sizeof err), 0);
     /* Due first, ties by id; the limit holds. */
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 250, out, 2, err, sizeof err), 2);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 250, 0, out, 2, err, sizeof err), 2);
     assert_int_equal(out[0].id, ids[1]);
     assert_int_equal(out[1].id, ids[3]);
     assert_string_equal(out[0].status, "sending");
     assert_int_equal(out[0].attempts, 1);
     /* Claimed rows are not claimed again. */
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 250, out, 8, err, sizeof err), 1);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 250, 0, out, 8, err, sizeof err), 1);
     assert_int_equal(out[0].id, ids[2]);
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 1000, out, 8, err, sizeof err), 1);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 1000, 0, out, 8, err, sizeof err), 1);
     assert_int_equal(out[0].id, ids[0]);
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 1000, out, 0, err, sizeof err), 0);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 1000, 0, out, 0, err, sizeof err), 0);
     struct store_notification got;
     assert_int_equal(store_outbox_get(f->s, ids[1], &got, err, sizeof err), 0);
     assert_string_equal(got.status, "sending");
@@ -166,7 +166,7 @@ static void test_finish_and_retry(void **state)
              ic = add(f->s, &c, T0, NULL);
     struct store_notification out[4], got;
     char err[256];
-    assert_int_equal(store_outbox_claim_due(f->s, T0, out, 4, err, sizeof err), 3);
+    assert_int_equal(store_outbox_claim_due(f->s, T0, 0, out, 4, err, sizeof err), 3);
 
     assert_int_equal(store_outbox_finish(f->s, ia, STORE_OUTBOX_DELIVERED, 0, "SM123", NULL,
                                          T0 + 10, err, sizeof err),
@@ -206,8 +206,8 @@ static void test_finish_and_retry(void **state)
         assert_string_equal(got.status, "pending");
         assert_int_equal(got.next_attempt_ms, next);
         assert_string_equal(got.last_error, "HTTP 503");
-        assert_int_equal(store_outbox_claim_due(f->s, next - 1, out, 4, err, sizeof err), 0);
-        assert_int_equal(store_outbox_claim_due(f->s, next, out, 4, err, sizeof err), 1);
+        assert_int_equal(store_outbox_claim_due(f->s, next - 1, 0, out, 4, err, sizeof err), 0);
+        assert_int_equal(store_outbox_claim_due(f->s, next, 0, out, 4, err, sizeof err), 1);
         assert_int_equal(out[0].id, ib);
         assert_int_equal(out[0].attempts, (unsigned)k + 2);
         at = next;
@@ -238,7 +238,7 @@ static void test_cancel_stops_escalation(void **state)
     struct store_notification out[4], got;
     char err[256];
     /* Step 1 is being sent when the alert is acknowledged: it finishes, step 2 does not. */
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 100, out, 4, err, sizeof err), 2);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 100, 0, out, 4, err, sizeof err), 2);
     size_t cancelled = 99;
     assert_int_equal(
         store_outbox_cancel_alert(f->s, 5, "escalation", T0 + 200, &cancelled, err, sizeof err), 0);
@@ -252,7 +252,7 @@ static void test_cancel_stops_escalation(void **state)
     assert_int_equal(store_outbox_get(f->s, io, &got, err, sizeof err), 0);
     assert_string_equal(got.status, "pending");
     /* A cancelled row is never claimed and cannot be finished. */
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 700000, out, 4, err, sizeof err), 1);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 700000, 0, out, 4, err, sizeof err), 1);
     assert_int_equal(out[0].id, io);
     assert_int_equal(
         store_outbox_finish(f->s, i2, STORE_OUTBOX_DELIVERED, 0, NULL, NULL, T0, err, sizeof err),
@@ -270,21 +270,21 @@ static void test_recover_after_crash(void **state)
     uint64_t ia = add(f->s, &a, T0, NULL), ib = add(f->s, &b, T0, NULL);
     struct store_notification out[4], got;
     char err[256];
-    assert_int_equal(store_outbox_claim_due(f->s, T0, out, 4, err, sizeof err), 2);
+    assert_int_equal(store_outbox_claim_due(f->s, T0, 0, out, 4, err, sizeof err), 2);
     assert_int_equal(
         store_outbox_finish(f->s, ia, STORE_OUTBOX_DELIVERED, 0, "SM1", NULL, T0, err, sizeof err),
         0);
     /* The process dies while b is being sent: close without finishing, open again. */
     store_close(f->s);
     open_store(f);
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 50, out, 4, err, sizeof err), 0);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 50, 0, out, 4, err, sizeof err), 0);
     size_t recovered = 0;
     assert_int_equal(store_outbox_recover(f->s, T0 + 50, &recovered, err, sizeof err), 0);
     assert_int_equal(recovered, 1);
     assert_int_equal(store_outbox_get(f->s, ia, &got, err, sizeof err), 0);
     assert_string_equal(got.status, "delivered");
     /* b is sent again (at least once), its first attempt still counted. */
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 50, out, 4, err, sizeof err), 1);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 50, 0, out, 4, err, sizeof err), 1);
     assert_int_equal(out[0].id, ib);
     assert_int_equal(out[0].attempts, 2);
     assert_int_equal(store_outbox_recover(f->s, T0 + 60, NULL, err, sizeof err), 0);
@@ -329,7 +329,7 @@ static void test_list_filters_and_paging(void **state)
     }
     struct store_outbox_filter by_channel = {.channel = "email", .alert_id = 3, .limit = 16};
     assert_int_equal(store_outbox_list(f->s, &by_channel, out, err, sizeof err), 3);
-    assert_int_equal(store_outbox_claim_due(f->s, T0 + 1, out, 1, err, sizeof err), 1);
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 1, 0, out, 1, err, sizeof err), 1);
     struct store_outbox_filter by_status = {.status = "sending", .limit = 16};
     assert_int_equal(store_outbox_list(f->s, &by_status, out, err, sizeof err), 1);
     assert_int_equal(out[0].id, ids[0]);
@@ -451,7 +451,7 @@ static void test_purge_finished(void **state)
     struct store_notification out[8], got;
     char err[256];
     /* a: delivered, b: failed, c: sending, d: cancelled (later claimed rows stay), e: pending */
-    assert_int_equal(store_outbox_claim_due(f->s, T0, out, 3, err, sizeof err), 3);
+    assert_int_equal(store_outbox_claim_due(f->s, T0, 0, out, 3, err, sizeof err), 3);
     assert_int_equal(store_outbox_finish(f->s, ids[0], STORE_OUTBOX_DELIVERED, 0, "x", NULL,
                                          T0 + 10, err, sizeof err),
                      0);
