@@ -481,6 +481,78 @@ static void test_purge_finished(void **state)
     assert_true(added);
 }
 
+/* Delivery threads serve classes of channels: a claim takes only its channels, the next-due
+ * query sees only them, a cancelled finish records why, and delivered rows count toward a
+ * recipient's hourly limit. */
+static void test_channels_cancel_and_counts(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    int64_t due = 0;
+    assert_int_equal(store_outbox_next_due(f->s, 0, &due, err, sizeof err), 0);
+    assert_true(due == INT64_MAX); /* nothing pending */
+    struct store_notification sms = note(1, 0, "alert", "alice", "sms");
+    struct store_notification mail = note(1, 0, "alert", "alice", "email");
+    struct store_notification hook = note(1, 0, "alert", "ops", "webhook");
+    sms.next_attempt_ms = T0 + 30;
+    mail.next_attempt_ms = T0 + 10;
+    hook.next_attempt_ms = T0 + 20;
+    add(f->s, &sms, T0, NULL);
+    add(f->s, &mail, T0, NULL);
+    add(f->s, &hook, T0, NULL);
+    unsigned twilio = STORE_CHANNEL_SMS | STORE_CHANNEL_WHATSAPP | STORE_CHANNEL_VOICE;
+    assert_int_equal(store_outbox_next_due(f->s, twilio, &due, err, sizeof err), 0);
+    assert_int_equal(due, T0 + 30);
+    assert_int_equal(store_outbox_next_due(f->s, 0, &due, err, sizeof err), 0);
+    assert_int_equal(due, T0 + 10);
+    struct store_notification out[4];
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 100, twilio, out, 4, err, sizeof err), 1);
+    assert_string_equal(out[0].channel, "sms");
+    assert_int_equal(store_outbox_claim_due(f->s, T0 + 100,
+                                            STORE_CHANNEL_WEBHOOK | STORE_CHANNEL_EMAIL, out, 4,
+                                            err, sizeof err),
+                     2);
+    assert_string_equal(out[0].channel, "email"); /* the earlier due first */
+    assert_string_equal(out[1].channel, "webhook");
+    assert_int_equal(store_outbox_next_due(f->s, 0, &due, err, sizeof err), 0);
+    assert_true(due == INT64_MAX); /* 'sending' rows are not pending */
+
+    uint64_t sms_id = 0, mail_id = out[0].id, hook_id = out[1].id;
+    struct store_notification all[4];
+    struct store_outbox_filter fl = {.channel = "sms", .limit = 4};
+    assert_int_equal(store_outbox_list(f->s, &fl, all, err, sizeof err), 1);
+    sms_id = all[0].id;
+    assert_int_equal(store_outbox_finish(f->s, sms_id, STORE_OUTBOX_DELIVERED, 0, "SM1", NULL,
+                                         T0 + 200, err, sizeof err),
+                     0);
+    assert_int_equal(store_outbox_finish(f->s, mail_id, STORE_OUTBOX_DELIVERED, 0, "Q1", NULL,
+                                         T0 + 300, err, sizeof err),
+                     0);
+    assert_int_equal(store_outbox_finish(f->s, hook_id, STORE_OUTBOX_CANCELLED, 0, NULL,
+                                         "rate limit: ops already got 2", T0 + 400, err,
+                                         sizeof err),
+                     0);
+    struct store_notification got;
+    assert_int_equal(store_outbox_get(f->s, hook_id, &got, err, sizeof err), 0);
+    assert_string_equal(got.status, "cancelled");
+    assert_string_equal(got.last_error, "rate limit: ops already got 2");
+    /* Finishing it again is a conflict: it is no longer 'sending'. */
+    assert_int_equal(store_outbox_finish(f->s, hook_id, STORE_OUTBOX_DELIVERED, 0, "x", NULL,
+                                         T0 + 500, err, sizeof err),
+                     CANARY_ECONFLICT);
+
+    uint64_t count = 99;
+    assert_int_equal(store_outbox_delivered_since(f->s, "alice", T0, &count, err, sizeof err), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(store_outbox_delivered_since(f->s, "alice", T0 + 250, &count, err, sizeof err),
+                     0);
+    assert_int_equal(count, 1);
+    assert_int_equal(store_outbox_delivered_since(f->s, "ops", T0, &count, err, sizeof err), 0);
+    assert_int_equal(count, 0); /* cancelled is not delivered */
+    assert_int_equal(store_outbox_delivered_since(f->s, "nobody", 0, &count, err, sizeof err), 0);
+    assert_int_equal(count, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_commits_and_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channels_cancel_and_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
