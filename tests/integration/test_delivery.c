@@ -9,7 +9,8 @@
  * -9 while notifications are pending sends them after its restart; quiet hours hold back
  * non-critical alerts but not critical ones; a recipient's hourly limit holds back
  * non-critical alerts; a permanent provider error is recorded and escalation goes on; no
- * secret ever reaches the log. The outbox is read straight from the store file. */
+ * secret ever reaches the log; with an LLM configured its text goes out, and when it is too
+ * slow the template does, on time. The outbox is read straight from the store file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "fake_llm.h"
 #include "fake_smtp.h"
 #include "fake_twilio.h"
 #include "fake_webhook.h"
@@ -519,6 +521,87 @@ static void test_secrets_stay_out_of_logs(void **state)
     cJSON_Delete(j);
 }
 
+/* ---------------------------------------------------------------- LLM */
+
+#define LLM_KEY "llm-key-0ddba11"
+static struct fake_llm llm;
+
+static int start_llm(void **state)
+{
+    fake_llm_start(&llm, FAKE_LLM_OPENAI, "canary-test", LLM_KEY);
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "[llm]\nprovider = openai\nurl = %s\nmodel = canary-test\napi_key = %s\n"
+             "timeout_ms = 700\n"
+             "[route.gas]\nkinds = gas_leak\nsteps = sms:alice+email:alice\n",
+             llm.base_url, LLM_KEY);
+    return start_with(state, extra);
+}
+
+static int stop_llm(void **state)
+{
+    int rc = stop(state);
+    fake_llm_stop(&llm);
+    return rc;
+}
+
+/* The model's text reaches the phone and the mailbox; the prompt holds no secret. */
+static void test_llm_writes_the_text(void **state)
+{
+    struct daemon *d = *state;
+    fake_llm_answer(&llm, FAKE_LLM_GOOD, 0);
+    uint64_t id = gas_leak(d, "kitchen-7");
+    expect_twilio(false, ALICE, 1, 10000);
+    char text[640];
+    last_text_to(false, ALICE, text, sizeof text);
+    assert_string_equal(text, FAKE_LLM_SHORT);
+    struct store_notification row;
+    expect_row(d, id, "alice", "alert", "email", "delivered", 1, 10000, &row);
+    struct fake_smtp_message mail;
+    fake_smtp_last(&smtp, &mail);
+    assert_non_null(strstr(mail.data, "written by the model"));
+    static struct fake_llm_request req;
+    int asked = fake_llm_last(&llm, &req);
+    assert_int_equal(asked, 1); /* one text per step, shared by its recipients */
+    assert_string_equal(req.problem, "");
+    assert_true(req.context_ok);
+    assert_non_null(strstr(req.user, "kitchen-7"));
+    const char *secrets[] = {TOKEN, HOOK_SECRET, ADMIN_TOKEN, LLM_KEY, ALICE, SID};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        if (strstr(req.body, secrets[i]) != NULL)
+            fail_msg("the prompt holds %s", secrets[i]);
+    }
+    assert_int_equal(alert_action(d, id, "ack"), 200);
+}
+
+/* The model does not answer in time: the template goes out, late by the timeout only. */
+static void test_llm_timeout_falls_back_to_template(void **state)
+{
+    struct daemon *d = *state;
+    fake_llm_answer(&llm, FAKE_LLM_SLOW, 5000);
+    int before = fake_twilio_count(&twilio, false, ALICE);
+    int64_t t0 = now_ms();
+    uint64_t id = gas_leak(d, "kitchen-8");
+    expect_twilio(false, ALICE, before + 1, 10000);
+    int64_t took = now_ms() - t0;
+    char text[640];
+    last_text_to(false, ALICE, text, sizeof text);
+    assert_non_null(strstr(text, "Gas leak suspected"));
+    assert_null(strstr(text, "written by the model"));
+    if (took > 4000)
+        fail_msg("the SMS took %lld ms: the LLM's 700 ms timeout did not hold", (long long)took);
+    assert_true(stat_counter(d, "llm_fallbacks") >= 1);
+    FILE *f = fopen(d->log, "r");
+    assert_non_null(f);
+    static char log[1 << 20];
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    fclose(f);
+    log[n] = '\0';
+    assert_non_null(strstr(log, "notify.llm_fallback"));
+    assert_null(strstr(log, LLM_KEY));
+    assert_int_equal(alert_action(d, id, "ack"), 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest main_route[] = {
@@ -533,5 +616,10 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("delivery", main_route, start_main, stop);
     failed += cmocka_run_group_tests_name("policies", policies, start_policies, stop);
+    const struct CMUnitTest writer[] = {
+        cmocka_unit_test(test_llm_writes_the_text),
+        cmocka_unit_test(test_llm_timeout_falls_back_to_template),
+    };
+    failed += cmocka_run_group_tests_name("llm", writer, start_llm, stop_llm);
     return failed;
 }
