@@ -167,7 +167,8 @@ static int scan(struct journal *j, char *err, size_t errlen)
         snprintf(s->path, sizeof s->path, "%s/%s", dir, name);
     }
     closedir(d);
-    qsort(j->segs, j->n_segs, sizeof *j->segs, cmp_seg);
+    if (j->n_segs > 1) /* qsort(NULL, 0) is undefined */
+        qsort(j->segs, j->n_segs, sizeof *j->segs, cmp_seg);
     return CANARY_OK;
 }
 

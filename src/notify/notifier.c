@@ -41,6 +41,7 @@ static const unsigned channel_classes[] = {
 struct expl_entry {
     char key[STORE_NOTIFY_KEY_LEN]; /* the row's dedupe key without recipient and channel */
     struct explanation expl;
+    bool ready; /* false: another thread is writing it */
 };
 
 struct delivery_thread {
@@ -71,6 +72,7 @@ struct notifier {
     uint64_t kicks; /* under lock */
     bool stopping;  /* under lock */
     pthread_mutex_t cache_lock;
+    pthread_cond_t cache_filled;
     struct expl_entry cache[EXPL_CACHE];
     unsigned cache_next;
 };
@@ -132,26 +134,61 @@ static void step_key(const struct store_notification *row, char *out, size_t len
     }
 }
 
-static bool cache_get(struct notifier *n, const char *key, struct explanation *out)
+/* The explanation of a step, when another thread has written it. On a miss the key is
+ * claimed (the caller writes it and calls cache_put); a thread that finds it claimed waits
+ * for it, at most wait_ms, so one step's recipients read one text and an LLM is asked once. */
+static bool cache_get(struct notifier *n, const char *key, struct explanation *out, int64_t wait_ms)
 {
-    bool hit = false;
+    int64_t deadline = clock_mono_ms() + wait_ms;
     pthread_mutex_lock(&n->cache_lock);
-    for (unsigned i = 0; i < EXPL_CACHE && !hit; i++) {
-        if (strcmp(n->cache[i].key, key) == 0) {
-            *out = n->cache[i].expl;
-            hit = true;
+    for (;;) {
+        struct expl_entry *e = NULL;
+        for (unsigned i = 0; i < EXPL_CACHE && e == NULL; i++) {
+            if (strcmp(n->cache[i].key, key) == 0)
+                e = &n->cache[i];
         }
+        if (e != NULL && e->ready) {
+            *out = e->expl;
+            pthread_mutex_unlock(&n->cache_lock);
+            return true;
+        }
+        int64_t left = deadline - clock_mono_ms();
+        if (e == NULL || left <= 0) {
+            if (e == NULL) { /* claim it */
+                e = &n->cache[n->cache_next++ % EXPL_CACHE];
+                snprintf(e->key, sizeof e->key, "%s", key);
+                e->ready = false;
+            }
+            pthread_mutex_unlock(&n->cache_lock);
+            return false;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&n->cache_filled, &n->cache_lock, &ts);
     }
-    pthread_mutex_unlock(&n->cache_lock);
-    return hit;
 }
 
 static void cache_put(struct notifier *n, const char *key, const struct explanation *e)
 {
     pthread_mutex_lock(&n->cache_lock);
-    struct expl_entry *slot = &n->cache[n->cache_next++ % EXPL_CACHE];
-    snprintf(slot->key, sizeof slot->key, "%s", key);
+    struct expl_entry *slot = NULL;
+    for (unsigned i = 0; i < EXPL_CACHE && slot == NULL; i++) {
+        if (strcmp(n->cache[i].key, key) == 0)
+            slot = &n->cache[i];
+    }
+    if (slot == NULL) {
+        slot = &n->cache[n->cache_next++ % EXPL_CACHE];
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+    }
     slot->expl = *e;
+    slot->ready = true;
+    pthread_cond_broadcast(&n->cache_filled);
     pthread_mutex_unlock(&n->cache_lock);
 }
 
@@ -160,7 +197,8 @@ static void explain_row(struct delivery_thread *t, const struct store_notificati
     struct composed *c = &t->comp;
     char key[STORE_NOTIFY_KEY_LEN];
     step_key(row, key, sizeof key);
-    if (key[0] != '\0' && cache_get(t->n, key, &c->expl))
+    int64_t wait = t->llm != NULL ? (int64_t)t->n->cfg.llm.timeout_ms + 1000 : 0;
+    if (key[0] != '\0' && cache_get(t->n, key, &c->expl, wait))
         return;
     bool all_clear = strcmp(row->kind, "all_clear") == 0;
     explain_with(&c->ctx, all_clear, t->llm ? llm_write : NULL, t->llm, 0, &c->expl);
@@ -491,6 +529,7 @@ void notifier_stop(struct notifier *n)
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->wake);
     pthread_mutex_destroy(&n->cache_lock);
+    pthread_cond_destroy(&n->cache_filled);
     config_free(&n->cfg);
     free(n);
 }
@@ -515,6 +554,7 @@ int notifier_start(struct notifier **out, const struct canary_config *cfg, struc
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->wake, NULL);
     pthread_mutex_init(&n->cache_lock, NULL);
+    pthread_cond_init(&n->cache_filled, NULL);
     int rc = open_store(cfg, &n->sched_store, err, errlen);
     size_t recovered = 0;
     if (rc == 0)

@@ -270,7 +270,8 @@ int store_readings(struct store *s, const struct store_readings_query *q,
         store_readings_free(out);
         return rc;
     }
-    qsort(out->rows, out->n, sizeof *out->rows, q->newest_first ? cmp_row_desc : cmp_row_asc);
+    if (out->n > 1) /* qsort(NULL, 0) is undefined */
+        qsort(out->rows, out->n, sizeof *out->rows, q->newest_first ? cmp_row_desc : cmp_row_asc);
     if (out->n > q->limit) {
         out->n = q->limit;
         out->more = true;

@@ -104,17 +104,30 @@ static int start_main(void **state)
                              "steps = sms:alice+email:alice+webhook:ops, voice:alice, sms:bob\n");
 }
 
+/* Prints the end of canaryd's log (a crash or a refused start says why there). */
+static void print_log_tail(const struct daemon *d)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tail -n 60 '%s' >&2", d->log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no log at %s)\n", d->log);
+}
+
 static int stop(void **state)
 {
     struct daemon *d = *state;
-    daemon_stop(d, SIGTERM);
+    int rc = daemon_stop(d, SIGTERM);
+    if (rc != 0) {
+        fprintf(stderr, "canaryd exited with %d\n", rc);
+        print_log_tail(d);
+    }
     daemon_cleanup(d);
     free(d);
     fake_twilio_stop(&twilio);
     fake_webhook_stop(&hook);
     fake_smtp_stop(&smtp);
     remove_config();
-    return 0;
+    return rc == 0 ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- helpers */
