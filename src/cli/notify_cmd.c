@@ -173,36 +173,6 @@ static int parse_test_options(int argc, char **argv, struct test_options *o)
     return -1;
 }
 
-/* E.164: "+", a first digit 1-9, 8 to 15 digits in all (ITU-T E.164 allows 15). */
-static bool phone_valid(const char *s)
-{
-    if (s[0] != '+' || s[1] < '1' || s[1] > '9')
-        return false;
-    size_t n = 0;
-    for (const char *p = s + 1; *p; p++, n++) {
-        if (!isdigit((unsigned char)*p))
-            return false;
-    }
-    return n >= 8 && n <= 15;
-}
-
-/* local@domain.tld without blanks, brackets, commas or control characters: enough to catch a
- * slip (the SMTP server has the last word), not RFC 5321. */
-static bool email_valid(const char *s)
-{
-    const char *at = strchr(s, '@');
-    if (at == NULL || at == s || strchr(at + 1, '@') != NULL || strlen(s) >= NOTIFY_ADDR_MAX)
-        return false;
-    const char *dot = strrchr(at + 1, '.');
-    if (dot == NULL || dot == at + 1 || dot[1] == '\0')
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= ' ' || *p == 0x7F || *p == '<' || *p == '>' || *p == ',' || *p == '"')
-            return false;
-    }
-    return true;
-}
-
 /* The scheme, host and port of an http(s) URL ("https://hooks.example.com:8443"), or false
  * when it is not one. The path is left out on purpose: webhook paths often carry tokens. */
 static bool url_origin(const char *url, char *out, size_t len)
@@ -245,7 +215,7 @@ static bool check_to(enum notify_channel ch, const char *to)
         const char *number = to;
         if (ch == NOTIFY_CHANNEL_WHATSAPP && !strncmp(number, WHATSAPP_PREFIX, WHATSAPP_PREFIX_SZ))
             number += WHATSAPP_PREFIX_SZ;
-        if (phone_valid(number))
+        if (config_phone_valid(number))
             return true;
         fprintf(stderr,
                 "%s: --to must be a phone number in E.164 form for %s: '+', the country code "
@@ -254,7 +224,7 @@ static bool check_to(enum notify_channel ch, const char *to)
         return false;
     }
     case NOTIFY_CHANNEL_EMAIL:
-        if (email_valid(to))
+        if (config_email_valid(to))
             return true;
         fprintf(stderr, "%s: --to must be an e-mail address (ops@example.com), got '%.64s'\n", PROG,
                 to);

@@ -343,6 +343,15 @@ void config_free_notify(struct canary_config *cfg);
  * Returns 0 or CANARY_ENOMEM (dst then holds what was copied; config_free works). */
 int config_copy_notify(struct canary_config *dst, const struct canary_config *src);
 
+/* Address checks of [recipient.*] and the notify CLI: E.164 phone numbers ('+', a country
+ * code not starting with 0, 8 to 15 digits: ITU-T E.164 section 6); e-mail addresses
+ * (local@domain.tld without blanks, brackets, commas, quotes or control characters: enough
+ * to catch a slip, the SMTP server has the last word); http:// or https:// URLs with a host
+ * and no blanks. */
+bool config_phone_valid(const char *s);
+bool config_email_valid(const char *s);
+bool config_url_valid(const char *s);
+
 /* "+01:00", "-05:30", "UTC+02:00", "" (= 0) into minutes east of UTC. Returns 0 or
  * CANARY_EINVAL. */
 int config_utc_offset_parse(const char *text, int *minutes);

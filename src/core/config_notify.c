@@ -53,9 +53,7 @@ static bool copy_trimmed(char *dst, size_t cap, const char *p, size_t n)
     return true;
 }
 
-/* E.164: '+', a country code that does not start with 0, at most 15 digits in all
- * (ITU-T E.164 section 6); at least 8 so a typo like "+49" is caught. */
-static bool phone_valid(const char *s)
+bool config_phone_valid(const char *s)
 {
     if (s[0] != '+' || s[1] < '1' || s[1] > '9')
         return false;
@@ -67,23 +65,22 @@ static bool phone_valid(const char *s)
     return n >= 8 && n <= 15;
 }
 
-/* One address, local@domain.tld, no blanks: enough to catch a slip, not RFC 5321. */
-static bool email_valid(const char *s)
+bool config_email_valid(const char *s)
 {
     const char *at = strchr(s, '@');
-    if (at == NULL || at == s || strchr(at + 1, '@') != NULL)
+    if (at == NULL || at == s || strchr(at + 1, '@') != NULL || strlen(s) >= CONFIG_STR_MAX)
         return false;
     const char *dot = strrchr(at + 1, '.');
     if (dot == NULL || dot == at + 1 || dot[1] == '\0')
         return false;
-    for (const char *p = s; *p; p++) {
-        if (isspace((unsigned char)*p) || *p == '<' || *p == '>' || *p == ',')
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p <= ' ' || *p == 0x7F || *p == '<' || *p == '>' || *p == ',' || *p == '"')
             return false;
     }
     return true;
 }
 
-static bool url_valid(const char *s)
+bool config_url_valid(const char *s)
 {
     const char *host = NULL;
     if (strncmp(s, "https://", 8) == 0)
@@ -247,7 +244,7 @@ static struct config_route *route_find_or_add(struct canary_config *cfg, const c
 static int set_phone(char *dst, size_t cap, const char *key, const char *value, char *err,
                      size_t errlen)
 {
-    if (value[0] != '\0' && (!phone_valid(value) || !config_copy_text(dst, cap, value))) {
+    if (value[0] != '\0' && (!config_phone_valid(value) || !config_copy_text(dst, cap, value))) {
         canary_errf(err, errlen,
                     "%s: '%s' is not a phone number in E.164 form ('+', country code and number, "
                     "8 to 15 digits, no spaces: +4915112345678)",
@@ -270,7 +267,7 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
         return set_phone(r->voice, sizeof r->voice, key, value, err, errlen);
     if (strcmp(field, "email") == 0) {
         if (value[0] != '\0' &&
-            (!email_valid(value) || !config_copy_text(r->email, sizeof r->email, value))) {
+            (!config_email_valid(value) || !config_copy_text(r->email, sizeof r->email, value))) {
             canary_errf(err, errlen, "%s: '%s' is not an e-mail address (name@example.com)", key,
                         value);
             return CANARY_EINVAL;
@@ -281,7 +278,7 @@ static int set_recipient(struct config_recipient *r, const char *key, const char
     }
     if (strcmp(field, "webhook") == 0) {
         if (value[0] != '\0' &&
-            (!url_valid(value) || !config_copy_text(r->webhook, sizeof r->webhook, value))) {
+            (!config_url_valid(value) || !config_copy_text(r->webhook, sizeof r->webhook, value))) {
             canary_errf(err, errlen,
                         "%s: '%s' is not an http:// or https:// URL (at most %d bytes)", key, value,
                         CONFIG_STR_MAX - 1);
@@ -589,13 +586,13 @@ int config_validate_notify(const struct canary_config *cfg, char *err, size_t er
     const char *const phones[] = {cfg->notify.twilio_from, cfg->notify.twilio_whatsapp_from};
     const char *const phone_keys[] = {"notify.twilio_from", "notify.twilio_whatsapp_from"};
     for (int i = 0; i < 2; i++) {
-        if (phones[i][0] != '\0' && !phone_valid(phones[i])) {
+        if (phones[i][0] != '\0' && !config_phone_valid(phones[i])) {
             canary_errf(err, errlen, "%s: '%s' is not a phone number in E.164 form (+15005550006)",
                         phone_keys[i], phones[i]);
             return CANARY_EINVAL;
         }
     }
-    if (cfg->notify.twilio_base_url[0] != '\0' && !url_valid(cfg->notify.twilio_base_url)) {
+    if (cfg->notify.twilio_base_url[0] != '\0' && !config_url_valid(cfg->notify.twilio_base_url)) {
         canary_errf(err, errlen, "notify.twilio_base_url: '%s' is not an http:// or https:// URL",
                     cfg->notify.twilio_base_url);
         return CANARY_EINVAL;
@@ -606,7 +603,7 @@ int config_validate_notify(const struct canary_config *cfg, char *err, size_t er
                     cfg->notify.smtp_url);
         return CANARY_EINVAL;
     }
-    if (cfg->notify.smtp_from[0] != '\0' && !email_valid(cfg->notify.smtp_from)) {
+    if (cfg->notify.smtp_from[0] != '\0' && !config_email_valid(cfg->notify.smtp_from)) {
         canary_errf(err, errlen, "notify.smtp_from: '%s' is not an e-mail address",
                     cfg->notify.smtp_from);
         return CANARY_EINVAL;
@@ -627,7 +624,7 @@ int config_validate_notify(const struct canary_config *cfg, char *err, size_t er
                     cfg->llm.provider);
         return CANARY_EINVAL;
     }
-    if (cfg->llm.url[0] != '\0' && !url_valid(cfg->llm.url)) {
+    if (cfg->llm.url[0] != '\0' && !config_url_valid(cfg->llm.url)) {
         canary_errf(err, errlen, "llm.url: '%s' is not an http:// or https:// URL", cfg->llm.url);
         return CANARY_EINVAL;
     }
