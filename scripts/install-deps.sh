@@ -22,6 +22,8 @@ packages=(
     libmosquitto-dev mosquitto            # MQTT client library + the broker tests and demo run
     mosquitto-clients                     # mosquitto_pub/_sub: the null subscriber of bench/
     zlib1g-dev                            # crc32 of the MQTT journal's records
+    libxgboost-dev                        # gradient boosting / random forest engine (gas classifier)
+    chromium                              # headless browser of the dashboard tests
     libcmocka-dev                         # unit tests
     wrk                                   # HTTP load generator for bench/
 )
@@ -29,6 +31,7 @@ packages=(
 # ---- benchmarks only (--bench): not installed by CI or `make test` ----
 bench_packages=(
     python3-sklearn python3-numpy         # scikit-learn's IsolationForest, bench/iforest.sh
+    python3-xgboost                       # the gas classifier's peer: scikit-learn's stack
 )
 
 case "${1:-}" in
