@@ -17,16 +17,19 @@
  *    on top the anomaly likelihood (Ahmad et al. 2017): the mean of the last LIK_SHORT raw
  *    scores against its long-run mean and variance, score = q / (q + 5) with q the
  *    -log10 of its Gaussian tail probability — in [0,1), never stuck at 1, 0.5 at a tail of
- *    1e-5. A score at or above anomaly_threshold is an episode's onset, reported once; the
- *    episode's values that are themselves unusual carry FLAG_ANOMALY. The scale has two
- *    floors: the sensor's resolution (or the series' own quantum, the smallest step it has
- *    shown: a DHT11 steps by 1 °C), and min_relative_scale x |level| (sensors are accurate
- *    to about a percent of reading) — so a constant signal scores 0. A sustained shift is
- *    re-baselined after warmup_readings consecutive outliers in one direction; the level and
- *    scale left behind stay a second regime that a value is judged against when it fits it
- *    better (two-level signals: on/off, square waves). Values beyond
- *    a warn or critical limit are scored but not learned: an alarm is not the new normal,
- *    so the return to normal after a gas leak is not itself an anomaly.
+ *    1e-5; and the same for a slow view (an EWMA of the last ~LIK_SHORT values against the
+ *    level, in its own spread), the larger likelihood counting, so that a sustained shift
+ *    within the noise of single values is seen too. A score at or above anomaly_threshold is
+ *    an episode's onset, reported once; the episode's values that are themselves unusual
+ *    carry FLAG_ANOMALY. The scale has two floors: the sensor's resolution (or the series'
+ *    own quantum, the smallest step it has shown: a DHT11 steps by 1 °C), and
+ *    min_relative_scale x |level| (sensors are accurate to about a percent of reading) — so
+ *    a constant signal scores 0. A sustained shift is re-baselined after warmup_readings
+ *    consecutive outliers in one direction; the level and scale left behind stay a second
+ *    regime that a value is judged against when it fits it better (two-level signals:
+ *    on/off, square waves). Values beyond a warn or critical limit are scored but not
+ *    learned: an alarm is not the new normal, so the return to normal after a gas leak is
+ *    not itself an anomaly.
  *  - rate of change (rate.c): change of a lightly smoothed value over rate_window, per
  *    minute, against the metric's max_rate_per_min.
  *  - flat line (in detect.c): flatline_count identical consecutive values mean a stuck sensor.
@@ -75,24 +78,33 @@ uint32_t threshold_update(struct threshold_state *s, const struct metric_limits 
 /* Raw scores the anomaly likelihood averages (its short-term window). */
 #define LIK_SHORT 10
 
-/* Robust streaming level and scale of one series, and its anomaly likelihood (robust.c). */
-struct robust_state {
-    uint32_t n;              /* values learned */
-    int32_t run;             /* consecutive outliers, signed by direction */
-    double run_mean;         /* ... and their mean */
-    double level;            /* EWMA level */
-    double scale;            /* EWMA of |clipped residual| */
-    double alt_level;        /* the regime before the last shift: its level ... */
-    double alt_scale;        /* ... and scale (< 0: none yet) */
-    double lo, hi;           /* range of the values learned */
+/* The anomaly likelihood of one raw score (robust.c): the mean of its last LIK_SHORT values
+ * against the long-run distribution of that mean. */
+struct likelihood_state {
     float recent[LIK_SHORT]; /* the last raw scores (a ring) */
     uint32_t head;           /* next slot of recent */
-    uint32_t scored;         /* raw scores the likelihood has seen */
-    uint32_t since_onset;    /* readings since the last episode's onset */
-    float likely;            /* the last likelihood score, before the episode cap */
-    bool anomalous;          /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
+    uint32_t scored;         /* raw scores it has seen */
     double recent_sum;       /* sum of recent */
     double lt_mean, lt_var;  /* long-run mean and variance of the short-term mean */
+};
+
+/* Robust streaming level and scale of one series, and its anomaly likelihood (robust.c). */
+struct robust_state {
+    uint32_t n;                  /* values learned */
+    int32_t run;                 /* consecutive outliers, signed by direction */
+    double run_mean;             /* ... and their mean */
+    double level;                /* EWMA level */
+    double scale;                /* EWMA of |clipped residual| */
+    double alt_level;            /* the regime before the last shift: its level ... */
+    double alt_scale;            /* ... and scale (< 0: none yet) */
+    double lo, hi;               /* range of the values learned */
+    double smooth;               /* the slow view: EWMA of about the last LIK_SHORT values ... */
+    double smooth_scale;         /* ... and EWMA of its |clipped distance| from the level */
+    struct likelihood_state lik; /* of the value's raw score */
+    struct likelihood_state slow_lik; /* of the slow view's raw score */
+    uint32_t since_onset;             /* readings since the last episode's onset */
+    float likely;                     /* the last likelihood score, before the episode cap */
+    bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
     /* The hour-of-day profile (seasonal context, robust.c): */
     int64_t first_ts_ms;  /* timestamp of the first value learned (0 = none) */
     float hour_level[24]; /* per UTC hour: EWMA of the values ... */

@@ -33,6 +33,16 @@
  *    every level of surprise ranks. A sustained change moves the short mean far beyond its
  *    usual spread; a noisy series' routine spikes do not.
  *
+ * 3. The slow view: a second raw score with its own likelihood, for shifts that hide in the
+ *    noise of single values (a mean that rises by one sigma for hours: no value is unusual,
+ *    their average is). smooth is an EWMA of the values over about LIK_SHORT of them, its
+ *    distance from the level is measured in its own spread (an EWMA of that distance: on an
+ *    autocorrelated series an average's spread is not sigma / sqrt(LIK_SHORT)), raw =
+ *    1 - 2^(-z / z_half), and its likelihood is at most the significance of z itself (an
+ *    average is nearly Gaussian; the likelihood alone, averaging averages, would take a
+ *    white-noise wander for a tail event). The score is the larger of the two likelihoods:
+ *    the value's catches spikes and bursts, the slow view's sustained drifts and shifts.
+ *
  * The long-run distribution starts from a prior of LIK_PRIOR values at the floors, so the
  * likelihood scores from the first value after warm-up and learns fast (weights
  * 1 / (values + LIK_PRIOR) until they reach 1 / LIK_LONG); the short window starts as
@@ -49,7 +59,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define SIGMA_PER_MAD     1.2533141373155003 /* sqrt(pi/2) */
+#define SIGMA_PER_MAD     1.2533141373155003  /* sqrt(pi/2) */
+#define M_LOG10_2         0.30102999566398120 /* log10(2) */
 #define CLIP_SIGMAS       3.0
 #define OUTLIER_RAW       0.9    /* raw score of an outlier: z ~ 1.8 z_half */
 #define SPATIAL_TOLERANCE 0.2    /* beyond the range seen by this fraction of it: raw 1 */
@@ -61,12 +72,13 @@
 #define LIK_Q_HALF        5.0    /* -log10(tail) that scores 0.5 */
 #define EPISODE_READINGS  20     /* readings after an onset that belong to its episode */
 #define EPISODE_CAP       0.75   /* in an episode the score is at most this x threshold */
+#define SMOOTH_ALPHA      (1.0 / LIK_SHORT) /* the slow view averages about LIK_SHORT values */
 
 #define HOUR_MS       3600000LL
 #define HOUR_AFTER_MS (14 * 24 * HOUR_MS) /* two weeks of history before the profile */
 #define HOUR_ALPHA    0.05 /* an hour's profile remembers its last ~20 values, or a day */
 
-_Static_assert(sizeof(((struct robust_state *)0)->recent) / sizeof(float) == LIK_SHORT,
+_Static_assert(sizeof(((struct likelihood_state *)0)->recent) / sizeof(float) == LIK_SHORT,
                "the ring holds LIK_SHORT raw scores");
 
 /* The scale as a standard deviation, never below the resolution or the relative floor. */
@@ -158,58 +170,104 @@ static double neglog10_tail(double zl)
     return (zl * zl / 2 + log(zl * sqrt(2 * M_PI))) / M_LN10;
 }
 
-/* Feeds one raw score to the likelihood; returns the reported (episode-capped) score and
- * leaves the uncapped one in s->likely. Only when learn is true does the raw score join the
- * short-term window and the long-run distribution: an alarm is scored as if it were the
- * newest value, but it is not the new normal (the return from it is no anomaly). */
-static double likelihood(struct robust_state *s, const struct detect_params *p, double raw,
-                         bool learn)
+/* Feeds one raw score to one likelihood and returns its score, uncapped; *usual (when usual
+ * is not NULL) is the long-run mean of the short-term mean: a raw score above it is above the
+ * usual. Only when learn is true does the raw score join the short-term window and the
+ * long-run distribution: an alarm is scored as if it were the newest value, but it is not the
+ * new normal (the return from it is no anomaly). */
+static double likelihood_of(struct likelihood_state *l, double raw, bool learn, double *usual)
 {
-    if (s->scored == 0) { /* the prior: LIK_PRIOR values at the floors */
-        s->lt_mean = LIK_MIN_MEAN;
-        s->lt_var = LIK_MIN_VAR;
+    if (l->scored == 0) { /* the prior: LIK_PRIOR values at the floors */
+        l->lt_mean = LIK_MIN_MEAN;
+        l->lt_var = LIK_MIN_VAR;
     }
-    double sum = s->recent_sum + raw - s->recent[s->head];
+    double sum = l->recent_sum + raw - l->recent[l->head];
     if (learn) {
-        s->recent[s->head] = (float)raw;
-        s->head = (s->head + 1) % LIK_SHORT;
-        if (s->head == 0) { /* re-sum now and then: no rounding drift over millions of values */
+        l->recent[l->head] = (float)raw;
+        l->head = (l->head + 1) % LIK_SHORT;
+        if (l->head == 0) { /* re-sum now and then: no rounding drift over millions of values */
             sum = 0;
             for (int i = 0; i < LIK_SHORT; i++)
-                sum += s->recent[i];
+                sum += l->recent[i];
         }
-        s->recent_sum = sum;
-        s->scored++;
+        l->recent_sum = sum;
+        l->scored++;
     }
-    if (s->since_onset < UINT32_MAX)
-        s->since_onset++;
     double avg = sum / LIK_SHORT; /* the window starts as LIK_SHORT zeros */
 
-    double score = 0;
-    double zl = (avg - fmax(s->lt_mean, LIK_MIN_MEAN)) / sqrt(fmax(s->lt_var, LIK_MIN_VAR));
+    double score = 0, mean = fmax(l->lt_mean, LIK_MIN_MEAN);
+    if (usual)
+        *usual = mean;
+    double zl = (avg - mean) / sqrt(fmax(l->lt_var, LIK_MIN_VAR));
     if (zl > 0) {
         double q = neglog10_tail(zl);
         score = q / (q + LIK_Q_HALF);
     }
+    if (learn) {
+        double a =
+            l->scored + LIK_PRIOR < LIK_LONG ? 1.0 / (l->scored + LIK_PRIOR) : 1.0 / LIK_LONG;
+        double d = avg - l->lt_mean;
+        l->lt_mean += a * d;
+        l->lt_var = (1 - a) * (l->lt_var + a * d * d);
+    }
+    return score;
+}
+
+/* The score of a Gaussian statistic z standard deviations from its mean, either way: the
+ * likelihood's q / (q + LIK_Q_HALF) of its two-sided tail. */
+static double significance(double z)
+{
+    double q = fmax(neglog10_tail(z) - M_LOG10_2, 0);
+    return q / (q + LIK_Q_HALF);
+}
+
+/* Feeds the raw scores of the value and of the slow view (z_slow: the slow view's distance
+ * from the level in its own spread) to their likelihoods; returns the reported
+ * (episode-capped) score, the larger of the two, and leaves the uncapped one in s->likely.
+ * Each likelihood is calibrated by its own history, so either can speak: the value's for
+ * what one value or a burst shows, the slow view's for a sustained shift hiding in the noise
+ * of single values. The slow view's is at most the significance of z_slow itself: an
+ * average of ~LIK_SHORT values is nearly Gaussian, and its likelihood (whose short-term mean
+ * then averages averages) would otherwise mistake a white-noise wander for a tail event. */
+static double likelihood(struct robust_state *s, const struct detect_params *p, double raw,
+                         double slow_raw, double z_slow, bool learn)
+{
+    double usual;
+    double score = likelihood_of(&s->lik, raw, learn, &usual);
+    double slow = likelihood_of(&s->slow_lik, slow_raw, learn, NULL);
+    score = fmax(score, fmin(slow, significance(z_slow)));
+    if (s->since_onset < UINT32_MAX)
+        s->since_onset++;
+
     bool was = s->likely >= p->anomaly_threshold;
     s->likely = (float)score;
     /* The flag marks the readings of an episode that feed it, not the usual ones after a
      * lone spike that keep the short-term mean up until the spike leaves it. */
-    s->anomalous = score >= p->anomaly_threshold && raw > fmax(s->lt_mean, LIK_MIN_MEAN);
+    s->anomalous = score >= p->anomaly_threshold && raw > usual;
     if (score >= p->anomaly_threshold) {
         if (was || s->since_onset < EPISODE_READINGS)
             score = fmin(score, EPISODE_CAP * p->anomaly_threshold);
         else
             s->since_onset = 0;
     }
-
-    if (!learn)
-        return score;
-    double a = s->scored + LIK_PRIOR < LIK_LONG ? 1.0 / (s->scored + LIK_PRIOR) : 1.0 / LIK_LONG;
-    double d = avg - s->lt_mean;
-    s->lt_mean += a * d;
-    s->lt_var = (1 - a) * (s->lt_var + a * d * d);
     return score;
+}
+
+/* The slow view of x: the EWMA of the values up to x (weight SMOOTH_ALPHA, 1/n at first),
+ * returned in *smooth, and its distance from the level in its own spread, *z (measured, not
+ * assumed: on an autocorrelated series the spread of an average of ~LIK_SHORT values is
+ * not the single values' spread over sqrt(LIK_SHORT)). Returns its raw score,
+ * 1 - 2^(-z / z_half): linear in z near 0, as a Gaussian average's distance is best kept
+ * (squared, its short-term mean would be skewed like a chi-square). */
+static double slow_raw_of(const struct robust_state *s, const struct detect_params *p, double floor,
+                          double x, double *smooth, double *z)
+{
+    double a = 1.0 / s->n > SMOOTH_ALPHA ? 1.0 / s->n : SMOOTH_ALPHA;
+    *smooth = s->smooth + a * residual(x, s->smooth);
+    double sigma =
+        fmax(SIGMA_PER_MAD * s->smooth_scale, fmax(floor, p->min_relative_scale * fabs(s->level)));
+    *z = fabs(residual(*smooth, s->level)) / sigma;
+    return 1 - exp2(-*z / p->z_half);
 }
 
 double robust_update(struct robust_state *s, const struct detect_params *p, double floor, double x,
@@ -220,12 +278,17 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         if (*warm)
             return 0;
         double z = fabs(residual(x, s->level)) / sigma_of(s, p, floor);
-        return likelihood(s, p, raw_of(fmin(z, alt_z_of(s, p, floor, x, NULL)), p), false);
+        double smooth, z_slow;
+        double slow_raw = slow_raw_of(s, p, floor, x, &smooth, &z_slow);
+        return likelihood(s, p, raw_of(fmin(z, alt_z_of(s, p, floor, x, NULL)), p), slow_raw,
+                          z_slow, false);
     }
     s->n++;
     if (s->n == 1) {
         s->level = x;
         s->lo = s->hi = x;
+        s->smooth = x;
+        s->smooth_scale = 0;
         s->scale = 0;
         s->alt_scale = -1; /* no other regime yet */
         s->run = 0;
@@ -270,8 +333,21 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     }
     s->lo = fmin(s->lo, x);
     s->hi = fmax(s->hi, x);
+
+    /* The slow view learns every value, outliers too: a shift is what it is there to see. */
+    double smooth, z_slow;
+    double slow_raw = slow_raw_of(s, p, floor, x, &smooth, &z_slow);
+    double slow_r = fabs(residual(smooth, s->level));
+    if (s->n > p->warmup_readings) {
+        double lim = CLIP_SIGMAS * fmax(SIGMA_PER_MAD * s->smooth_scale,
+                                        fmax(floor, p->min_relative_scale * fabs(s->level)));
+        slow_r = fmin(slow_r, lim);
+    }
+    s->smooth = smooth;
+    s->smooth_scale +=
+        (1.0 / s->n > p->scale_alpha ? 1.0 / s->n : p->scale_alpha) * (slow_r - s->smooth_scale);
     if (!*warm)
-        score = likelihood(s, p, raw, true);
+        score = likelihood(s, p, raw, slow_raw, z_slow, true);
 
     if (raw >= OUTLIER_RAW) {
         /* An outlier teaches level and scale nothing: learning from it (even clipped) grows
