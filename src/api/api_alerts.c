@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/metric.h"
+#include "notify/compose.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -174,6 +175,16 @@ enum MHD_Result api_alert_get(struct request *req)
         return MHD_YES;
     }
     cJSON_AddItemToObject(o, "actions", api_alert_actions_json(s, id));
+    struct composed *c = malloc(sizeof *c); /* large: its e-mail buffers */
+    if (c != NULL) {
+        compose_explain_alert(c, s, req->api->cfg, &a, clock_wall_ms());
+        cJSON *e = cJSON_AddObjectToObject(o, "explanation");
+        cJSON_AddStringToObject(e, "title", c->expl.title);
+        cJSON_AddStringToObject(e, "description", c->expl.description);
+        cJSON_AddStringToObject(e, "action", c->expl.action);
+        cJSON_AddStringToObject(e, "short", c->expl.short_text);
+        free(c);
+    }
     api_reader_release(req, s);
     return api_respond_json(req, 200, o, NULL);
 }

@@ -116,6 +116,45 @@ static void gather_normal(struct composed *c, struct store *s, const char *metri
     store_readings_free(&rr);
 }
 
+/* The context around c->alert from the store: device, trend and related readings before
+ * at_ms, normal range, times in the configured offset. */
+static void gather_context(struct composed *c, struct store *s, const struct canary_config *cfg,
+                           int64_t at_ms, int64_t now_ms)
+{
+    const struct alert *a = &c->alert;
+    explain_context_init(&c->ctx);
+    explain_context_from_alert(&c->ctx, a);
+    c->ctx.now_ms = now_ms;
+    c->ctx.anomaly_threshold = cfg->detect.anomaly_threshold;
+    int offset = 0;
+    if (config_utc_offset_parse(cfg->notify.utc_offset, &offset) == 0)
+        c->ctx.utc_offset_min = offset;
+    char err[256];
+    if (store_device_get(s, a->device, &c->device, err, sizeof err) == 0) {
+        c->ctx.device_name = c->device.name[0] ? c->device.name : NULL;
+        c->ctx.location = c->device.location[0] ? c->device.location : NULL;
+        c->ctx.device_kind = c->device.kind[0] ? c->device.kind : NULL;
+        c->ctx.last_seen_ms = c->device.last_seen_ms;
+    }
+    if (strncmp(a->metric, "model:", 6) == 0) {
+        c->ctx.anomaly_score = a->value;
+        return;
+    }
+    if (strcmp(a->metric, ALERT_METRIC_DEVICE) == 0)
+        return;
+    struct store_readings_query q = {.device = a->device,
+                                     .from_ms = at_ms - TREND_WINDOW_MS,
+                                     .to_ms = at_ms,
+                                     .limit = READINGS_MAX,
+                                     .newest_first = false};
+    struct store_readings_result rr;
+    if (store_readings(s, &q, &rr, err, sizeof err) == 0) {
+        gather_recent(c, &rr, a->metric, at_ms);
+        store_readings_free(&rr);
+    }
+    gather_normal(c, s, a->metric);
+}
+
 void compose_context(struct composed *c, struct store *s, const struct canary_config *cfg,
                      const struct store_notification *row, const struct alert *a,
                      const struct notify_payload *pl, int64_t now_ms)
@@ -128,39 +167,25 @@ void compose_context(struct composed *c, struct store *s, const struct canary_co
         c->alert.value = pl->value;
     if (isfinite(pl->peak))
         c->alert.peak = pl->peak;
+    bool escalation = strcmp(row->kind, "escalation") == 0;
     snprintf(c->event, sizeof c->event, "%s",
-             strcmp(row->kind, "escalation") == 0 ? "escalated" : alert_action_name(pl->event));
-    explain_context_init(&c->ctx);
-    explain_context_from_alert(&c->ctx, &c->alert);
-    c->ctx.now_ms = strcmp(row->kind, "escalation") == 0 ? now_ms : pl->at_ms;
-    c->ctx.anomaly_threshold = cfg->detect.anomaly_threshold;
-    int offset = 0;
-    if (config_utc_offset_parse(cfg->notify.utc_offset, &offset) == 0)
-        c->ctx.utc_offset_min = offset;
-    char err[256];
-    if (store_device_get(s, a->device, &c->device, err, sizeof err) == 0) {
-        c->ctx.device_name = c->device.name[0] ? c->device.name : NULL;
-        c->ctx.location = c->device.location[0] ? c->device.location : NULL;
-        c->ctx.device_kind = c->device.kind[0] ? c->device.kind : NULL;
-        c->ctx.last_seen_ms = c->device.last_seen_ms;
-    }
-    if (strcmp(a->metric, ALERT_METRIC_DEVICE) == 0 || strncmp(a->metric, "model:", 6) == 0) {
-        if (strncmp(a->metric, "model:", 6) == 0)
-            c->ctx.anomaly_score = c->alert.value;
-        return;
-    }
+             escalation ? "escalated" : alert_action_name(pl->event));
     int64_t at = pl->at_ms ? pl->at_ms : now_ms;
-    struct store_readings_query q = {.device = a->device,
-                                     .from_ms = at - TREND_WINDOW_MS,
-                                     .to_ms = at,
-                                     .limit = READINGS_MAX,
-                                     .newest_first = false};
-    struct store_readings_result rr;
-    if (store_readings(s, &q, &rr, err, sizeof err) == 0) {
-        gather_recent(c, &rr, a->metric, at);
-        store_readings_free(&rr);
-    }
-    gather_normal(c, s, a->metric);
+    gather_context(c, s, cfg, at, escalation ? now_ms : at);
+}
+
+void compose_explain_alert(struct composed *c, struct store *s, const struct canary_config *cfg,
+                           const struct alert *a, int64_t now_ms)
+{
+    memset(c, 0, sizeof *c);
+    c->alert = *a;
+    bool resolved = a->state == ALERT_STATE_RESOLVED && a->resolved_ms > 0;
+    snprintf(c->event, sizeof c->event, "%s", resolved ? "resolved" : "opened");
+    gather_context(c, s, cfg, resolved ? a->resolved_ms : now_ms, now_ms);
+    if (resolved)
+        explain_all_clear(&c->ctx, &c->expl);
+    else
+        explain_alert(&c->ctx, &c->expl);
 }
 
 int compose_message(struct composed *c, const struct store_notification *row, int64_t now_ms)

@@ -48,6 +48,12 @@ void compose_context(struct composed *c, struct store *s, const struct canary_co
                      const struct store_notification *row, const struct alert *a,
                      const struct notify_payload *pl, int64_t now_ms);
 
+/* The template explanation of alert a as it stands (its all-clear when resolved), with the
+ * same context a notification gets, into c->expl (for the API; no LLM, no I/O but store
+ * reads). */
+void compose_explain_alert(struct composed *c, struct store *s, const struct canary_config *cfg,
+                           const struct alert *a, int64_t now_ms);
+
 /* Builds c->msg for the row's channel from c->expl (and c->ctx). Returns 0 or CANARY_ENOMEM. */
 int compose_message(struct composed *c, const struct store_notification *row, int64_t now_ms);
 

@@ -333,6 +333,17 @@ static void test_deliver_escalate_resolve(void **state)
     assert_non_null(strstr(mail.rcpt_to, "alice@example.com"));
     assert_non_null(strstr(mail.data, "Subject:"));
 
+    /* The API explains the alert the way the messages do. */
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/alerts/%llu", (unsigned long long)id);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(d, path, &j), 200);
+    cJSON *ex = cJSON_GetObjectItem(j, "explanation");
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(ex, "title")), "Gas leak"));
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(ex, "action")), "gas valve"));
+    assert_true(strlen(cJSON_GetStringValue(cJSON_GetObjectItem(ex, "short"))) > 20);
+    cJSON_Delete(j);
+
     /* More readings of the same leak: no second message for the same step. */
     for (int i = 0; i < 5; i++)
         post_reading(d, "kitchen-1", "\"gas_ppm\":6500,\"temperature_c\":21.6");
