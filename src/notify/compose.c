@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TREND_WINDOW_MS  (5 * 60000LL)  /* the trend is measured over the last 5 minutes */
+#define TREND_WINDOW_MS  (5 * 60000LL)  /* readings looked at before the moment */
+#define RATE_WINDOW_MS   (2 * 60000LL)  /* the direction and rate: the last 2 minutes */
 #define NORMAL_WINDOW_MS (60 * 60000LL) /* the normal range: the hour before the alert */
 #define NORMAL_GAP_MS    60000LL        /* ... ending a minute before it opened */
 #define NORMAL_MIN_N     10             /* readings needed for a normal range */
@@ -34,8 +35,10 @@ static double value_of(const struct store_reading *r, const char *metric, float 
     return NAN;
 }
 
-/* Trend (least squares slope, per minute) of the metric over the readings, the latest
- * score, and the other metrics' latest values. */
+/* Trend: the direction and rate (least squares, per minute) of the metric over the last
+ * RATE_WINDOW_MS, and how long it has gone that way: since its lowest point in the window
+ * when rising, its highest when falling (a value that peaked and is falling back is not
+ * "rising for 3 minutes"). Also the latest score. */
 static void gather_recent(struct composed *c, const struct store_readings_result *rr,
                           const char *metric, int64_t at_ms)
 {
@@ -48,6 +51,10 @@ static void gather_recent(struct composed *c, const struct store_readings_result
         double v = value_of(r, metric, &score);
         if (!isfinite(v))
             continue;
+        if (isfinite(score))
+            c->ctx.anomaly_score = score;
+        if (r->ts_ms < at_ms - RATE_WINDOW_MS)
+            continue;
         double x = (double)(r->ts_ms - at_ms) / 60000.0;
         sx += x;
         sy += v;
@@ -56,13 +63,22 @@ static void gather_recent(struct composed *c, const struct store_readings_result
         if (n++ == 0)
             first = r->ts_ms;
         last = r->ts_ms;
-        if (isfinite(score))
-            c->ctx.anomaly_score = score;
     }
     double den = (double)n * sxx - sx * sx;
     if (n >= 3 && den > 0 && last > first) {
-        c->ctx.rate_per_min = ((double)n * sxy - sx * sy) / den;
-        c->ctx.trend_ms = last - first;
+        double rate = ((double)n * sxy - sx * sy) / den;
+        /* Since when: the extreme opposite to the direction, within the whole window. */
+        double extreme = rate > 0 ? INFINITY : -INFINITY;
+        int64_t since = last;
+        for (size_t i = 0; i < rr->n; i++) {
+            double v = value_of(&rr->rows[i], metric, NULL);
+            if (isfinite(v) && (rate > 0 ? v <= extreme : v >= extreme)) {
+                extreme = v;
+                since = rr->rows[i].ts_ms;
+            }
+        }
+        c->ctx.rate_per_min = rate;
+        c->ctx.trend_ms = last > since ? last - since : 0;
     }
     /* Related: the newest value of every other metric, newest reading first. */
     size_t k = 0;
