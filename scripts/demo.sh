@@ -4,8 +4,9 @@
 # 127.0.0.1:8080, SQLite in ./var/) and a small simulated fleet of two sites publishing
 # readings over MQTT every second, each device with its last will, answering commands, and
 # telling canaryd its name, location and kind (--register: the API then shows "Kitchen 1"
-# in "Site 1, kitchen", not just an id). After a minute a gas leak starts in one kitchen,
-# after three a fire in one workshop; the alerts appear below as canaryd raises them.
+# in "Site A, kitchen", not just an id). After a minute a gas leak starts in a room of site A
+# with a gas sensor, after three a fire in a room of site B; the alerts appear below as
+# canaryd raises them.
 # Critical alerts also go out by phone: canaryd sends an SMS to the operator and, when nobody
 # acknowledges within 2 minutes, calls them, through Twilio's REST API — here canary-fakephone
 # (tools/fakephone.c), a fake of that API on loopback that prints each SMS and call in this
@@ -132,7 +133,7 @@ cat <<MSG
 
   canary is running: canaryd on $url, 14 simulated devices on two sites publishing
   over MQTT to a private Mosquitto on 127.0.0.1:$mqtt_port (var/broker).
-  When the gas leak turns critical, canaryd closes that kitchen's valve and sounds its
+  When the gas leak turns critical, canaryd closes that room's gas valve and sounds its
   buzzer by MQTT command; the alert's record shows the commands and their acks.
 
   Critical alerts reach the operator's phone ($operator): an SMS as soon as an alert turns

@@ -215,7 +215,7 @@ struct sim_device {
     struct sim_device_info info;
     char id[SIM_PREFIX_MAX + 16];
     char name[32];
-    char location[48];
+    char location[SIM_PREFIX_MAX + 64];
     char hardware[80];
     const struct profile *profile;
     struct rng noise;   /* reading-to-reading randomness */
@@ -381,7 +381,25 @@ static void device_setup(struct sim_fleet *f, unsigned i, unsigned n_same_kind)
     char room_lower[32];
     snprintf(room_lower, sizeof room_lower, "%s", p->room);
     room_lower[0] = (char)tolower((unsigned char)room_lower[0]);
-    snprintf(d->location, sizeof d->location, "Site %u, %s", i / 24 + 1, room_lower);
+    /* The site is named after the prefix ("site-a" -> "Site A"), so two fleets that run side
+     * by side never claim the same place; the default prefix keeps "Site 1", "Site 2", ... */
+    char site[SIM_PREFIX_MAX + 16];
+    if (strcmp(f->prefix, "sim") == 0) {
+        snprintf(site, sizeof site, "Site %u", i / 24 + 1);
+    } else {
+        size_t n = 0;
+        for (const char *c = f->prefix; *c && n + 1 < sizeof site; c++) {
+            bool word_start = n == 0 || site[n - 1] == ' ';
+            char ch = *c == '-' || *c == '_' ? ' ' : *c;
+            site[n++] = word_start ? (char)toupper((unsigned char)ch) : ch;
+        }
+        site[n] = '\0';
+        if (f->cfg.n_devices > 24) {
+            size_t used = strlen(site);
+            snprintf(site + used, sizeof site - used, " %u", i / 24 + 1);
+        }
+    }
+    snprintf(d->location, sizeof d->location, "%s, %s", site, room_lower);
     d->fault_sensor = -1;
     d->info = (struct sim_device_info){d->id, d->name, d->location, p->kind, d->hardware, false};
 }

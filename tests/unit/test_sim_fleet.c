@@ -779,9 +779,32 @@ static void scenario_names_round_trip(void **state)
     assert_int_equal(sim_scenario_parse("", &s), CANARY_EINVAL);
 }
 
+/* Two fleets side by side (the demo's two sites) never claim the same place; the default
+ * prefix numbers its sites. */
+static void test_site_names_follow_the_prefix(void **state)
+{
+    (void)state;
+    struct sim_fleet a, b, c;
+    fleet_named(&a, 1, 8, "site-a");
+    fleet_named(&b, 1, 30, "site_b");
+    fleet_named(&c, 1, 30, "sim");
+    assert_non_null(strstr(sim_fleet_device(&a, 0)->location, "Site A, "));
+    assert_non_null(strstr(sim_fleet_device(&b, 0)->location, "Site B 1, "));
+    assert_non_null(strstr(sim_fleet_device(&b, 29)->location, "Site B 2, "));
+    assert_non_null(strstr(sim_fleet_device(&c, 0)->location, "Site 1, "));
+    assert_non_null(strstr(sim_fleet_device(&c, 29)->location, "Site 2, "));
+    for (unsigned i = 0; i < 8; i++)
+        assert_string_not_equal(sim_fleet_device(&a, i)->location,
+                                sim_fleet_device(&b, i)->location);
+    sim_fleet_free(&a);
+    sim_fleet_free(&b);
+    sim_fleet_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_site_names_follow_the_prefix),
         cmocka_unit_test(same_seed_same_readings),
         cmocka_unit_test(different_seed_different_readings),
         cmocka_unit_test(devices_are_independent),
