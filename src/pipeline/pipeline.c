@@ -319,11 +319,94 @@ void pipeline_set_outbox_hook(struct pipeline *p, void (*fn)(void *arg), void *a
     pthread_mutex_unlock(&p->listener_lock);
 }
 
+/* The listener fan-out. The writer calls the one (listener, listener_arg) pair it always
+ * called; once a second listener is added, that pair becomes fan_out() with a struct fan_out
+ * as its argument, which calls the set_listener one and the added ones in turn. It stays
+ * installed until pipeline_free(). fan_out() holds the struct's lock while it calls them, so
+ * removing a listener waits for a call in progress (listeners must not block, so that wait is
+ * short). Lock order: listener_lock, then fan_out.lock. */
+struct fan_out {
+    pthread_mutex_t lock;
+    commit_listener_fn primary; /* pipeline_set_listener's */
+    void *primary_arg;
+    commit_listener_fn fn[PIPELINE_MAX_LISTENERS];
+    void *arg[PIPELINE_MAX_LISTENERS];
+    size_t n;
+};
+
+static void fan_out(void *arg, const struct commit_view *c)
+{
+    struct fan_out *f = arg;
+    pthread_mutex_lock(&f->lock);
+    if (f->primary != NULL)
+        f->primary(f->primary_arg, c);
+    for (size_t i = 0; i < f->n; i++)
+        f->fn[i](f->arg[i], c);
+    pthread_mutex_unlock(&f->lock);
+}
+
 void pipeline_set_listener(struct pipeline *p, commit_listener_fn fn, void *arg)
 {
     pthread_mutex_lock(&p->listener_lock);
-    p->listener = fn;
-    p->listener_arg = arg;
+    if (p->listener == fan_out) {
+        struct fan_out *f = p->listener_arg;
+        pthread_mutex_lock(&f->lock);
+        f->primary = fn;
+        f->primary_arg = arg;
+        pthread_mutex_unlock(&f->lock);
+    } else {
+        p->listener = fn;
+        p->listener_arg = arg;
+    }
+    pthread_mutex_unlock(&p->listener_lock);
+}
+
+int pipeline_add_listener(struct pipeline *p, commit_listener_fn fn, void *arg)
+{
+    int rc = CANARY_OK;
+    pthread_mutex_lock(&p->listener_lock);
+    if (p->listener != fan_out) {
+        struct fan_out *f = calloc(1, sizeof *f);
+        if (f == NULL) {
+            pthread_mutex_unlock(&p->listener_lock);
+            return CANARY_ENOMEM;
+        }
+        pthread_mutex_init(&f->lock, NULL);
+        f->primary = p->listener;
+        f->primary_arg = p->listener_arg;
+        p->listener_arg = f;
+        p->listener = fan_out;
+    }
+    struct fan_out *f = p->listener_arg;
+    pthread_mutex_lock(&f->lock);
+    if (f->n == PIPELINE_MAX_LISTENERS) {
+        rc = CANARY_ELIMIT;
+    } else {
+        f->fn[f->n] = fn;
+        f->arg[f->n] = arg;
+        f->n++;
+    }
+    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&p->listener_lock);
+    return rc;
+}
+
+void pipeline_remove_listener(struct pipeline *p, commit_listener_fn fn, void *arg)
+{
+    pthread_mutex_lock(&p->listener_lock);
+    if (p->listener == fan_out) {
+        struct fan_out *f = p->listener_arg;
+        pthread_mutex_lock(&f->lock);
+        for (size_t i = 0; i < f->n; i++) {
+            if (f->fn[i] == fn && f->arg[i] == arg) {
+                memmove(f->fn + i, f->fn + i + 1, (f->n - i - 1) * sizeof *f->fn);
+                memmove(f->arg + i, f->arg + i + 1, (f->n - i - 1) * sizeof *f->arg);
+                f->n--;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&f->lock);
+    }
     pthread_mutex_unlock(&p->listener_lock);
 }
 
@@ -469,6 +552,11 @@ void pipeline_free(struct pipeline *p)
     if (p == NULL)
         return;
     pipeline_stop(p);
+    if (p->listener == fan_out) {
+        struct fan_out *f = p->listener_arg;
+        pthread_mutex_destroy(&f->lock);
+        free(f);
+    }
     free_workers(p, p->n_workers);
     store_close(p->checkpoint_store);
     pthread_mutex_destroy(&p->checkpoint_lock);

@@ -99,6 +99,16 @@ typedef void (*commit_listener_fn)(void *arg, const struct commit_view *c);
 /* Installs the commit listener (one; NULL removes it). Thread-safe. */
 void pipeline_set_listener(struct pipeline *p, commit_listener_fn fn, void *arg);
 
+/* More listeners beside that one (the MQTT module holds pipeline_set_listener's slot; the
+ * dashboard's live stream adds itself here). Every listener runs after every commit, the
+ * set_listener one first, then these in the order added, under the same contract.
+ * pipeline_add_listener returns 0, CANARY_ELIMIT when PIPELINE_MAX_LISTENERS are installed, or
+ * CANARY_ENOMEM. Once pipeline_remove_listener (same fn and arg) returns, that listener is not
+ * running and is never called again. Thread-safe; not callable from inside a listener. */
+#define PIPELINE_MAX_LISTENERS 4
+int pipeline_add_listener(struct pipeline *p, commit_listener_fn fn, void *arg);
+void pipeline_remove_listener(struct pipeline *p, commit_listener_fn fn, void *arg);
+
 /* Called on the writer thread after a commit that added notifications to the outbox (the
  * delivery threads' wake-up). Must not block. One hook; NULL removes it. Thread-safe. */
 void pipeline_set_outbox_hook(struct pipeline *p, void (*fn)(void *arg), void *arg);
