@@ -37,6 +37,7 @@ struct api_ctx {
     struct store *admin; /* read-write handle for the rare API writes, under admin_lock */
     pthread_mutex_t admin_lock;
     int64_t started_ms;
+    struct stream_hub *stream; /* the live stream's clients and recent events (api_stream.c) */
 };
 
 #define API_MAX_SEGMENTS 6
@@ -132,6 +133,16 @@ enum MHD_Result api_models_list(struct request *req);
 enum MHD_Result api_models_reload(struct request *req);
 enum MHD_Result api_notifications_list(struct request *req);
 enum MHD_Result api_notification_get(struct request *req);
+enum MHD_Result api_stream(struct request *req);
+
+/* The live stream (api_stream.c): Server-Sent Events of what the pipeline commits, fed by a
+ * commit listener. start registers the listener; close removes it and ends every stream (call
+ * it when the server stops taking requests); free (after the HTTP daemon has stopped) frees
+ * it. start returns 0 or an error code. */
+struct stream_hub;
+int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, struct pipeline *p);
+void stream_hub_close(struct stream_hub *h);
+void stream_hub_free(struct stream_hub *h);
 
 /* Adds a number, or null when it is NaN or infinite (JSON has no such numbers). */
 void api_add_number(cJSON *obj, const char *name, double v);

@@ -77,6 +77,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/alerts/*/comments", api_alert_comment, NULL},
     {"GET", "/api/v1/notifications", api_notifications_list, NULL},
     {"GET", "/api/v1/notifications/*", api_notification_get, NULL},
+    {"GET", "/api/v1/stream", api_stream, NULL},
     {"GET", "/api/v1/stats", api_stats, NULL},
     {"GET", "/api/v1/metrics", api_metrics_catalogue, NULL},
     {"GET", "/healthz", api_healthz, NULL},
@@ -410,6 +411,7 @@ static void store_pool_free(struct store_pool *pool)
 
 static void free_server(struct http_server *srv)
 {
+    stream_hub_free(srv->api.stream);
     store_pool_free(&srv->api.readers);
     store_close(srv->api.admin);
     pthread_mutex_destroy(&srv->api.admin_lock);
@@ -475,6 +477,12 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
         free_server(srv);
         return rc;
     }
+    rc = stream_hub_start(&srv->api.stream, cfg, p);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the live stream");
+        free_server(srv);
+        return rc;
+    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cfg->http.threads ? cfg->http.threads : (unsigned)(cores > 0 ? cores : 1);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -513,6 +521,7 @@ unsigned http_port(const struct http_server *s)
 
 void http_quiesce(struct http_server *s)
 {
+    stream_hub_close(s->api.stream); /* live streams end: they would hold http_drain */
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
@@ -537,6 +546,7 @@ void http_stop(struct http_server *s)
     pthread_cond_signal(&s->reaper_wake);
     pthread_mutex_unlock(&s->reaper_lock);
     pthread_join(s->reaper, NULL);
+    stream_hub_close(s->api.stream);
     MHD_stop_daemon(s->daemon);
     free_server(s);
 }
