@@ -1,7 +1,14 @@
-/* api_ingest.c — POST /api/v1/ingest: parse -> verify -> pipeline, answered once stored.
+/* api_ingest.c — POST /api/v1/ingest: authenticate -> parse -> verify -> pipeline, answered
+ * once stored.
  *
- * Content types: application/json (the default when none is given) and text/plain
- * (InfluxDB line protocol, with ?precision=ns|us|ms|s). Answers:
+ * Content types: application/json (the default when none is given), text/plain (InfluxDB
+ * line protocol, with ?precision=ns|us|ms|s) and application/jose (a JWS compact
+ * serialization whose payload is the JSON; also recognised under application/json or no
+ * type). A plain body may carry "Authorization: Bearer <device token>". Authenticity
+ * (verify/auth.h) is judged per request: a refusal answers 401/403 (413 for an oversized
+ * JWS part) with the reason as the error code — bad_signature, alg_none, unknown_key,
+ * revoked, signature_required, unsigned, device_mismatch, bad_token, ... — and is stored as
+ * a security event. Answers:
  *   single reading: 200 accepted; 400 invalid, 409 duplicate, 403 unknown device — each
  *                   with the error shape naming the field;
  *   batch:          200 all accepted; 207 some not accepted; 400 none readable;
@@ -14,6 +21,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "verify/auth.h"
 #include "verify/verify.h"
 
 #include <stdlib.h>
@@ -46,19 +54,29 @@ static void note_invalid(struct request *req, const struct ingest_batch *b)
         pipeline_count(req->api->pipeline, PC_READINGS_INVALID, invalid);
 }
 
+/* Answers an authenticity refusal and records it as a security event. */
+static enum MHD_Result refuse(struct request *req, const struct auth_verdict *v)
+{
+    api_security_event(req, v->code, v->device, "%s", v->reason);
+    return api_respond_error(req, v->http_status, v->code, NULL, "%s", v->reason);
+}
+
 enum MHD_Result api_ingest(struct request *req)
 {
     if (!api_query_check(req, ingest_params))
         return MHD_YES;
     const struct canary_config *cfg = req->api->cfg;
     const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type");
-    bool line = false;
+    bool line = false, jose = false;
     if (ct != NULL && strncmp(ct, "text/plain", 10) == 0)
         line = true;
+    else if (ct != NULL && strncmp(ct, "application/jose", 16) == 0)
+        jose = true;
     else if (ct != NULL && strncmp(ct, "application/json", 16) != 0)
         return api_respond_error(req, 415, "unsupported_media_type", NULL,
-                                 "Content-Type must be application/json (readings) or "
-                                 "text/plain (InfluxDB line protocol)");
+                                 "Content-Type must be application/json (readings), "
+                                 "application/jose (signed readings) or text/plain (InfluxDB "
+                                 "line protocol)");
     enum line_precision precision = LINE_PRECISION_NS;
     const char *prec = api_query(req, "precision");
     if (prec != NULL && line_precision_parse(prec, &precision) != 0)
@@ -73,10 +91,32 @@ enum MHD_Result api_ingest(struct request *req)
     struct ingest_limits lim = limits_of(cfg);
     struct ingest_fatal fatal;
     int64_t now = clock_wall_ms();
-    int rc = line ? ingest_parse_line(req->body ? req->body : "", req->body_len, &lim, precision,
-                                      now, &job->batch, &fatal)
-                  : ingest_parse_json(req->body ? req->body : "", req->body_len, &lim, now,
-                                      &job->batch, &fatal);
+    struct auth *auth = pipeline_auth(req->api->pipeline);
+    struct auth_verdict verdict;
+    memset(&verdict, 0, sizeof verdict);
+    const char *body = req->body ? req->body : "";
+    size_t body_len = req->body_len;
+    char *payload = NULL;
+    const char *bearer = NULL;
+    if (!line && (jose || auth_looks_like_jws(body, body_len))) {
+        if (auth == NULL)
+            return api_respond_error(req, 401, "unknown_key", NULL,
+                                     "this canaryd has no keyring: signed readings cannot be "
+                                     "verified");
+        if (auth_open_jws(auth, body, body_len, cfg->http.max_body_bytes, now, &payload, &body_len,
+                          &verdict) != 0)
+            return refuse(req, &verdict);
+        body = payload;
+    } else {
+        const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+        if (h != NULL && strncmp(h, "Bearer ", 7) == 0) {
+            verdict.how = AUTH_BEARER;
+            bearer = h + 7;
+        }
+    }
+    int rc = line ? ingest_parse_line(body, body_len, &lim, precision, now, &job->batch, &fatal)
+                  : ingest_parse_json(body, body_len, &lim, now, &job->batch, &fatal);
+    free(payload); /* the batch's strings live in its arena */
     if (rc != 0) {
         pipeline_count(req->api->pipeline,
                        fatal.http_status == 413 ? PC_BODIES_TOO_LARGE : PC_BODIES_MALFORMED, 1);
@@ -86,11 +126,46 @@ enum MHD_Result api_ingest(struct request *req)
         return api_respond_error(req, (unsigned)fatal.http_status, code,
                                  fatal.field[0] ? fatal.field : NULL, "%s", fatal.reason);
     }
+    if (auth != NULL && auth_check_batch(auth, &job->batch, bearer, bearer ? strlen(bearer) : 0,
+                                         now, &verdict) != 0)
+        return refuse(req, &verdict);
+    if (auth == NULL && verdict.how == AUTH_BEARER)
+        return api_respond_error(req, 401, "bad_token", NULL,
+                                 "this canaryd has no keyring: device tokens cannot be checked");
+    if (verdict.flagged)
+        api_security_event(req, "unsigned_reading", verdict.device,
+                           "an unsigned reading of device '%s' was accepted (security.unsigned "
+                           "= flag)",
+                           verdict.device);
     struct verify_policy policy = {(int64_t)cfg->ingest.max_past_s * 1000,
                                    (int64_t)cfg->ingest.max_future_s * 1000};
     verify_batch(&job->batch, &policy, now);
     note_invalid(req, &job->batch);
     return api_suspend_for_job(req, job);
+}
+
+/* True when the request carried a device credential (a signature or a bearer token). */
+static bool authenticated(struct request *req)
+{
+    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    return (h != NULL && strncmp(h, "Bearer ", 7) == 0) ||
+           auth_looks_like_jws(req->body ? req->body : "", req->body_len);
+}
+
+/* An authenticated reading whose seq was seen: a replay of a captured message (or a retry of
+ * one already stored). Recorded once per request. */
+static void note_replay(struct request *req, const struct ingest_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] != READING_DUPLICATE)
+            continue;
+        const struct reading *r = &b->readings[i];
+        api_security_event(req, "replay", r->device,
+                           "an authenticated reading of device '%s' repeats seq %llu: a replay, "
+                           "or a retry of a message already stored",
+                           r->device ? r->device : "", (unsigned long long)r->seq);
+        return;
+    }
 }
 
 static const char *code_of(enum reading_status s)
@@ -138,6 +213,8 @@ enum MHD_Result api_ingest_resumed(struct request *req)
         duplicates += b->status[i] == READING_DUPLICATE;
     }
     rejected = b->n - accepted - duplicates;
+    if (duplicates > 0 && authenticated(req))
+        note_replay(req, b);
     if (!b->is_array && b->status[0] != READING_ACCEPTED) {
         enum reading_status s = b->status[0];
         return api_respond_error(req, status_of(s), code_of(s),

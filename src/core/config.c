@@ -311,6 +311,18 @@ static const struct key_def key_table[] = {
            "CANARY_LLM_API_KEY or llm.api_key_file (mode 0600)."),
     UINT("llm", "timeout_ms", llm.timeout_ms, "4000", 100, 60000,
          "The whole LLM request; beyond it the template text is used."),
+
+    ENUM("security", "unsigned", security.unsigned_policy, "accept", "accept|flag|reject",
+         "Readings of devices that have no key or token: accept, flag (accept and record a "
+         "security event) or reject (401). A device with a key must always sign. New installs "
+         "should set reject; accept keeps the demo and old simulators working (docs/SECURITY.md)."),
+    SECRET("security", "master_key", security.master_key,
+           "Secret. 32 bytes (64 hex digits or base64url) that encrypt device keys at rest "
+           "(AES-256-GCM); without it no device key can be created or used. Set via "
+           "CANARY_SECURITY_MASTER_KEY (or CANARY_MASTER_KEY) or security.master_key_file "
+           "(mode 0600)."),
+    UINT("security", "key_overlap_s", security.key_overlap_s, "86400", 0, 31536000,
+         "After `canary device rotate-key`, the old key stays valid this long."),
 };
 
 #define N_KEYS (sizeof key_table / sizeof key_table[0])

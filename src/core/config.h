@@ -249,6 +249,11 @@ struct canary_config {
         char api_key[CONFIG_STR_MAX]; /* secret */
         unsigned timeout_ms;          /* the whole request */
     } llm;
+    struct {
+        char unsigned_policy[16];      /* accept | flag | reject: devices without credentials */
+        char master_key[CONFIG_STR_MAX]; /* secret: encrypts device keys at rest */
+        unsigned key_overlap_s;        /* an old key's validity after a rotation */
+    } security;
 
     struct config_limit_override *overrides; /* heap array, owned by the config */
     size_t n_overrides;

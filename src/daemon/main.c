@@ -14,6 +14,8 @@
 #include "mqtt/mqtt.h"
 #include "notify/notifier.h"
 #include "pipeline/pipeline.h"
+#include "store/store.h"
+#include "verify/auth.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -225,6 +227,30 @@ static void *second_signal(void *arg)
     _exit(1);
 }
 
+/* The keyring ingest verifies with (verify/auth.h), loaded from the store the pipeline has
+ * just opened and migrated. */
+static int start_auth(struct auth **out, const struct canary_config *cfg, char *err, size_t errlen)
+{
+    int rc = auth_new(out, cfg, err, errlen);
+    if (rc != 0)
+        return rc;
+    struct store_options opt = {.path = cfg->store.path,
+                                .read_only = true,
+                                .busy_timeout_ms = cfg->store.busy_timeout_ms,
+                                .chunk_max_readings = 1,
+                                .chunk_max_span_ms = 1};
+    struct store *s = NULL;
+    rc = store_open(&s, &opt, err, errlen);
+    if (rc == 0)
+        rc = auth_reload(*out, s, err, errlen);
+    store_close(s);
+    if (rc != 0) {
+        auth_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 static int write_ready_file(const char *path, unsigned port)
 {
     char tmp[1100];
@@ -282,10 +308,19 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    struct auth *auth = NULL;
+    if (start_auth(&auth, &cfg, err, sizeof err) != 0) {
+        log_error("canaryd.start_failed", "stage=keyring error=\"%s\"", err);
+        pipeline_free(p);
+        config_free(&cfg);
+        return 1;
+    }
+    pipeline_set_auth(p, auth);
     struct notifier *notifier = NULL;
     if (notifier_start(&notifier, &cfg, p, err, sizeof err) != 0) {
         log_error("canaryd.start_failed", "stage=notify error=\"%s\"", err);
         pipeline_free(p);
+        auth_free(auth);
         config_free(&cfg);
         return 1;
     }
@@ -295,6 +330,7 @@ int main(int argc, char **argv)
         pipeline_stop(p);
         notifier_stop(notifier);
         pipeline_free(p);
+        auth_free(auth);
         config_free(&cfg);
         return 1;
     }
@@ -305,6 +341,7 @@ int main(int argc, char **argv)
         pipeline_stop(p);
         notifier_stop(notifier);
         pipeline_free(p);
+        auth_free(auth);
         config_free(&cfg);
         return 1;
     }
@@ -340,6 +377,7 @@ int main(int argc, char **argv)
     http_stop(http);
     mqtt_free(mqtt);
     pipeline_free(p);
+    auth_free(auth);
     log_info("canaryd.stopped", "signal=%d", sig);
     config_free(&cfg);
     return 0;

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "ingest/ingest.h"
 #include "mqtt/mqtt_topic.h"
+#include "verify/auth.h"
 #include "verify/verify.h"
 
 #include <stdarg.h>
@@ -392,7 +393,25 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
                                 c->ingest.max_device_len, c->ingest.max_metric_len,
                                 c->ingest.strict_fields};
     struct ingest_fatal fatal;
-    if (ingest_parse_json(payload, msg->payload_len, &lim, msg->recv_ms, tmp, &fatal) != 0) {
+    /* Authenticity (verify/auth.h): a JWS payload is verified and unwrapped first. */
+    struct auth *auth = pipeline_auth(m->pipeline);
+    struct auth_verdict verdict;
+    memset(&verdict, 0, sizeof verdict);
+    size_t payload_len = msg->payload_len;
+    char *unwrapped = NULL;
+    if (auth_looks_like_jws(payload, payload_len)) {
+        if (auth == NULL || auth_open_jws(auth, payload, payload_len, c->mqtt.max_payload, now,
+                                          &unwrapped, &payload_len, &verdict) != 0) {
+            atomic_fetch_add(&m->rejected, 1);
+            ingest_event(m, EVENT_SECURITY, auth ? verdict.code : "unknown_key", device, topic,
+                         "%s", auth ? verdict.reason : "this canaryd has no keyring");
+            return false;
+        }
+        payload = unwrapped;
+    }
+    int parsed = ingest_parse_json(payload, payload_len, &lim, msg->recv_ms, tmp, &fatal);
+    free(unwrapped); /* the batch's strings live in its arena */
+    if (parsed != 0) {
         atomic_fetch_add(&m->rejected, 1);
         pipeline_count(m->pipeline,
                        fatal.http_status == 413 ? PC_BODIES_TOO_LARGE : PC_BODIES_MALFORMED, 1);
@@ -416,6 +435,18 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
                                 rd, device);
         }
     }
+    if (auth != NULL && auth_check_batch(auth, tmp, NULL, 0, now, &verdict) != 0) {
+        atomic_fetch_add(&m->rejected, 1);
+        ingest_event(m, EVENT_SECURITY, verdict.code, device, topic, "%s", verdict.reason);
+        for (size_t i = 0; i < tmp->n; i++)
+            if (tmp->status[i] == READING_PENDING)
+                ingest_batch_reject(tmp, i, "", "%s", verdict.reason);
+        return true; /* parsed, but nothing of it goes on */
+    }
+    if (verdict.flagged)
+        ingest_event(m, EVENT_SECURITY, "unsigned_reading", device, topic,
+                     "an unsigned reading of device '%s' was accepted (security.unsigned = flag)",
+                     device);
     struct verify_policy policy = {(int64_t)c->ingest.max_past_s * 1000,
                                    (int64_t)c->ingest.max_future_s * 1000};
     verify_batch(tmp, &policy, now);

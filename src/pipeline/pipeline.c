@@ -574,6 +574,16 @@ struct models *pipeline_models(struct pipeline *p)
     return p->models;
 }
 
+void pipeline_set_auth(struct pipeline *p, struct auth *a)
+{
+    atomic_store(&p->auth, a);
+}
+
+struct auth *pipeline_auth(struct pipeline *p)
+{
+    return atomic_load(&p->auth);
+}
+
 unsigned lag_bucket(int64_t ms)
 {
     if (ms < 1)

@@ -167,6 +167,13 @@ void pipeline_free(struct pipeline *p);
 struct models;
 struct models *pipeline_models(struct pipeline *p);
 
+/* The authenticity checker ingest uses (verify/auth.h): installed by canaryd before MQTT and
+ * HTTP start, not owned by the pipeline. NULL until set (ingest then treats every device as
+ * having no credentials). */
+struct auth;
+void pipeline_set_auth(struct pipeline *p, struct auth *a);
+struct auth *pipeline_auth(struct pipeline *p);
+
 /* Adds n to a counter (thread-safe). */
 void pipeline_count(struct pipeline *p, enum pipeline_counter c, uint64_t n);
 

@@ -55,6 +55,7 @@ struct pipeline {
     struct detect_params detect;
     struct decide_params decide;
     struct models *models; /* the live models (models/models.h) */
+    struct auth *_Atomic auth; /* ingest's authenticity checker (pipeline_set_auth), not owned */
     struct store *store;   /* the writer's */
     struct worker *workers;
     unsigned n_workers;

@@ -141,6 +141,18 @@ static const char *const migrations[] = {
     "  last_error TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX notifications_due ON notifications(status, next_attempt_ms);"
     "CREATE INDEX notifications_by_alert ON notifications(alert_id, id);",
+    /* 5: device credentials (sqlite_keys.c): HMAC keys sealed with AES-256-GCM under the
+     * master key, bearer tokens as SHA-256 hashes (verify/devkey.h); never plaintext. */
+    "CREATE TABLE device_keys("
+    "  id INTEGER PRIMARY KEY,"
+    "  device TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK(kind IN ('hmac','token')),"
+    "  version INTEGER NOT NULL,"
+    "  material BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE(device, kind, version));",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

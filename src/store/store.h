@@ -426,4 +426,51 @@ struct store_stats {
 
 int store_stats(struct store *s, struct store_stats *out, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- device credentials */
+
+/* One credential of a device (sqlite_keys.c). The material is never a plaintext secret:
+ * an HMAC key sealed under the master key (verify/devkey.h, DEVKEY_SEALED_LEN bytes) or
+ * the SHA-256 of a bearer token (32 bytes). A credential is valid at time t when
+ * revoked_ms == 0 and (expires_ms == 0 or t < expires_ms). */
+enum store_key_kind { STORE_KEY_HMAC = 0, STORE_KEY_TOKEN = 1 };
+
+#define STORE_KEY_MATERIAL_MAX 64
+
+struct store_device_key {
+    char device[READING_ID_BUF];
+    enum store_key_kind kind;
+    uint32_t version; /* 1, 2, ... per device and kind; rotation adds the next */
+    uint8_t material[STORE_KEY_MATERIAL_MAX];
+    size_t material_len;
+    int64_t created_ms;
+    int64_t expires_ms; /* 0 = no end; set by a rotation to the end of the overlap */
+    int64_t revoked_ms; /* 0 = not revoked */
+};
+
+/* "hmac" / "token". */
+const char *store_key_kind_name(enum store_key_kind k);
+
+/* The next version for a new credential of (device, kind): 1 + the highest so far.
+ * Returns 0 or CANARY_EIO. */
+int store_key_next_version(struct store *s, const char *device, enum store_key_kind kind,
+                           uint32_t *out, char *err, size_t errlen);
+
+/* Adds a credential (k->version from store_key_next_version) and, when overlap_until_ms is
+ * not 0, ends every earlier valid one of that kind at overlap_until_ms (a rotation): one
+ * transaction. Returns 0, CANARY_ECONFLICT (that version exists), CANARY_EINVAL or
+ * CANARY_EIO. */
+int store_key_add(struct store *s, const struct store_device_key *k, int64_t overlap_until_ms,
+                  char *err, size_t errlen);
+
+/* Calls fn for every credential (device NULL) or a device's, ordered by device, kind and
+ * version. Returns 0 or CANARY_EIO. */
+int store_keys_each(struct store *s, const char *device,
+                    void (*fn)(void *arg, const struct store_device_key *k), void *arg,
+                    char *err, size_t errlen);
+
+/* Revokes every credential of a device that is not yet revoked; *n (may be NULL) counts
+ * them. Returns 0 or CANARY_EIO. */
+int store_keys_revoke(struct store *s, const char *device, int64_t now_ms, size_t *n, char *err,
+                      size_t errlen);
+
 #endif
