@@ -134,6 +134,8 @@ enum MHD_Result api_models_reload(struct request *req);
 enum MHD_Result api_notifications_list(struct request *req);
 enum MHD_Result api_notification_get(struct request *req);
 enum MHD_Result api_stream(struct request *req);
+/* The dashboard's embedded files (web/serve.c): GET / and GET /assets/<file>. */
+enum MHD_Result api_web(struct request *req);
 
 /* The live stream (api_stream.c): Server-Sent Events of what the pipeline commits, fed by a
  * commit listener. start registers the listener; close removes it and ends every stream (call

@@ -85,7 +85,8 @@ static const struct route routes[] = {
     {"GET", "/api/v1/metrics", api_metrics_catalogue, NULL},
     {"GET", "/healthz", api_healthz, NULL},
     {"GET", "/readyz", api_readyz, NULL},
-    {"GET", "/", api_index, NULL},
+    {"GET", "/", api_web, NULL},
+    {"GET", "/assets/*", api_web, NULL},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])

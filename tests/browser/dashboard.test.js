@@ -1,0 +1,197 @@
+// dashboard.test.js — the dashboard in a real browser (headless Debian chromium driven by
+// playwright-core) against this build's canaryd and a simulated fleet.
+//
+// Checks: the device list renders; a live value changes within 1 s of a new reading; a gas
+// leak (gas_ppm 6000) shows the critical banner; acknowledging it in the banner changes the
+// alert's state in the API; the history chart draws points; the alerts page shows the
+// timeline; no console errors. Screenshots (overview, device page, alerts page, phone, dark)
+// go to $OUT_DIR. Exits non-zero on the first failure, after stopping what it started.
+'use strict';
+const { chromium } = require('playwright-core');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const CANARYD = process.env.CANARYD;
+const CLI = process.env.CANARY_CLI;
+const OUT = process.env.OUT_DIR || path.join(process.cwd(), 'out');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const children = [];
+let browser = null;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-browser-'));
+
+function log(...a) { console.log('[browser]', ...a); }
+function check(cond, what) {
+  if (!cond) throw new Error('FAILED: ' + what);
+  log('ok -', what);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(fn, timeoutMs, what) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await sleep(50);
+  }
+}
+
+function start(cmd, args, name) {
+  const out = fs.openSync(path.join(dir, name + '.log'), 'w');
+  const p = spawn(cmd, args, { stdio: ['ignore', out, out] });
+  children.push(p);
+  return p;
+}
+
+async function main() {
+  fs.mkdirSync(OUT, { recursive: true });
+  const ready = path.join(dir, 'port');
+  start(CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'canary.db'), '--ready-file', ready], 'canaryd');
+  const port = await waitFor(async () => fs.existsSync(ready) && fs.readFileSync(ready, 'utf8').trim(), 10000, 'canaryd to start');
+  const base = `http://127.0.0.1:${port}`;
+  log('canaryd at', base);
+  start(CLI, ['simulate', '--devices', '6', '--rate', '2', '--duration', '0', '--url', base, '--register', '--quiet', '--prefix', 'lab'], 'simulate');
+
+  const api = async (p, body) => {
+    const r = await fetch(base + p, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  };
+  let seq = 1;
+  const post = (values) => api('/api/v1/ingest', { device: 'probe-1', seq: seq++, ts: Date.now(), values });
+
+  // probe-1: 15 minutes of history (a reading every 5 s, gas with a short excursion past the
+  // warning level), so the device page has something to draw
+  const now = Date.now();
+  const history = [];
+  for (let i = 0; i < 180; i++) {
+    const ts = now - (180 - i) * 5000;
+    const gas = i >= 120 && i < 128 ? 1150 + 40 * i % 90 : 420 + 25 * Math.sin(i / 9) + (i % 7);
+    history.push({ device: 'probe-1', seq: seq++, ts, values: { gas_ppm: Math.round(gas), temperature_c: Math.round((24 + 2 * Math.sin(i / 30)) * 10) / 10 } });
+  }
+  check((await fetch(base + '/api/v1/ingest', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(history) })).status === 200, '15 minutes of history for probe-1 are stored');
+  await fetch(base + '/api/v1/devices/probe-1', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Test kitchen', location: 'Lab, bench 2', kind: 'kitchen' }) });
+
+  // the fleet has registered (names come with --register)
+  await waitFor(async () => (await api('/api/v1/devices')).body.devices.filter((d) => d.name).length >= 6, 15000, 'the simulated fleet');
+
+  browser = await chromium.launch({ executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, colorScheme: 'light' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  // 1. the device list renders
+  await page.goto(base + '/');
+  await page.waitForSelector('[data-testid=device-card]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card]').length >= 6, null, { timeout: 10000 });
+  const names = await page.$$eval('[data-testid=device-card] .name', (els) => els.map((e) => e.textContent));
+  check(names.length >= 6 && names.every((n) => n.length > 0), `device list renders (${names.length} cards: ${names.slice(0, 3).join(', ')}, ...)`);
+
+  // 2. a live value changes within 1 s of a new reading
+  await post({ temperature_c: 31.7, gas_ppm: 420 });
+  const probeValue = '[data-device="probe-1"] [data-metric="temperature_c"] .v';
+  await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '31.7'; }, probeValue, { timeout: 5000 });
+  const watch = page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '35.2'; }, probeValue, { timeout: 5000, polling: 'raf' });
+  const t0 = Date.now();
+  const r = await post({ temperature_c: 35.2, gas_ppm: 425 });
+  check(r.status === 200, 'the new reading is accepted');
+  await watch;
+  const took = Date.now() - t0;
+  check(took < 1000, `a live value changed ${took} ms after the reading was posted (under 1 s)`);
+
+  // 3. a gas leak shows the critical banner
+  await post({ temperature_c: 35.3, gas_ppm: 6000 });
+  await page.waitForSelector('#banner:not([hidden])', { timeout: 3000 });
+  const banner = await page.textContent('#banner');
+  check(/CRITICAL/.test(banner) && /probe-1/.test(banner), 'the critical banner shows: ' + banner.replace(/\s+/g, ' ').trim().slice(0, 120));
+  await page.waitForFunction(() => { const c = document.querySelector('[data-device="probe-1"]'); return c && c.dataset.state === 'critical'; }, null, { timeout: 3000 });
+  check(true, 'the device card is highlighted as critical');
+  await sleep(300);
+  await page.screenshot({ path: path.join(OUT, 'overview.png'), fullPage: true });
+
+  // 4. acknowledging from the banner changes the alert's state in the API
+  const alertId = Number(await page.getAttribute('#banner', 'data-alert'));
+  await page.click('#banner-ack');
+  await page.waitForSelector('#banner', { state: 'hidden', timeout: 3000 });
+  const a = await waitFor(async () => { const x = (await api('/api/v1/alerts/' + alertId)).body; return x.state === 'acknowledged' && x; }, 3000, 'the alert to be acknowledged');
+  check(a.state === 'acknowledged' && a.acknowledged_by === 'operator', `alert ${alertId} is acknowledged in the API (by ${a.acknowledged_by}) and the banner is gone`);
+
+  // 5. the device page's history chart draws points
+  await page.goto(base + '/#/device/probe-1/15m');
+  await page.waitForSelector('[data-chart="gas_ppm"] canvas', { timeout: 10000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('.chart')].every((c) => Number(c.dataset.points) >= 50), null, { timeout: 10000 });
+  const points = await page.$$eval('.chart', (cs) => cs.map((c) => Number(c.dataset.points)));
+  // and the line is on the canvas: pixels of the series' colour (the accent blue)
+  await sleep(500);
+  const drawn = await page.evaluate(() => {
+    const cv = document.querySelector('[data-chart="gas_ppm"] canvas');
+    const px = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+    let n = 0;
+    for (let i = 0; i < px.length; i += 4) if (px[i + 2] > px[i] + 100 && px[i + 3] > 100) n++;
+    return n;
+  });
+  await page.screenshot({ path: path.join(OUT, 'device.png'), fullPage: true });
+  check(points.every((p) => p >= 50) && drawn > 200, `history charts draw points (${points.join(', ')} buckets per chart, ${drawn} pixels of the line in the gas chart)`);
+  // the alert is marked and the thresholds are known to the chart
+  check(await page.$$eval('[data-device-alerts] .alert-row, #device-alerts .alert-row', (r) => r.length) >= 1, 'the device page lists its alert');
+
+  // 6. the alerts page: the timeline of the acknowledged alert
+  await page.goto(base + '/#/alerts/' + alertId);
+  await page.waitForSelector(`[data-alert-detail="${alertId}"] .timeline li`, { timeout: 5000 });
+  const timeline = await page.$$eval('.timeline li', (ls) => ls.map((l) => l.className));
+  check(timeline.includes('opened') && timeline.includes('acknowledged'), 'the alerts page shows the timeline: ' + timeline.join(', '));
+  await page.screenshot({ path: path.join(OUT, 'alerts.png'), fullPage: true });
+
+  // a phone, and the dark theme on a wall display
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, colorScheme: 'light', isMobile: true });
+  const pp = await phone.newPage();
+  pp.on('pageerror', (e) => errors.push(e.message));
+  await post({ temperature_c: 35.4, gas_ppm: 6200 }); // still critical, but already acknowledged
+  await pp.goto(base + '/');
+  await pp.waitForSelector('[data-testid=device-card]');
+  await sleep(800);
+  await pp.screenshot({ path: path.join(OUT, 'phone.png') });
+  await phone.close();
+  const wall = await browser.newContext({ viewport: { width: 1920, height: 1080 }, colorScheme: 'dark' });
+  const wp = await wall.newPage();
+  wp.on('pageerror', (e) => errors.push(e.message));
+  await wp.goto(base + '/');
+  await wp.waitForSelector('[data-testid=device-card]');
+  await sleep(800);
+  await wp.screenshot({ path: path.join(OUT, 'wall-dark.png') });
+  await wall.close();
+
+  // 7. no console errors
+  check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
+  await context.close();
+}
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  for (const p of children.reverse()) {
+    if (p.exitCode === null) {
+      p.kill('SIGTERM');
+      await new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000); p.on('exit', () => { clearTimeout(t); r(); }); });
+    }
+  }
+}
+
+main().then(async () => {
+  await cleanup();
+  fs.rmSync(dir, { recursive: true, force: true });
+  log('PASSED; screenshots in', OUT);
+  process.exit(0);
+}, async (e) => {
+  console.error('[browser]', e.message);
+  for (const f of ['canaryd.log', 'simulate.log']) {
+    const p = path.join(dir, f);
+    if (fs.existsSync(p)) console.error(`--- ${f} (last lines)\n` + fs.readFileSync(p, 'utf8').split('\n').slice(-15).join('\n'));
+  }
+  await cleanup();
+  process.exit(1);
+});

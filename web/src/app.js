@@ -1,0 +1,898 @@
+/* app.js — the dashboard: what a control-room operator watches all day.
+ *
+ * It uses only canaryd's public REST API (docs/API.md) and its live stream (GET
+ * /api/v1/stream, Server-Sent Events): the first load reads devices, latest values, alerts,
+ * maxima and the metric catalogue; the stream then pushes every committed reading and alert
+ * change, and the page applies them once per animation frame (however many arrive). After a
+ * network blip EventSource reconnects with Last-Event-ID and canaryd replays what was missed;
+ * when it cannot (a `reset` event), the page reloads its state from the REST API.
+ *
+ * Views (hash routes, so canaryd serves one page): #/ overview, #/device/<id>, #/alerts,
+ * #/alerts/<id>, #/security and #/models (ready for those features). No framework: the DOM
+ * is built with h() and updated in place. */
+(function () {
+  'use strict';
+
+  // ---------- small helpers ----------
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
+  const sevRank = (s) => SEVERITIES.indexOf(s);
+  const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString([], { hour12: false }) : '—');
+  const fmtClock = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+  function fmtAgo(ms) {
+    if (!ms) return 'never';
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.round(s / 60) + ' min ago';
+    if (s < 86400) return Math.round(s / 3600) + ' h ago';
+    return Math.round(s / 86400) + ' d ago';
+  }
+  function fmtValue(v, metric) {
+    if (v === null || v === undefined || Number.isNaN(v)) return '—';
+    const m = state.metrics.get(metric);
+    if (m && m.binary) return v ? 'YES' : 'no';
+    const a = Math.abs(v);
+    const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 10 ? 1 : 2;
+    return v.toLocaleString([], { maximumFractionDigits: digits });
+  }
+  const unitOf = (metric) => (state.metrics.get(metric) || {}).unit || '';
+  const labelOf = (metric) => (state.metrics.get(metric) || {}).label || metric;
+
+  function toast(text) {
+    const t = $('#toast');
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+  }
+
+  // ---------- API ----------
+  // A state-changing call answered 401 asks for the admin token once (api.admin_token); the
+  // login and roles of the security work will replace this hook.
+  async function api(path, opts) {
+    const o = Object.assign({ headers: {} }, opts || {});
+    const token = sessionStorage.getItem('canary.token');
+    if (token) o.headers.Authorization = 'Bearer ' + token;
+    if (o.json !== undefined) {
+      o.method = o.method || 'POST';
+      o.headers['Content-Type'] = 'application/json';
+      o.body = JSON.stringify(o.json);
+    }
+    const r = await fetch(path, o);
+    let body = null;
+    try { body = await r.json(); } catch (e) { body = null; }
+    if (r.status === 401 && !o.retried) {
+      const t = window.prompt('canaryd needs the admin token for this action:');
+      if (t) {
+        sessionStorage.setItem('canary.token', t);
+        return api(path, Object.assign({}, opts, { retried: true }));
+      }
+    }
+    if (!r.ok) {
+      const msg = body && body.error ? body.error.message : 'HTTP ' + r.status;
+      const err = new Error(msg);
+      err.status = r.status;
+      err.body = body;
+      throw err;
+    }
+    return body;
+  }
+  async function apiAll(path, key, nextKey, param) {
+    let out = [];
+    let next = null;
+    for (let i = 0; i < 50; i++) {
+      const sep = path.includes('?') ? '&' : '?';
+      const body = await api(next === null ? path : path + sep + param + '=' + encodeURIComponent(next));
+      out = out.concat(body[key] || []);
+      next = body[nextKey];
+      if (next === null || next === undefined) break;
+    }
+    return out;
+  }
+
+  // ---------- state ----------
+  const SPARK_POINTS = 60;
+  const state = {
+    metrics: new Map(), // name -> catalogue entry (label, unit, limits, binary)
+    devices: new Map(), // id -> {info, latest: {metric: {value, ts_ms, score, flags}}, spark: {metric: []}, lastSeen}
+    alerts: new Map(), // id -> alert (open and acknowledged, plus those seen live)
+    maxima: [],
+    stats: null,
+    staleAfterS: 60,
+    offlineAfterS: 300,
+    serverOffsetMs: 0,
+    dirty: new Set(), // device ids whose card needs an update
+    alertsDirty: false,
+    route: null,
+    ackedBanner: new Set(),
+  };
+  const operator = () => localStorage.getItem('canary.operator') || 'operator';
+
+  function device(id) {
+    let d = state.devices.get(id);
+    if (!d) {
+      d = { info: { id, name: '', location: '', kind: '', status: 'never', last_seen_ms: 0 },
+            latest: {}, spark: {}, lastSeen: 0 };
+      state.devices.set(id, d);
+    }
+    return d;
+  }
+
+  function deviceStatus(d) {
+    if (!d.lastSeen) return 'never';
+    const age = (Date.now() + state.serverOffsetMs - d.lastSeen) / 1000;
+    if (age >= state.offlineAfterS) return 'offline';
+    if (age >= state.staleAfterS) return 'stale';
+    return 'online';
+  }
+
+  // normal / anomaly / the severity of its worst unresolved alert
+  function deviceState(d) {
+    let worst = -1;
+    for (const a of state.alerts.values()) {
+      if (a.device === d.info.id && a.state !== 'resolved') worst = Math.max(worst, sevRank(a.severity));
+    }
+    if (worst >= 0) return SEVERITIES[worst];
+    for (const v of Object.values(d.latest)) {
+      if (v.flags && (v.flags.includes('anomaly') || v.flags.includes('model') || v.flags.includes('warn') || v.flags.includes('critical'))) return 'anomaly';
+    }
+    return 'normal';
+  }
+
+  function applyReading(r) {
+    const d = device(r.device);
+    for (const [m, v] of Object.entries(r.values)) {
+      const prev = d.latest[m];
+      if (prev && prev.ts_ms > r.ts_ms) continue;
+      d.latest[m] = { value: v.value, ts_ms: r.ts_ms, score: v.score, flags: v.flags || [] };
+      const mx = state.maxima.find((x) => x.device === r.device && x.metric === m);
+      if (mx && v.value > mx.max) { mx.max = v.value; mx.max_ts_ms = r.ts_ms; state.maximaDirty = true; }
+      if (mx && v.value < mx.min) { mx.min = v.value; mx.min_ts_ms = r.ts_ms; state.maximaDirty = true; }
+      if (!mx) { state.maxima.push({ device: r.device, metric: m, unit: unitOf(m), max: v.value, max_ts_ms: r.ts_ms, min: v.value, min_ts_ms: r.ts_ms, count: 1 }); state.maximaDirty = true; }
+      const s = d.spark[m] || (d.spark[m] = []);
+      s.push(v.value);
+      if (s.length > SPARK_POINTS) s.shift();
+    }
+    d.lastSeen = Math.max(d.lastSeen, r.recv_ms || r.ts_ms);
+    d.info.readings = (d.info.readings || 0) + 1;
+    state.dirty.add(r.device);
+  }
+
+  function applyAlert(a) {
+    state.alerts.set(a.id, a);
+    state.alertsDirty = true;
+    state.dirty.add(a.device);
+  }
+
+  // ---------- loading ----------
+  async function loadAll() {
+    const [metrics, devices, latest, open, acked] = await Promise.all([
+      api('/api/v1/metrics'),
+      apiAll('/api/v1/devices?limit=1000', 'devices', 'next', 'after'),
+      api('/api/v1/latest'),
+      api('/api/v1/alerts?state=open&limit=500'),
+      api('/api/v1/alerts?state=acknowledged&limit=500'),
+    ]);
+    for (const m of metrics.metrics) state.metrics.set(m.name, m);
+    for (const info of devices) {
+      const d = device(info.id);
+      d.info = info;
+      d.lastSeen = Math.max(d.lastSeen, info.last_seen_ms || 0);
+    }
+    for (const l of latest.latest || latest.devices || []) {
+      const d = device(l.device);
+      for (const [m, v] of Object.entries(l.metrics || {})) {
+        if (!d.latest[m] || d.latest[m].ts_ms <= v.ts_ms) d.latest[m] = { value: v.value, ts_ms: v.ts_ms, score: v.score, flags: v.flags || [] };
+      }
+    }
+    state.alerts.clear();
+    for (const a of open.alerts.concat(acked.alerts)) state.alerts.set(a.id, a);
+    for (const id of state.devices.keys()) state.dirty.add(id);
+    state.alertsDirty = true;
+    loadMaxima();
+    loadStats();
+    loadSparks();
+  }
+  async function loadMaxima() {
+    try { state.maxima = (await api('/api/v1/maxima')).maxima || []; } catch (e) { state.maxima = []; }
+    if (state.route && state.route.name === 'overview') renderMaxima();
+  }
+  async function loadStats() {
+    try { state.stats = await api('/api/v1/stats'); } catch (e) { /* shown as unknown */ }
+    if (state.route && state.route.name === 'overview') renderTotals();
+  }
+  // Sparklines start with the last 15 minutes of each device's metrics (downsampled on the
+  // server), for the first 60 devices; the others fill from the live stream.
+  async function loadSparks() {
+    const ids = [...state.devices.keys()].slice(0, 60);
+    await Promise.all(ids.map(async (id) => {
+      const d = state.devices.get(id);
+      await Promise.all(Object.keys(d.latest).map(async (m) => {
+        try {
+          const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/readings?metric=${m}&from=-15m&points=${SPARK_POINTS}`);
+          const live = d.spark[m] || [];
+          d.spark[m] = r.points.filter((p) => p.avg !== null).map((p) => p.avg).concat(live).slice(-SPARK_POINTS);
+          state.dirty.add(id);
+        } catch (e) { /* the live stream fills it */ }
+      }));
+    }));
+    schedule();
+  }
+
+  // ---------- live stream ----------
+  let source = null;
+  function connect() {
+    const live = $('#live');
+    source = new EventSource('/api/v1/stream');
+    source.addEventListener('open', () => { live.dataset.state = 'live'; live.textContent = 'live'; });
+    source.addEventListener('error', () => {
+      live.dataset.state = source.readyState === EventSource.CLOSED ? 'offline' : 'connecting';
+      live.textContent = source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting';
+      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+    });
+    source.addEventListener('hello', (e) => {
+      const m = JSON.parse(e.data);
+      state.staleAfterS = m.stale_after_s;
+      state.offlineAfterS = m.offline_after_s;
+      state.serverOffsetMs = m.server_ms - Date.now();
+    });
+    source.addEventListener('readings', (e) => {
+      for (const r of JSON.parse(e.data).readings) applyReading(r);
+      schedule();
+    });
+    source.addEventListener('alert', (e) => {
+      const m = JSON.parse(e.data);
+      applyAlert(m.alert);
+      if (state.route && state.route.name === 'alerts' && state.route.id === m.alert.id) loadAlertDetail(m.alert.id);
+      schedule();
+    });
+    source.addEventListener('reset', () => { loadAll().then(schedule); });
+  }
+
+  let frame = 0;
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(flush);
+  }
+  function flush() {
+    frame = 0;
+    if (state.alertsDirty) {
+      state.alertsDirty = false;
+      renderBanner();
+      renderNavCount();
+      if (state.route.name === 'overview') { renderOpenAlerts(); renderTotals(); }
+      if (state.route.name === 'alerts') renderAlertList();
+    }
+    if (state.route.name === 'overview') {
+      for (const id of state.dirty) updateCard(id);
+      if (state.maximaDirty && Date.now() - (flush.maximaAt || 0) > 2000) { // a table: at most every 2 s
+        flush.maximaAt = Date.now();
+        state.maximaDirty = false;
+        renderMaxima();
+      }
+    } else if (state.route.name === 'device' && state.dirty.has(state.route.id)) {
+      updateDeviceLive();
+    }
+    state.dirty.clear();
+  }
+
+  // ---------- the critical banner ----------
+  function criticalOpen() {
+    return [...state.alerts.values()]
+      .filter((a) => a.state === 'open' && a.severity === 'critical')
+      .sort((a, b) => b.opened_ms - a.opened_ms);
+  }
+  function renderBanner() {
+    const list = criticalOpen();
+    const b = $('#banner');
+    if (list.length === 0) {
+      b.hidden = true;
+      stopAlarm();
+      return;
+    }
+    const a = list[0];
+    b.hidden = false;
+    b.dataset.alert = a.id;
+    $('#banner-title').textContent = 'CRITICAL · ' + a.kind.replace('_', ' ').toUpperCase() + ' · ' + a.device;
+    $('#banner-message').textContent = a.message;
+    $('#banner-more').textContent = list.length > 1 ? `(+${list.length - 1} more critical)` : '';
+    $('#banner-view').href = '#/alerts/' + a.id;
+    startAlarm();
+  }
+  async function acknowledge(id, comment) {
+    const a = await api(`/api/v1/alerts/${id}/ack`, { json: { by: operator(), comment: comment || 'acknowledged from the dashboard' } });
+    applyAlert(a);
+    schedule();
+    return a;
+  }
+
+  // An optional alarm tone (WebAudio, no file) while a critical alert is open, once the
+  // operator turned it on (browsers allow sound only after a click anyway).
+  let audio = null;
+  let alarmTimer = 0;
+  function startAlarm() {
+    if (localStorage.getItem('canary.sound') !== 'on' || alarmTimer) return;
+    const beep = () => {
+      try {
+        audio = audio || new AudioContext();
+        const o = audio.createOscillator();
+        const g = audio.createGain();
+        o.frequency.value = 880;
+        g.gain.value = 0.08;
+        o.connect(g).connect(audio.destination);
+        o.start();
+        o.stop(audio.currentTime + 0.25);
+      } catch (e) { /* no audio */ }
+    };
+    beep();
+    alarmTimer = setInterval(beep, 2000);
+  }
+  function stopAlarm() {
+    clearInterval(alarmTimer);
+    alarmTimer = 0;
+  }
+
+  function renderNavCount() {
+    const n = [...state.alerts.values()].filter((a) => a.state === 'open').length;
+    const c = $('#nav-alert-count');
+    c.hidden = n === 0;
+    c.textContent = n;
+  }
+
+  // ---------- sparklines ----------
+  function drawSpark(canvas, values, color) {
+    const w = canvas.clientWidth, hgt = canvas.clientHeight;
+    if (!w || !hgt) return;
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(hgt * dpr); }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, hgt);
+    if (!values || values.length < 2) return;
+    let lo = Infinity, hi = -Infinity;
+    for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    if (hi === lo) { hi += 1; lo -= 1; }
+    ctx.beginPath();
+    const n = Math.max(values.length, 10); // a short history fills the width, not a corner
+    values.forEach((v, i) => {
+      const x = ((i + n - values.length) / (n - 1)) * w;
+      const y = hgt - 2 - ((v - lo) / (hi - lo)) * (hgt - 4);
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.5;
+    ctx.stroke();
+  }
+  const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+  // ---------- overview ----------
+  function viewOverview(root) {
+    root.append(
+      h('div', { id: 'totals', class: 'totals' }),
+      h('section', { id: 'open-alerts-section' }, h('h2', { text: 'Open alerts' }), h('div', { id: 'open-alerts', class: 'alerts-list' })),
+      h('h2', { text: 'Devices' }),
+      h('div', { id: 'devices', class: 'grid', 'data-testid': 'device-list' }),
+      h('h2', { text: 'Highest readings recorded' }),
+      h('div', { id: 'maxima', class: 'panel table-wrap' }));
+    renderTotals();
+    renderOpenAlerts();
+    for (const id of [...state.devices.keys()].sort()) updateCard(id);
+    renderMaxima();
+  }
+
+  function renderTotals() {
+    const el = $('#totals');
+    if (!el) return;
+    const counts = { online: 0, stale: 0, offline: 0, never: 0 };
+    for (const d of state.devices.values()) counts[deviceStatus(d)]++;
+    const open = [...state.alerts.values()].filter((a) => a.state === 'open');
+    const crit = open.filter((a) => sevRank(a.severity) >= sevRank('high')).length;
+    const s = state.stats;
+    const tile = (n, l, cls) => h('div', { class: 'total ' + (cls || '') }, h('div', { class: 'n', text: n }), h('div', { class: 'l', text: l }));
+    el.replaceChildren(
+      tile(state.devices.size, 'devices'),
+      tile(counts.online, 'online', 'ok'),
+      tile(counts.stale, 'stale', counts.stale ? 'warn' : ''),
+      tile(counts.offline + counts.never, 'offline', counts.offline ? 'bad' : ''),
+      tile(open.length, 'open alerts', open.length ? 'bad' : 'ok'),
+      tile(crit, 'high / critical', crit ? 'bad' : ''),
+      tile(s ? Math.round(s.ingest_per_s * 10) / 10 : '—', 'readings / s'),
+      tile(s ? s.anomalies_last_hour : '—', 'anomalies, last hour'));
+  }
+
+  function alertRow(a, onclick) {
+    return h('a', { class: `alert-row sev-${a.severity}`, href: '#/alerts/' + a.id, 'data-alert': a.id, onclick },
+      h('span', { class: 'pills' }, h('span', { class: 'pill sev-' + a.severity, text: a.severity }), h('span', { class: 'pill state-' + a.state, text: a.state })),
+      h('span', { class: 'msg' }, h('strong', { text: a.device + ' ' }), a.message),
+      h('span', { class: 'when', text: fmtAgo(a.opened_ms) }));
+  }
+  function renderOpenAlerts() {
+    const el = $('#open-alerts');
+    if (!el) return;
+    const list = [...state.alerts.values()].filter((a) => a.state !== 'resolved')
+      .sort((a, b) => (a.state === 'open') - (b.state === 'open') || sevRank(a.severity) - sevRank(b.severity) || a.opened_ms - b.opened_ms)
+      .reverse();
+    el.replaceChildren(...(list.length ? list.slice(0, 20).map((a) => alertRow(a)) : [h('div', { class: 'panel muted', text: 'No open alerts.' })]));
+  }
+
+  function updateCard(id) {
+    const grid = $('#devices');
+    if (!grid) return;
+    const d = state.devices.get(id);
+    let card = grid.querySelector(`[data-device="${CSS.escape(id)}"]`);
+    if (!card) {
+      card = h('a', { class: 'card', href: '#/device/' + encodeURIComponent(id), 'data-device': id, 'data-testid': 'device-card' },
+        h('div', { class: 'head' }, h('span', { class: 'name' }), h('span', { class: 'pills' }, h('span', { class: 'pill status' }), h('span', { class: 'pill state' }))),
+        h('div', { class: 'where' }),
+        h('div', { class: 'metrics' }),
+        h('div', { class: 'seen' }));
+      // keep the grid sorted by id
+      const after = [...grid.children].find((c) => c.dataset.device > id);
+      grid.insertBefore(card, after || null);
+    }
+    const status = deviceStatus(d);
+    const st = deviceState(d);
+    card.dataset.status = status;
+    card.dataset.state = st;
+    $('.name', card).textContent = d.info.name || id;
+    $('.name', card).title = id;
+    const sp = $('.pill.status', card);
+    sp.className = 'pill status ' + status;
+    sp.textContent = status;
+    const stp = $('.pill.state', card);
+    stp.className = 'pill state ' + (st === 'normal' || st === 'anomaly' ? st : 'sev-' + st);
+    stp.textContent = st;
+    $('.where', card).textContent = [d.info.location, d.info.name ? id : ''].filter(Boolean).join(' · ') || d.info.kind || ' ';
+    const box = $('.metrics', card);
+    for (const m of Object.keys(d.latest).sort()) {
+      let row = box.querySelector(`[data-metric="${m}"]`);
+      if (!row) {
+        row = h('div', { class: 'metric-value', 'data-metric': m }, h('span', { class: 'v' }), h('span', { class: 'unit' }));
+        const spark = h('canvas', { class: 'spark', 'data-spark': m });
+        box.append(h('span', { class: 'metric-label', text: labelOf(m) }), spark, row);
+      }
+      const v = d.latest[m];
+      const text = fmtValue(v.value, m);
+      const vEl = $('.v', row);
+      if (vEl.textContent !== text) {
+        vEl.textContent = text;
+        row.classList.remove('flash');
+        void row.offsetWidth; // restart the animation
+        row.classList.add('flash');
+      }
+      $('.unit', row).textContent = state.metrics.get(m) && state.metrics.get(m).binary ? '' : unitOf(m);
+      row.classList.toggle('critical', v.flags.includes('critical'));
+      row.classList.toggle('warn', !v.flags.includes('critical') && (v.flags.includes('warn') || v.flags.includes('anomaly')));
+      row.title = `score ${v.score ?? '—'} ${v.flags.join(' ')}`;
+      drawSpark(box.querySelector(`[data-spark="${m}"]`), d.spark[m], v.flags.includes('critical') ? cssVar('--bad') : cssVar('--accent'));
+    }
+    $('.seen', card).textContent = 'last reading ' + fmtAgo(d.lastSeen);
+  }
+
+  function renderMaxima() {
+    const el = $('#maxima');
+    if (!el) return;
+    if (!state.maxima.length) { el.replaceChildren(h('div', { class: 'muted', text: 'Nothing recorded yet.' })); return; }
+    // The highest value per metric across the fleet first, then every device's.
+    const best = new Map();
+    for (const m of state.maxima) if (!best.has(m.metric) || best.get(m.metric).max < m.max) best.set(m.metric, m);
+    el.replaceChildren(h('table', {},
+      h('thead', {}, h('tr', {}, ['metric', 'highest', 'device', 'when', 'lowest'].map((t) => h('th', { text: t })))),
+      h('tbody', {}, [...best.values()].sort((a, b) => a.metric.localeCompare(b.metric)).map((m) =>
+        h('tr', {}, h('td', { text: labelOf(m.metric) }),
+          h('td', { class: 'num', text: fmtValue(m.max, m.metric) + ' ' + (m.unit || '') }),
+          h('td', {}, h('a', { href: '#/device/' + encodeURIComponent(m.device), text: m.device })),
+          h('td', { text: fmtTime(m.max_ts_ms) }),
+          h('td', { class: 'num', text: fmtValue(m.min, m.metric) + ' ' + (m.unit || '') }))))));
+  }
+
+  // ---------- device page ----------
+  const RANGES = { '15m': 900e3, '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3 };
+  let charts = [];
+  function destroyCharts() { charts.forEach((c) => c.plot && c.plot.destroy()); charts = []; }
+
+  function viewDevice(root, id) {
+    const d = device(id);
+    const range = state.route.range || '1h';
+    root.append(
+      h('div', { class: 'row' },
+        h('h1', {}, d.info.name || id, ' ', h('span', { class: 'muted small', text: d.info.name ? id : '' })),
+        h('span', { class: 'pills', id: 'device-pills' }),
+        h('span', { class: 'spacer' }),
+        h('span', { class: 'seg', id: 'ranges' }, Object.keys(RANGES).map((r) =>
+          h('button', { type: 'button', class: r === range ? 'on' : '', 'data-range': r, text: r,
+            onclick: () => { location.hash = `#/device/${encodeURIComponent(id)}/${r}`; } })))),
+      h('div', { class: 'muted', id: 'device-where' }),
+      h('h2', { text: 'History' }),
+      h('div', { class: 'charts', id: 'charts' }),
+      h('div', { class: 'split' },
+        h('section', {}, h('h2', { text: 'Alerts' }), h('div', { class: 'alerts-list', id: 'device-alerts' })),
+        h('section', {}, h('h2', { text: 'Commands' }), commandsPanel(id))),
+      h('h2', { text: 'Latest readings' }), h('div', { class: 'panel table-wrap', id: 'readings' }));
+    updateDeviceLive();
+    loadDeviceHistory(id, range);
+  }
+
+  function updateDeviceLive() {
+    const id = state.route.id;
+    const d = state.devices.get(id);
+    if (!d || !$('#device-pills')) return;
+    const status = deviceStatus(d), st = deviceState(d);
+    $('#device-pills').replaceChildren(h('span', { class: 'pill ' + status, text: status }),
+      h('span', { class: 'pill ' + (st === 'normal' || st === 'anomaly' ? st : 'sev-' + st), text: st }));
+    $('#device-where').textContent = [d.info.location, d.info.kind, 'last reading ' + fmtAgo(d.lastSeen)].filter(Boolean).join(' · ');
+    for (const c of charts) {
+      const v = d.latest[c.metric];
+      if (c.valueEl && v) c.valueEl.textContent = fmtValue(v.value, c.metric) + ' ' + unitOf(c.metric);
+    }
+    const now = Date.now();
+    if (!updateDeviceLive.last || now - updateDeviceLive.last > 5000) { // refresh charts at most every 5 s
+      updateDeviceLive.last = now;
+      if (updateDeviceLive.armed) loadDeviceHistory(id, state.route.range || '1h', true);
+    }
+    updateDeviceLive.armed = true;
+  }
+
+  async function loadDeviceHistory(id, range, refresh) {
+    const span = RANGES[range];
+    const to = Date.now() + state.serverOffsetMs;
+    const from = to - span;
+    const d = device(id);
+    const box = $('#charts');
+    if (!box) return;
+    let alerts = [];
+    try { alerts = (await api(`/api/v1/alerts?device=${encodeURIComponent(id)}&limit=200`)).alerts; } catch (e) { /* none shown */ }
+    if (!refresh) renderDeviceAlerts(alerts);
+    const metrics = Object.keys(d.latest).sort();
+    if (!metrics.length && !refresh) box.replaceChildren(h('div', { class: 'panel muted', text: 'No readings yet.' }));
+    const width = Math.max(200, Math.min(1200, Math.floor((box.clientWidth || 800) / (box.clientWidth > 1100 ? 2 : 1))));
+    const points = Math.min(1000, Math.max(60, Math.floor(width / 2)));
+    await Promise.all(metrics.map(async (m) => {
+      const fetchPoints = (n) => api(`/api/v1/devices/${encodeURIComponent(id)}/readings?metric=${m}&from=${Math.round(from)}&to=${Math.round(to)}&points=${n}`);
+      let r;
+      try {
+        r = await fetchPoints(points);
+        // Buckets finer than the device's reporting interval leave every other one empty and
+        // the line in pieces: ask again with buckets about as long as that interval.
+        const idx = r.points.map((p, i) => (p.count > 0 ? i : -1)).filter((i) => i >= 0);
+        if (idx.length > 1) {
+          const fill = idx.length / (idx[idx.length - 1] - idx[0] + 1);
+          if (fill < 0.8) r = await fetchPoints(Math.max(10, Math.floor(points * fill * 0.9)));
+        }
+      } catch (e) { return; }
+      if (!state.route || state.route.id !== id) return;
+      drawChart(box, m, r, alerts.filter((a) => a.metric === m || a.metric === 'device' || a.metric.startsWith('model:')), from, to);
+    }));
+    if (!refresh) loadReadingsTable(id);
+  }
+
+  function drawChart(box, metric, r, alerts, from, to) {
+    let c = charts.find((x) => x.metric === metric);
+    if (!c) {
+      const valueEl = h('span', { class: 'muted' });
+      const plotEl = h('div', { class: 'plot' });
+      const el = h('div', { class: 'panel chart', 'data-chart': metric }, h('h3', {}, h('span', { text: labelOf(metric) + ((r.unit || unitOf(metric)) ? ` (${r.unit || unitOf(metric)})` : '') }), valueEl), plotEl);
+      const after = [...box.children].find((x) => x.dataset.chart > metric); // in name order
+      box.insertBefore(el, after || null);
+      c = { metric, el, plotEl, valueEl, plot: null };
+      charts.push(c);
+    }
+    const xs = [], avg = [], lo = [], hi = [], anom = [];
+    for (const p of r.points) {
+      xs.push((p.from_ms + p.to_ms) / 2000);
+      avg.push(p.avg);
+      lo.push(p.min);
+      hi.push(p.max);
+      anom.push(p.anomalies > 0 ? p.max : null);
+    }
+    const lim = r.limits || {};
+    const lines = [['crit_high', '--bad'], ['warn_high', '--warn'], ['warn_low', '--warn'], ['crit_low', '--bad']].filter(([k]) => lim[k] !== null && lim[k] !== undefined);
+    const data = [xs, avg, lo, hi, anom];
+    const ink = cssVar('--ink'), grid = cssVar('--line'), accent = cssVar('--accent'), bad = cssVar('--bad');
+    const marks = alerts.filter((a) => a.opened_ms >= from && a.opened_ms <= to);
+    const filled = avg.filter((v) => v !== null).length;
+    const pad2 = (n) => String(n).padStart(2, '0');
+    const tick = (s) => {
+      const t = new Date(s * 1000);
+      const hm = pad2(t.getHours()) + ':' + pad2(t.getMinutes());
+      return to - from > 86400e3 ? `${t.toLocaleDateString([], { weekday: 'short' })} ${hm}` : hm;
+    };
+    const opts = {
+      width: Math.max(200, c.plotEl.clientWidth || 600),
+      height: 220,
+      scales: { x: { time: true, range: [from / 1000, to / 1000] },
+        y: { range: (u, mn, mx) => {
+          const vals = [mn, mx, ...lines.map(([k]) => lim[k])].filter((v) => v !== null && Number.isFinite(v));
+          let a = Math.min(...vals), b = Math.max(...vals);
+          if (a === b) { a -= 1; b += 1; }
+          const pad = (b - a) * 0.08;
+          return [a - pad, b + pad];
+        } } },
+      axes: [{ stroke: ink, grid: { stroke: grid }, values: (u, splits) => splits.map(tick) },
+        { stroke: ink, grid: { stroke: grid }, size: 60 }],
+      series: [{},
+        { label: 'avg', stroke: accent, width: 1.5, spanGaps: false, points: { show: filled < 80, size: 4, fill: accent } },
+        { label: 'min', stroke: 'transparent', points: { show: false } },
+        { label: 'max', stroke: 'transparent', points: { show: false } },
+        { label: 'anomaly', stroke: bad, width: 0, paths: () => null, points: { show: true, size: 7, fill: bad, stroke: bad } }],
+      bands: [{ series: [3, 2], fill: accent + '26' }],
+      legend: { show: true, live: true },
+      cursor: { points: { show: false } },
+      hooks: { draw: [(u) => {
+        const ctx = u.ctx;
+        ctx.save();
+        const { left, top, width, height } = u.bbox;
+        ctx.beginPath(); ctx.rect(left, top, width, height); ctx.clip();
+        for (const [k, color] of lines) { // thresholds
+          const y = u.valToPos(lim[k], 'y', true);
+          ctx.strokeStyle = cssVar(color);
+          ctx.setLineDash([6, 4]);
+          ctx.lineWidth = 1.5;
+          ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
+          ctx.setLineDash([]);
+          ctx.fillStyle = cssVar(color);
+          ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          ctx.textAlign = 'left';
+          ctx.textBaseline = 'bottom';
+          ctx.fillText(k.replace('_', ' ') + ' ' + lim[k], left + 4, y - 14 * devicePixelRatio < top ? y + 14 * devicePixelRatio : y - 4);
+        }
+        for (const a of marks) { // alerts on the time axis
+          const x = u.valToPos(a.opened_ms / 1000, 'x', true);
+          ctx.strokeStyle = cssVar('--sev-' + a.severity) || bad;
+          ctx.lineWidth = 2;
+          ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+          ctx.fillStyle = ctx.strokeStyle;
+          ctx.beginPath(); ctx.moveTo(x - 5, top); ctx.lineTo(x + 5, top); ctx.lineTo(x, top + 8); ctx.fill();
+        }
+        ctx.restore();
+      }] },
+    };
+    if (c.plot) c.plot.destroy();
+    c.plotEl.replaceChildren();
+    c.plot = new uPlot(opts, data, c.plotEl);
+    c.el.dataset.points = xs.filter((_, i) => avg[i] !== null).length;
+    const v = device(state.route.id).latest[metric];
+    if (v) c.valueEl.textContent = fmtValue(v.value, metric) + ' ' + unitOf(metric);
+  }
+
+  function renderDeviceAlerts(alerts) {
+    const el = $('#device-alerts');
+    if (!el) return;
+    el.replaceChildren(...(alerts.length ? alerts.slice(0, 10).map((a) => alertRow(a)) : [h('div', { class: 'panel muted', text: 'No alerts for this device.' })]));
+  }
+
+  async function loadReadingsTable(id) {
+    const el = $('#readings');
+    if (!el) return;
+    let r;
+    try { r = await api(`/api/v1/devices/${encodeURIComponent(id)}/readings?limit=20`); } catch (e) { el.textContent = e.message; return; }
+    // one row per reading, one column per metric: value, with its score and flags
+    const metrics = [...new Set(r.readings.flatMap((rd) => Object.keys(rd.values)))].sort();
+    const rows = r.readings.map((rd) => h('tr', {}, h('td', { text: fmtClock(rd.ts_ms) }), metrics.map((m) => {
+      const v = rd.values[m];
+      if (!v) return h('td', {});
+      const flags = (v.flags || []).filter((f) => f !== 'warmup');
+      return h('td', { class: 'num', title: `score ${v.score === null ? '—' : v.score.toFixed(3)}` + (v.flags.length ? ' · ' + v.flags.join(', ') : '') },
+        fmtValue(v.value, m), flags.map((f) => h('span', { class: 'flag ' + f, text: f })));
+    })));
+    el.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, h('th', { text: 'time' }), metrics.map((m) => h('th', { class: 'num', text: labelOf(m) + (unitOf(m) ? ` (${unitOf(m)})` : '') })))),
+      h('tbody', {}, rows)), h('p', { class: 'muted small', text: 'Hover a value for its anomaly score and flags.' }));
+  }
+
+  function commandsPanel(id) {
+    const send = async (command, st) => {
+      try {
+        const c = await api(`/api/v1/devices/${encodeURIComponent(id)}/commands`, { json: { command, state: st, by: operator() } });
+        toast(`${command} ${st}: ${c.status}`);
+      } catch (e) { toast(`${command} ${st}: ${e.message}`); }
+    };
+    const b = (label, command, st) => h('button', { type: 'button', class: 'btn ghost', text: label, onclick: () => { if (confirm(`Send "${command} ${st}" to ${id}?`)) send(command, st); } });
+    return h('div', { class: 'panel row' }, b('Buzzer on', 'buzzer', 'on'), b('Buzzer off', 'buzzer', 'off'), b('Close valve', 'valve', 'close'), b('Open valve', 'valve', 'open'),
+      h('span', { class: 'muted small', text: 'Sent over MQTT (needs mqtt.enabled).' }));
+  }
+
+  // ---------- alerts page ----------
+  const alertFilters = { state: '', severity: '', device: '', range: '7d' };
+  let alertList = [];
+  function viewAlerts(root, id) {
+    const sel = (name, options) => h('label', {}, name, h('select', { 'data-filter': name, onchange: (e) => { alertFilters[name] = e.target.value; loadAlertList(); } },
+      options.map(([v, t]) => h('option', { value: v, selected: alertFilters[name] === v, text: t }))));
+    root.append(
+      h('h1', { text: 'Alerts' }),
+      h('div', { class: 'filters' },
+        sel('state', [['', 'any'], ['open', 'open'], ['acknowledged', 'acknowledged'], ['resolved', 'resolved']]),
+        sel('severity', [['', 'any'], ...SEVERITIES.slice().reverse().map((s) => [s, s + (s === 'critical' ? '' : ' and above')])]),
+        sel('device', [['', 'any'], ...[...state.devices.keys()].sort().map((d) => [d, d])]),
+        sel('range', [['1h', 'last hour'], ['24h', 'last 24 h'], ['7d', 'last 7 days'], ['', 'all time']])),
+      h('div', { class: 'split' }, h('div', { id: 'alert-list', class: 'alerts-list' }), h('div', { id: 'alert-detail' })));
+    loadAlertList();
+    if (id) loadAlertDetail(id);
+    else $('#alert-detail').append(h('div', { class: 'panel muted', text: 'Pick an alert to see its timeline and act on it.' }));
+  }
+  async function loadAlertList() {
+    const q = new URLSearchParams({ limit: '200' });
+    for (const k of ['state', 'severity', 'device']) if (alertFilters[k]) q.set(k, alertFilters[k]);
+    if (alertFilters.range) q.set('from', '-' + alertFilters.range.replace('7d', '7d'));
+    try { alertList = (await api('/api/v1/alerts?' + q)).alerts; } catch (e) { toast(e.message); alertList = []; }
+    renderAlertList();
+  }
+  function renderAlertList() {
+    const el = $('#alert-list');
+    if (!el) return;
+    // live changes of listed alerts show at once; new ones appear on the next load
+    const list = alertList.map((a) => state.alerts.get(a.id) || a);
+    for (const a of state.alerts.values()) if (!list.find((x) => x.id === a.id) && matchesFilters(a)) list.unshift(a);
+    list.sort((a, b) => b.id - a.id);
+    el.replaceChildren(...(list.length ? list.map((a) => {
+      const row = alertRow(a);
+      if (state.route.id === a.id) row.classList.add('selected');
+      return row;
+    }) : [h('div', { class: 'panel muted', text: 'No alerts match.' })]));
+  }
+  function matchesFilters(a) {
+    if (alertFilters.state && a.state !== alertFilters.state) return false;
+    if (alertFilters.severity && sevRank(a.severity) < sevRank(alertFilters.severity)) return false;
+    if (alertFilters.device && a.device !== alertFilters.device) return false;
+    if (alertFilters.range && a.opened_ms < Date.now() - RANGES[alertFilters.range]) return false;
+    return true;
+  }
+
+  async function loadAlertDetail(id) {
+    const el = $('#alert-detail');
+    if (!el) return;
+    let a, notes = [];
+    try {
+      [a, notes] = await Promise.all([api('/api/v1/alerts/' + id),
+        api('/api/v1/notifications?alert=' + id + '&limit=200').then((r) => r.notifications).catch(() => [])]);
+    } catch (e) { el.replaceChildren(h('div', { class: 'panel', text: e.message })); return; }
+    if (state.alerts.has(a.id) || a.state !== 'resolved') applyAlert(Object.assign({}, a, { events: undefined }));
+    const items = (a.events || []).map((e) => ({ ts: e.ts_ms, cls: e.action, title: `${e.action} by ${e.actor}`, note: e.note }))
+      .concat(notes.map((n) => ({ ts: n.created_ms, cls: 'notification',
+        title: `${n.kind === 'all_clear' ? 'all-clear' : 'notified'} ${n.recipient} by ${n.channel} (${n.address}) — ${n.status}${n.attempts > 1 ? `, ${n.attempts} attempts` : ''}`,
+        note: n.last_error || '' })))
+      .sort((x, y) => x.ts - y.ts);
+    const comment = h('textarea', { rows: 2, placeholder: 'Comment (what you did, who is on the way)', id: 'alert-comment', style: null });
+    const by = h('input', { value: operator(), id: 'alert-by', size: 12, 'aria-label': 'your name' });
+    const act = async (action) => {
+      localStorage.setItem('canary.operator', by.value || 'operator');
+      try {
+        const r = await api(`/api/v1/alerts/${a.id}/${action}`, { json: { by: by.value || 'operator', comment: comment.value || undefined } });
+        applyAlert(r);
+        schedule();
+        toast(`Alert ${a.id} ${r.state}.`);
+        loadAlertDetail(a.id);
+      } catch (e) { toast(e.message); }
+    };
+    el.replaceChildren(h('div', { class: 'panel', 'data-alert-detail': a.id },
+      h('div', { class: 'row' }, h('span', { class: 'pill sev-' + a.severity, text: a.severity }), h('span', { class: 'pill state-' + a.state, id: 'alert-state', text: a.state }),
+        h('strong', { text: `#${a.id} ${a.kind.replace('_', ' ')}` }), h('a', { href: '#/device/' + encodeURIComponent(a.device), text: a.device })),
+      h('p', { text: a.message }),
+      a.explanation && a.explanation.description ? h('p', { class: 'explain', text: a.explanation.description }) : null,
+      a.explanation && a.explanation.action ? h('p', { class: 'explain action' }, h('strong', { text: 'What to do: ' }), a.explanation.action) : null,
+      h('p', { class: 'muted small', text: `value ${fmtValue(a.value, a.metric)} · peak ${fmtValue(a.peak, a.metric)} · limit ${fmtValue(a.limit, a.metric)} ${unitOf(a.metric)} · opened ${fmtTime(a.opened_ms)}` }),
+      a.state === 'resolved' ? null : h('div', { class: 'act' }, comment, h('div', { class: 'row' }, h('label', { class: 'muted small', for: 'alert-by', text: 'as' }), by,
+        h('button', { class: 'btn', type: 'button', id: 'alert-ack', disabled: a.state !== 'open', text: 'Acknowledge', onclick: () => act('ack') }),
+        h('button', { class: 'btn ghost', type: 'button', id: 'alert-resolve', text: 'Resolve', onclick: () => act('resolve') }))),
+      h('h2', { text: 'Timeline' }),
+      h('ul', { class: 'timeline' }, items.map((i) => h('li', { class: i.cls }, h('div', { class: 't', text: fmtTime(i.ts) }), h('div', { text: i.title }), i.note ? h('div', { class: 'muted small', text: i.note }) : null)))));
+    renderAlertList();
+  }
+
+  // ---------- pages still to come ----------
+  function viewPlaceholder(root, title, text, link) {
+    root.append(h('h1', { text: title }), h('div', { class: 'panel placeholder' }, h('p', { text }), link ? h('p', {}, h('a', { href: link[0], text: link[1] })) : null));
+  }
+  async function viewModels(root) {
+    root.append(h('h1', { text: 'Models' }));
+    const box = h('div', { class: 'panel table-wrap' }, 'Loading…');
+    root.append(box);
+    try {
+      const r = await api('/api/v1/models');
+      box.replaceChildren(r.models.length ? h('table', {},
+        h('thead', {}, h('tr', {}, ['name', 'type', 'applies to', 'threshold', 'devices', 'scored', 'above threshold'].map((t) => h('th', { text: t })))),
+        h('tbody', {}, r.models.map((m) => h('tr', {}, h('td', { text: m.name }), h('td', { text: m.type }), h('td', { text: m.applies_to.devices || m.applies_to.kind }),
+          h('td', { class: 'num', text: m.threshold }), h('td', { class: 'num', text: m.live.devices }), h('td', { class: 'num', text: m.live.readings_scored }),
+          h('td', { class: 'num', text: m.live.readings_above_threshold })))))
+        : h('p', { class: 'muted', text: 'No live models. `canary train` builds one; a [model.<name>] section makes canaryd score with it (docs/MODELS.md).' }));
+    } catch (e) { box.textContent = e.message; }
+  }
+  async function viewSecurity(root) {
+    root.append(h('h1', { text: 'Security events' }));
+    const box = h('div', { class: 'panel table-wrap' }, 'Loading…');
+    root.append(box);
+    try {
+      const r = await api('/api/v1/events?limit=100');
+      box.replaceChildren(r.events.length ? h('table', {},
+        h('thead', {}, h('tr', {}, ['time', 'category', 'kind', 'device', 'source', 'detail', 'count'].map((t) => h('th', { text: t })))),
+        h('tbody', {}, r.events.map((e) => h('tr', {}, h('td', { text: fmtTime(e.ts_ms) }), h('td', { text: e.category }), h('td', { text: e.kind }),
+          h('td', { text: e.device || '' }), h('td', { text: e.source || '' }), h('td', { text: e.detail || '' }), h('td', { class: 'num', text: e.count })))))
+        : h('p', { class: 'muted', text: 'No security or ingest events recorded.' }));
+    } catch (e) { box.textContent = e.message; }
+  }
+
+  // ---------- router ----------
+  function parseRoute() {
+    const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    if (parts[0] === 'device' && parts[1]) return { name: 'device', id: parts[1], range: RANGES[parts[2]] ? parts[2] : '1h' };
+    if (parts[0] === 'alerts') return { name: 'alerts', id: parts[1] ? Number(parts[1]) : null };
+    if (parts[0] === 'security') return { name: 'security' };
+    if (parts[0] === 'models') return { name: 'models' };
+    return { name: 'overview' };
+  }
+  function render() {
+    state.route = parseRoute();
+    $('#toast').hidden = true;
+    destroyCharts();
+    updateDeviceLive.armed = false;
+    const root = $('#view');
+    root.replaceChildren();
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === (state.route.name === 'device' ? 'overview' : state.route.name));
+    const r = state.route;
+    if (r.name === 'device') viewDevice(root, r.id);
+    else if (r.name === 'alerts') viewAlerts(root, r.id);
+    else if (r.name === 'security') viewSecurity(root);
+    else if (r.name === 'models') viewModels(root);
+    else viewOverview(root);
+    document.title = 'canary · ' + (r.name === 'device' ? r.id : r.name);
+  }
+
+  // ---------- theme, sound ----------
+  function applyTheme() {
+    const t = localStorage.getItem('canary.theme') || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light');
+    document.documentElement.dataset.theme = t;
+    $('#theme').textContent = t === 'dark' ? 'light' : 'dark';
+  }
+  $('#theme').addEventListener('click', () => {
+    localStorage.setItem('canary.theme', document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark');
+    applyTheme();
+    render();
+  });
+  const soundBtn = $('#sound');
+  const showSound = () => {
+    const on = localStorage.getItem('canary.sound') === 'on';
+    soundBtn.textContent = on ? 'sound on' : 'sound off';
+    soundBtn.setAttribute('aria-pressed', on);
+  };
+  soundBtn.addEventListener('click', () => {
+    localStorage.setItem('canary.sound', localStorage.getItem('canary.sound') === 'on' ? 'off' : 'on');
+    showSound();
+    stopAlarm();
+    renderBanner();
+  });
+  $('#banner-ack').addEventListener('click', async () => {
+    const id = Number($('#banner').dataset.alert);
+    const btn = $('#banner-ack');
+    btn.disabled = true;
+    try { await acknowledge(id); toast(`Alert ${id} acknowledged by ${operator()}.`); } catch (e) { toast(e.message); }
+    btn.disabled = false;
+  });
+
+  // Statuses age without new data (online → stale → offline): re-evaluate them every 5 s.
+  setInterval(() => {
+    if (state.route.name === 'overview') { for (const id of state.devices.keys()) state.dirty.add(id); renderTotals(); schedule(); }
+  }, 5000);
+  setInterval(loadStats, 10000);
+  setInterval(loadMaxima, 60000);
+
+  applyTheme();
+  showSound();
+  window.addEventListener('hashchange', render);
+  state.route = parseRoute();
+  connect(); // first, so nothing committed while the page loads is missed
+  loadAll().then(() => { render(); renderBanner(); renderNavCount(); })
+    .catch((e) => { $('#view').replaceChildren(h('div', { class: 'panel', text: 'Cannot reach canaryd: ' + e.message })); setTimeout(() => location.reload(), 5000); });
+})();
