@@ -34,6 +34,12 @@ bench_packages=(
     python3-xgboost                       # the gas classifier's peer: scikit-learn's stack
 )
 
+# node and npm: the dashboard's build (uPlot through npm ci) and its browser tests
+# (playwright-core). Debian's packages only when no node is installed: a newer one is fine.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+fi
+
 case "${1:-}" in
     "") ;;
     --bench) packages+=("${bench_packages[@]}") ;;
