@@ -13,7 +13,8 @@
  *    against an EWMA level and an EWMA of absolute deviations (updated with residuals clipped
  *    at a few scales, outliers not at all; raw 1 for a value far beyond the range seen;
  *    also against its hour of the day's level and scale once two weeks of timestamps show
- *    that hour's spread is narrower than the overall one, the larger raw score counting), and
+ *    that hour's spread is narrower than the overall one, the larger raw score counting; in
+ *    the second week, the young profile's view with a likelihood of its own), and
  *    on top the anomaly likelihood (Ahmad et al. 2017): the mean of the last LIK_SHORT raw
  *    scores against its long-run mean and variance, score = q / (q + 5) with q the
  *    -log10 of its Gaussian tail probability — in [0,1), never stuck at 1, 0.5 at a tail of
@@ -102,6 +103,7 @@ struct robust_state {
     double smooth_scale;         /* ... and EWMA of its |clipped distance| from the level */
     struct likelihood_state lik; /* of the value's raw score */
     struct likelihood_state slow_lik; /* of the slow view's raw score */
+    struct likelihood_state hour_lik; /* of the young hour profile's raw score */
     uint32_t since_onset;             /* readings since the last episode's onset */
     float likely;                     /* the last likelihood score, before the episode cap */
     bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */

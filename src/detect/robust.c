@@ -20,7 +20,9 @@
  *    a signal switching between two levels (on/off, a square wave) has two normals.
  *    With timestamps, each hour of the day keeps its own level and scale (hour_context()),
  *    and after two weeks a value is also judged against its hour where that is the narrower
- *    view: its raw score is then the larger of the two.
+ *    view: its raw score is then the larger of the two. In the second week the profile is
+ *    young (each hour rests on a few days): its view of x is a third raw score, with a
+ *    likelihood of its own (stage 2) that learns how noisy the young profile is.
  *
  * 2. The anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised real-time
  *    anomaly detection for streaming data", Neurocomputing 262, section 4.3; nupic's
@@ -40,8 +42,9 @@
  *    autocorrelated series an average's spread is not sigma / sqrt(LIK_SHORT)), raw =
  *    1 - 2^(-z / z_half), and its likelihood is at most the significance of z itself (an
  *    average is nearly Gaussian; the likelihood alone, averaging averages, would take a
- *    white-noise wander for a tail event). The score is the larger of the two likelihoods:
- *    the value's catches spikes and bursts, the slow view's sustained drifts and shifts.
+ *    white-noise wander for a tail event). The score is the largest of the likelihoods:
+ *    the value's catches spikes and bursts, the slow view's sustained drifts and shifts, the
+ *    young profile's departures from a daily rhythm before two weeks of history.
  *
  * The long-run distribution starts from a prior of LIK_PRIOR values at the floors, so the
  * likelihood scores from the first value after warm-up and learns fast (weights
@@ -76,6 +79,7 @@
 
 #define HOUR_MS       3600000LL
 #define HOUR_AFTER_MS (14 * 24 * HOUR_MS) /* two weeks of history before the profile */
+#define HOUR_YOUNG_MS (7 * 24 * HOUR_MS)  /* one week: the young profile's own likelihood */
 #define HOUR_ALPHA    0.05 /* an hour's profile remembers its last ~20 values, or a day */
 
 _Static_assert(sizeof(((struct likelihood_state *)0)->recent) / sizeof(float) == LIK_SHORT,
@@ -106,14 +110,18 @@ static double residual(double x, double level)
  * with two weeks of timestamps behind it is judged against the profile of its hour of the
  * day (UTC) when that hour's spread is narrower than the overall one (sigma) — a daily
  * rhythm then is normal, and a departure from it unusual even within the overall range.
+ * Between one and two weeks the profile is young: x's raw score against its hour (whatever
+ * the hour's spread) is left in *young_raw, for a likelihood of its own that learns how
+ * surprising the young profile routinely is; *young_raw is -1 at any other time.
  * Then the profile learns x: each hour keeps an EWMA of its values and of their absolute
  * deviations (clipped at CLIP_SIGMAS), weighted so that it remembers the longer of its last
  * 1 / HOUR_ALPHA values and one day of them (at one value a second, 3600 values make an
  * hour: the weight is then 1 / values per hour, estimated from the series' own rate; 1/n at
  * first). */
 static double hour_context(struct robust_state *s, const struct detect_params *p, double floor,
-                           double sigma, double x, int64_t ts_ms, double raw)
+                           double sigma, double x, int64_t ts_ms, double raw, double *young_raw)
 {
+    *young_raw = -1;
     if (ts_ms <= 0)
         return raw;
     if (s->first_ts_ms == 0)
@@ -131,6 +139,8 @@ static double hour_context(struct robust_state *s, const struct detect_params *p
     int64_t span_ms = ts_ms - s->first_ts_ms;
     if (span_ms >= HOUR_AFTER_MS && hs < sigma)
         raw = raw_of(fabs(residual(x, s->hour_level[h])) / hs, p);
+    else if (span_ms >= HOUR_YOUNG_MS && span_ms < HOUR_AFTER_MS)
+        *young_raw = raw_of(fabs(residual(x, s->hour_level[h])) / hs, p);
 
     double per_hour = span_ms > 0 ? (double)s->n * (double)HOUR_MS / (double)span_ms : 0;
     double a = HOUR_ALPHA;
@@ -221,29 +231,35 @@ static double significance(double z)
     return q / (q + LIK_Q_HALF);
 }
 
-/* Feeds the raw scores of the value and of the slow view (z_slow: the slow view's distance
- * from the level in its own spread) to their likelihoods; returns the reported
- * (episode-capped) score, the larger of the two, and leaves the uncapped one in s->likely.
- * Each likelihood is calibrated by its own history, so either can speak: the value's for
- * what one value or a burst shows, the slow view's for a sustained shift hiding in the noise
- * of single values. The slow view's is at most the significance of z_slow itself: an
- * average of ~LIK_SHORT values is nearly Gaussian, and its likelihood (whose short-term mean
- * then averages averages) would otherwise mistake a white-noise wander for a tail event. */
+/* Feeds the raw scores of the value, of the slow view (z_slow: the slow view's distance
+ * from the level in its own spread) and of the young hour profile (young_raw, < 0: none) to
+ * their likelihoods; returns the reported (episode-capped) score, the largest of them, and
+ * leaves the uncapped one in s->likely. Each likelihood is calibrated by its own history, so
+ * any can speak: the value's for what one value or a burst shows, the slow view's for a
+ * sustained shift hiding in the noise of single values, the young profile's for a departure
+ * from the daily rhythm before two weeks have made the profile part of the value's raw
+ * score. The slow view's is at most the significance of z_slow itself: an average of
+ * ~LIK_SHORT values is nearly Gaussian, and its likelihood (whose short-term mean then
+ * averages averages) would otherwise mistake a white-noise wander for a tail event. */
 static double likelihood(struct robust_state *s, const struct detect_params *p, double raw,
-                         double slow_raw, double z_slow, bool learn)
+                         double slow_raw, double z_slow, double young_raw, bool learn)
 {
-    double usual;
+    double usual, young_usual = 1;
     double score = likelihood_of(&s->lik, raw, learn, &usual);
     double slow = likelihood_of(&s->slow_lik, slow_raw, learn, NULL);
     score = fmax(score, fmin(slow, significance(z_slow)));
+    if (young_raw >= 0)
+        score = fmax(score, likelihood_of(&s->hour_lik, young_raw, learn, &young_usual));
     if (s->since_onset < UINT32_MAX)
         s->since_onset++;
 
     bool was = s->likely >= p->anomaly_threshold;
     s->likely = (float)score;
-    /* The flag marks the readings of an episode that feed it, not the usual ones after a
-     * lone spike that keep the short-term mean up until the spike leaves it. */
-    s->anomalous = score >= p->anomaly_threshold && raw > usual;
+    /* The flag marks the readings of an episode that feed it (unusual for their regime, or
+     * for their hour while the profile is young), not the usual ones after a lone spike that
+     * keep the short-term mean up until the spike leaves it. */
+    s->anomalous = score >= p->anomaly_threshold &&
+                   (raw > usual || (young_raw >= 0 && young_raw > young_usual));
     if (score >= p->anomaly_threshold) {
         if (was || s->since_onset < EPISODE_READINGS)
             score = fmin(score, EPISODE_CAP * p->anomaly_threshold);
@@ -281,7 +297,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         double smooth, z_slow;
         double slow_raw = slow_raw_of(s, p, floor, x, &smooth, &z_slow);
         return likelihood(s, p, raw_of(fmin(z, alt_z_of(s, p, floor, x, NULL)), p), slow_raw,
-                          z_slow, false);
+                          z_slow, -1, false);
     }
     s->n++;
     if (s->n == 1) {
@@ -318,7 +334,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
             z = alt_z;
         }
     }
-    double raw = 0, score = 0;
+    double raw = 0, score = 0, young_raw = -1;
     if (!*warm) {
         /* The spread a single level would see: with two regimes, theirs and their distance.
          * Where the hour is the narrower view, a value is usual only if it is usual both for
@@ -326,7 +342,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
          * what the other lets through. */
         double overall = s->alt_scale >= 0 ? hypot(sigma, (s->level - s->alt_level) / 2) : sigma;
         raw = raw_of(z, p);
-        raw = fmax(raw, hour_context(s, p, floor, overall, x, ts_ms, raw));
+        raw = fmax(raw, hour_context(s, p, floor, overall, x, ts_ms, raw, &young_raw));
         double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
         if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
             raw = 1;
@@ -347,7 +363,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     s->smooth_scale +=
         (1.0 / s->n > p->scale_alpha ? 1.0 / s->n : p->scale_alpha) * (slow_r - s->smooth_scale);
     if (!*warm)
-        score = likelihood(s, p, raw, slow_raw, z_slow, true);
+        score = likelihood(s, p, raw, slow_raw, z_slow, young_raw, true);
 
     if (raw >= OUTLIER_RAW) {
         /* An outlier teaches level and scale nothing: learning from it (even clipped) grows

@@ -637,6 +637,41 @@ static double daily(int64_t ts_ms, struct test_rng *g)
     return (hour >= 8 && hour < 20 ? 40 : 20) + 0.5 * test_rng_gauss(g);
 }
 
+/* Between one and two weeks the hour profile is young: its view has a likelihood of its own.
+ * The same daily rhythm: the routine edges of days 8 to 10 are not anomalies, and on day 10
+ * a day that stays at the night's value is flagged within its first two hours, although its
+ * regime (night) explains every value and the profile is not yet part of the raw score. */
+static void test_robust_young_hour_profile(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct robust_state r = {0};
+    struct test_rng g = {1789};
+    const int64_t step = 300000, day = 86400000;
+    int64_t ts = 1700006400000LL; /* 2023-11-15 00:00 UTC */
+    int64_t start = ts;
+    bool warm;
+    int flagged_young = 0;
+    for (; ts < start + 10 * day + 8 * 3600000LL; ts += step) { /* up to day 10, 08:00 */
+        robust_update(&r, &p, 0.01, daily(ts, &g), ts, true, &warm);
+        if (ts >= start + 8 * day)
+            flagged_young += r.anomalous;
+    }
+    print_message("young profile: %d values of days 8-10 flagged, %u raw scores in its "
+                  "likelihood\n",
+                  flagged_young, r.hour_lik.scored);
+    assert_int_equal(flagged_young, 0);
+    assert_true(r.hour_lik.scored > 0);
+    int first = -1;
+    for (int i = 0; i < 24 && first < 0; i++, ts += step) {
+        double sc = robust_update(&r, &p, 0.01, 20 + 0.5 * test_rng_gauss(&g), ts, true, &warm);
+        if (r.anomalous && sc >= p.anomaly_threshold)
+            first = i;
+    }
+    print_message("young profile: a day at the night's value flagged on its value %d\n", first + 1);
+    assert_true(first >= 0);
+}
+
 static void test_robust_hour_of_day_profile(void **state)
 {
     (void)state;
@@ -1036,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_robust_two_level_signal),
         cmocka_unit_test(test_robust_alarm_values_not_learned),
         cmocka_unit_test(test_robust_hour_of_day_profile),
+        cmocka_unit_test(test_robust_young_hour_profile),
         cmocka_unit_test(test_robust_score_bounds_huge_values),
         cmocka_unit_test(test_robust_score_never_nan_at_double_range),
         cmocka_unit_test(test_rate_nan_until_half_window),
