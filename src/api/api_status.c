@@ -8,9 +8,11 @@
  *   GET /                where to look */
 #include "api/api.h"
 
+
 #include "core/clock.h"
 #include "core/metric.h"
 #include "mqtt/mqtt.h"
+#include "verify/auth.h"
 
 #include <math.h>
 #include <string.h>
@@ -120,6 +122,18 @@ enum MHD_Result api_stats(struct request *req)
                {"published", ms.published}};
     for (size_t i = 0; i < sizeof mqc / sizeof mqc[0]; i++)
         cJSON_AddNumberToObject(mq, mqc[i].name, (double)mqc[i].v);
+    struct auth_stats as;
+    auth_stats(pipeline_auth(req->api->pipeline), &as);
+    cJSON *sec = cJSON_AddObjectToObject(o, "security");
+    cJSON_AddStringToObject(sec, "unsigned_policy", req->api->cfg->security.unsigned_policy);
+    cJSON_AddNumberToObject(sec, "signed_accepted", (double)as.signed_ok);
+    cJSON_AddNumberToObject(sec, "bearer_accepted", (double)as.bearer_ok);
+    cJSON_AddNumberToObject(sec, "unsigned_accepted", (double)as.unsigned_ok);
+    cJSON_AddNumberToObject(sec, "unsigned_flagged", (double)as.unsigned_flagged);
+    cJSON_AddNumberToObject(sec, "rejected", (double)as.rejected);
+    cJSON_AddNumberToObject(sec, "devices_with_credentials", (double)as.devices);
+    cJSON_AddNumberToObject(sec, "credentials", (double)as.keys);
+    cJSON_AddNumberToObject(sec, "credentials_unreadable", (double)as.unreadable);
     cJSON *store = cJSON_AddObjectToObject(o, "store");
     cJSON_AddNumberToObject(store, "bytes", (double)st.db_bytes);
     cJSON_AddNumberToObject(store, "chunks", (double)st.chunks);

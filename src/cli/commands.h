@@ -27,4 +27,7 @@ int cmd_replay(int argc, char **argv);
  * settings (notify_cmd.c). */
 int cmd_notify(int argc, char **argv);
 
+/* canary device: device credentials through canaryd's REST API (device.c). */
+int cmd_device(int argc, char **argv);
+
 #endif

@@ -18,6 +18,7 @@ static const struct subcommand subcommands[] = {
     {"eval", cmd_eval, "evaluate a model on labelled data: ROC AUC, precision, recall, plots"},
     {"replay", cmd_replay, "score a CSV file (or a directory) with canaryd's live detectors"},
     {"notify", cmd_notify, "send a test message over an alert channel (notify test)"},
+    {"device", cmd_device, "provision devices: add, list, show, rotate-key, revoke"},
 
 };
 

@@ -59,6 +59,7 @@ struct sim_options {
     bool batch_wait_given;
     unsigned connections;  /* --connections; 0 = min(devices, 64) */
     bool register_devices; /* --register */
+    const char *sign_path; /* --sign FILE: "<device> <key>" lines; readings sent as JWS */
     /* MQTT */
     char broker_host[SIM_HOST_MAX + 1]; /* --broker HOST:PORT */
     unsigned broker_port;

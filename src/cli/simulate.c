@@ -101,6 +101,9 @@ static void usage(FILE *out)
             "                         reading has waited MS milliseconds (default 100)\n"
             "  --connections C        kept-alive connections, which is also the most requests\n"
             "                         in flight (default min(devices, 64), at most %u)\n"
+            "  --sign FILE            sign every reading as a JWS (HS256, kid = device id) with\n"
+            "                         the device's key from FILE: lines \"<device> <key>\", as\n"
+            "                         `canary device add --keys-out FILE` writes them\n"
             "  --register             after a device's first accepted reading, PATCH\n"
             "                         <url>/api/v1/devices/<id> with its name, location, kind\n"
             "\n"
@@ -250,7 +253,7 @@ static int set_string(const char **field, const char *val)
 
 /* Options that belong to one transport; naming one with the other is a usage error.
  * --register works with both; --url too, but with mqtt only for --register (finish_options). */
-static const char *const http_only[] = {"--batch", "--batch-wait", "--connections"};
+static const char *const http_only[] = {"--batch", "--batch-wait", "--connections", "--sign"};
 static const char *const mqtt_only[] = {"--broker",   "--qos",      "--mqtt-connections",
                                         "--username", "--password", "--topic-prefix"};
 
@@ -345,6 +348,8 @@ static int apply_option(struct sim_options *o, const char *name, const char *val
     }
     if (!strcmp(name, "--connections"))
         return parse_unsigned(name, val, 1, SIM_MAX_CONNS, &o->connections);
+    if (!strcmp(name, "--sign"))
+        return set_string(&o->sign_path, val);
     if (!strcmp(name, "--drain"))
         return parse_double(name, val, 0, 3600, false, &o->drain_s);
     return bad_usage("unknown option '%s'", name);
@@ -356,7 +361,7 @@ static bool takes_value(const char *name)
         "--devices",          "--rate",  "--duration",   "--seed",        "--url",
         "--prefix",           "--truth", "--scenario",   "--scenario-at", "--scenario-length",
         "--scenario-devices", "--batch", "--batch-wait", "--connections", "--drain",
-        "--transport"};
+        "--transport",        "--sign"};
     return in_list(name, names, sizeof names / sizeof names[0]) != NULL ||
            in_list(name, mqtt_only, sizeof mqtt_only / sizeof mqtt_only[0]) != NULL;
 }
@@ -374,6 +379,8 @@ static int finish_options(struct sim_options *o, const struct given *g)
     if (o->scenario == SIM_SCENARIO_NONE && o->scenario_opts)
         return bad_usage("--scenario-at, --scenario-length and --scenario-devices need "
                          "--scenario gas-leak, fire or sensor-fault");
+    if (o->sign_path != NULL && o->batch != 1)
+        return bad_usage("--sign sends each reading as its own JWS: drop --batch");
     if (o->batch_wait_given && o->batch < 2)
         return bad_usage("--batch-wait needs --batch 2 or more");
     if (o->scenario_at_s < 0)

@@ -1,0 +1,371 @@
+/* device.c — `canary device add|list|show|rotate-key|revoke`: provisioning device
+ * credentials through canaryd's REST API (docs/SECURITY.md).
+ *
+ * Every call goes to canaryd (never to the database), with the admin token from
+ * $CANARY_API_ADMIN_TOKEN or --admin-token-file (a flag value would show in `ps`). A new key
+ * or token is printed once, on stdout, as "key: <43 characters>" or "token: cnt_..."; with
+ * --keys-out FILE it is also appended to FILE (created with mode 0600) as "<device> <key>",
+ * the format `canary simulate --sign` reads. Nothing here logs or stores a secret
+ * otherwise. */
+#include "cli/commands.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct dev_opts {
+    const char *url;
+    const char *token_file;
+    const char *keys_out;
+    const char *name, *location;
+    bool token;      /* a bearer token instead of an HMAC key */
+    long overlap_s;  /* rotate-key: -1 = canaryd's default */
+    char admin[256]; /* the admin token */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: canary device <command> [options]\n"
+            "\n"
+            "  add ID [--name N] [--location L] [--token] [--keys-out FILE]\n"
+            "                    register device ID (if new) and give it a key (or, with --token,\n"
+            "                    an HTTP bearer token); the secret is printed once\n"
+            "  list              devices and their credentials\n"
+            "  show ID           one device's credentials (versions and states, no secrets)\n"
+            "  rotate-key ID [--overlap S] [--token] [--keys-out FILE]\n"
+            "                    a new key; the old one stays valid S seconds (default\n"
+            "                    security.key_overlap_s)\n"
+            "  revoke ID         revoke every credential of ID: its messages are refused\n"
+            "\n"
+            "options:\n"
+            "  --url URL               canaryd's base URL (default http://127.0.0.1:8080)\n"
+            "  --admin-token-file F    file holding api.admin_token (default:\n"
+            "                          $CANARY_API_ADMIN_TOKEN)\n");
+}
+
+struct buffer {
+    char *data;
+    size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+    struct buffer *b = arg;
+    size_t add = size * n;
+    char *grown = realloc(b->data, b->len + add + 1);
+    if (grown == NULL)
+        return 0;
+    b->data = grown;
+    memcpy(b->data + b->len, p, add);
+    b->len += add;
+    b->data[b->len] = '\0';
+    return add;
+}
+
+/* One request. Returns the parsed answer (NULL when not JSON) and *status (0 when canaryd
+ * could not be reached, with a message on stderr). */
+static cJSON *call(const struct dev_opts *o, const char *method, const char *path, const char *body,
+                   long *status)
+{
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return NULL;
+    char url[1024], auth[300];
+    snprintf(url, sizeof url, "%s%s", o->url, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->admin);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (o->admin[0] != '\0')
+        h = curl_slist_append(h, auth);
+    struct buffer b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body != NULL)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl_easy_perform(c);
+    *status = 0;
+    if (rc != CURLE_OK)
+        fprintf(stderr, "canary device: %s: %s\n", url, curl_easy_strerror(rc));
+    else
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    memset(auth, 0, sizeof auth);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    cJSON *j = b.data != NULL ? cJSON_Parse(b.data) : NULL;
+    free(b.data);
+    return j;
+}
+
+/* Prints canaryd's error answer. Returns 1. */
+static int fail(const char *what, long status, const cJSON *j)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    if (status != 0)
+        fprintf(stderr, "canary device: %s: canaryd answered %ld %s: %s\n", what, status,
+                cJSON_IsString(code) ? code->valuestring : "",
+                cJSON_IsString(m) ? m->valuestring : "(no message)");
+    return 1;
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int write_keys_out(const char *path, const char *device, const char *secret)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "canary device: --keys-out %s: cannot open it\n", path);
+        return 1;
+    }
+    char line[300];
+    int n = snprintf(line, sizeof line, "%s %s\n", device, secret);
+    bool ok = n > 0 && write(fd, line, (size_t)n) == n;
+    memset(line, 0, sizeof line);
+    close(fd);
+    if (!ok)
+        fprintf(stderr, "canary device: --keys-out %s: write failed\n", path);
+    return ok ? 0 : 1;
+}
+
+/* POST /devices/{id}/keys and print the secret. */
+static int new_key(const struct dev_opts *o, const char *id, bool rotation)
+{
+    char path[300], body[128];
+    snprintf(path, sizeof path, "/api/v1/devices/%s/keys", id);
+    if (o->overlap_s >= 0)
+        snprintf(body, sizeof body, "{\"kind\":\"%s\",\"overlap_s\":%ld}",
+                 o->token ? "token" : "hmac", o->overlap_s);
+    else
+        snprintf(body, sizeof body, "{\"kind\":\"%s\"}", o->token ? "token" : "hmac");
+    long status;
+    cJSON *j = call(o, "POST", path, body, &status);
+    if (status != 201) {
+        int rc = fail(rotation ? "rotate-key" : "add (key)", status, j);
+        cJSON_Delete(j);
+        return rc;
+    }
+    const char *secret = str(j, o->token ? "token" : "key");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+    const cJSON *until = cJSON_GetObjectItemCaseSensitive(j, "previous_valid_until_ms");
+    printf("device %s: %s version %d%s\n", id, o->token ? "token" : "key",
+           cJSON_IsNumber(v) ? v->valueint : 0,
+           cJSON_IsNumber(until) ? " (the previous one stays valid during the overlap)" : "");
+    printf("%s: %s\n", o->token ? "token" : "key", secret);
+    fprintf(stderr, "This secret is shown once: put it on the device now.\n");
+    int rc = o->keys_out != NULL ? write_keys_out(o->keys_out, id, secret) : 0;
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int cmd_add(const struct dev_opts *o, const char *id)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "id", id);
+    if (o->name != NULL)
+        cJSON_AddStringToObject(req, "name", o->name);
+    if (o->location != NULL)
+        cJSON_AddStringToObject(req, "location", o->location);
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    long status;
+    cJSON *j = call(o, "POST", "/api/v1/devices", body, &status);
+    free(body);
+    if (status != 201 && status != 409) {
+        int rc = fail("add", status, j);
+        cJSON_Delete(j);
+        return rc;
+    }
+    cJSON_Delete(j);
+    if (status == 409)
+        fprintf(stderr, "canary device: %s is already registered; giving it a new credential\n",
+                id);
+    return new_key(o, id, false);
+}
+
+static void print_keys(const cJSON *keys)
+{
+    const cJSON *k;
+    cJSON_ArrayForEach(k, keys)
+    {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(k, "version");
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(k, "expires_ms");
+        printf("  %-5s v%-3d %-8s", str(k, "kind"), cJSON_IsNumber(v) ? v->valueint : 0,
+               str(k, "state"));
+        if (cJSON_IsNumber(exp))
+            printf(" valid until %.0f (Unix ms)", exp->valuedouble);
+        printf("\n");
+    }
+}
+
+static int cmd_show(const struct dev_opts *o, const char *id)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/api/v1/devices/%s/keys", id);
+    long status;
+    cJSON *j = call(o, "GET", path, NULL, &status);
+    if (status != 200) {
+        int rc = fail("show", status, j);
+        cJSON_Delete(j);
+        return rc;
+    }
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(j, "keys");
+    printf("%s: %d credential%s\n", id, cJSON_GetArraySize(keys),
+           cJSON_GetArraySize(keys) == 1 ? "" : "s");
+    print_keys(keys);
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int cmd_list(const struct dev_opts *o)
+{
+    long status;
+    cJSON *j = call(o, "GET", "/api/v1/devices?limit=1000", NULL, &status);
+    if (status != 200) {
+        int rc = fail("list", status, j);
+        cJSON_Delete(j);
+        return rc;
+    }
+    const cJSON *devices = cJSON_GetObjectItemCaseSensitive(j, "devices");
+    if (!cJSON_IsArray(devices))
+        devices = j;
+    const cJSON *d;
+    int rc = 0;
+    cJSON_ArrayForEach(d, devices)
+    {
+        const char *id = str(d, "id");
+        if (id[0] != '\0' && cmd_show(o, id) != 0)
+            rc = 1;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int cmd_revoke(const struct dev_opts *o, const char *id)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/api/v1/devices/%s/revoke", id);
+    long status;
+    cJSON *j = call(o, "POST", path, "{}", &status);
+    if (status != 200) {
+        int rc = fail("revoke", status, j);
+        cJSON_Delete(j);
+        return rc;
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "revoked");
+    printf("device %s: %d credential%s revoked\n", id, cJSON_IsNumber(n) ? n->valueint : 0,
+           cJSON_IsNumber(n) && n->valueint == 1 ? "" : "s");
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int read_admin_token(struct dev_opts *o)
+{
+    if (o->token_file != NULL) {
+        FILE *fp = fopen(o->token_file, "r");
+        if (fp == NULL || fgets(o->admin, sizeof o->admin, fp) == NULL) {
+            fprintf(stderr, "canary device: cannot read --admin-token-file %s\n", o->token_file);
+            if (fp != NULL)
+                fclose(fp);
+            return 2;
+        }
+        fclose(fp);
+        o->admin[strcspn(o->admin, "\r\n")] = '\0';
+    } else if (getenv("CANARY_API_ADMIN_TOKEN") != NULL) {
+        snprintf(o->admin, sizeof o->admin, "%s", getenv("CANARY_API_ADMIN_TOKEN"));
+    }
+    return 0;
+}
+
+int cmd_device(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    struct dev_opts o = {.url = "http://127.0.0.1:8080", .overlap_s = -1};
+    const char *id = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--token")) {
+            o.token = true;
+            continue;
+        }
+        if (a[0] != '-') {
+            if (id != NULL) {
+                fprintf(stderr, "canary device: unexpected argument '%s'\n", a);
+                return 2;
+            }
+            id = a;
+            continue;
+        }
+        if (val == NULL) {
+            fprintf(stderr, "canary device: %s needs a value (or is unknown)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--url"))
+            o.url = val;
+        else if (!strcmp(a, "--admin-token-file"))
+            o.token_file = val;
+        else if (!strcmp(a, "--keys-out"))
+            o.keys_out = val;
+        else if (!strcmp(a, "--name"))
+            o.name = val;
+        else if (!strcmp(a, "--location"))
+            o.location = val;
+        else if (!strcmp(a, "--overlap")) {
+            char *end;
+            o.overlap_s = strtol(val, &end, 10);
+            if (*end != '\0' || o.overlap_s < 0 || o.overlap_s > 31536000) {
+                fprintf(stderr, "canary device: --overlap takes seconds, 0 to 31536000\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "canary device: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    int rc = read_admin_token(&o);
+    if (rc != 0)
+        return rc;
+    bool needs_id = strcmp(sub, "list") != 0;
+    if (needs_id && id == NULL) {
+        fprintf(stderr, "canary device %s: which device? (canary device --help)\n", sub);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!strcmp(sub, "add"))
+        rc = cmd_add(&o, id);
+    else if (!strcmp(sub, "rotate-key"))
+        rc = new_key(&o, id, true);
+    else if (!strcmp(sub, "show"))
+        rc = cmd_show(&o, id);
+    else if (!strcmp(sub, "list"))
+        rc = cmd_list(&o);
+    else if (!strcmp(sub, "revoke"))
+        rc = cmd_revoke(&o, id);
+    else {
+        fprintf(stderr, "canary device: unknown command '%s'\n\n", sub);
+        usage(stderr);
+        rc = 2;
+    }
+    memset(o.admin, 0, sizeof o.admin);
+    curl_global_cleanup();
+    return rc;
+}
