@@ -111,7 +111,7 @@
     metrics: new Map(), // name -> catalogue entry (label, unit, limits, binary)
     devices: new Map(), // id -> {info, latest: {metric: {value, ts_ms, score, flags}}, spark: {metric: []}, lastSeen}
     alerts: new Map(), // id -> alert (open and acknowledged, plus those seen live)
-    maxima: [],
+    maxima: new Map(), // device + NUL + metric -> {max, max_ts_ms, min, ...}
     stats: null,
     staleAfterS: 60,
     offlineAfterS: 300,
@@ -160,15 +160,24 @@
       const prev = d.latest[m];
       if (prev && prev.ts_ms > r.ts_ms) continue;
       d.latest[m] = { value: v.value, ts_ms: r.ts_ms, score: v.score, flags: v.flags || [] };
-      const mx = state.maxima.find((x) => x.device === r.device && x.metric === m);
+      const mk = r.device + '\u0000' + m;
+      const mx = state.maxima.get(mk);
       if (mx && v.value > mx.max) { mx.max = v.value; mx.max_ts_ms = r.ts_ms; state.maximaDirty = true; }
       if (mx && v.value < mx.min) { mx.min = v.value; mx.min_ts_ms = r.ts_ms; state.maximaDirty = true; }
-      if (!mx) { state.maxima.push({ device: r.device, metric: m, unit: unitOf(m), max: v.value, max_ts_ms: r.ts_ms, min: v.value, min_ts_ms: r.ts_ms, count: 1 }); state.maximaDirty = true; }
+      if (!mx) { state.maxima.set(mk, { device: r.device, metric: m, unit: unitOf(m), max: v.value, max_ts_ms: r.ts_ms, min: v.value, min_ts_ms: r.ts_ms, count: 1 }); state.maximaDirty = true; }
       const s = d.spark[m] || (d.spark[m] = []);
       s.push(v.value);
       if (s.length > SPARK_POINTS) s.shift();
     }
     d.lastSeen = Math.max(d.lastSeen, r.recv_ms || r.ts_ms);
+    if (!d.info.created_ms && !d.fetching) { // a device the page has not seen: its name, location
+      d.fetching = true;
+      api('/api/v1/devices/' + encodeURIComponent(r.device)).then((info) => {
+        d.info = Object.assign(info, { readings: d.info.readings });
+        state.dirty.add(r.device);
+        schedule();
+      }).catch(() => { d.fetching = false; });
+    }
     d.info.readings = (d.info.readings || 0) + 1;
     state.dirty.add(r.device);
   }
@@ -209,7 +218,10 @@
     loadSparks();
   }
   async function loadMaxima() {
-    try { state.maxima = (await api('/api/v1/maxima')).maxima || []; } catch (e) { state.maxima = []; }
+    try {
+      const list = (await api('/api/v1/maxima')).maxima || [];
+      state.maxima = new Map(list.map((m) => [m.device + '\u0000' + m.metric, m]));
+    } catch (e) { /* keep what we have */ }
     if (state.route && state.route.name === 'overview') renderMaxima();
   }
   async function loadStats() {
@@ -278,16 +290,23 @@
       if (state.route.name === 'alerts') renderAlertList();
     }
     if (state.route.name === 'overview') {
-      for (const id of state.dirty) updateCard(id);
-      if (state.maximaDirty && Date.now() - (flush.maximaAt || 0) > 2000) { // a table: at most every 2 s
-        flush.maximaAt = Date.now();
-        state.maximaDirty = false;
-        renderMaxima();
+      const flash = state.dirty.size <= 40; // a few changes flash; a storm of them would only blur
+      for (const id of state.dirty) updateCard(id, flash);
+      if (state.maximaDirty) { // a table: at most every 2 s
+        const wait = 2000 - (Date.now() - (flush.maximaAt || 0));
+        if (wait <= 0) {
+          flush.maximaAt = Date.now();
+          state.maximaDirty = false;
+          renderMaxima();
+        } else if (!flush.maximaTimer) {
+          flush.maximaTimer = setTimeout(() => { flush.maximaTimer = 0; schedule(); }, wait);
+        }
       }
     } else if (state.route.name === 'device' && state.dirty.has(state.route.id)) {
       updateDeviceLive();
     }
     state.dirty.clear();
+    drawSparks();
   }
 
   // ---------- the critical banner ----------
@@ -354,8 +373,17 @@
   }
 
   // ---------- sparklines ----------
-  function drawSpark(canvas, values, color) {
-    const w = canvas.clientWidth, hgt = canvas.clientHeight;
+  // Sparklines are drawn after the frame's DOM changes, with one size measured once: reading a
+  // canvas's size after each change would lay the page out again for every card.
+  const sparkQueue = [];
+  function queueSpark(canvas, values, color) { sparkQueue.push([canvas, values, color]); }
+  function drawSparks() {
+    if (!sparkQueue.length) return;
+    const rem = parseFloat(themeColor('font-size')) || 16; // the canvas is 4.5rem x 1.4rem (style.css)
+    const w = Math.round(4.5 * rem), hgt = Math.round(1.4 * rem);
+    for (const [canvas, values, color] of sparkQueue.splice(0)) drawSpark(canvas, values, color, w, hgt);
+  }
+  function drawSpark(canvas, values, color, w, hgt) {
     if (!w || !hgt) return;
     const dpr = window.devicePixelRatio || 1;
     if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(hgt * dpr); }
@@ -377,7 +405,7 @@
     ctx.lineWidth = 1.5;
     ctx.stroke();
   }
-  const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const cssVar = (name) => themeColor(name);
 
   // ---------- overview ----------
   function viewOverview(root) {
@@ -391,6 +419,7 @@
     renderTotals();
     renderOpenAlerts();
     for (const id of [...state.devices.keys()].sort()) updateCard(id);
+    drawSparks();
     renderMaxima();
   }
 
@@ -429,67 +458,120 @@
     el.replaceChildren(...(list.length ? list.slice(0, 20).map((a) => alertRow(a)) : [h('div', { class: 'panel muted', text: 'No open alerts.' })]));
   }
 
-  function updateCard(id) {
+  // The overview's cards, by device id, with their parts (no DOM queries per update: the
+  // overview must stay smooth with a thousand devices and as many readings a second).
+  const cards = new Map();
+  let colors = null; // theme colours, read once per render
+  function themeColor(name) {
+    if (!colors) colors = new Map();
+    if (!colors.has(name)) colors.set(name, getComputedStyle(document.documentElement).getPropertyValue(name).trim());
+    return colors.get(name);
+  }
+
+  // Only cards on screen draw sparklines and flash; one that scrolls into view catches up.
+  const onScreen = new Set();
+  const seer = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const id = e.target.dataset.device;
+      if (e.isIntersecting) {
+        onScreen.add(id);
+        const c = cards.get(id);
+        if (c) for (const row of c.metrics.values()) row.drawn = null;
+        state.dirty.add(id);
+        schedule();
+      } else {
+        onScreen.delete(id);
+      }
+    }
+  });
+
+  function makeCard(id) {
+    const c = { metrics: new Map() };
+    c.name = h('span', { class: 'name', title: id });
+    c.status = h('span', { class: 'pill status' });
+    c.state = h('span', { class: 'pill state' });
+    c.where = h('div', { class: 'where' });
+    c.box = h('div', { class: 'metrics' });
+    c.seen = h('div', { class: 'seen' });
+    c.el = h('a', { class: 'card', href: '#/device/' + encodeURIComponent(id), 'data-device': id, 'data-testid': 'device-card' },
+      h('div', { class: 'head' }, c.name, h('span', { class: 'pills' }, c.status, c.state)), c.where, c.box, c.seen);
+    return c;
+  }
+
+  function updateCard(id, flash) {
     const grid = $('#devices');
     if (!grid) return;
     const d = state.devices.get(id);
-    let card = grid.querySelector(`[data-device="${CSS.escape(id)}"]`);
-    if (!card) {
-      card = h('a', { class: 'card', href: '#/device/' + encodeURIComponent(id), 'data-device': id, 'data-testid': 'device-card' },
-        h('div', { class: 'head' }, h('span', { class: 'name' }), h('span', { class: 'pills' }, h('span', { class: 'pill status' }), h('span', { class: 'pill state' }))),
-        h('div', { class: 'where' }),
-        h('div', { class: 'metrics' }),
-        h('div', { class: 'seen' }));
-      // keep the grid sorted by id
-      const after = [...grid.children].find((c) => c.dataset.device > id);
-      grid.insertBefore(card, after || null);
+    let c = cards.get(id);
+    if (!c) {
+      c = makeCard(id);
+      cards.set(id, c);
+      // keep the grid sorted by id (cards made in order are appended)
+      const last = grid.lastElementChild;
+      const after = last && last.dataset.device > id ? [...grid.children].find((x) => x.dataset.device > id) : null;
+      grid.insertBefore(c.el, after);
+      seer.observe(c.el);
     }
+    const visible = onScreen.has(id);
     const status = deviceStatus(d);
     const st = deviceState(d);
-    card.dataset.status = status;
-    card.dataset.state = st;
-    $('.name', card).textContent = d.info.name || id;
-    $('.name', card).title = id;
-    const sp = $('.pill.status', card);
-    sp.className = 'pill status ' + status;
-    sp.textContent = status;
-    const stp = $('.pill.state', card);
-    stp.className = 'pill state ' + (st === 'normal' || st === 'anomaly' ? st : 'sev-' + st);
-    stp.textContent = st;
-    $('.where', card).textContent = [d.info.location, d.info.name ? id : ''].filter(Boolean).join(' · ') || d.info.kind || ' ';
-    const box = $('.metrics', card);
-    for (const m of Object.keys(d.latest).sort()) {
-      let row = box.querySelector(`[data-metric="${m}"]`);
-      if (!row) {
-        row = h('div', { class: 'metric-value', 'data-metric': m }, h('span', { class: 'v' }), h('span', { class: 'unit' }));
-        const spark = h('canvas', { class: 'spark', 'data-spark': m });
-        box.append(h('span', { class: 'metric-label', text: labelOf(m) }), spark, row);
+    if (c.el.dataset.status !== status) {
+      c.el.dataset.status = status;
+      c.status.className = 'pill status ' + status;
+      c.status.textContent = status;
+    }
+    if (c.el.dataset.state !== st) {
+      c.el.dataset.state = st;
+      c.state.className = 'pill state ' + (st === 'normal' || st === 'anomaly' ? st : 'sev-' + st);
+      c.state.textContent = st;
+    }
+    const name = d.info.name || id;
+    if (c.name.textContent !== name) c.name.textContent = name;
+    const where = [d.info.location, d.info.name ? id : ''].filter(Boolean).join(' · ') || d.info.kind || ' ';
+    if (c.where.textContent !== where) c.where.textContent = where;
+    const names = Object.keys(d.latest);
+    if (names.length !== c.metrics.size) { // a metric appeared: rebuild the rows in name order
+      for (const m of names.sort()) {
+        let row = c.metrics.get(m);
+        if (!row) {
+          row = { v: h('span', { class: 'v' }), unit: h('span', { class: 'unit' }), spark: h('canvas', { class: 'spark', 'data-spark': m }) };
+          row.el = h('div', { class: 'metric-value', 'data-metric': m }, row.v, row.unit);
+          row.label = h('span', { class: 'metric-label', text: labelOf(m) });
+          c.metrics.set(m, row);
+        }
+        c.box.append(row.label, row.spark, row.el);
       }
+    }
+    for (const [m, row] of c.metrics) {
       const v = d.latest[m];
       const text = fmtValue(v.value, m);
-      const vEl = $('.v', row);
-      if (vEl.textContent !== text) {
-        vEl.textContent = text;
-        row.classList.remove('flash');
-        void row.offsetWidth; // restart the animation
-        row.classList.add('flash');
+      if (row.v.textContent !== text) {
+        const first = row.v.textContent === '';
+        row.v.textContent = text;
+        if (flash && visible && !first && row.el.animate) row.el.animate([{ backgroundColor: themeColor('--flash') }, { backgroundColor: 'transparent' }], { duration: 800 });
       }
-      $('.unit', row).textContent = state.metrics.get(m) && state.metrics.get(m).binary ? '' : unitOf(m);
-      row.classList.toggle('critical', v.flags.includes('critical'));
-      row.classList.toggle('warn', !v.flags.includes('critical') && (v.flags.includes('warn') || v.flags.includes('anomaly')));
-      row.title = `score ${v.score ?? '—'} ${v.flags.join(' ')}`;
-      drawSpark(box.querySelector(`[data-spark="${m}"]`), d.spark[m], v.flags.includes('critical') ? cssVar('--bad') : cssVar('--accent'));
+      const unit = state.metrics.get(m) && state.metrics.get(m).binary ? '' : unitOf(m);
+      if (row.unit.textContent !== unit) row.unit.textContent = unit;
+      const crit = v.flags.includes('critical');
+      row.el.classList.toggle('critical', crit);
+      row.el.classList.toggle('warn', !crit && (v.flags.includes('warn') || v.flags.includes('anomaly')));
+      row.el.title = `score ${v.score ?? '—'} ${v.flags.join(' ')}`;
+      const key = v.ts_ms + ':' + (d.spark[m] ? d.spark[m].length : 0);
+      if (visible && row.drawn !== key) {
+        row.drawn = key;
+        queueSpark(row.spark, d.spark[m], crit ? themeColor('--bad') : themeColor('--accent'));
+      }
     }
-    $('.seen', card).textContent = 'last reading ' + fmtAgo(d.lastSeen);
+    c.seen.textContent = 'last reading ' + fmtAgo(d.lastSeen);
   }
 
   function renderMaxima() {
     const el = $('#maxima');
     if (!el) return;
-    if (!state.maxima.length) { el.replaceChildren(h('div', { class: 'muted', text: 'Nothing recorded yet.' })); return; }
+    if (!state.maxima.size) { el.replaceChildren(h('div', { class: 'muted', text: 'Nothing recorded yet.' })); return; }
     // The highest value per metric across the fleet first, then every device's.
     const best = new Map();
-    for (const m of state.maxima) if (!best.has(m.metric) || best.get(m.metric).max < m.max) best.set(m.metric, m);
+    for (const m of state.maxima.values()) if (!best.has(m.metric) || best.get(m.metric).max < m.max) best.set(m.metric, m);
     el.replaceChildren(h('table', {},
       h('thead', {}, h('tr', {}, ['metric', 'highest', 'device', 'when', 'lowest'].map((t) => h('th', { text: t })))),
       h('tbody', {}, [...best.values()].sort((a, b) => a.metric.localeCompare(b.metric)).map((m) =>
@@ -835,6 +917,10 @@
   }
   function render() {
     state.route = parseRoute();
+    cards.clear();
+    onScreen.clear();
+    seer.disconnect();
+    colors = null;
     $('#toast').hidden = true;
     destroyCharts();
     updateDeviceLive.armed = false;
