@@ -48,9 +48,7 @@ static int start(void **state)
 static int stop(void **state)
 {
     struct fixture *f = *state;
-    mosquitto_disconnect(f->c.mosq);
-    mosquitto_loop_stop(f->c.mosq, true);
-    mosquitto_destroy(f->c.mosq);
+    mq_close(&f->c, true);
     assert_int_equal(daemon_stop(&f->d, SIGTERM), 0);
     daemon_cleanup(&f->d);
     broker_cleanup(&f->b);
