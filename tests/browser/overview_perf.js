@@ -61,6 +61,22 @@ async function main() {
     const perf = await page.evaluate(() => window.__perf);
     console.log(`devices=${DEVICES} first_render_ms=${renderMs} live: readings=${sent} in ${SECONDS} s (${Math.round(sent / SECONDS)}/s) ` +
       `frames_per_s=${(perf.frames / SECONDS).toFixed(1)} long_tasks=${perf.long} longest_task_ms=${Math.round(perf.longest)}`);
+    // uPlot, as the device page uses it, with 100,000 points: from creating the chart to the
+    // frame after it is drawn (the device page itself asks the server for at most 1,000)
+    const chartMs = await page.evaluate(async () => {
+      const n = 100000, xs = new Float64Array(n), ys = new Float64Array(n);
+      for (let i = 0; i < n; i++) { xs[i] = 1.7e9 + i; ys[i] = 400 + 30 * Math.sin(i / 500) + Math.random() * 5; }
+      const el = document.createElement('div');
+      document.body.append(el);
+      const t = performance.now();
+      const u = new uPlot({ width: 1200, height: 240, scales: { x: { time: true } }, series: [{}, { stroke: 'blue' }] }, [xs, ys], el);
+      await new Promise((r) => requestAnimationFrame(() => r()));
+      const ms = performance.now() - t;
+      u.destroy();
+      el.remove();
+      return ms;
+    });
+    console.log(`chart_100k_points_ms=${Math.round(chartMs)}`);
     await browser.close();
   } finally {
     d.kill('SIGTERM');
