@@ -92,6 +92,13 @@ async function main() {
   const names = await page.$$eval('[data-testid=device-card] .name', (els) => els.map((e) => e.textContent));
   check(names.length >= 6 && names.every((n) => n.length > 0), `device list renders (${names.length} cards: ${names.slice(0, 3).join(', ')}, ...)`);
 
+  // the device filter narrows the list (by name, room or site)
+  await page.fill('#device-filter', 'kitchen');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card]:not([hidden])').length === 2, null, { timeout: 3000 });
+  check(true, 'the device filter "kitchen" shows the two kitchens');
+  await page.fill('#device-filter', '');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card][hidden]').length === 0, null, { timeout: 3000 });
+
   // 2. a live value changes within 1 s of a new reading
   await post({ temperature_c: 31.7, gas_ppm: 420 });
   const probeValue = '[data-device="probe-1"] [data-metric="temperature_c"] .v';

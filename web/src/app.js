@@ -119,6 +119,7 @@
     dirty: new Set(), // device ids whose card needs an update
     alertsDirty: false,
     route: null,
+    filter: { text: '', status: '' }, // the overview's device filter
     ackedBanner: new Set(),
   };
   const operator = () => localStorage.getItem('canary.operator') || 'operator';
@@ -412,7 +413,11 @@
     root.append(
       h('div', { id: 'totals', class: 'totals' }),
       h('section', { id: 'open-alerts-section' }, h('h2', { text: 'Open alerts' }), h('div', { id: 'open-alerts', class: 'alerts-list' })),
-      h('h2', { text: 'Devices' }),
+      h('div', { class: 'row' }, h('h2', { text: 'Devices' }), h('span', { class: 'spacer' }),
+        h('input', { type: 'search', id: 'device-filter', placeholder: 'Find a device, room or site', value: state.filter.text, 'aria-label': 'find devices',
+          oninput: (e) => { state.filter.text = e.target.value; applyFilter(); } }),
+        h('select', { id: 'status-filter', 'aria-label': 'show', onchange: (e) => { state.filter.status = e.target.value; applyFilter(); } },
+          [['', 'all devices'], ['problems', 'alerts and anomalies'], ['online', 'online'], ['stale', 'stale'], ['offline', 'offline']].map(([v, t]) => h('option', { value: v, selected: state.filter.status === v, text: t })))),
       h('div', { id: 'devices', class: 'grid', 'data-testid': 'device-list' }),
       h('h2', { text: 'Highest readings recorded' }),
       h('div', { id: 'maxima', class: 'panel table-wrap' }));
@@ -421,6 +426,19 @@
     for (const id of [...state.devices.keys()].sort()) updateCard(id);
     drawSparks();
     renderMaxima();
+  }
+
+  function cardShown(d, status, st) {
+    const f = state.filter;
+    if (f.status === 'problems' && st === 'normal') return false;
+    if (f.status && f.status !== 'problems' && f.status !== status && !(f.status === 'offline' && status === 'never')) return false;
+    if (!f.text) return true;
+    const q = f.text.toLowerCase();
+    return [d.info.id, d.info.name, d.info.location, d.info.kind].some((x) => x && x.toLowerCase().includes(q));
+  }
+  function applyFilter() {
+    for (const id of state.devices.keys()) state.dirty.add(id);
+    schedule();
   }
 
   function renderTotals() {
@@ -515,6 +533,8 @@
     const visible = onScreen.has(id);
     const status = deviceStatus(d);
     const st = deviceState(d);
+    const shown = cardShown(d, status, st);
+    if (c.el.hidden === shown) c.el.hidden = !shown;
     if (c.el.dataset.status !== status) {
       c.el.dataset.status = status;
       c.status.className = 'pill status ' + status;
@@ -597,7 +617,9 @@
         h('span', { class: 'spacer' }),
         h('span', { class: 'seg', id: 'ranges' }, Object.keys(RANGES).map((r) =>
           h('button', { type: 'button', class: r === range ? 'on' : '', 'data-range': r, text: r,
-            onclick: () => { location.hash = `#/device/${encodeURIComponent(id)}/${r}`; } })))),
+            onclick: () => { location.hash = `#/device/${encodeURIComponent(id)}/${r}`; } })),
+          h('button', { type: 'button', class: range === 'custom' ? 'on' : '', text: 'custom', onclick: () => { $('#custom-range').hidden = false; } }))),
+      customRange(id, range),
       h('div', { class: 'muted', id: 'device-where' }),
       h('h2', { text: 'History' }),
       h('div', { class: 'charts', id: 'charts' }),
@@ -607,6 +629,21 @@
       h('h2', { text: 'Latest readings' }), h('div', { class: 'panel table-wrap', id: 'readings' }));
     updateDeviceLive();
     loadDeviceHistory(id, range);
+  }
+
+  // From/to pickers for any range (#/device/<id>/<from_ms>-<to_ms>), in local time.
+  function customRange(id, range) {
+    const local = (ms) => { const t = new Date(ms - new Date(ms).getTimezoneOffset() * 60000); return t.toISOString().slice(0, 16); };
+    const now = Date.now();
+    const from = h('input', { type: 'datetime-local', value: local(range === 'custom' ? state.route.from : now - 3600e3), 'aria-label': 'from' });
+    const to = h('input', { type: 'datetime-local', value: local(range === 'custom' ? state.route.to : now), 'aria-label': 'to' });
+    return h('div', { class: 'row filters', id: 'custom-range', hidden: range !== 'custom' },
+      h('label', {}, 'from', from), h('label', {}, 'to', to),
+      h('button', { type: 'button', class: 'btn', text: 'Show', onclick: () => {
+        const f = new Date(from.value).getTime(), t = new Date(to.value).getTime();
+        if (!(t > f)) { toast('"to" must come after "from".'); return; }
+        location.hash = `#/device/${encodeURIComponent(id)}/${f}-${t}`;
+      } }));
   }
 
   function updateDeviceLive() {
@@ -630,9 +667,9 @@
   }
 
   async function loadDeviceHistory(id, range, refresh) {
-    const span = RANGES[range];
-    const to = Date.now() + state.serverOffsetMs;
-    const from = to - span;
+    const custom = range === 'custom';
+    const to = custom ? state.route.to : Date.now() + state.serverOffsetMs;
+    const from = custom ? state.route.from : to - RANGES[range];
     const d = device(id);
     const box = $('#charts');
     if (!box) return;
@@ -690,7 +727,7 @@
     const pad2 = (n) => String(n).padStart(2, '0');
     const tick = (s) => {
       const t = new Date(s * 1000);
-      const hm = pad2(t.getHours()) + ':' + pad2(t.getMinutes());
+      const hm = pad2(t.getHours()) + ':' + pad2(t.getMinutes()) + (to - from <= 1200e3 ? ':' + pad2(t.getSeconds()) : '');
       return to - from > 86400e3 ? `${t.toLocaleDateString([], { weekday: 'short' })} ${hm}` : hm;
     };
     const opts = {
@@ -790,6 +827,7 @@
   // ---------- alerts page ----------
   const alertFilters = { state: '', severity: '', device: '', range: '7d' };
   let alertList = [];
+  let alertNext = null; // next_before of the last page
   function viewAlerts(root, id) {
     const sel = (name, options) => h('label', {}, name, h('select', { 'data-filter': name, onchange: (e) => { alertFilters[name] = e.target.value; loadAlertList(); } },
       options.map(([v, t]) => h('option', { value: v, selected: alertFilters[name] === v, text: t }))));
@@ -808,8 +846,23 @@
   async function loadAlertList() {
     const q = new URLSearchParams({ limit: '200' });
     for (const k of ['state', 'severity', 'device']) if (alertFilters[k]) q.set(k, alertFilters[k]);
-    if (alertFilters.range) q.set('from', '-' + alertFilters.range.replace('7d', '7d'));
-    try { alertList = (await api('/api/v1/alerts?' + q)).alerts; } catch (e) { toast(e.message); alertList = []; }
+    if (alertFilters.range) q.set('from', '-' + alertFilters.range);
+    try {
+      const r = await api('/api/v1/alerts?' + q);
+      alertList = r.alerts;
+      alertNext = r.next_before;
+    } catch (e) { toast(e.message); alertList = []; alertNext = null; }
+    renderAlertList();
+  }
+  async function loadOlderAlerts() {
+    const q = new URLSearchParams({ limit: '200', before: String(alertNext) });
+    for (const k of ['state', 'severity', 'device']) if (alertFilters[k]) q.set(k, alertFilters[k]);
+    if (alertFilters.range) q.set('from', '-' + alertFilters.range);
+    try {
+      const r = await api('/api/v1/alerts?' + q);
+      alertList = alertList.concat(r.alerts);
+      alertNext = r.next_before;
+    } catch (e) { toast(e.message); }
     renderAlertList();
   }
   function renderAlertList() {
@@ -823,7 +876,8 @@
       const row = alertRow(a);
       if (state.route.id === a.id) row.classList.add('selected');
       return row;
-    }) : [h('div', { class: 'panel muted', text: 'No alerts match.' })]));
+    }) : [h('div', { class: 'panel muted', text: 'No alerts match.' })]),
+    alertNext !== null && alertNext !== undefined ? h('button', { type: 'button', class: 'btn ghost', text: 'Load older alerts', onclick: loadOlderAlerts }) : '');
   }
   function matchesFilters(a) {
     if (alertFilters.state && a.state !== alertFilters.state) return false;
@@ -909,7 +963,11 @@
   // ---------- router ----------
   function parseRoute() {
     const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
-    if (parts[0] === 'device' && parts[1]) return { name: 'device', id: parts[1], range: RANGES[parts[2]] ? parts[2] : '1h' };
+    if (parts[0] === 'device' && parts[1]) {
+      const custom = /^(\d+)-(\d+)$/.exec(parts[2] || '');
+      if (custom && Number(custom[2]) > Number(custom[1])) return { name: 'device', id: parts[1], range: 'custom', from: Number(custom[1]), to: Number(custom[2]) };
+      return { name: 'device', id: parts[1], range: RANGES[parts[2]] ? parts[2] : '1h' };
+    }
     if (parts[0] === 'alerts') return { name: 'alerts', id: parts[1] ? Number(parts[1]) : null };
     if (parts[0] === 'security') return { name: 'security' };
     if (parts[0] === 'models') return { name: 'models' };
