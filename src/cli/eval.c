@@ -1,4 +1,5 @@
-/* eval.c — `canary eval`: how well a model separates labelled anomalies from normal rows.
+/* eval.c — `canary eval`: how well a model separates labelled anomalies from normal rows;
+ * for a gas model (ml/gas.h, recognised by its file's magic), how well it classifies.
  *
  * Scores a labelled CSV file with the model (the features built as in training, by
  * ml_common.c) and prints ROC AUC, PR AUC (average precision) and, at the model's own
@@ -23,6 +24,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "ml/gas.h"
 #include "ml/metrics.h"
 
 #include <errno.h>
@@ -358,8 +360,320 @@ static void print_recorded(const struct iforest_meta *m)
            ml_thousands(m->eval_rows, rows, sizeof rows));
 }
 
+/* ---- gas models (ml/gas.h): a classifier's figures -------------------------------------- */
+
+static void usage_gas(FILE *out)
+{
+    fprintf(out, "usage: canary eval --model MODEL.cgas --input FILE.csv [--plots DIR]\n"
+                 "                   [--learner stack|random_forest|logistic_regression|\n"
+                 "                    gradient_boosting]\n"
+                 "\n"
+                 "Classifies every row of a labelled CSV file with a gas model from `canary train\n"
+                 "--model gas` (the columns, label, series and order it was trained with) and\n"
+                 "prints accuracy, macro precision, recall and F1, per-class figures, the\n"
+                 "confusion matrix and one-vs-rest ROC AUC, as scikit-learn computes them. With\n"
+                 "--plots DIR it writes DIR/confusion.svg and DIR/roc.svg (one curve per class).\n"
+                 "Evaluate on readings later in time than the training data: neighbouring\n"
+                 "readings of a series are near-copies, so only later ones measure the model.\n");
+}
+
+/* A confusion matrix as a grid of cells shaded by the share of their true class. */
+static int plot_confusion(const struct metrics_multiclass *mc, const struct gas_model *m,
+                          const char *title, const char *path, char *err, size_t errlen)
+{
+    const size_t K = mc->n_classes, cell = 72, left = 150, top = 90;
+    const size_t w = left + K * cell + 40, h = top + K * cell + 70;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%.1000s: %s", path, strerror(errno));
+        return CANARY_EIO;
+    }
+    char esc[512];
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%zu\" height=\"%zu\" viewBox=\"0 0 %zu %zu\" font-family=\"Helvetica, Arial, "
+            "sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
+            w, h, w, h);
+    plot_escape(title, esc, sizeof esc);
+    fprintf(f, "<text x=\"16\" y=\"28\" font-size=\"16\" font-weight=\"bold\">%s</text>\n", esc);
+    fprintf(f,
+            "<text x=\"16\" y=\"50\" font-size=\"12\" fill=\"#555\">rows: true class \xC2\xB7 "
+            "columns: predicted \xC2\xB7 accuracy %.4f, macro F1 %.4f</text>\n",
+            mc->accuracy, mc->macro_f1);
+    for (size_t t = 0; t < K; t++) {
+        plot_escape(gas_class_name(m, t), esc, sizeof esc);
+        fprintf(f,
+                "<text x=\"%zu\" y=\"%zu\" font-size=\"13\" text-anchor=\"end\" "
+                "dominant-baseline=\"middle\">%s</text>\n",
+                left - 8, top + t * cell + cell / 2, esc);
+        fprintf(f, "<text x=\"%zu\" y=\"%zu\" font-size=\"13\" text-anchor=\"middle\">%s</text>\n",
+                left + t * cell + cell / 2, top + K * cell + 20, esc);
+        for (size_t p = 0; p < K; p++) {
+            uint64_t n = mc->confusion[t * K + p];
+            double share = mc->support[t] ? (double)n / (double)mc->support[t] : 0;
+            /* White to the palette's blue (#0072B2) by the share of the true class. */
+            int r = (int)(255 - share * (255 - 0x00)), g = (int)(255 - share * (255 - 0x72)),
+                b = (int)(255 - share * (255 - 0xB2));
+            fprintf(f,
+                    "<rect x=\"%zu\" y=\"%zu\" width=\"%zu\" height=\"%zu\" "
+                    "fill=\"#%02x%02x%02x\" stroke=\"#ffffff\"/>\n",
+                    left + p * cell, top + t * cell, cell, cell, r, g, b);
+            fprintf(f,
+                    "<text x=\"%zu\" y=\"%zu\" font-size=\"14\" text-anchor=\"middle\" "
+                    "dominant-baseline=\"middle\" fill=\"%s\">%" PRIu64 "</text>\n",
+                    left + p * cell + cell / 2, top + t * cell + cell / 2,
+                    share > 0.5 ? "#ffffff" : "#222222", n);
+        }
+    }
+    fprintf(f, "</svg>\n");
+    if (fclose(f) != 0) {
+        snprintf(err, errlen, "%.1000s: %s", path, strerror(errno));
+        return CANARY_EIO;
+    }
+    return 0;
+}
+
+/* One-vs-rest ROC curves, one per class. */
+static int plot_gas_roc(const double *proba, const int *truth, size_t n, const struct gas_model *m,
+                        const double *auc, const char *title, const char *path, char *err,
+                        size_t errlen)
+{
+    const size_t K = gas_n_classes(m);
+    double *col = malloc(n * sizeof *col), *lab = malloc(n * sizeof *lab);
+    struct plot *p = plot_new(620, 600);
+    int rc = col && lab && p ? 0 : CANARY_ENOMEM;
+    if (!rc)
+        rc = plot_set_title(p, title, "one class against the rest, by its probability");
+    if (!rc)
+        rc = plot_set_axis(p, PLOT_X, "false positive rate", 0, 1);
+    if (!rc)
+        rc = plot_set_axis(p, PLOT_Y, "true positive rate", 0, 1);
+    if (p)
+        plot_set_legend(p, PLOT_LEGEND_BOTTOM_RIGHT);
+    struct plot_style chance = {.color = PLOT_GREY, .stroke = PLOT_DASHED, .width = 1.25};
+    double diag[2] = {0, 1};
+    if (!rc)
+        rc = plot_add_line(p, "chance", &chance, diag, diag, 2);
+    for (size_t k = 0; !rc && k < K; k++) {
+        if (isnan(auc[k]))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            col[i] = proba[i * K + k];
+            lab[i] = truth[i] == (int)k;
+        }
+        struct metrics_curve c = {0};
+        rc = metrics_roc_curve(col, lab, n, ROC_MAX_POINTS, &c, err, errlen);
+        if (rc)
+            break;
+        char label[256];
+        snprintf(label, sizeof label, "%s (AUC %.4f)", gas_class_name(m, k), auc[k]);
+        struct plot_style st = {.color = (enum plot_color)(k % (PLOT_GREY)), .width = 2};
+        rc = plot_add_line(p, label, &st, c.fpr, c.tpr, c.n_points);
+        metrics_curve_free(&c);
+    }
+    if (!rc)
+        rc = plot_save(p, path, err, errlen);
+    plot_free(p);
+    free(col);
+    free(lab);
+    return rc;
+}
+
+static int eval_gas(int argc, char **argv)
+{
+    const char *model_path = NULL, *input = NULL, *plots = NULL;
+    enum gas_learner which = GAS_STACK;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_gas(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc)
+            return ml_bad_usage(CMD, "%s: unknown option or missing value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) {
+            model_path = v;
+        } else if (!strcmp(a, "--input")) {
+            input = v;
+        } else if (!strcmp(a, "--plots")) {
+            plots = v;
+        } else if (!strcmp(a, "--learner")) {
+            int l = 0;
+            while (l < GAS_N_LEARNERS && strcmp(v, gas_learner_name((enum gas_learner)l)))
+                l++;
+            if (l == GAS_N_LEARNERS)
+                return ml_bad_usage(CMD,
+                                    "--learner is stack, random_forest, logistic_regression or "
+                                    "gradient_boosting, got '%s'",
+                                    v);
+            which = (enum gas_learner)l;
+        } else {
+            return ml_bad_usage(CMD, "unknown option for a gas model: %s", a);
+        }
+    }
+    if (!model_path || !input)
+        return ml_bad_usage(CMD, "--model MODEL and --input FILE.csv are required");
+    char err[2048] = "";
+    int exit_code = 1;
+    struct gas_model *m = NULL;
+    struct gas_table t = {0};
+    int *truth = NULL, *pred = NULL;
+    double *proba = NULL;
+    struct metrics_multiclass mc = {0};
+    const char **inputs = NULL;
+    if (plots && make_dir(plots, err, sizeof err))
+        goto fail;
+    if (gas_load(model_path, &m, err, sizeof err))
+        goto fail;
+    const struct gas_meta *meta = gas_model_meta(m);
+    const size_t K = gas_n_classes(m), I = gas_n_inputs(m);
+    inputs = malloc(I * sizeof *inputs);
+    if (!inputs)
+        goto oom;
+    for (size_t i = 0; i < I; i++)
+        inputs[i] = gas_input_name(m, i);
+    struct gas_csv_spec spec = {.label_column = meta->label_column,
+                                .inputs = inputs,
+                                .n_inputs = I,
+                                .series_column =
+                                    meta->series_column[0] ? meta->series_column : NULL,
+                                .order_column = meta->order_column[0] ? meta->order_column : NULL,
+                                .window = gas_model_params(m)->window};
+    ml_status("reading %s ...", input);
+    int rc = gas_table_load(input, &spec, &t, err, sizeof err);
+    ml_status_clear();
+    if (rc)
+        goto fail;
+    truth = malloc(t.n_rows * sizeof *truth);
+    pred = malloc(t.n_rows * sizeof *pred);
+    proba = malloc(t.n_rows * K * sizeof *proba);
+    if (!truth || !pred || !proba)
+        goto oom;
+    /* The file's classes by name onto the model's. */
+    int map[GAS_MAX_CLASSES];
+    for (size_t c = 0; c < t.n_classes; c++) {
+        map[c] = -1;
+        for (size_t k = 0; k < K; k++)
+            if (!strcmp(t.class_names[c], gas_class_name(m, k)))
+                map[c] = (int)k;
+        if (map[c] < 0) {
+            snprintf(err, sizeof err, "%s: class '%s' (column '%s') is not one the model knows",
+                     input, t.class_names[c], meta->label_column);
+            goto fail;
+        }
+    }
+    int64_t t0 = clock_mono_ns();
+    for (size_t r = 0; r < t.n_rows; r++) {
+        truth[r] = map[t.y[r]];
+        pred[r] = gas_predict_row(m, which, t.rows + r * t.row_len, proba + r * K);
+    }
+    double ns_per_row = (double)(clock_mono_ns() - t0) / (double)t.n_rows;
+    if (metrics_multiclass_eval(truth, pred, t.n_rows, K, &mc, err, sizeof err))
+        goto fail;
+    double auc[GAS_MAX_CLASSES], macro_auc = NAN;
+    for (size_t k = 0; k < K; k++) {
+        double *col = malloc(t.n_rows * sizeof *col), *lab = malloc(t.n_rows * sizeof *lab);
+        auc[k] = NAN;
+        if (col && lab) {
+            for (size_t r = 0; r < t.n_rows; r++) {
+                col[r] = proba[r * K + k];
+                lab[r] = truth[r] == (int)k;
+            }
+            if (metrics_roc_auc(col, lab, t.n_rows, &auc[k], NULL, 0))
+                auc[k] = NAN; /* a class absent from the file (or the only one) */
+        }
+        free(col);
+        free(lab);
+    }
+    (void)metrics_ovr_roc_auc(proba, truth, t.n_rows, K, NULL, &macro_auc, NULL, 0);
+
+    char a[32];
+    printf("model       %s: gas classifier, %zu sensors, %zu classes, trained on %s (%s rows)\n",
+           model_path, I, K, meta->source, ml_thousands(meta->n_rows, a, sizeof a));
+    if (meta->eval_rows)
+        printf("            held out at training (%s split, %" PRIu64
+               " rows): accuracy %.4f, macro F1 %.4f\n",
+               meta->eval_split, meta->eval_rows, meta->eval_accuracy, meta->eval_macro_f1);
+    printf("data        %s: %s rows; learner %s, %.2f us per row\n", input,
+           ml_thousands(t.n_rows, a, sizeof a), gas_learner_name(which), ns_per_row / 1e3);
+    printf("accuracy    %.4f\n", mc.accuracy);
+    printf("macro       precision %.4f  recall %.4f  F1 %.4f", mc.macro_precision, mc.macro_recall,
+           mc.macro_f1);
+    if (!isnan(macro_auc))
+        printf("  ROC AUC (one-vs-rest) %.4f", macro_auc);
+    printf("\n\n%-16s %9s %9s %9s %9s %9s\n", "class", "precision", "recall", "F1", "ROC AUC",
+           "rows");
+    for (size_t k = 0; k < K; k++) {
+        char aucs[16] = "-";
+        if (!isnan(auc[k]))
+            snprintf(aucs, sizeof aucs, "%.4f", auc[k]);
+        printf("%-16s %9.4f %9.4f %9.4f %9s %9" PRIu64 "\n", gas_class_name(m, k), mc.precision[k],
+               mc.recall[k], mc.f1[k], aucs, mc.support[k]);
+    }
+    printf("\nconfusion (rows: true class, columns: predicted)\n%-16s", "");
+    for (size_t k = 0; k < K; k++)
+        printf(" %9.9s", gas_class_name(m, k));
+    printf("\n");
+    for (size_t tk = 0; tk < K; tk++) {
+        printf("%-16s", gas_class_name(m, tk));
+        for (size_t pk = 0; pk < K; pk++)
+            printf(" %9" PRIu64, mc.confusion[tk * K + pk]);
+        printf("\n");
+    }
+    if (plots) {
+        char path[4096], title[512];
+        snprintf(title, sizeof title, "Confusion matrix: %s on %s", ml_basename(model_path),
+                 ml_basename(input));
+        snprintf(path, sizeof path, "%s/confusion.svg", plots);
+        if (plot_confusion(&mc, m, title, path, err, sizeof err))
+            goto fail;
+        printf("\nwrote %s\n", path);
+        snprintf(title, sizeof title, "ROC curves: %s on %s", ml_basename(model_path),
+                 ml_basename(input));
+        snprintf(path, sizeof path, "%s/roc.svg", plots);
+        if (plot_gas_roc(proba, truth, t.n_rows, m, auc, title, path, err, sizeof err))
+            goto fail;
+        printf("wrote %s\n", path);
+    }
+    exit_code = 0;
+    goto done;
+oom:
+    snprintf(err, sizeof err, "out of memory");
+fail:
+    ml_status_clear();
+    fprintf(stderr, "canary eval: %s\n", err[0] ? err : "failed");
+done:
+    metrics_multiclass_free(&mc);
+    gas_free(m);
+    gas_table_free(&t);
+    free(inputs);
+    free(truth);
+    free(pred);
+    free(proba);
+    return exit_code;
+}
+
+/* True when the file at path is a gas model (its magic), so eval takes the classifier's path. */
+static bool is_gas_model(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--model"))
+            continue;
+        FILE *f = fopen(argv[i + 1], "rb");
+        char magic[8] = {0};
+        bool gas = f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, "CANARYGS", 8);
+        if (f)
+            fclose(f);
+        return gas;
+    }
+    return false;
+}
+
 int cmd_eval(int argc, char **argv)
 {
+    if (is_gas_model(argc, argv))
+        return eval_gas(argc, argv);
     struct eval_opts o = {0};
     bool help = false;
     int rc = parse_args(argc, argv, &o, &help);

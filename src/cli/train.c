@@ -1,5 +1,6 @@
 /* train.c — `canary train`: an Isolation Forest (ml/iforest.h) trained on the user's own
- * sensor history, from a CSV file or from canaryd's store, written to a model file.
+ * sensor history, from a CSV file or from canaryd's store, written to a model file; or, with
+ * --model gas, the gas classifier (ml/gas.h) trained on labelled readings from a CSV file.
  *
  * Promises:
  *  - the features are built by ml_common.c, the same code `canary score` and `canary eval`
@@ -17,6 +18,8 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "ml/features.h"
+#include "ml/gas.h"
+#include "ml/metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +38,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: canary train --model iforest (--input FILE.csv | --from-db PATH)\n"
             "                    --out MODEL.cif [options]\n"
+            "       canary train --model gas ...  (the gas classifier: see --model gas --help)\n"
             "\n"
             "Trains an Isolation Forest (Liu, Ting & Zhou, ICDM 2008) on sensor history and\n"
             "writes it to a model file for `canary score`, `canary eval` and canaryd. The\n"
@@ -202,9 +206,9 @@ static int parse_args(int argc, char **argv, struct train_opts *o, bool *help)
             return rc;
     }
     if (model == NULL)
-        return ml_bad_usage(CMD, "--model is required (iforest is the one model it trains)");
+        return ml_bad_usage(CMD, "--model is required (iforest or gas)");
     if (strcmp(model, "iforest") != 0)
-        return ml_bad_usage(CMD, "--model iforest is the one model it trains, got '%s'", model);
+        return ml_bad_usage(CMD, "--model is iforest or gas, got '%s'", model);
     if ((o->input == NULL) == (o->db == NULL))
         return ml_bad_usage(CMD, "give one of --input FILE.csv and --from-db PATH");
     if (o->out == NULL)
@@ -347,8 +351,331 @@ static int load_csv(struct train_opts *o, struct ml_table *t, double *labelled_s
     return rc;
 }
 
+/* ---- --model gas: the gas classifier (ml/gas.h) ------------------------------------------ */
+
+static void usage_gas(FILE *out)
+{
+    fprintf(out,
+            "usage: canary train --model gas --input FILE.csv --label-column NAME\n"
+            "                    --features A,B,C --out MODEL.cgas [options]\n"
+            "\n"
+            "Trains the gas classifier: a random forest, a multinomial logistic regression\n"
+            "and gradient-boosted trees (XGBoost), stacked by a logistic regression fitted\n"
+            "on their out-of-fold predictions. It learns which class (e.g. NoGas, Smoke,\n"
+            "Perfume, Mixture) a reading of several gas sensors shows, with probabilities.\n"
+            "\n"
+            "data:\n"
+            "  --input FILE.csv          a CSV file with a header line\n"
+            "  --label-column NAME       the class of each row, by name (e.g. Gas)\n"
+            "  --features A,B,C          the sensor columns, in order (e.g. MQ2,MQ3,MQ5)\n"
+            "  --series-column NAME      the recording each row belongs to (e.g. device);\n"
+            "                            default: the label column, for files that hold one\n"
+            "                            recording per class\n"
+            "  --order-column NAME       time order within a series (e.g. 'Serial Number');\n"
+            "                            default: the file's order\n"
+            "  --window N                also use each sensor's mean over the series' last N\n"
+            "                            readings (default 24; 0 = the reading alone)\n"
+            "  --transform T             logratio (default: log-ratios between the sensors,\n"
+            "                            robust to a drifting baseline), raw, or raw+logratio\n"
+            "\n"
+            "evaluation before the final fit:\n"
+            "  --split time|random|none  time (default): hold out the latest --test-frac of\n"
+            "                            each class's series, train on the rest, report; a\n"
+            "                            random split leaks a test row's near-copies into\n"
+            "                            training and overstates accuracy\n"
+            "  --test-frac F             the held-out share (default 0.2)\n"
+            "  --final all|train         the saved model is refitted on every row (default)\n"
+            "                            or is the one evaluated on the held-out rows\n"
+            "\n"
+            "learners:\n"
+            "  --seed S                  random seed (default 1): same data, same model\n"
+            "  --folds K                 out-of-fold folds for the stack (default 5)\n"
+            "  --threads T               XGBoost threads (default 1)\n"
+            "\n"
+            "output:\n"
+            "  --out, --output MODEL     the model bundle (written atomically)\n"
+            "  --quiet                   no summary\n"
+            "\n"
+            "Progress on stderr when it is a terminal. Exit status: 0 on success, 1 when a\n"
+            "file or the data is the problem, 2 for bad usage. See docs/GAS.md.\n");
+}
+
+struct gas_opts {
+    const char *input, *out, *label, *series, *order, *split, *final;
+    struct ml_names features;
+    double test_frac;
+    bool quiet;
+    struct gas_params params;
+};
+
+static int parse_gas_args(int argc, char **argv, struct gas_opts *o, bool *help)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 0;
+        uint32_t u = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *help = true;
+            return 0;
+        } else if (!strcmp(a, "--quiet")) {
+            o->quiet = true;
+            continue;
+        } else if (!v) {
+            return ml_bad_usage(CMD, "%s: unknown option or missing value", a);
+        }
+        i++;
+        if (!strcmp(a, "--model")) {
+            continue;
+        } else if (!strcmp(a, "--input")) {
+            o->input = v;
+        } else if (!strcmp(a, "--out") || !strcmp(a, "--output")) {
+            o->out = v;
+        } else if (!strcmp(a, "--label-column")) {
+            o->label = v;
+        } else if (!strcmp(a, "--features") || !strcmp(a, "--columns")) {
+            if (ml_names_add_list(&o->features, v) != 0)
+                return ml_bad_usage(CMD, "%s takes column names separated by commas, got '%s'", a,
+                                    v);
+        } else if (!strcmp(a, "--series-column")) {
+            o->series = v;
+        } else if (!strcmp(a, "--order-column")) {
+            o->order = v;
+        } else if (!strcmp(a, "--window")) {
+            rc = ml_parse_u32(CMD, a, v, 0, FEATURE_WINDOW_MAX, &o->params.window);
+        } else if (!strcmp(a, "--transform")) {
+            if (!strcmp(v, "logratio"))
+                o->params.features = GAS_FEATURES_LOGRATIO;
+            else if (!strcmp(v, "raw"))
+                o->params.features = GAS_FEATURES_RAW;
+            else if (!strcmp(v, "raw+logratio"))
+                o->params.features = GAS_FEATURES_BOTH;
+            else
+                return ml_bad_usage(CMD, "--transform is logratio, raw or raw+logratio, got '%s'",
+                                    v);
+        } else if (!strcmp(a, "--split")) {
+            if (strcmp(v, "time") && strcmp(v, "random") && strcmp(v, "none"))
+                return ml_bad_usage(CMD, "--split is time, random or none, got '%s'", v);
+            o->split = v;
+        } else if (!strcmp(a, "--final")) {
+            if (strcmp(v, "all") && strcmp(v, "train"))
+                return ml_bad_usage(CMD, "--final is all or train, got '%s'", v);
+            o->final = v;
+        } else if (!strcmp(a, "--test-frac")) {
+            rc = ml_parse_double(CMD, a, v, 0.01, 0.9, &o->test_frac);
+        } else if (!strcmp(a, "--seed")) {
+            rc = ml_parse_u64(CMD, a, v, &o->params.seed);
+        } else if (!strcmp(a, "--folds")) {
+            rc = ml_parse_u32(CMD, a, v, 2, GAS_MAX_FOLDS, &o->params.folds);
+        } else if (!strcmp(a, "--threads")) {
+            rc = ml_parse_u32(CMD, a, v, 0, 1024, &u);
+            o->params.threads = u;
+        } else {
+            return ml_bad_usage(CMD, "unknown option for --model gas: %s", a);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (!o->input || !o->label || !o->features.n || !o->out)
+        return ml_bad_usage(CMD, "--model gas needs --input FILE.csv, --label-column NAME, "
+                                 "--features A,B,C and --out MODEL");
+    if (!strcmp(o->split, "none") && !strcmp(o->final, "train"))
+        return ml_bad_usage(CMD, "--final train needs a --split");
+    return 0;
+}
+
+/* Trains on the rows with use[r] (all when use is NULL). */
+static int gas_fit(const struct gas_opts *o, const struct gas_table *t, const uint8_t *use,
+                   const char *what, struct gas_model **m, char *err, size_t errlen)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < t->n_rows; r++)
+        n += !use || use[r];
+    double *x = malloc((n ? n : 1) * t->row_len * sizeof *x);
+    int *y = malloc((n ? n : 1) * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return CANARY_ENOMEM;
+    }
+    n = 0;
+    for (size_t r = 0; r < t->n_rows; r++) {
+        if (use && !use[r])
+            continue;
+        memcpy(x + n * t->row_len, t->rows + r * t->row_len, t->row_len * sizeof *x);
+        y[n++] = t->y[r];
+    }
+    struct ml_progress progress;
+    ml_progress_start(&progress, what);
+    struct gas_params p = o->params;
+    p.progress = ml_progress_update;
+    p.progress_arg = &progress;
+    int rc = gas_train(x, n, t->n_inputs, y, t->n_classes, (const char *const *)o->features.names,
+                       (const char *const *)t->class_names, &p, ml_basename(o->input), m, NULL, err,
+                       errlen);
+    ml_progress_end(&progress);
+    free(x);
+    free(y);
+    return rc;
+}
+
+/* Evaluates m on the rows with is_test[r]: prints a line per learner, returns the stack's
+ * accuracy and macro F1. */
+static int gas_holdout(const struct gas_model *m, const struct gas_table *t, const uint8_t *is_test,
+                       bool quiet, double *acc, double *f1, size_t *rows, char *err, size_t errlen)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < t->n_rows; r++)
+        n += is_test[r];
+    int *truth = malloc((n ? n : 1) * sizeof *truth), *pred = malloc((n ? n : 1) * sizeof *pred);
+    double *proba = malloc(t->n_classes * sizeof *proba);
+    int rc = truth && pred && proba ? 0 : CANARY_ENOMEM;
+    for (int l = 0; !rc && l < GAS_N_LEARNERS; l++) {
+        size_t i = 0;
+        for (size_t r = 0; r < t->n_rows; r++) {
+            if (!is_test[r])
+                continue;
+            truth[i] = t->y[r];
+            pred[i++] = gas_predict_row(m, (enum gas_learner)l, t->rows + r * t->row_len, proba);
+        }
+        struct metrics_multiclass mc;
+        rc = metrics_multiclass_eval(truth, pred, n, t->n_classes, &mc, err, errlen);
+        if (rc)
+            break;
+        if (!quiet)
+            printf("  %-20s accuracy %.4f  macro F1 %.4f\n", gas_learner_name((enum gas_learner)l),
+                   mc.accuracy, mc.macro_f1);
+        if (l == GAS_STACK) {
+            *acc = mc.accuracy;
+            *f1 = mc.macro_f1;
+        }
+        metrics_multiclass_free(&mc);
+    }
+    *rows = n;
+    free(truth);
+    free(pred);
+    free(proba);
+    return rc;
+}
+
+static int train_gas(int argc, char **argv)
+{
+    struct gas_opts o = {.split = "time", .final = "all", .test_frac = 0.2};
+    gas_params_default(&o.params);
+    bool help = false;
+    int rc = parse_gas_args(argc, argv, &o, &help);
+    if (rc != 0 || help) {
+        if (help)
+            usage_gas(stdout);
+        ml_names_free(&o.features);
+        return rc;
+    }
+    char err[2048] = "";
+    int exit_code = 1;
+    struct gas_table t = {0};
+    struct gas_model *m = NULL;
+    uint8_t *is_test = NULL, *is_train = NULL;
+    int64_t t0 = clock_mono_ns();
+    if (check_out_dir(o.out, err, sizeof err) != 0)
+        goto fail;
+    struct gas_csv_spec spec = {.label_column = o.label,
+                                .inputs = (const char *const *)o.features.names,
+                                .n_inputs = o.features.n,
+                                .series_column = o.series,
+                                .order_column = o.order,
+                                .window = o.params.window};
+    ml_status("reading %s ...", o.input);
+    rc = gas_table_load(o.input, &spec, &t, err, sizeof err);
+    ml_status_clear();
+    if (rc)
+        goto fail;
+    double eval_acc = NAN, eval_f1 = NAN;
+    size_t eval_rows = 0;
+    if (strcmp(o.split, "none")) {
+        is_test = malloc(t.n_rows);
+        is_train = malloc(t.n_rows);
+        if (!is_test || !is_train) {
+            snprintf(err, sizeof err, "out of memory");
+            goto fail;
+        }
+        rc = !strcmp(o.split, "time") ? gas_split_time(t.order, t.y, t.n_rows, t.n_classes,
+                                                       o.test_frac, is_test, err, sizeof err)
+                                      : gas_split_random(t.y, t.n_rows, t.n_classes, o.test_frac,
+                                                         o.params.seed, is_test, err, sizeof err);
+        if (rc)
+            goto fail;
+        for (size_t r = 0; r < t.n_rows; r++)
+            is_train[r] = !is_test[r];
+        if (gas_fit(&o, &t, is_train, "training (held-out split)", &m, err, sizeof err))
+            goto fail;
+        if (!o.quiet)
+            printf("held out: the %s %.0f%% of each class (%s split); on those rows:\n",
+                   !strcmp(o.split, "time") ? "latest" : "random", o.test_frac * 100, o.split);
+        if (gas_holdout(m, &t, is_test, o.quiet, &eval_acc, &eval_f1, &eval_rows, err, sizeof err))
+            goto fail;
+        if (!strcmp(o.final, "all")) {
+            gas_free(m);
+            m = NULL;
+        }
+    }
+    if (!m && gas_fit(&o, &t, NULL, "training", &m, err, sizeof err))
+        goto fail;
+    struct gas_meta *meta = gas_model_meta_edit(m);
+    snprintf(meta->label_column, sizeof meta->label_column, "%s", o.label);
+    snprintf(meta->series_column, sizeof meta->series_column, "%s", o.series ? o.series : "");
+    snprintf(meta->order_column, sizeof meta->order_column, "%s", o.order ? o.order : "");
+    if (eval_rows) {
+        snprintf(meta->eval_split, sizeof meta->eval_split, "%s", o.split);
+        meta->eval_rows = eval_rows;
+        meta->eval_accuracy = eval_acc;
+        meta->eval_macro_f1 = eval_f1;
+    }
+    if (gas_save(m, o.out, err, sizeof err))
+        goto fail;
+    exit_code = 0;
+    if (!o.quiet) {
+        char a[32];
+        printf("trained %s in %.2f s\n", o.out, ml_seconds_since(t0));
+        printf("  data       %s: %s rows x %zu sensors, %zu classes:", o.input,
+               ml_thousands(gas_model_meta(m)->n_rows, a, sizeof a), t.n_inputs, t.n_classes);
+        for (size_t k = 0; k < t.n_classes; k++)
+            printf(" %s", t.class_names[k]);
+        printf("\n  features   %s%s", gas_features_name(o.params.features),
+               o.params.window ? ", with the mean of the last " : "");
+        if (o.params.window)
+            printf("%u readings", o.params.window);
+        printf("\n  stack      random forest %u trees, logistic regression, gradient boosting "
+               "%u rounds; %u folds, seed %llu\n",
+               o.params.rf_trees, o.params.gbt_rounds, o.params.folds,
+               (unsigned long long)o.params.seed);
+        const struct gas_meta *mm = gas_model_meta(m);
+        printf("  out-of-fold accuracy  rf %.4f  lr %.4f  gbt %.4f  stack %.4f\n",
+               mm->oof_accuracy[GAS_RF], mm->oof_accuracy[GAS_LR], mm->oof_accuracy[GAS_GBT],
+               mm->oof_accuracy[GAS_STACK]);
+        if (eval_rows)
+            printf("  held out   %s split, %zu rows: accuracy %.4f, macro F1 %.4f (the saved "
+                   "model is %s)\n",
+                   o.split, eval_rows, eval_acc, eval_f1,
+                   !strcmp(o.final, "all") ? "refitted on every row" : "the one evaluated");
+    }
+    goto done;
+fail:
+    ml_status_clear();
+    fprintf(stderr, "canary train: %s\n", err[0] ? err : "failed");
+done:
+    gas_free(m);
+    gas_table_free(&t);
+    free(is_test);
+    free(is_train);
+    ml_names_free(&o.features);
+    return exit_code;
+}
+
 int cmd_train(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--model") && !strcmp(argv[i + 1], "gas"))
+            return train_gas(argc, argv);
     struct train_opts o = {.features = -1, .window = FEATURE_WINDOW_DEFAULT};
     iforest_params_default(&o.params);
     o.params.threads = 0;

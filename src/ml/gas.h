@@ -15,7 +15,7 @@
  * training row.
  *
  * Rows. The inputs are the sensors' raw values (n_inputs channels, e.g. MQ2..MQ135). With
- * a window (params.window > 0, default 32) a row also carries each channel's mean over the
+ * a window (params.window > 0, default 24) a row also carries each channel's mean over the
  * series' last `window` readings (the current one included), computed by ml/features.h —
  * the code the Isolation Forest's window features use — through gas_window_rows (a table in
  * time order) or struct gas_stream (live, one reading at a time), so training and canaryd
@@ -61,11 +61,13 @@ enum gas_features { GAS_FEATURES_RAW, GAS_FEATURES_LOGRATIO, GAS_FEATURES_BOTH }
 
 struct gas_params {
     enum gas_features features; /* default GAS_FEATURES_LOGRATIO */
-    uint32_t window;            /* readings in the recent mean, 0 = none (default 32; at most
+    uint32_t window;            /* readings in the recent mean, 0 = none (default 24, the best
+                                   of 8..64 on a time split inside the training rows; at most
                                    FEATURE_WINDOW_MAX) */
     uint64_t seed;              /* default 1 */
     uint32_t folds;             /* out-of-fold folds for the meta-learner, 2..20 (default 5) */
-    uint32_t rf_trees;          /* random forest trees (default 100) */
+    uint32_t rf_trees;          /* random forest trees (default 50: the stack's held-out
+                                   accuracy of 100, at half the prediction time) */
     uint32_t rf_depth;          /* their depth limit (default 6) */
     double rf_subsample;        /* rows per tree (default 0.63) */
     double rf_colsample;        /* columns per node (default 0.6) */

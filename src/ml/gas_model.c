@@ -10,10 +10,10 @@ void gas_params_default(struct gas_params *p)
 {
     memset(p, 0, sizeof *p);
     p->features = GAS_FEATURES_LOGRATIO;
-    p->window = 32;
+    p->window = 24;
     p->seed = 1;
     p->folds = 5;
-    p->rf_trees = 100;
+    p->rf_trees = 50;
     p->rf_depth = 6;
     p->rf_subsample = 0.63;
     p->rf_colsample = 0.6;
