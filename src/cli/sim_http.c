@@ -16,7 +16,6 @@
 
 #include "core/clock.h"
 #include "verify/devkey.h"
-#include "verify/jws.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -123,10 +122,9 @@ static bool add_readings(struct sim *s, struct slot *sl, unsigned d, unsigned ro
         int n = sim_sched_produce(s, d, now, NULL, json, sizeof json);
         if (n >= 0 && http_of(s)->keys != NULL) {
             /* --sign: the body is the reading as a JWS (one reading a request). */
-            const char *id = sim_fleet_device(&s->fleet, d)->id;
-            char signed_body[SIM_READING_JSON_MAX * 2];
-            long m = jws_sign_hs256(id, json, (size_t)n, http_of(s)->keys + (size_t)d * DEVKEY_LEN,
-                                    DEVKEY_LEN, signed_body, sizeof signed_body);
+            char signed_body[SIM_SIGNED_JSON_MAX];
+            long m = sim_keys_sign(s, http_of(s)->keys, d, json, (size_t)n, signed_body,
+                                   sizeof signed_body);
             if (m < 0 || !buf_reserve(&sl->body, (size_t)m + 2))
                 return false;
             buf_append(&sl->body, signed_body, (size_t)m);
@@ -565,57 +563,9 @@ static CURL *new_easy(struct http *h, struct slot *sl)
     return e;
 }
 
-/* --sign FILE: reads "<device> <key>" lines (blank lines and '#' comments allowed) and
- * finds every fleet device's key. Returns 0, or 1 with a message. */
-static int load_keys(struct sim *s, struct http *h)
-{
-    FILE *fp = fopen(s->opt.sign_path, "r");
-    if (fp == NULL) {
-        fprintf(stderr, "canary simulate: --sign %s: cannot open it\n", s->opt.sign_path);
-        return 1;
-    }
-    unsigned n = s->opt.devices;
-    h->keys = calloc(n, DEVKEY_LEN);
-    bool *have = calloc(n, 1);
-    int rc = h->keys == NULL || have == NULL ? 1 : 0;
-    char line[512];
-    unsigned lineno = 0;
-    while (rc == 0 && fgets(line, sizeof line, fp) != NULL) {
-        lineno++;
-        char id[160], key[160];
-        if (line[0] == '#' || sscanf(line, "%159s %159s", id, key) < 1)
-            continue;
-        uint8_t k[DEVKEY_LEN];
-        if (sscanf(line, "%159s %159s", id, key) != 2 || devkey_parse(key, k) != 0) {
-            fprintf(stderr,
-                    "canary simulate: --sign %s line %u: expected \"<device> <key>\" with the "
-                    "43-character key `canary device add` printed\n",
-                    s->opt.sign_path, lineno);
-            rc = 1;
-            break;
-        }
-        for (unsigned d = 0; d < n; d++) {
-            if (strcmp(sim_fleet_device(&s->fleet, d)->id, id) == 0) {
-                memcpy(h->keys + (size_t)d * DEVKEY_LEN, k, DEVKEY_LEN);
-                have[d] = true;
-            }
-        }
-    }
-    fclose(fp);
-    for (unsigned d = 0; rc == 0 && d < n; d++) {
-        if (!have[d]) {
-            fprintf(stderr, "canary simulate: --sign %s has no key for device %s\n",
-                    s->opt.sign_path, sim_fleet_device(&s->fleet, d)->id);
-            rc = 1;
-        }
-    }
-    free(have);
-    return rc;
-}
-
 static int http_setup_state(struct sim *s, struct http *h)
 {
-    if (s->opt.sign_path != NULL && load_keys(s, h) != 0)
+    if (s->opt.sign_path != NULL && sim_keys_load(s, &h->keys) != 0)
         return 1;
     snprintf(h->base_url, sizeof h->base_url, "%s", s->opt.url);
     size_t n = strlen(h->base_url);
@@ -680,9 +630,7 @@ static void http_teardown(struct sim *s)
     free(h->free_slots);
     free(h->reg);
     free(h->reg_queue.items);
-    if (h->keys != NULL)
-        memset(h->keys, 0, (size_t)s->opt.devices * DEVKEY_LEN);
-    free(h->keys);
+    sim_keys_free(s, h->keys);
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi);
     curl_slist_free_all(h->headers);

@@ -81,11 +81,11 @@ enum conn_state {
 /* A reading published and not yet acknowledged, kept to publish again after a reconnect. */
 struct pending {
     unsigned dev;
-    int mid;         /* message id on the current client; -1 when not sent on it */
-    bool acked;      /* acknowledged, waiting for the older ones to leave the ring */
-    uint16_t len;    /* bytes of json */
-    int64_t sent_ns; /* last (re)publish, monotonic */
-    char json[SIM_READING_JSON_MAX];
+    int mid;                        /* message id on the current client; -1 when not sent on it */
+    bool acked;                     /* acknowledged, waiting for the older ones to leave the ring */
+    uint16_t len;                   /* bytes of json */
+    int64_t sent_ns;                /* last (re)publish, monotonic */
+    char json[SIM_SIGNED_JSON_MAX]; /* the reading's JSON, or with --sign its JWS */
 };
 
 struct mqtt;
@@ -124,6 +124,7 @@ struct mqtt_stats {
 
 struct mqtt {
     struct sim *s;
+    uint8_t *keys; /* --sign: the devices' keys (sim_keys.c), or NULL */
     struct conn *conns;
     unsigned n_conns;
     int epfd;
@@ -306,7 +307,15 @@ static bool publish_reading(struct mqtt *m, struct conn *c, unsigned d, int64_t 
     if (c->pend_count == c->pend_cap && !pend_grow(c))
         return false;
     struct pending *p = pend_at(c, c->pend_count);
-    int n = sim_sched_produce(m->s, d, now, &m->act[d], p->json, sizeof p->json);
+    int n;
+    if (m->keys != NULL) {
+        char json[SIM_READING_JSON_MAX];
+        n = sim_sched_produce(m->s, d, now, &m->act[d], json, sizeof json);
+        n = n < 0 ? -1
+                  : (int)sim_keys_sign(m->s, m->keys, d, json, (size_t)n, p->json, sizeof p->json);
+    } else {
+        n = sim_sched_produce(m->s, d, now, &m->act[d], p->json, sizeof p->json);
+    }
     if (n < 0)
         return false;
     p->dev = d;
@@ -840,6 +849,8 @@ static int mqtt_setup(struct sim *s)
         return 1;
     }
     m->lib_ready = true;
+    if (s->opt.sign_path != NULL && sim_keys_load(s, &m->keys) != 0)
+        return 1;
     m->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (m->epfd < 0) {
         fprintf(stderr, "canary simulate: epoll: %s\n", strerror(errno));
@@ -882,6 +893,7 @@ static void mqtt_teardown(struct sim *s)
     free(m->backoff);
     free(m->open_fifo.items);
     free(m->reg_queued);
+    sim_keys_free(s, m->keys);
 }
 
 const struct sim_transport sim_mqtt_transport = {

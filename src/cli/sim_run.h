@@ -174,6 +174,22 @@ struct sim {
     uint64_t truth_signature; /* of the last truth file written */
 };
 
+/* ---- sim_keys.c (--sign) ---------------------------------------------------------------- */
+
+/* A signed reading's size: base64url of the JSON, the header and the MAC. */
+#define SIM_SIGNED_JSON_MAX (SIM_READING_JSON_MAX * 4 / 3 + 256)
+
+/* Reads --sign FILE into *keys (DEVKEY_LEN bytes per fleet device). Returns 0, or 1 with a
+ * message on stderr (unreadable file, a malformed line, a device without a key). */
+int sim_keys_load(struct sim *s, uint8_t **keys);
+
+/* Writes device d's reading json as a JWS into out. Returns its length, or -1. */
+long sim_keys_sign(const struct sim *s, const uint8_t *keys, unsigned d, const char *json,
+                   size_t len, char *out, size_t cap);
+
+/* Wipes and frees the keys (NULL is allowed). */
+void sim_keys_free(const struct sim *s, uint8_t *keys);
+
 /* ---- sim_sched.c --------------------------------------------------------------------- */
 
 /* Milliseconds since the start (monotonic). */

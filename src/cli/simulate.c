@@ -90,6 +90,9 @@ static void usage(FILE *out)
             "                         a second SIGINT stops at once\n"
             "  --quiet                print only the summary line\n"
             "  --transport T          http (default) or mqtt\n"
+            "  --sign FILE            sign every reading as a JWS (HS256, kid = device id) with\n"
+            "                         the device's key from FILE: lines \"<device> <key>\", as\n"
+            "                         `canary device add --keys-out FILE` writes them\n"
             "  --help                 show this help\n"
             "\n"
             "HTTP (--transport http):\n"
@@ -101,9 +104,6 @@ static void usage(FILE *out)
             "                         reading has waited MS milliseconds (default 100)\n"
             "  --connections C        kept-alive connections, which is also the most requests\n"
             "                         in flight (default min(devices, 64), at most %u)\n"
-            "  --sign FILE            sign every reading as a JWS (HS256, kid = device id) with\n"
-            "                         the device's key from FILE: lines \"<device> <key>\", as\n"
-            "                         `canary device add --keys-out FILE` writes them\n"
             "  --register             after a device's first accepted reading, PATCH\n"
             "                         <url>/api/v1/devices/<id> with its name, location, kind\n"
             "\n"
@@ -253,7 +253,7 @@ static int set_string(const char **field, const char *val)
 
 /* Options that belong to one transport; naming one with the other is a usage error.
  * --register works with both; --url too, but with mqtt only for --register (finish_options). */
-static const char *const http_only[] = {"--batch", "--batch-wait", "--connections", "--sign"};
+static const char *const http_only[] = {"--batch", "--batch-wait", "--connections"};
 static const char *const mqtt_only[] = {"--broker",   "--qos",      "--mqtt-connections",
                                         "--username", "--password", "--topic-prefix"};
 

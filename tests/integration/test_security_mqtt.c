@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -185,10 +187,51 @@ static void test_signed_over_mqtt(void **state)
     cJSON_Delete(j);
 }
 
+/* `canary simulate --transport mqtt --sign FILE`: every reading arrives signed. */
+static void test_simulate_sign_over_mqtt(void **state)
+{
+    struct fixture *f = *state;
+    char keys_path[160];
+    snprintf(keys_path, sizeof keys_path, "%s/sim.keys", f->d.dir);
+    FILE *fp = fopen(keys_path, "w");
+    assert_non_null(fp);
+    for (int i = 1; i <= 2; i++) {
+        char id[32], text[48];
+        uint8_t key[32];
+        snprintf(id, sizeof id, "msim-%04d", i);
+        provision(&f->d, id, key);
+        assert_int_equal(b64url_encode(key, 32, text, sizeof text), 43);
+        fprintf(fp, "%s %s\n", id, text);
+    }
+    fclose(fp);
+    double before = 0;
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(&f->d, "/api/v1/stats", &j), 200);
+    before = json_number(j, "security.signed_accepted");
+    cJSON_Delete(j);
+    char broker[32];
+    snprintf(broker, sizeof broker, "127.0.0.1:%u", f->b.port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[] = {"canary", "simulate", "--transport", "mqtt",      "--broker",
+                              broker,   "--prefix", "msim",        "--devices", "2",
+                              "--rate", "4",        "--duration",  "1.5",       "--drain",
+                              "5",      "--sign",   keys_path,     "--quiet",   NULL};
+        execv(CANARY_CLI_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    wait_stat(&f->d, "security.signed_accepted", before + 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_over_mqtt),
+        cmocka_unit_test(test_simulate_sign_over_mqtt),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
