@@ -54,6 +54,20 @@ static void note_invalid(struct request *req, const struct ingest_batch *b)
         pipeline_count(req->api->pipeline, PC_READINGS_INVALID, invalid);
 }
 
+/* An authenticated reading outside the timestamp window: a delayed or replayed message
+ * (or a device whose clock is off). Recorded once per request. */
+static void note_stale(struct request *req, const struct ingest_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] != READING_INVALID || b->errors[i].field == NULL ||
+            strcmp(b->errors[i].field, "ts") != 0)
+            continue;
+        api_security_event(req, "stale", b->readings[i].device, "ts %s",
+                           b->errors[i].reason ? b->errors[i].reason : "");
+        return;
+    }
+}
+
 /* Answers an authenticity refusal and records it as a security event. */
 static enum MHD_Result refuse(struct request *req, const struct auth_verdict *v)
 {
@@ -140,6 +154,8 @@ enum MHD_Result api_ingest(struct request *req)
     struct verify_policy policy = {(int64_t)cfg->ingest.max_past_s * 1000,
                                    (int64_t)cfg->ingest.max_future_s * 1000};
     verify_batch(&job->batch, &policy, now);
+    if (verdict.how != AUTH_NONE)
+        note_stale(req, &job->batch);
     note_invalid(req, &job->batch);
     return api_suspend_for_job(req, job);
 }

@@ -12,6 +12,9 @@
  * device keys would defeat them) and presented. After a change the keyring (verify/auth.h)
  * is reloaded before the answer, so the next message is judged by the new state.
  *
+ * Credential changes are recorded as security events too (key_created, key_rotated,
+ * credentials_revoked, with the caller's address): who gave a device a key is worth knowing.
+ *
  * api_security_event() stores one security event for an ingest refusal: rate-limited (the
  * keyring's token bucket; the excess is counted in one "suppressed" event) and submitted as
  * a fire-and-forget JOB_RECORDS job, so a flood of forgeries cannot fill the disk or hold an
@@ -294,6 +297,10 @@ enum MHD_Result api_device_key_create(struct request *req)
     }
     log_info("api.device_key_created", "device=%s kind=%s version=%u rotation=%s", id,
              store_key_kind_name(kind), k.version, rotation ? "true" : "false");
+    api_security_event(req, rotation ? "key_rotated" : "key_created", id,
+                       "%s version %u of device '%s' was created through the API%s",
+                       store_key_kind_name(kind), k.version, id,
+                       rotation ? "; the previous one stays valid during the overlap" : "");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "device", id);
     cJSON_AddStringToObject(root, "kind", store_key_kind_name(kind));
@@ -334,6 +341,8 @@ enum MHD_Result api_device_revoke(struct request *req)
     if (rc != 0)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
     log_info("api.device_revoked", "device=%s credentials=%zu", id, n);
+    api_security_event(req, "credentials_revoked", id,
+                       "%zu credential(s) of device '%s' were revoked through the API", n, id);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "device", id);
     cJSON_AddNumberToObject(root, "revoked", (double)n);

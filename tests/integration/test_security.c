@@ -245,6 +245,15 @@ static void test_signed_ingest_and_rejections(void **state)
     EXPECT(d, "application/json", reading("plain-1", 1, 0), NULL, 401, "unsigned");
     EXPECT(d, "text/plain", "env,device=plain-1 gas_ppm=1,seq=2i", NULL, 401, "unsigned");
     EXPECT(d, "application/jose", "eyJhbGciOiJIUzI1NiJ9.e30.e30.e30", NULL, 401, "bad_format");
+    /* A captured message held back past the timestamp window: stale. */
+    char stale[256], stale_tok[1024];
+    snprintf(stale, sizeof stale,
+             "{\"device\":\"kitchen-1\",\"seq\":9,\"ts\":%lld,\"values\":{\"gas_ppm\":1}}",
+             (long long)(now_ms() - 8LL * 24 * 3600 * 1000));
+    assert_true(jws_sign_hs256("kitchen-1", stale, strlen(stale), key, 32, stale_tok,
+                               sizeof stale_tok) > 0);
+    EXPECT(d, "application/jose", stale_tok, NULL, 400, "invalid_field");
+    expect_event(d, "stale");
 
     const char *kinds[] = {"bad_signature",      "alg_none", "device_mismatch", "unknown_key",
                            "signature_required", "unsigned", "bad_format"};
@@ -312,6 +321,9 @@ static void test_rotation_overlap_and_revoke(void **state)
     EXPECT(d, "application/json", reading("boiler-1", 7, 1), NULL, 403, "revoked");
     expect_event(d, "expired_key");
     expect_event(d, "revoked");
+    expect_event(d, "key_created");
+    expect_event(d, "key_rotated");
+    expect_event(d, "credentials_revoked");
 }
 
 static void test_admin_endpoints_need_the_token(void **state)
