@@ -6,6 +6,7 @@
 #   make bench   build optimised and print the benchmark tables (bench/)
 #   make bench-iforest   only the Isolation Forest part (against scikit-learn, ~2 min)
 #   make bench-nab       canary's detectors on the Numenta Anomaly Benchmark (~1 s)
+#   make bench-gas       the gas classifier against scikit-learn's stack (~1 min)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -53,6 +54,13 @@ bench-build: bench-deps
 
 bench-iforest: bench-build
 	@bash bench/iforest.sh $(BENCH_BUILD)
+
+# The gas classifier against scikit-learn's StackingClassifier on ../shared/data/gas, same rows,
+# same run: accuracy and macro F1 on the time and random splits, fit and predict times
+# (docs/BENCHMARKS.md, "Gas classifier"; ~1 min).
+.PHONY: bench-gas
+bench-gas: bench-build
+	@bash bench/gas.sh $(BENCH_BUILD)
 
 # Replays ../shared/data/nab through the detectors, scores it as NAB does, prints it beside the
 # published scoreboard and writes NAB-format results to bench/out/nab/ (docs/BENCHMARKS.md).
