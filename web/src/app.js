@@ -725,9 +725,10 @@
     const marks = alerts.filter((a) => a.opened_ms >= from && a.opened_ms <= to);
     const filled = avg.filter((v) => v !== null).length;
     const pad2 = (n) => String(n).padStart(2, '0');
+    let withSeconds = false; // only when the ticks fall between whole minutes
     const tick = (s) => {
       const t = new Date(s * 1000);
-      const hm = pad2(t.getHours()) + ':' + pad2(t.getMinutes()) + (to - from <= 1200e3 ? ':' + pad2(t.getSeconds()) : '');
+      const hm = pad2(t.getHours()) + ':' + pad2(t.getMinutes()) + (withSeconds ? ':' + pad2(t.getSeconds()) : '');
       return to - from > 86400e3 ? `${t.toLocaleDateString([], { weekday: 'short' })} ${hm}` : hm;
     };
     const opts = {
@@ -741,7 +742,7 @@
           const pad = (b - a) * 0.08;
           return [a - pad, b + pad];
         } } },
-      axes: [{ stroke: ink, grid: { stroke: grid }, values: (u, splits) => splits.map(tick) },
+      axes: [{ stroke: ink, grid: { stroke: grid }, values: (u, splits) => { withSeconds = splits.some((x) => x % 60 !== 0); return splits.map(tick); } },
         { stroke: ink, grid: { stroke: grid }, size: 60 }],
       series: [{},
         { label: 'avg', stroke: accent, width: 1.5, spanGaps: false, points: { show: filled < 80, size: 4, fill: accent } },
@@ -812,16 +813,37 @@
       h('tbody', {}, rows)), h('p', { class: 'muted small', text: 'Hover a value for its anomaly score and flags.' }));
   }
 
+  // Buzzer and valve commands (sent over MQTT), the device's recent commands and their state.
   function commandsPanel(id) {
+    const note = h('span', { class: 'muted small', text: 'Sent to the device over MQTT.' });
+    const recent = h('div', { class: 'table-wrap' });
+    const list = async () => {
+      try {
+        const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/commands?limit=5`);
+        recent.replaceChildren(r.commands.length ? h('table', {}, h('tbody', {}, r.commands.map((c) => h('tr', {},
+          h('td', { text: fmtTime(c.created_ms) }), h('td', { text: `${c.command} ${c.state || c.value || ''}` }),
+          h('td', { text: c.status + (c.error ? ': ' + c.error : '') }), h('td', { class: 'muted', text: c.alert_id ? 'automatic, alert ' + c.alert_id : c.by }))))) : '');
+      } catch (e) { recent.replaceChildren(); }
+    };
     const send = async (command, st) => {
       try {
         const c = await api(`/api/v1/devices/${encodeURIComponent(id)}/commands`, { json: { command, state: st, by: operator() } });
         toast(`${command} ${st}: ${c.status}`);
       } catch (e) { toast(`${command} ${st}: ${e.message}`); }
+      list();
     };
-    const b = (label, command, st) => h('button', { type: 'button', class: 'btn ghost', text: label, onclick: () => { if (confirm(`Send "${command} ${st}" to ${id}?`)) send(command, st); } });
-    return h('div', { class: 'panel row' }, b('Buzzer on', 'buzzer', 'on'), b('Buzzer off', 'buzzer', 'off'), b('Close valve', 'valve', 'close'), b('Open valve', 'valve', 'open'),
-      h('span', { class: 'muted small', text: 'Sent over MQTT (needs mqtt.enabled).' }));
+    const b = (label, command, st) => h('button', { type: 'button', class: 'btn ghost', 'data-command': command + '-' + st, text: label, onclick: () => { if (confirm(`Send "${command} ${st}" to ${id}?`)) send(command, st); } });
+    const buttons = [b('Buzzer on', 'buzzer', 'on'), b('Buzzer off', 'buzzer', 'off'), b('Close valve', 'valve', 'close'), b('Open valve', 'valve', 'open')];
+    api('/healthz').then((hz) => {
+      if (hz.mqtt && hz.mqtt.state === 'disabled') {
+        buttons.forEach((x) => { x.disabled = true; });
+        note.textContent = 'MQTT is off in this canaryd (mqtt.enabled = false): no commands can be sent.';
+      } else if (hz.mqtt && hz.mqtt.state !== 'connected') {
+        note.textContent = `canaryd is not connected to the MQTT broker (${hz.mqtt.state}): commands will be refused.`;
+      }
+    }).catch(() => {});
+    list();
+    return h('div', { class: 'panel' }, h('div', { class: 'row' }, buttons, note), recent);
   }
 
   // ---------- alerts page ----------
