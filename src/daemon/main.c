@@ -227,6 +227,22 @@ static void *second_signal(void *arg)
     _exit(1);
 }
 
+/* Reloads the keyring from the store (at start, and on SIGHUP). */
+static int reload_auth(struct auth *a, const struct canary_config *cfg, char *err, size_t errlen)
+{
+    struct store_options opt = {.path = cfg->store.path,
+                                .read_only = true,
+                                .busy_timeout_ms = cfg->store.busy_timeout_ms,
+                                .chunk_max_readings = 1,
+                                .chunk_max_span_ms = 1};
+    struct store *s = NULL;
+    int rc = store_open(&s, &opt, err, errlen);
+    if (rc == 0)
+        rc = auth_reload(a, s, err, errlen);
+    store_close(s);
+    return rc;
+}
+
 /* The keyring ingest verifies with (verify/auth.h), loaded from the store the pipeline has
  * just opened and migrated. */
 static int start_auth(struct auth **out, const struct canary_config *cfg, char *err, size_t errlen)
@@ -234,16 +250,7 @@ static int start_auth(struct auth **out, const struct canary_config *cfg, char *
     int rc = auth_new(out, cfg, err, errlen);
     if (rc != 0)
         return rc;
-    struct store_options opt = {.path = cfg->store.path,
-                                .read_only = true,
-                                .busy_timeout_ms = cfg->store.busy_timeout_ms,
-                                .chunk_max_readings = 1,
-                                .chunk_max_span_ms = 1};
-    struct store *s = NULL;
-    rc = store_open(&s, &opt, err, errlen);
-    if (rc == 0)
-        rc = auth_reload(*out, s, err, errlen);
-    store_close(s);
+    rc = reload_auth(*out, cfg, err, errlen);
     if (rc != 0) {
         auth_free(*out);
         *out = NULL;
@@ -361,6 +368,8 @@ int main(int argc, char **argv)
         log_info("canaryd.sighup", "action=reload_models");
         if (models_reload(pipeline_models(p), err, sizeof err) != 0)
             log_warn("canaryd.reload_failed", "error=\"%s\"", err); /* models_reload logged it */
+        if (reload_auth(auth, &cfg, err, sizeof err) != 0)
+            log_warn("canaryd.keyring_reload_failed", "error=\"%s\"", err);
     }
     log_info("canaryd.stopping", "signal=%d", sig);
     pthread_t forced;

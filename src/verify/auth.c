@@ -133,6 +133,7 @@ const uint8_t *auth_master(const struct auth *a)
 struct load_ctx {
     struct auth *a;
     struct kr_snapshot *s;
+    int64_t now_ms;
     int rc;
 };
 
@@ -164,8 +165,21 @@ static void load_key(void *arg, const struct store_device_key *k)
         snprintf(d->id, sizeof d->id, "%s", k->device);
     }
     if (d->n == KR_MAX_CREDS) {
-        /* Keep the newest: drop the oldest entry (rows come in version order per kind). */
-        memmove(&d->creds[0], &d->creds[1], (KR_MAX_CREDS - 1) * sizeof d->creds[0]);
+        /* Full (a device rotated many times): drop a revoked or ended credential, else the
+         * oldest of the new one's kind (rows come in version order per kind), so a valid key
+         * of one kind is never pushed out by many of the other. */
+        unsigned victim = KR_MAX_CREDS;
+        for (unsigned i = 0; i < d->n && victim == KR_MAX_CREDS; i++)
+            if (d->creds[i].revoked_ms != 0 ||
+                (d->creds[i].expires_ms != 0 && d->creds[i].expires_ms <= c->now_ms))
+                victim = i;
+        for (unsigned i = 0; i < d->n && victim == KR_MAX_CREDS; i++)
+            if (d->creds[i].kind == k->kind)
+                victim = i;
+        if (victim == KR_MAX_CREDS)
+            victim = 0;
+        OPENSSL_cleanse(&d->creds[victim], sizeof d->creds[victim]);
+        memmove(&d->creds[victim], &d->creds[victim + 1], (d->n - victim - 1) * sizeof d->creds[0]);
         d->n--;
     }
     struct kr_cred *cr = &d->creds[d->n++];
@@ -197,7 +211,7 @@ int auth_reload(struct auth *a, struct store *s, char *err, size_t errlen)
     struct kr_snapshot *snap = calloc(1, sizeof *snap);
     if (snap == NULL)
         return CANARY_ENOMEM;
-    struct load_ctx c = {a, snap, 0};
+    struct load_ctx c = {a, snap, clock_wall_ms(), 0};
     int rc = store_keys_each(s, NULL, load_key, &c, err, errlen);
     if (rc == 0 && c.rc != 0) {
         rc = c.rc;

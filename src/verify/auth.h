@@ -23,7 +23,9 @@
  * result as an immutable snapshot. Lookups take a read lock only to copy one device's few
  * credentials out (no I/O, no allocation); a reload builds the new snapshot without the
  * lock and takes the write lock only to swap a pointer, so ingest threads never wait on the
- * store. Call auth_reload() after every change to the credentials (the admin API does).
+ * store. Call auth_reload() after every change to the credentials (the admin API does;
+ * canaryd also reloads on SIGHUP). At most 8 credentials per device are kept in memory:
+ * revoked and ended ones go first, then the oldest of the same kind.
  * All functions are thread-safe. */
 #ifndef CANARY_VERIFY_AUTH_H
 #define CANARY_VERIFY_AUTH_H

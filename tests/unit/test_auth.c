@@ -14,6 +14,8 @@
 #include "verify/jws.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +477,83 @@ static void test_wrong_master_key(void **state)
     assert_null(a2);
 }
 
+/* A device with more credentials than the keyring keeps per device: its valid key of one kind
+ * is not pushed out by many of the other, and the newest token works. */
+static void test_many_credentials(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t key[DEVKEY_LEN];
+    devkey_random(key, sizeof key);
+    add_hmac(f, "busy-1", key, 0);
+    char token[DEVKEY_TOKEN_LEN + 1], first[DEVKEY_TOKEN_LEN + 1];
+    for (int i = 0; i < 12; i++) {
+        add_token(f, "busy-1", token);
+        if (i == 0)
+            memcpy(first, token, sizeof first);
+    }
+    char tok[1024];
+    struct auth_verdict v;
+    sign("busy-1", reading_of("busy-1", 1), key, tok, sizeof tok);
+    assert_string_equal(verdict(f, tok, NULL, NOW, &v), "ok");
+    assert_string_equal(verdict(f, reading_of("busy-1", 2), token, NOW, &v), "ok");
+    assert_int_equal(v.key_version, 12);
+    /* The oldest tokens fell out of the keyring (still valid in the store: a keyring limit
+     * of KR_MAX_CREDS per device, documented in auth.c). */
+    assert_string_equal(verdict(f, reading_of("busy-1", 3), first, NOW, &v), "bad_token");
+}
+
+struct stress {
+    struct auth *a;
+    const char *tok;
+    _Atomic int ok, bad;
+};
+
+static void *verify_loop(void *arg)
+{
+    struct stress *st = arg;
+    for (int i = 0; i < 20000; i++) {
+        struct auth_verdict v;
+        char *payload = NULL;
+        size_t plen;
+        if (auth_open_jws(st->a, st->tok, strlen(st->tok), 4096, NOW, &payload, &plen, &v) == 0)
+            st->ok++;
+        else
+            st->bad++;
+        free(payload);
+    }
+    return NULL;
+}
+
+/* Readers verify while the keyring is reloaded over and over: every verification succeeds
+ * (a reader always sees a whole snapshot) and nothing is used after it is freed (ASan). */
+static void test_reload_under_readers(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t key[DEVKEY_LEN];
+    devkey_random(key, sizeof key);
+    add_hmac(f, "kitchen-1", key, 0);
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        uint8_t other[DEVKEY_LEN];
+        snprintf(id, sizeof id, "filler-%02d", i);
+        devkey_random(other, sizeof other);
+        add_hmac(f, id, other, 0);
+    }
+    char tok[1024];
+    sign("kitchen-1", reading_of("kitchen-1", 1), key, tok, sizeof tok);
+    struct stress st = {.a = f->a, .tok = tok};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, verify_loop, &st), 0);
+    char err[256];
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(auth_reload(f->a, f->s, err, sizeof err), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(st.ok, 80000);
+    assert_int_equal(st.bad, 0);
+}
+
 /* Last: every key and token the tests made went through logging paths (reload, refusals at
  * debug level); none may appear in the log. */
 static void test_no_secret_in_log(void **state)
@@ -518,6 +597,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bearer_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_overlap_and_revocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_master_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_under_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret_in_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
