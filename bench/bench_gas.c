@@ -21,7 +21,7 @@
  * Rows carry each channel's mean over the last --window readings (default: gas.h's, 24) of
  * its class's recording (gas_window_rows; the file holds each class's series in time order).
  * Usage: bench_gas [--seed S] [--test-frac F] [--features raw|logratio|both] [--window N]
- *                  [--rf-trees N] [--rf-depth D] [--gbt-depth D] [--reps N]
+ *                  [--rf-trees N] [--rf-depth D] [--gbt-depth D] [--lr-rounds N] [--reps N]
  *                  [--splits FILE] CSV */
 #include "core/clock.h"
 #include "ml/dataset.h"
@@ -142,6 +142,8 @@ int main(int argc, char **argv)
             p.rf_trees = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rf-depth") && v)
             p.rf_depth = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--lr-rounds") && v)
+            p.lr_rounds = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gbt-depth") && v)
             p.gbt_depth = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && v)

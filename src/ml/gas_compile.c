@@ -12,6 +12,7 @@
 #include "core/error.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,11 @@ static int compile_trees(struct gas_model *m, enum gas_learner l, const cJSON *m
         for (long i = 0; i < n; i++) {
             double left = a->valuedouble, right = b->valuedouble, feat = c->valuedouble;
             struct gas_node *nd = &nodes[i];
+            if (fabs(d->valuedouble) > FLT_MAX) {
+                canary_errf(err, errlen, "%s: tree %ld node %ld: value out of float range", what, t,
+                            i);
+                return CANARY_EINVAL;
+            }
             nd->value = (float)d->valuedouble;
             if (left == -1 && right == -1) {
                 nd->left = nd->right = GAS_LEAF;

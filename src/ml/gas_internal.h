@@ -10,6 +10,7 @@
 
 #include "ml/gas.h"
 
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,13 @@ struct gas_model {
     struct gas_forest forest[GAS_N_BASE]; /* RF and GBT (LR's unused) */
     double *lin_w; /* LR: (n_features + 1) x n_classes, w[f * K + k], bias at f = n_features */
 };
+
+/* v as a float, saturated at +-FLT_MAX (a double beyond float's range would be undefined
+ * behaviour to convert; it compares the same way with every split). NaN stays NaN. */
+static inline float gas__to_float(double v)
+{
+    return v > FLT_MAX ? FLT_MAX : v < -FLT_MAX ? -FLT_MAX : (float)v;
+}
 
 /* Features for n_inputs channels, a transform and a window (0 or not). */
 size_t gas__n_features(enum gas_features f, size_t n_inputs, uint32_t window);

@@ -156,7 +156,7 @@ int gas_predict_row(const struct gas_model *m, enum gas_learner which, const dou
     gas__features(m->params.features, m->n_inputs, m->params.window, x, z);
     for (size_t j = 0; j < F; j++) {
         z[j] = (z[j] - m->mean[j]) * m->inv_sd[j];
-        zf[j] = (float)z[j];
+        zf[j] = gas__to_float(z[j]);
     }
     if (which != GAS_STACK) {
         gas__base_proba(m, which, z, zf, proba);

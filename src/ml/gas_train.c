@@ -395,7 +395,7 @@ int gas_train(const double *x, size_t n_rows, size_t n_inputs, const int *y, siz
         m->inv_sd[j] = sd > 1e-12 ? 1 / sd : 1; /* a constant feature stays 0 */
         for (size_t r = 0; r < n_rows; r++) {
             z[r * F + j] = (z[r * F + j] - mean) * m->inv_sd[j];
-            zf[r * F + j] = (float)z[r * F + j];
+            zf[r * F + j] = gas__to_float(z[r * F + j]);
         }
     }
 

@@ -115,6 +115,10 @@ static void test_train_predict(void **state)
             assert_true(fabs(sum - 1) < 1e-12);
         }
     }
+    /* A reading far beyond float's range still gives probabilities (saturated, no UB). */
+    double huge[N_IN] = {1e300, -1e300, 350, 400}, ph[N_CLS];
+    int kh = gas_predict_row(m, GAS_STACK, huge, ph);
+    assert_true(kh >= 0 && kh < N_CLS);
     /* A missing input still gives probabilities. */
     double row[N_IN] = {NAN, 300, 350, 400}, pr[N_CLS];
     int k = gas_predict_row(m, GAS_STACK, row, pr);
@@ -547,6 +551,16 @@ static void test_bad_inputs(void **state)
         gas_train(x, 0, N_IN, y, N_CLS, in_names, cls_names, NULL, NULL, &m, NULL, err, sizeof err),
         CANARY_EINVAL);
     assert_null(m);
+    /* Raw features: a reading beyond float's range saturates (no undefined conversion). */
+    p.folds = 3;
+    p.features = GAS_FEATURES_RAW;
+    m = train_or_fail(x, N, y, &p, NULL);
+    double huge[N_IN] = {1e300, -1e300, 350, NAN}, pr[N_CLS];
+    for (int l = 0; l < GAS_N_LEARNERS; l++) {
+        int k = gas_predict_row(m, (enum gas_learner)l, huge, pr);
+        assert_true(k >= 0 && k < N_CLS);
+    }
+    gas_free(m);
 }
 
 /* ---- splits and windows ---- */
