@@ -399,6 +399,52 @@ static void test_simulate_sign(void **state)
     expect_event(d, "signature_required");
 }
 
+/* A canaryd without a master key can give tokens but not keys (409); one without an admin
+ * token manages no credentials at all (403). */
+static void test_without_master_key_or_admin_token(void **state)
+{
+    (void)state;
+    struct daemon d2;
+    daemon_init(&d2, NULL);
+    daemon_start(&d2);
+    const char *headers[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+    struct http_response r;
+    assert_int_equal(http_call_with(&d2, "POST", "/api/v1/devices", headers, "application/json",
+                                    "{\"id\":\"k-1\"}", 12, &r),
+                     0);
+    assert_int_equal(r.status, 201);
+    http_response_free(&r);
+    assert_int_equal(http_call_with(&d2, "POST", "/api/v1/devices/k-1/keys", headers,
+                                    "application/json", "{}", 2, &r),
+                     0);
+    assert_int_equal(r.status, 409);
+    assert_non_null(strstr(r.body, "master_key_missing"));
+    http_response_free(&r);
+    assert_int_equal(http_call_with(&d2, "POST", "/api/v1/devices/k-1/keys", headers,
+                                    "application/json", "{\"kind\":\"token\"}", 16, &r),
+                     0);
+    assert_int_equal(r.status, 201);
+    http_response_free(&r);
+    /* The default policy (accept) still takes unsigned readings of devices without one. */
+    assert_int_equal(http_post_json(&d2, "/api/v1/ingest", reading("free-1", 1, 3), NULL), 200);
+    assert_int_equal(daemon_stop(&d2, SIGTERM), 0);
+    daemon_cleanup(&d2);
+
+    unsetenv("CANARY_API_ADMIN_TOKEN");
+    struct daemon d3;
+    daemon_init(&d3, NULL);
+    daemon_start(&d3);
+    setenv("CANARY_API_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    assert_int_equal(http_post_json(&d3, "/api/v1/devices", "{\"id\":\"k-2\"}", NULL), 201);
+    cJSON *j = NULL;
+    assert_int_equal(http_post_json(&d3, "/api/v1/devices/k-2/keys", "{}", &j), 403);
+    assert_string_equal(json_error_code(j), "admin_token_required");
+    cJSON_Delete(j);
+    assert_int_equal(http_post_json(&d3, "/api/v1/devices/k-2/revoke", "{}", NULL), 403);
+    assert_int_equal(daemon_stop(&d3, SIGTERM), 0);
+    daemon_cleanup(&d3);
+}
+
 /* Last: after every test above, canaryd's log holds no key, token or the master key. */
 static void test_no_secret_in_log(void **state)
 {
@@ -432,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_rotation_overlap_and_revoke),
         cmocka_unit_test(test_admin_endpoints_need_the_token),
         cmocka_unit_test(test_simulate_sign),
+        cmocka_unit_test(test_without_master_key_or_admin_token),
         cmocka_unit_test(test_no_secret_in_log),
     };
     return cmocka_run_group_tests(tests, start, stop);
