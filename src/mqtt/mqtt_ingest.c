@@ -455,7 +455,11 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
         if (tmp->status[i] != READING_INVALID)
             continue;
         invalid++;
-        if (strcmp(tmp->errors[i].field, "device") != 0 || tmp->readings[i].device == NULL)
+        /* A signed reading outside the timestamp window: a held-back or replayed message. */
+        bool stale = verdict.how == AUTH_SIGNED && strcmp(tmp->errors[i].field, "ts") == 0;
+        if (stale)
+            ingest_event(m, EVENT_SECURITY, "stale", device, topic, "ts %s", tmp->errors[i].reason);
+        else if (strcmp(tmp->errors[i].field, "device") != 0 || tmp->readings[i].device == NULL)
             ingest_event(m, EVENT_INGEST, "invalid_reading", device, topic, "%s: %s",
                          tmp->errors[i].field, tmp->errors[i].reason);
     }

@@ -177,6 +177,15 @@ static void test_signed_over_mqtt(void **state)
     wait_event(&f->d, "alg_none");
     wait_event(&f->d, "signature_required");
     wait_event(&f->d, "unsigned");
+    /* A signed message held back beyond ingest.max_past_s: stale. */
+    char old_reading[256], old_tok[1024];
+    snprintf(old_reading, sizeof old_reading,
+             "{\"device\":\"mq-1\",\"seq\":50,\"ts\":%lld,\"values\":{\"gas_ppm\":1}}",
+             (long long)(now_ms() - 8LL * 24 * 3600 * 1000));
+    assert_true(jws_sign_hs256("mq-1", old_reading, strlen(old_reading), key, 32, old_tok,
+                               sizeof old_tok) > 0);
+    assert_true(mq_publish(&f->c, "canary/mq-1/up", old_tok, 1, false));
+    wait_event(&f->d, "stale");
     /* A valid message still goes through after all that, and nothing refused was stored. */
     assert_true(mq_publish(&f->c, "canary/mq-1/up", sign("mq-1", "mq-1", 7, key), 1, false));
     wait_stat(&f->d, "counters.readings_accepted", 3);
