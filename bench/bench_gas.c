@@ -12,7 +12,9 @@
  * (random forest, logistic regression, gradient boosting, stack) predicts the test rows
  * one at a time (gas_predict_row, the path canaryd takes): accuracy and macro F1
  * (metrics_multiclass_eval, as scikit-learn's), and the mean ns per row over --reps passes.
- * It checks that a second training with the same seed gives byte-identical bundles.
+ * It checks that a second training with the same seed gives the same boosters, and times
+ * XGBoost's own one-row prediction of each base learner on the same rows (a comment line),
+ * the reason canary walks the trees itself.
  *
  * Output, one line per measurement ('#' lines are comments):
  *   run canary SPLIT LEARNER ACCURACY MACRO_F1 FIT_MS PREDICT_NS_PER_ROW
@@ -26,16 +28,65 @@
 #include "core/clock.h"
 #include "ml/dataset.h"
 #include "ml/gas.h"
+#include "ml/gas_internal.h" /* the scaled features, to feed XGBoost the same */
 #include "ml/metrics.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xgboost/c_api.h>
 
 static const char *const inputs[] = {"MQ2", "MQ3", "MQ5", "MQ6", "MQ7", "MQ8", "MQ135"};
 #define N_IN 7
 static size_t L = N_IN; /* values per row: with a window, the readings and their means */
+
+/* XGBoost's own single-row prediction of base learner l (XGBoosterPredictFromDense, the
+ * in-place path, one row per call) on the n test rows: mean ns per row, the measurement that
+ * decides whether canary walks the trees itself. -1 when XGBoost fails. */
+static double xgboost_row_ns(const struct gas_model *m, enum gas_learner l, const double *x,
+                             size_t n)
+{
+    const char *json;
+    size_t len;
+    gas_booster_json(m, l, &json, &len);
+    BoosterHandle b;
+    if (XGBoosterCreate(NULL, 0, &b) || XGBoosterLoadModelFromBuffer(b, json, len))
+        return -1;
+    XGBoosterSetParam(b, "nthread", "1");
+    const size_t F = m->n_features, row_len = gas_row_len(m);
+    float *zf = malloc(n * F * sizeof *zf);
+    double z[4 * GAS_MAX_INPUTS];
+    for (size_t r = 0; r < n; r++) {
+        gas__features(m->params.features, m->n_inputs, m->params.window, x + r * row_len, z);
+        for (size_t j = 0; j < F; j++)
+            zf[r * F + j] = gas__to_float((z[j] - m->mean[j]) * m->inv_sd[j]);
+    }
+    const char *config =
+        "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
+        "\"iteration_end\":0,\"strict_shape\":true,\"cache_id\":0,\"missing\":NaN}";
+    double ns = -1;
+    int64_t t0 = clock_mono_ns();
+    size_t r = 0;
+    for (; r < n; r++) {
+        char iface[256];
+        snprintf(iface, sizeof iface,
+                 "{\"data\":[%llu,true],\"shape\":[1,%zu],\"typestr\":\"<f4\",\"version\":3}",
+                 (unsigned long long)(uintptr_t)(zf + r * F), F);
+        const bst_ulong *shape;
+        bst_ulong dim;
+        const float *res;
+        if (XGBoosterPredictFromDense(b, iface, config, NULL, &shape, &dim, &res))
+            break;
+    }
+    if (r == n)
+        ns = (double)(clock_mono_ns() - t0) / (double)n;
+    else
+        fprintf(stderr, "bench_gas: XGBoost: %s\n", XGBGetLastError());
+    XGBoosterFree(b);
+    free(zf);
+    return ns;
+}
 
 static int run_split(const char *name, const struct dataset *d, const double *x, const int *y,
                      const uint8_t *is_test, const struct gas_params *p, unsigned reps,
@@ -114,6 +165,10 @@ static int run_split(const char *name, const struct dataset *d, const double *x,
                gas_learner_name((enum gas_learner)l), mc.accuracy, mc.macro_f1, fms, ns);
         metrics_multiclass_free(&mc);
     }
+    /* gblinear has no in-place prediction in XGBoost 1.7: the trees only. */
+    printf("# %s: XGBoost's own one-row prediction (XGBoosterPredictFromDense, one thread): "
+           "rf %.0f ns, gbt %.0f ns per row\n",
+           name, xgboost_row_ns(m, GAS_RF, xte, n_te), xgboost_row_ns(m, GAS_GBT, xte, n_te));
     printf("# %s: out-of-fold accuracy rf %.4f lr %.4f gbt %.4f stack %.4f\n", name,
            meta->oof_accuracy[0], meta->oof_accuracy[1], meta->oof_accuracy[2],
            meta->oof_accuracy[3]);
