@@ -10,6 +10,7 @@
 const { chromium } = require('playwright-core');
 const { spawn } = require('child_process');
 const fs = require('fs');
+const net = require('net');
 const os = require('os');
 const path = require('path');
 
@@ -20,6 +21,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const children = [];
 let browser = null;
+let proxyRef = null;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-browser-'));
 
 function log(...a) { console.log('[browser]', ...a); }
@@ -46,17 +48,47 @@ function start(cmd, args, name) {
   return p;
 }
 
+// A TCP proxy between the browser and canaryd that can cut the network for a while.
+function startProxy(targetPort) {
+  const sockets = new Set();
+  let server = null;
+  const listen = (port) => new Promise((resolve) => {
+    server = net.createServer((client) => {
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    server.listen(port, '127.0.0.1', () => resolve(server.address().port));
+  });
+  const proxy = {
+    port: 0,
+    async blip(ms, during) {
+      server.close(); // refuse new connections (its callback waits for the open ones)
+      for (const s of sockets) s.destroy();
+      await during();
+      await sleep(ms);
+      await listen(proxy.port);
+    },
+    close() { for (const s of sockets) s.destroy(); server.close(); },
+  };
+  return listen(0).then((port) => { proxy.port = port; return proxy; });
+}
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const ready = path.join(dir, 'port');
   start(CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'canary.db'), '--ready-file', ready], 'canaryd');
   const port = await waitFor(async () => fs.existsSync(ready) && fs.readFileSync(ready, 'utf8').trim(), 10000, 'canaryd to start');
-  const base = `http://127.0.0.1:${port}`;
-  log('canaryd at', base);
-  start(CLI, ['simulate', '--devices', '6', '--rate', '2', '--duration', '0', '--url', base, '--register', '--quiet', '--prefix', 'lab'], 'simulate');
+  const direct = `http://127.0.0.1:${port}`;
+  const proxy = await startProxy(Number(port));
+  proxyRef = proxy;
+  const base = `http://127.0.0.1:${proxy.port}`; // the browser's way to canaryd
+  log('canaryd at', direct, 'the browser through', base);
+  start(CLI, ['simulate', '--devices', '6', '--rate', '2', '--duration', '0', '--url', direct, '--register', '--quiet', '--prefix', 'lab'], 'simulate');
 
   const api = async (p, body) => {
-    const r = await fetch(base + p, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await fetch(direct + p, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     return { status: r.status, body: await r.json() };
   };
   let seq = 1;
@@ -71,8 +103,8 @@ async function main() {
     const gas = i >= 120 && i < 128 ? 1150 + 40 * i % 90 : 420 + 25 * Math.sin(i / 9) + (i % 7);
     history.push({ device: 'probe-1', seq: seq++, ts, values: { gas_ppm: Math.round(gas), temperature_c: Math.round((24 + 2 * Math.sin(i / 30)) * 10) / 10 } });
   }
-  check((await fetch(base + '/api/v1/ingest', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(history) })).status === 200, '15 minutes of history for probe-1 are stored');
-  await fetch(base + '/api/v1/devices/probe-1', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Test kitchen', location: 'Lab, bench 2', kind: 'kitchen' }) });
+  check((await fetch(direct + '/api/v1/ingest', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(history) })).status === 200, '15 minutes of history for probe-1 are stored');
+  await fetch(direct + '/api/v1/devices/probe-1', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Test kitchen', location: 'Lab, bench 2', kind: 'kitchen' }) });
 
   // the fleet has registered (names come with --register)
   await waitFor(async () => (await api('/api/v1/devices')).body.devices.filter((d) => d.name).length >= 6, 15000, 'the simulated fleet');
@@ -82,7 +114,8 @@ async function main() {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, colorScheme: 'light' });
   const page = await context.newPage();
   const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  let blipping = false; // the network errors the blip itself causes are expected
+  page.on('console', (m) => { if (m.type() === 'error' && !(blipping && /net::ERR_/.test(m.text()))) errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(e.message));
 
   // 1. the device list renders
@@ -110,6 +143,21 @@ async function main() {
   await watch;
   const took = Date.now() - t0;
   check(took < 1000, `a live value changed ${took} ms after the reading was posted (under 1 s)`);
+
+  // a network blip: the proxy cuts every connection and refuses new ones for a while; a
+  // reading stored meanwhile shows once the stream is back, replayed from Last-Event-ID (the
+  // page does not reload its state: no GET /api/v1/latest)
+  let reloaded = false;
+  page.on('request', (q) => { if (q.url().includes('/api/v1/latest')) reloaded = true; });
+  blipping = true;
+  await proxy.blip(1500, async () => {
+    await page.waitForFunction(() => document.querySelector('#live').dataset.state !== 'live', null, { timeout: 5000 });
+    await post({ temperature_c: 33.3, gas_ppm: 430 });
+  });
+  await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '33.3'; }, probeValue, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#live').dataset.state === 'live', null, { timeout: 5000 });
+  blipping = false;
+  check(!reloaded, 'after a network blip the reading sent meanwhile shows, caught up through Last-Event-ID');
 
   // 3. a gas leak shows the critical banner
   await post({ temperature_c: 35.3, gas_ppm: 6000 });
@@ -180,6 +228,7 @@ async function main() {
 
 async function cleanup() {
   if (browser) await browser.close().catch(() => {});
+  if (proxyRef) proxyRef.close();
   for (const p of children.reverse()) {
     if (p.exitCode === null) {
       p.kill('SIGTERM');

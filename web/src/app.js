@@ -249,6 +249,7 @@
 
   // ---------- live stream ----------
   let source = null;
+  let reloadOnHello = false; // a new EventSource has no Last-Event-ID: reload what it missed
   function connect() {
     const live = $('#live');
     source = new EventSource('/api/v1/stream');
@@ -256,13 +257,20 @@
     source.addEventListener('error', () => {
       live.dataset.state = source.readyState === EventSource.CLOSED ? 'offline' : 'connecting';
       live.textContent = source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting';
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+      if (source.readyState === EventSource.CLOSED) {
+        reloadOnHello = true;
+        setTimeout(connect, 3000);
+      }
     });
     source.addEventListener('hello', (e) => {
       const m = JSON.parse(e.data);
       state.staleAfterS = m.stale_after_s;
       state.offlineAfterS = m.offline_after_s;
       state.serverOffsetMs = m.server_ms - Date.now();
+      if (reloadOnHello) {
+        reloadOnHello = false;
+        loadAll().then(schedule);
+      }
     });
     source.addEventListener('readings', (e) => {
       for (const r of JSON.parse(e.data).readings) applyReading(r);
