@@ -13,9 +13,11 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"simulate", cmd_simulate, "send readings from a simulated fleet to canaryd"},
     {"alerts", cmd_alerts, "show canaryd's alerts, or follow them as they happen"},
-    {"train", cmd_train, "train an Isolation Forest on a CSV file or canaryd's store"},
+    {"train", cmd_train,
+     "train an Isolation Forest (CSV or canaryd's store) or, with --model gas, the gas classifier"},
     {"score", cmd_score, "score the rows of a CSV file with a trained model"},
-    {"eval", cmd_eval, "evaluate a model on labelled data: ROC AUC, precision, recall, plots"},
+    {"eval", cmd_eval,
+     "evaluate a model (Isolation Forest or gas classifier) on labelled data: metrics, plots"},
     {"replay", cmd_replay, "score a CSV file (or a directory) with canaryd's live detectors"},
     {"notify", cmd_notify, "send a test message over an alert channel (notify test)"},
     {"device", cmd_device, "provision devices: add, list, show, rotate-key, revoke"},
