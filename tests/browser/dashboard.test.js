@@ -200,6 +200,18 @@ async function main() {
   await page.waitForSelector(`[data-alert-detail="${alertId}"] .timeline li`, { timeout: 5000 });
   const timeline = await page.$$eval('.timeline li', (ls) => ls.map((l) => l.className));
   check(timeline.includes('opened') && timeline.includes('acknowledged'), 'the alerts page shows the timeline: ' + timeline.join(', '));
+  // a comment, then resolving with one: both land in the API and on the timeline
+  await page.fill('#alert-comment', 'valve closed, windows open');
+  await page.click('#alert-comment-add');
+  await page.waitForSelector('.timeline li.commented', { timeout: 5000 });
+  await page.fill('#alert-comment', 'leak fixed by the fitter');
+  await page.click('#alert-resolve');
+  await page.waitForSelector('#alert-state.state-resolved', { timeout: 5000 });
+  const done = (await api('/api/v1/alerts/' + alertId)).body;
+  const notes = done.events.map((e) => `${e.action}:${e.note}`);
+  check(done.state === 'resolved' && notes.includes('commented:valve closed, windows open') && notes.includes('resolved:leak fixed by the fitter'),
+    'a comment and resolving with a comment from the alerts page reach the API');
+  await page.waitForSelector('#toast', { state: 'hidden', timeout: 6000 });
   await page.screenshot({ path: path.join(OUT, 'alerts.png'), fullPage: true });
 
   // a phone, and the dark theme on a wall display

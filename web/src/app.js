@@ -58,7 +58,7 @@
     t.textContent = text;
     t.hidden = false;
     clearTimeout(toast.timer);
-    toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+    toast.timer = setTimeout(() => { t.hidden = true; }, 3000);
   }
 
   // ---------- API ----------
@@ -930,6 +930,8 @@
       .concat(notes.map((n) => ({ ts: n.created_ms, cls: 'notification',
         title: `${n.kind === 'all_clear' ? 'all-clear' : 'notified'} ${n.recipient} by ${n.channel} (${n.address}) — ${n.status}${n.attempts > 1 ? `, ${n.attempts} attempts` : ''}`,
         note: n.last_error || '' })))
+      .concat((a.actions || []).map((c) => ({ ts: c.created_ms, cls: 'notification',
+        title: `automatic command: ${c.command} ${c.state || c.value || ''} — ${c.status}`, note: c.error || '' })))
       .sort((x, y) => x.ts - y.ts);
     const comment = h('textarea', { rows: 2, placeholder: 'Comment (what you did, who is on the way)', id: 'alert-comment', style: null });
     const by = h('input', { value: operator(), id: 'alert-by', size: 12, 'aria-label': 'your name' });
@@ -943,6 +945,14 @@
         loadAlertDetail(a.id);
       } catch (e) { toast(e.message); }
     };
+    const addComment = async () => {
+      if (!comment.value.trim()) { toast('Write the comment first.'); return; }
+      localStorage.setItem('canary.operator', by.value || 'operator');
+      try {
+        await api(`/api/v1/alerts/${a.id}/comments`, { json: { by: by.value || 'operator', text: comment.value } });
+        loadAlertDetail(a.id);
+      } catch (e) { toast(e.message); }
+    };
     el.replaceChildren(h('div', { class: 'panel', 'data-alert-detail': a.id },
       h('div', { class: 'row' }, h('span', { class: 'pill sev-' + a.severity, text: a.severity }), h('span', { class: 'pill state-' + a.state, id: 'alert-state', text: a.state }),
         h('strong', { text: `#${a.id} ${a.kind.replace('_', ' ')}` }), h('a', { href: '#/device/' + encodeURIComponent(a.device), text: a.device })),
@@ -950,9 +960,10 @@
       a.explanation && a.explanation.description ? h('p', { class: 'explain', text: a.explanation.description }) : null,
       a.explanation && a.explanation.action ? h('p', { class: 'explain action' }, h('strong', { text: 'What to do: ' }), a.explanation.action) : null,
       h('p', { class: 'muted small', text: `value ${fmtValue(a.value, a.metric)} · peak ${fmtValue(a.peak, a.metric)} · limit ${fmtValue(a.limit, a.metric)} ${unitOf(a.metric)} · opened ${fmtTime(a.opened_ms)}` }),
-      a.state === 'resolved' ? null : h('div', { class: 'act' }, comment, h('div', { class: 'row' }, h('label', { class: 'muted small', for: 'alert-by', text: 'as' }), by,
-        h('button', { class: 'btn', type: 'button', id: 'alert-ack', disabled: a.state !== 'open', text: 'Acknowledge', onclick: () => act('ack') }),
-        h('button', { class: 'btn ghost', type: 'button', id: 'alert-resolve', text: 'Resolve', onclick: () => act('resolve') }))),
+      h('div', { class: 'act' }, comment, h('div', { class: 'row' }, h('label', { class: 'muted small', for: 'alert-by', text: 'as' }), by,
+        a.state === 'resolved' ? null : h('button', { class: 'btn', type: 'button', id: 'alert-ack', disabled: a.state !== 'open', text: 'Acknowledge', onclick: () => act('ack') }),
+        a.state === 'resolved' ? null : h('button', { class: 'btn ghost', type: 'button', id: 'alert-resolve', text: 'Resolve', onclick: () => act('resolve') }),
+        h('button', { class: 'btn ghost', type: 'button', id: 'alert-comment-add', text: 'Add comment', onclick: addComment }))),
       h('h2', { text: 'Timeline' }),
       h('ul', { class: 'timeline' }, items.map((i) => h('li', { class: i.cls }, h('div', { class: 't', text: fmtTime(i.ts) }), h('div', { text: i.title }), i.note ? h('div', { class: 'muted small', text: i.note }) : null)))));
     renderAlertList();
