@@ -110,15 +110,18 @@ enum MHD_Result api_ingest(struct request *req)
     memset(&verdict, 0, sizeof verdict);
     const char *body = req->body ? req->body : "";
     size_t body_len = req->body_len;
-    char *payload = NULL;
     const char *bearer = NULL;
     if (!line && (jose || auth_looks_like_jws(body, body_len))) {
         if (auth == NULL)
             return api_respond_error(req, 401, "unknown_key", NULL,
                                      "this canaryd has no keyring: signed readings cannot be "
                                      "verified");
-        if (auth_open_jws(auth, body, body_len, cfg->http.max_body_bytes, now, &payload, &body_len,
-                          &verdict) != 0)
+        /* The payload lives in the batch's arena, with the readings parsed from it. */
+        char *payload = arena_alloc(&job->batch.arena, body_len + 1);
+        if (payload == NULL)
+            return api_respond_error(req, 503, "overloaded", NULL, "out of memory");
+        if (auth_open_jws(auth, body, body_len, cfg->http.max_body_bytes, now, payload,
+                          body_len + 1, &body_len, &verdict) != 0)
             return refuse(req, &verdict);
         body = payload;
     } else {
@@ -130,7 +133,6 @@ enum MHD_Result api_ingest(struct request *req)
     }
     int rc = line ? ingest_parse_line(body, body_len, &lim, precision, now, &job->batch, &fatal)
                   : ingest_parse_json(body, body_len, &lim, now, &job->batch, &fatal);
-    free(payload); /* the batch's strings live in its arena */
     if (rc != 0) {
         pipeline_count(req->api->pipeline,
                        fatal.http_status == 413 ? PC_BODIES_TOO_LARGE : PC_BODIES_MALFORMED, 1);

@@ -398,10 +398,12 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
     struct auth_verdict verdict;
     memset(&verdict, 0, sizeof verdict);
     size_t payload_len = msg->payload_len;
-    char *unwrapped = NULL;
     if (auth_looks_like_jws(payload, payload_len)) {
-        if (auth == NULL || auth_open_jws(auth, payload, payload_len, c->mqtt.max_payload, now,
-                                          &unwrapped, &payload_len, &verdict) != 0) {
+        /* The payload lives in the message's arena, with the readings parsed from it. */
+        char *unwrapped = arena_alloc(&tmp->arena, payload_len + 1);
+        if (auth == NULL || unwrapped == NULL ||
+            auth_open_jws(auth, payload, payload_len, c->mqtt.max_payload, now, unwrapped,
+                          payload_len + 1, &payload_len, &verdict) != 0) {
             atomic_fetch_add(&m->rejected, 1);
             ingest_event(m, EVENT_SECURITY, auth ? verdict.code : "unknown_key", device, topic,
                          "%s", auth ? verdict.reason : "this canaryd has no keyring");
@@ -410,7 +412,6 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
         payload = unwrapped;
     }
     int parsed = ingest_parse_json(payload, payload_len, &lim, msg->recv_ms, tmp, &fatal);
-    free(unwrapped); /* the batch's strings live in its arena */
     if (parsed != 0) {
         atomic_fetch_add(&m->rejected, 1);
         pipeline_count(m->pipeline,

@@ -296,11 +296,11 @@ bool auth_looks_like_jws(const char *body, size_t len)
 }
 
 int auth_open_jws(struct auth *a, const char *body, size_t len, size_t max_payload, int64_t now_ms,
-                  char **payload, size_t *payload_len, struct auth_verdict *v)
+                  char *out, size_t cap, size_t *payload_len, struct auth_verdict *v)
 {
     memset(v, 0, sizeof *v);
     v->how = AUTH_SIGNED;
-    *payload = NULL;
+    *payload_len = 0;
     struct jws_token t;
     struct jws_limits lim = {.max_payload = max_payload, .require_kid = true};
     char why[200];
@@ -342,15 +342,10 @@ int auth_open_jws(struct auth *a, const char *body, size_t len, size_t max_paylo
                             t.kid)
                    : refuse(a, v, "bad_signature", 401,
                             "the signature does not match any valid key of device '%s'", t.kid);
-    char *out = malloc(t.payload_len + 1);
-    if (out == NULL)
-        return refuse(a, v, "overloaded", 503, "out of memory");
-    long n = jws_payload(&t, out, t.payload_len + 1);
-    if (n < 0) {
-        free(out);
-        return refuse(a, v, "bad_base64", 401, "the JWS payload does not decode");
-    }
-    *payload = out;
+    long n = jws_payload(&t, out, cap);
+    if (n < 0 || (size_t)n >= cap)
+        return refuse(a, v, "too_large", 413, "the JWS payload does not fit");
+    out[n] = '\0';
     *payload_len = (size_t)n;
     return 0;
 }

@@ -89,11 +89,12 @@ int auth_reload(struct auth *a, struct store *s, char *err, size_t errlen);
  * before any space or comma. */
 bool auth_looks_like_jws(const char *body, size_t len);
 
-/* Verifies a signed body. On success *payload is a malloc'ed NUL-terminated copy of the
- * payload (the caller frees it) and v->how = AUTH_SIGNED. Returns 0, or -1 with v's code.
- * Counts the outcome. */
+/* Verifies a signed body and decodes its payload into out (cap bytes; len + 1 always
+ * suffices: the caller's arena or buffer, so nothing is allocated here), NUL-terminated, with
+ * its length in *payload_len; v->how = AUTH_SIGNED. Returns 0, or -1 with v's code. Counts
+ * the outcome. */
 int auth_open_jws(struct auth *a, const char *body, size_t len, size_t max_payload, int64_t now_ms,
-                  char **payload, size_t *payload_len, struct auth_verdict *v);
+                  char *out, size_t cap, size_t *payload_len, struct auth_verdict *v);
 
 /* Checks the pending readings of a parsed message against how it came (v->how from
  * auth_open_jws, or AUTH_BEARER with the presented token, or AUTH_NONE). Returns 0 when
