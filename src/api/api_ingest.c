@@ -116,7 +116,9 @@ enum MHD_Result api_ingest(struct request *req)
             return api_respond_error(req, 401, "unknown_key", NULL,
                                      "this canaryd has no keyring: signed readings cannot be "
                                      "verified");
-        /* The payload lives in the batch's arena, with the readings parsed from it. */
+        /* The payload lives in the batch's arena, with the readings parsed from it: one block
+         * holds both. */
+        ingest_batch_size_for(&job->batch, body_len / 2 * 3 + 2);
         char *payload = arena_alloc(&job->batch.arena, body_len + 1);
         if (payload == NULL)
             return api_respond_error(req, 503, "overloaded", NULL, "out of memory");

@@ -399,7 +399,9 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
     memset(&verdict, 0, sizeof verdict);
     size_t payload_len = msg->payload_len;
     if (auth_looks_like_jws(payload, payload_len)) {
-        /* The payload lives in the message's arena, with the readings parsed from it. */
+        /* The payload lives in the message's arena, with the readings parsed from it: one
+         * block holds both. */
+        ingest_batch_size_for(tmp, payload_len / 2 * 3 + 2);
         char *unwrapped = arena_alloc(&tmp->arena, payload_len + 1);
         if (auth == NULL || unwrapped == NULL ||
             auth_open_jws(auth, payload, payload_len, c->mqtt.max_payload, now, unwrapped,
