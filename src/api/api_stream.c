@@ -22,18 +22,25 @@
  *              {"value","score","flags"}}}]} — the readings of one commit (split when large)
  *   alert     {"alert":{...as GET /api/v1/alerts/<id>},"events":[{"ts_ms","action",
  *              "severity","actor","note"}]} — an alert that changed in a commit
+ *   devices   {"devices":[{"device","status","last_seen_ms"}]} — devices whose status
+ *              changed: online with a reading after a silence (or the first since canaryd
+ *              started), stale and offline after devices.stale_after_s / offline_after_s
+ *              without one (checked every second)
  *   reset     {"reason"} — the missed events are gone: reload from the REST API
  *
- * Locking: one mutex (hub.lock) guards the ring, the client list and every client's buffer.
- * It is held only for memcpy-sized work; MHD_suspend/resume_connection are called under it so
- * that a resume can never overtake the suspend it answers. */
+ * Locking: one mutex (hub.lock) guards the ring, the client list, every client's buffer and
+ * the devices' last-heard times. It is held only for memcpy- and lookup-sized work;
+ * MHD_suspend/resume_connection are called under it so that a resume can never overtake the suspend
+ * it answers. */
 #include "api/api.h"
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/strmap.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +56,20 @@
  * that a client coming back from a network blip can catch up; then no longer (no cost when
  * nobody watches). */
 #define STREAM_CATCHUP_WINDOW_MS (5 * 60 * 1000)
+
+enum seen_status { SEEN_ONLINE, SEEN_STALE, SEEN_OFFLINE };
+static const char *const seen_names[] = {"online", "stale", "offline"};
+
+struct seen {
+    int64_t last_ms; /* wall time canaryd received its last reading */
+    enum seen_status status;
+};
+
+/* A growable text buffer. */
+struct textbuf {
+    char *s;
+    size_t len, cap;
+};
 
 struct stream_event {
     uint64_t n;
@@ -84,47 +105,48 @@ struct stream_hub {
     pthread_t heartbeat;
     pthread_cond_t wake;
     bool stop;
-    /* The writer's scratch buffer (only the listener uses it) */
-    char *scratch;
-    size_t scratch_len, scratch_cap;
+    /* The writer's text buffer (only the listener uses it) */
+    struct textbuf scratch;
+    /* Device status: id -> struct seen, under lock (updated by the listener, aged by the
+     * heartbeat thread) */
+    struct strmap seen;
 };
 
-/* ---- a growable text buffer for formatting (the listener's only) ------------------------- */
+/* ---- a growable text buffer for formatting -------------------------------------------- */
 
-static bool scratch_reserve(struct stream_hub *h, size_t more)
+static bool tb_reserve(struct textbuf *b, size_t more)
 {
-    if (h->scratch_len + more + 1 <= h->scratch_cap)
+    if (b->len + more + 1 <= b->cap)
         return true;
-    size_t cap = h->scratch_cap ? h->scratch_cap : 16384;
-    while (cap < h->scratch_len + more + 1)
+    size_t cap = b->cap ? b->cap : 16384;
+    while (cap < b->len + more + 1)
         cap *= 2;
-    char *b = realloc(h->scratch, cap);
-    if (b == NULL)
+    char *n = realloc(b->s, cap);
+    if (n == NULL)
         return false;
-    h->scratch = b;
-    h->scratch_cap = cap;
+    b->s = n;
+    b->cap = cap;
     return true;
 }
 
-static bool scratch_printf(struct stream_hub *h, const char *fmt, ...)
+static bool tb_printf(struct textbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static bool scratch_printf(struct stream_hub *h, const char *fmt, ...)
+static bool tb_printf(struct textbuf *b, const char *fmt, ...)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         va_list ap;
         va_start(ap, fmt);
-        size_t room = h->scratch_cap - h->scratch_len;
-        int n = vsnprintf(h->scratch_cap ? h->scratch + h->scratch_len : NULL,
-                          h->scratch_cap ? room : 0, fmt, ap);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->cap ? b->s + b->len : NULL, b->cap ? room : 0, fmt, ap);
         va_end(ap);
         if (n < 0)
             return false;
         if ((size_t)n < room) {
-            h->scratch_len += (size_t)n;
+            b->len += (size_t)n;
             return true;
         }
-        if (!scratch_reserve(h, (size_t)n))
+        if (!tb_reserve(b, (size_t)n))
             return false;
     }
     return false;
@@ -207,50 +229,50 @@ static void ring_push(struct stream_hub *h, uint64_t n, char *text, size_t len)
     h->ring_bytes += len;
 }
 
-/* Publishes the JSON in scratch as one event of the given type. */
-static void publish(struct stream_hub *h, const char *type)
+/* Publishes the JSON in b as one event of the given type, and empties b. */
+static void publish(struct stream_hub *h, const char *type, struct textbuf *b)
 {
     pthread_mutex_lock(&h->lock);
     uint64_t n = h->next_n++;
     char head[128];
     int hl = snprintf(head, sizeof head,
                       "id: %" PRId64 "-%" PRIu64 "\nevent: %s\ndata: ", h->epoch_ms, n, type);
-    size_t len = (size_t)hl + h->scratch_len + 2;
+    size_t len = (size_t)hl + b->len + 2;
     char *text = malloc(len + 1);
     if (text != NULL) {
         memcpy(text, head, (size_t)hl);
-        memcpy(text + hl, h->scratch, h->scratch_len);
-        memcpy(text + hl + h->scratch_len, "\n\n", 3);
+        memcpy(text + hl, b->s, b->len);
+        memcpy(text + hl + b->len, "\n\n", 3);
         broadcast(h, text, len);
         ring_push(h, n, text, len);
     }
     pthread_mutex_unlock(&h->lock);
-    h->scratch_len = 0;
+    b->len = 0;
 }
 
 /* ---- the commit listener ---------------------------------------------------------------- */
 
 static bool format_reading(struct stream_hub *h, const struct reading *r, bool first)
 {
-    bool ok = scratch_printf(h,
-                             "%s{\"device\":\"%s\",\"seq\":%" PRIu64 ",\"ts_ms\":%" PRId64
-                             ",\"recv_ms\":%" PRId64 ",\"values\":{",
-                             first ? "" : ",", r->device, r->seq, r->ts_ms, r->recv_ms);
+    bool ok = tb_printf(&h->scratch,
+                        "%s{\"device\":\"%s\",\"seq\":%" PRIu64 ",\"ts_ms\":%" PRId64
+                        ",\"recv_ms\":%" PRId64 ",\"values\":{",
+                        first ? "" : ",", r->device, r->seq, r->ts_ms, r->recv_ms);
     for (uint32_t i = 0; ok && i < r->n_values; i++) {
         const struct metric_value *v = &r->values[i];
-        ok = scratch_printf(h, "%s\"%s\":{\"value\":%.15g,\"score\":%.4g,\"flags\":[", i ? "," : "",
-                            v->name, v->value, (double)v->score);
+        ok = tb_printf(&h->scratch, "%s\"%s\":{\"value\":%.15g,\"score\":%.4g,\"flags\":[",
+                       i ? "," : "", v->name, v->value, (double)v->score);
         bool any = false;
         for (uint32_t bit = 1; ok && bit != 0 && bit <= v->flags; bit <<= 1) {
             const char *name = (v->flags & bit) ? reading_flag_name(bit) : NULL;
             if (name != NULL) {
-                ok = scratch_printf(h, "%s\"%s\"", any ? "," : "", name);
+                ok = tb_printf(&h->scratch, "%s\"%s\"", any ? "," : "", name);
                 any = true;
             }
         }
-        ok = ok && scratch_printf(h, "]}");
+        ok = ok && tb_printf(&h->scratch, "]}");
     }
-    return ok && scratch_printf(h, "}}");
+    return ok && tb_printf(&h->scratch, "}}");
 }
 
 static void publish_readings(struct stream_hub *h, const struct commit_view *c)
@@ -259,12 +281,12 @@ static void publish_readings(struct stream_hub *h, const struct commit_view *c)
         size_t end = start + STREAM_EVENT_READINGS;
         if (end > c->n_readings)
             end = c->n_readings;
-        h->scratch_len = 0;
-        bool ok = scratch_printf(h, "{\"readings\":[");
+        h->scratch.len = 0;
+        bool ok = tb_printf(&h->scratch, "{\"readings\":[");
         for (size_t i = start; ok && i < end; i++)
             ok = format_reading(h, c->readings[i], i == start);
-        if (ok && scratch_printf(h, "]}"))
-            publish(h, "readings");
+        if (ok && tb_printf(&h->scratch, "]}"))
+            publish(h, "readings", &h->scratch);
         else
             log_warn("stream.format_failed", "reason=out_of_memory");
     }
@@ -299,22 +321,60 @@ static void publish_alerts(struct stream_hub *h, const struct commit_view *c)
         cJSON_Delete(o);
         if (text == NULL)
             continue;
-        h->scratch_len = 0;
-        if (scratch_printf(h, "%s", text))
-            publish(h, "alert");
+        h->scratch.len = 0;
+        if (tb_printf(&h->scratch, "%s", text))
+            publish(h, "alert", &h->scratch);
         free(text);
+    }
+}
+
+/* Under hub.lock: one entry of a `devices` event. */
+static void device_entry(struct textbuf *b, const char *device, const struct seen *s)
+{
+    tb_printf(b, "%s{\"device\":\"%s\",\"status\":\"%s\",\"last_seen_ms\":%" PRId64 "}",
+              b->len > 12 ? "," : "", device, seen_names[s->status], s->last_ms);
+}
+
+/* Under hub.lock: notes when each device was last heard from (always, so that statuses are
+ * right when a client comes), and writes those that came back online into b (when not
+ * NULL). */
+static void track_devices(struct stream_hub *h, const struct commit_view *c, struct textbuf *b)
+{
+    for (size_t i = 0; i < c->n_readings; i++) {
+        const struct reading *r = c->readings[i];
+        struct seen *s = strmap_get(&h->seen, r->device);
+        if (s == NULL) {
+            s = calloc(1, sizeof *s);
+            if (s == NULL || strmap_put(&h->seen, r->device, s) != 0) {
+                free(s);
+                continue;
+            }
+            s->status = SEEN_OFFLINE; /* so that its first reading reports it online */
+        }
+        if (r->recv_ms > s->last_ms)
+            s->last_ms = r->recv_ms;
+        if (s->status != SEEN_ONLINE) {
+            s->status = SEEN_ONLINE;
+            if (b != NULL)
+                device_entry(b, r->device, s);
+        }
     }
 }
 
 static void on_commit(void *arg, const struct commit_view *c)
 {
     struct stream_hub *h = arg;
+    h->scratch.len = 0;
+    tb_printf(&h->scratch, "{\"devices\":[");
     pthread_mutex_lock(&h->lock);
     bool wanted =
         h->n_clients > 0 || clock_mono_ms() - h->last_client_mono_ms < STREAM_CATCHUP_WINDOW_MS;
+    track_devices(h, c, wanted ? &h->scratch : NULL);
     pthread_mutex_unlock(&h->lock);
     if (!wanted)
         return;
+    if (h->scratch.len > 12 && tb_printf(&h->scratch, "]}"))
+        publish(h, "devices", &h->scratch);
     if (c->n_readings > 0)
         publish_readings(h, c);
     if (c->n_alerts > 0)
@@ -323,24 +383,67 @@ static void on_commit(void *arg, const struct commit_view *c)
 
 /* ---- heartbeat -------------------------------------------------------------------------- */
 
+struct ageing {
+    struct stream_hub *h;
+    struct textbuf *b;
+    int64_t now;
+};
+
+/* strmap_each callback, under hub.lock: a device silent long enough turns stale, then
+ * offline (only ever older here: a reading brings it back online). */
+static void age_device(void *arg, const char *device, void *value)
+{
+    struct ageing *a = arg;
+    struct seen *s = value;
+    int64_t age = a->now - s->last_ms;
+    const struct canary_config *cfg = a->h->cfg;
+    enum seen_status now = SEEN_ONLINE;
+    if (age >= (int64_t)cfg->devices.offline_after_s * 1000)
+        now = SEEN_OFFLINE;
+    else if (age >= (int64_t)cfg->devices.stale_after_s * 1000)
+        now = SEEN_STALE;
+    if (now > s->status) {
+        s->status = now;
+        device_entry(a->b, device, s);
+    }
+}
+
+/* Every second: the devices that went stale or offline; every STREAM_HEARTBEAT_S: a comment
+ * to every idle client. */
 static void *heartbeat_main(void *arg)
 {
     struct stream_hub *h = arg;
     static const char ping[] = ": ping\n\n";
+    struct textbuf b = {0};
+    unsigned ticks = 0;
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += STREAM_HEARTBEAT_S;
+        ts.tv_sec += 1;
         pthread_cond_timedwait(&h->wake, &h->lock, &ts);
         if (h->stop)
             break;
-        for (struct stream_client *c = h->clients; c != NULL; c = c->next) {
-            if (c->len == 0 && !c->dropped && client_append(c, ping, sizeof ping - 1))
-                client_wake(c);
+        b.len = 0;
+        tb_printf(&b, "{\"devices\":[");
+        struct ageing a = {h, &b, clock_wall_ms()};
+        strmap_each(&h->seen, age_device, &a);
+        bool wanted =
+            h->n_clients > 0 || clock_mono_ms() - h->last_client_mono_ms < STREAM_CATCHUP_WINDOW_MS;
+        if (++ticks % STREAM_HEARTBEAT_S == 0) {
+            for (struct stream_client *c = h->clients; c != NULL; c = c->next) {
+                if (c->len == 0 && !c->dropped && client_append(c, ping, sizeof ping - 1))
+                    client_wake(c);
+            }
+        }
+        if (wanted && b.len > 12 && tb_printf(&b, "]}")) {
+            pthread_mutex_unlock(&h->lock);
+            publish(h, "devices", &b);
+            pthread_mutex_lock(&h->lock);
         }
     }
     pthread_mutex_unlock(&h->lock);
+    free(b.s);
     return NULL;
 }
 
@@ -358,6 +461,7 @@ int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, s
     h->epoch_ms = clock_wall_ms();
     h->next_n = 1;
     h->last_client_mono_ms = clock_mono_ms() - STREAM_CATCHUP_WINDOW_MS;
+    strmap_init(&h->seen);
     if (pthread_create(&h->heartbeat, NULL, heartbeat_main, h) != 0) {
         pthread_cond_destroy(&h->wake);
         pthread_mutex_destroy(&h->lock);
@@ -389,6 +493,13 @@ void stream_hub_close(struct stream_hub *h)
     pthread_mutex_unlock(&h->lock);
 }
 
+static void free_seen(void *arg, const char *key, void *value)
+{
+    (void)arg;
+    (void)key;
+    free(value);
+}
+
 void stream_hub_free(struct stream_hub *h)
 {
     if (h == NULL)
@@ -401,7 +512,9 @@ void stream_hub_free(struct stream_hub *h)
     pthread_join(h->heartbeat, NULL);
     for (size_t i = 0; i < h->ring_n; i++)
         free(h->ring[(h->ring_start + i) % STREAM_RING_EVENTS].text);
-    free(h->scratch);
+    free(h->scratch.s);
+    strmap_each(&h->seen, free_seen, NULL);
+    strmap_free(&h->seen);
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free(h);

@@ -1,8 +1,8 @@
 /* test_stream.c — GET /api/v1/stream (Server-Sent Events) against the real canaryd: committed
- * readings and alert transitions arrive as events; a client reconnecting with Last-Event-ID
- * gets what it missed, or a reset when it cannot; idle streams cost no CPU (libmicrohttpd
- * busy-loops on a callback response with nothing to send unless it is suspended); a client
- * that does not read is dropped while ingest goes on at full speed; shutdown is not held up
+ * readings, alert transitions and device status changes arrive as events; a client reconnecting
+ * with Last-Event-ID gets what it missed, or a reset when it cannot; idle streams cost no CPU
+ * (libmicrohttpd busy-loops on a callback response with nothing to send unless it is suspended); a
+ * client that does not read is dropped while ingest goes on at full speed; shutdown is not held up
  * by open streams. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -132,6 +132,15 @@ static int start(void **state)
     return 0;
 }
 
+static int start_fast_status(void **state)
+{
+    struct daemon *d = calloc(1, sizeof *d);
+    daemon_init(d, "--set", "devices.stale_after_s=1", "--set", "devices.offline_after_s=2", NULL);
+    daemon_start(d);
+    *state = d;
+    return 0;
+}
+
 static int stop(void **state)
 {
     struct daemon *d = *state;
@@ -237,6 +246,32 @@ static void test_last_event_id_catch_up(void **state)
     sse_close(&s);
     sse_open(&s, d, "not-an-id", 0);
     assert_true(sse_wait_for(&s, 0, "event: reset", 2000));
+    sse_close(&s);
+}
+
+static void test_device_status_events(void **state)
+{
+    struct daemon *d = *state;
+    struct sse s;
+    sse_open(&s, d, NULL, 0);
+    assert_true(sse_wait_for(&s, 0, "event: hello", 3000));
+    post_reading(d, "st-1", 1, 400);
+    assert_true(sse_wait_for(&s, 0,
+                             "event: devices\ndata: {\"devices\":[{\"device\":\"st-1\","
+                             "\"status\":\"online\"",
+                             2000));
+    /* Silent for stale_after_s (1 s), then offline_after_s (2 s), checked every second. */
+    assert_true(sse_wait_for(&s, 0, "{\"device\":\"st-1\",\"status\":\"stale\"", 3000));
+    assert_true(sse_wait_for(&s, 0, "{\"device\":\"st-1\",\"status\":\"offline\"", 3000));
+    /* A reading brings it back. */
+    size_t mark = s.len;
+    post_reading(d, "st-1", 2, 401);
+    assert_true(sse_wait_for(&s, mark, "{\"device\":\"st-1\",\"status\":\"online\"", 2000));
+    /* In order: online, stale, offline, online. */
+    const char *on = strstr(s.buf, "\"status\":\"online\"");
+    const char *stale = strstr(s.buf, "\"status\":\"stale\"");
+    const char *off = strstr(s.buf, "\"status\":\"offline\"");
+    assert_true(on < stale && stale < off && off < s.buf + mark);
     sse_close(&s);
 }
 
@@ -362,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headers_and_hello, start, stop),
         cmocka_unit_test_setup_teardown(test_readings_and_alerts_arrive, start, stop),
         cmocka_unit_test_setup_teardown(test_last_event_id_catch_up, start, stop),
+        cmocka_unit_test_setup_teardown(test_device_status_events, start_fast_status, stop),
         cmocka_unit_test_setup_teardown(test_idle_streams_cost_no_cpu, start, stop),
         cmocka_unit_test_setup_teardown(test_slow_client_dropped, start, stop),
         cmocka_unit_test_setup_teardown(test_shutdown_not_held_by_streams, start, stop),

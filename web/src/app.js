@@ -282,6 +282,15 @@
       if (state.route && state.route.name === 'alerts' && state.route.id === m.alert.id) loadAlertDetail(m.alert.id);
       schedule();
     });
+    source.addEventListener('devices', (e) => { // status changes: online, stale, offline
+      for (const x of JSON.parse(e.data).devices) {
+        const d = device(x.device);
+        d.lastSeen = Math.max(d.lastSeen, x.last_seen_ms);
+        state.dirty.add(x.device);
+      }
+      if (state.route && state.route.name === 'overview') renderTotals();
+      schedule();
+    });
     source.addEventListener('reset', () => { loadAll().then(schedule); });
   }
 
