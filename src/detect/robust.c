@@ -110,18 +110,18 @@ static double residual(double x, double level)
  * with two weeks of timestamps behind it is judged against the profile of its hour of the
  * day (UTC) when that hour's spread is narrower than the overall one (sigma) — a daily
  * rhythm then is normal, and a departure from it unusual even within the overall range.
- * Between one and two weeks the profile is young: x's raw score against its hour (whatever
- * the hour's spread) is left in *young_raw, for a likelihood of its own that learns how
- * surprising the young profile routinely is; *young_raw is -1 at any other time.
+ * Between one and two weeks the profile is young: x's robust z against its hour (whatever
+ * the hour's spread) is left in *young_z, for a likelihood of its own that learns how
+ * surprising the young profile routinely is; *young_z is -1 at any other time.
  * Then the profile learns x: each hour keeps an EWMA of its values and of their absolute
  * deviations (clipped at CLIP_SIGMAS), weighted so that it remembers the longer of its last
  * 1 / HOUR_ALPHA values and one day of them (at one value a second, 3600 values make an
  * hour: the weight is then 1 / values per hour, estimated from the series' own rate; 1/n at
  * first). */
 static double hour_context(struct robust_state *s, const struct detect_params *p, double floor,
-                           double sigma, double x, int64_t ts_ms, double raw, double *young_raw)
+                           double sigma, double x, int64_t ts_ms, double raw, double *young_z)
 {
-    *young_raw = -1;
+    *young_z = -1;
     if (ts_ms <= 0)
         return raw;
     if (s->first_ts_ms == 0)
@@ -140,7 +140,7 @@ static double hour_context(struct robust_state *s, const struct detect_params *p
     if (span_ms >= HOUR_AFTER_MS && hs < sigma)
         raw = raw_of(fabs(residual(x, s->hour_level[h])) / hs, p);
     else if (span_ms >= HOUR_YOUNG_MS && span_ms < HOUR_AFTER_MS)
-        *young_raw = raw_of(fabs(residual(x, s->hour_level[h])) / hs, p);
+        *young_z = fabs(residual(x, s->hour_level[h])) / hs;
 
     double per_hour = span_ms > 0 ? (double)s->n * (double)HOUR_MS / (double)span_ms : 0;
     double a = HOUR_ALPHA;
@@ -232,24 +232,30 @@ static double significance(double z)
 }
 
 /* Feeds the raw scores of the value, of the slow view (z_slow: the slow view's distance
- * from the level in its own spread) and of the young hour profile (young_raw, < 0: none) to
- * their likelihoods; returns the reported (episode-capped) score, the largest of them, and
- * leaves the uncapped one in s->likely. Each likelihood is calibrated by its own history, so
- * any can speak: the value's for what one value or a burst shows, the slow view's for a
- * sustained shift hiding in the noise of single values, the young profile's for a departure
- * from the daily rhythm before two weeks have made the profile part of the value's raw
- * score. The slow view's is at most the significance of z_slow itself: an average of
- * ~LIK_SHORT values is nearly Gaussian, and its likelihood (whose short-term mean then
- * averages averages) would otherwise mistake a white-noise wander for a tail event. */
+ * from the level in its own spread) and of the young hour profile (young_z: the value's z
+ * against its hour, < 0: none) to their likelihoods; returns the reported (episode-capped)
+ * score, the largest of them, and leaves the uncapped one in s->likely. Each likelihood is
+ * calibrated by its own history, so any can speak: the value's for what one value or a
+ * burst shows, the slow view's for a sustained shift hiding in the noise of single values,
+ * the young profile's for a departure from the daily rhythm before two weeks have made the
+ * profile part of the value's raw score. The slow view's is at most the significance of
+ * z_slow itself: an average of ~LIK_SHORT values is nearly Gaussian, and its likelihood
+ * (whose short-term mean then averages averages) would otherwise mistake a white-noise
+ * wander for a tail event. The young profile's is at most the significance of young_z: its
+ * likelihood starts on day 7 from the prior's tight floors, and until it has learned the
+ * young profile's real spread it must not call a value a tail event that is not one even
+ * against its hour alone. */
 static double likelihood(struct robust_state *s, const struct detect_params *p, double raw,
-                         double slow_raw, double z_slow, double young_raw, bool learn)
+                         double slow_raw, double z_slow, double young_z, bool learn)
 {
     double usual, young_usual = 1;
+    double young_raw = young_z >= 0 ? raw_of(young_z, p) : -1;
     double score = likelihood_of(&s->lik, raw, learn, &usual);
     double slow = likelihood_of(&s->slow_lik, slow_raw, learn, NULL);
     score = fmax(score, fmin(slow, significance(z_slow)));
     if (young_raw >= 0)
-        score = fmax(score, likelihood_of(&s->hour_lik, young_raw, learn, &young_usual));
+        score = fmax(score, fmin(likelihood_of(&s->hour_lik, young_raw, learn, &young_usual),
+                                 significance(young_z)));
     if (s->since_onset < UINT32_MAX)
         s->since_onset++;
 
@@ -334,7 +340,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
             z = alt_z;
         }
     }
-    double raw = 0, score = 0, young_raw = -1;
+    double raw = 0, score = 0, young_z = -1;
     if (!*warm) {
         /* The spread a single level would see: with two regimes, theirs and their distance.
          * Where the hour is the narrower view, a value is usual only if it is usual both for
@@ -342,7 +348,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
          * what the other lets through. */
         double overall = s->alt_scale >= 0 ? hypot(sigma, (s->level - s->alt_level) / 2) : sigma;
         raw = raw_of(z, p);
-        raw = fmax(raw, hour_context(s, p, floor, overall, x, ts_ms, raw, &young_raw));
+        raw = fmax(raw, hour_context(s, p, floor, overall, x, ts_ms, raw, &young_z));
         double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
         if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
             raw = 1;
@@ -363,7 +369,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     s->smooth_scale +=
         (1.0 / s->n > p->scale_alpha ? 1.0 / s->n : p->scale_alpha) * (slow_r - s->smooth_scale);
     if (!*warm)
-        score = likelihood(s, p, raw, slow_raw, z_slow, young_raw, true);
+        score = likelihood(s, p, raw, slow_raw, z_slow, young_z, true);
 
     if (raw >= OUTLIER_RAW) {
         /* An outlier teaches level and scale nothing: learning from it (even clipped) grows
