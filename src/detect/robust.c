@@ -1,7 +1,7 @@
-/* robust.c — robust streaming level and scale, an hour-of-day profile, and the anomaly
- * likelihood (see detect.h).
+/* robust.c — robust streaming level and scale, an hour-of-day profile, the anomaly
+ * likelihood, and a slow view with a likelihood of its own (see detect.h).
  *
- * Two stages per value.
+ * Two stages per value, and a third beside them.
  *
  * 1. The raw score. level: EWMA of the value; scale: EWMA of the absolute residual, which for
  *    Gaussian noise is sigma * sqrt(2/pi), hence sigma ~ 1.2533 * scale. Residuals are
