@@ -133,6 +133,9 @@ cat <<MSG
 
   canary is running: canaryd on $url, 14 simulated devices on two sites publishing
   over MQTT to a private Mosquitto on 127.0.0.1:$mqtt_port (var/broker).
+
+  Dashboard: $url/   (open it in a browser: live values, the critical banner, history,
+  alerts with their notifications)
   When the gas leak turns critical, canaryd closes that room's gas valve and sounds its
   buzzer by MQTT command; the alert's record shows the commands and their acks.
 
