@@ -166,6 +166,9 @@ async function main() {
   check(/CRITICAL/.test(banner) && /probe-1/.test(banner), 'the critical banner shows: ' + banner.replace(/\s+/g, ' ').trim().slice(0, 120));
   await page.waitForFunction(() => { const c = document.querySelector('[data-device="probe-1"]'); return c && c.dataset.state === 'critical'; }, null, { timeout: 3000 });
   check(true, 'the device card is highlighted as critical');
+  // The banner then says what to do: the alert's explanation, as its SMS said it.
+  await page.waitForFunction(() => /Ventilate/.test(document.querySelector('#banner-message').textContent), null, { timeout: 3000 });
+  check(true, 'the banner carries the explanation: ' + (await page.textContent('#banner-message')).trim().slice(0, 120));
   await sleep(2200); // the maxima table catches up at most every 2 s
   await page.screenshot({ path: path.join(OUT, 'overview.png'), fullPage: true });
 

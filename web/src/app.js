@@ -345,10 +345,31 @@
     b.hidden = false;
     b.dataset.alert = a.id;
     $('#banner-title').textContent = 'CRITICAL · ' + a.kind.replace('_', ' ').toUpperCase() + ' · ' + a.device;
-    $('#banner-message').textContent = a.message;
+    $('#banner-message').textContent = bannerText(a);
     $('#banner-more').textContent = list.length > 1 ? `(+${list.length - 1} more critical)` : '';
     $('#banner-view').href = '#/alerts/' + a.id;
     startAlarm();
+  }
+  // The banner says what is happening and what to do: the alert's explanation (the same text
+  // its SMS carried, from GET /api/v1/alerts/<id>), fetched once per alert; its one-line
+  // message until then, or if the fetch fails.
+  const explanations = new Map();
+  function bannerText(a) {
+    const known = explanations.get(a.id);
+    if (known) return known;
+    if (!explanations.has(a.id)) {
+      explanations.set(a.id, null);
+      api(`/api/v1/alerts/${a.id}`)
+        .then((full) => {
+          const e = full && full.explanation;
+          if (e && e.short) {
+            explanations.set(a.id, e.short);
+            renderBanner();
+          }
+        })
+        .catch(() => {});
+    }
+    return a.message;
   }
   async function acknowledge(id, comment) {
     const a = await api(`/api/v1/alerts/${id}/ack`, { json: { by: operator(), comment: comment || 'acknowledged from the dashboard' } });
