@@ -149,8 +149,8 @@ void stream_hub_free(struct stream_hub *h);
 enum MHD_Result api_device_key_create(struct request *req);
 enum MHD_Result api_device_keys_list(struct request *req);
 enum MHD_Result api_device_revoke(struct request *req);
-void api_security_event(struct request *req, const char *kind, const char *device,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void api_security_event(struct request *req, const char *kind, const char *device, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
 
 /* Adds a number, or null when it is NaN or infinite (JSON has no such numbers). */
 void api_add_number(cJSON *obj, const char *name, double v);

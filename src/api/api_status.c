@@ -8,7 +8,6 @@
  *   GET /                where to look */
 #include "api/api.h"
 
-
 #include "core/clock.h"
 #include "core/metric.h"
 #include "mqtt/mqtt.h"

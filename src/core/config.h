@@ -250,9 +250,9 @@ struct canary_config {
         unsigned timeout_ms;          /* the whole request */
     } llm;
     struct {
-        char unsigned_policy[16];      /* accept | flag | reject: devices without credentials */
+        char unsigned_policy[16];        /* accept | flag | reject: devices without credentials */
         char master_key[CONFIG_STR_MAX]; /* secret: encrypts device keys at rest */
-        unsigned key_overlap_s;        /* an old key's validity after a rotation */
+        unsigned key_overlap_s;          /* an old key's validity after a rotation */
     } security;
 
     struct config_limit_override *overrides; /* heap array, owned by the config */

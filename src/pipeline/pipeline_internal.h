@@ -54,9 +54,9 @@ struct pipeline {
     struct canary_config cfg; /* copy: owns its override list */
     struct detect_params detect;
     struct decide_params decide;
-    struct models *models; /* the live models (models/models.h) */
+    struct models *models;     /* the live models (models/models.h) */
     struct auth *_Atomic auth; /* ingest's authenticity checker (pipeline_set_auth), not owned */
-    struct store *store;   /* the writer's */
+    struct store *store;       /* the writer's */
     struct worker *workers;
     unsigned n_workers;
     pthread_t writer;

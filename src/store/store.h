@@ -465,8 +465,8 @@ int store_key_add(struct store *s, const struct store_device_key *k, int64_t ove
 /* Calls fn for every credential (device NULL) or a device's, ordered by device, kind and
  * version. Returns 0 or CANARY_EIO. */
 int store_keys_each(struct store *s, const char *device,
-                    void (*fn)(void *arg, const struct store_device_key *k), void *arg,
-                    char *err, size_t errlen);
+                    void (*fn)(void *arg, const struct store_device_key *k), void *arg, char *err,
+                    size_t errlen);
 
 /* Revokes every credential of a device that is not yet revoked; *n (may be NULL) counts
  * them. Returns 0 or CANARY_EIO. */

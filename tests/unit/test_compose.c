@@ -139,7 +139,7 @@ static void test_rising_leak_context(void **state)
     const struct explain_context *x = &f->c.ctx;
     assert_string_equal(x->device_name, "Kitchen sensor");
     assert_string_equal(x->location, "Kitchen");
-    assert_true(fabs(x->rate_per_min - 1200) < 1); /* 20 ppm a second */
+    assert_true(fabs(x->rate_per_min - 1200) < 1);               /* 20 ppm a second */
     assert_true(x->trend_ms >= 239000 && x->trend_ms <= 250000); /* since its low point */
     /* Normal: 10th..90th percentile of 400..490 over the hour before. */
     assert_true(fabs(x->normal_level - 445) < 6);
