@@ -17,11 +17,12 @@
  *
  * Loading trusts nothing: magic, version, the recorded size against the real one and the
  * CRC first, then every count and name before it is used, every number finite, and each
- * booster through gas__compile's checks. Saving is atomic (temporary file, fsync, rename,
- * fsync of the directory), as iforest_io.c does. */
+ * booster through gas__compile's checks. Saving is atomic (core/file_atomic.h: temporary file,
+ * fsync, rename, fsync of the directory). */
 #include "ml/gas_internal.h"
 
 #include "core/error.h"
+#include "core/file_atomic.h"
 #include "ml/features.h"
 
 #include <errno.h>
@@ -181,39 +182,6 @@ int gas_save_buffer(const struct gas_model *m, void **out, size_t *len, char *er
     return 0;
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static int sync_dir_of(const char *path)
-{
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int gas_save(const struct gas_model *m, const char *path, char *err, size_t errlen)
 {
     void *buf;
@@ -222,44 +190,9 @@ int gas_save(const struct gas_model *m, const char *path, char *err, size_t errl
         canary_errf(err, errlen, "%s: out of memory", path);
         return CANARY_ENOMEM;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp) {
-        free(buf);
-        canary_errf(err, errlen, "%s: out of memory", path);
-        return CANARY_ENOMEM;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    const char *step = "cannot create a temporary file";
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        goto fail;
-    step = "cannot write";
-    if (fchmod(fd, 0644) || !write_all(fd, buf, len) || fsync(fd))
-        goto fail_unlink;
-    int rc = close(fd);
-    fd = -1;
-    step = "cannot close or rename the temporary file over it";
-    if (rc || rename(tmp, path))
-        goto fail_unlink;
-    step = "cannot fsync its directory";
-    if (sync_dir_of(path))
-        goto fail;
-    free(tmp);
+    int rc = file_write_atomic(path, buf, len, 0644, err, errlen);
     free(buf);
-    return 0;
-fail_unlink:;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    errno = saved;
-fail:
-    canary_errf(err, errlen, "%s: %s: %s", path, step, strerror(errno));
-    free(tmp);
-    free(buf);
-    return CANARY_EIO;
+    return rc;
 }
 
 /* ---- reading ---- */

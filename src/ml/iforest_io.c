@@ -10,12 +10,13 @@
  * Loading trusts nothing: it checks the magic, the version, that the size the header
  * records is the size it has, the CRC, and then every count against the header's limits and
  * the bytes that remain before allocating anything, and every tree's shape (iforest__tree_valid)
- * before compiling it. Each failure names what is wrong. Saving writes a temporary file in
- * the target's directory, fsyncs it, renames it over the target and fsyncs the directory, so a
- * crash leaves the old model or the new one, never a mix. */
+ * before compiling it. Each failure names what is wrong. Saving goes through core/file_atomic.h (a
+ * temporary file in the target's directory, fsynced, renamed over the target, the directory
+ * fsynced), so a crash leaves the old model or the new one, never a mix. */
 #include "ml/iforest.h"
 
 #include "core/error.h"
+#include "core/file_atomic.h"
 #include "ml/iforest_internal.h"
 
 #include <errno.h>
@@ -172,44 +173,6 @@ int iforest_save_buffer(const struct iforest *f, void **out, size_t *len, char *
     return CANARY_OK;
 }
 
-/* Writes all of buf to fd. */
-static bool write_all(int fd, const uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* fsyncs the directory that holds path, so the rename itself is durable. */
-static int sync_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[PATH_MAX];
-    if (slash == NULL) {
-        snprintf(dir, sizeof dir, ".");
-    } else if (slash == path) {
-        snprintf(dir, sizeof dir, "/");
-    } else {
-        if ((size_t)(slash - path) >= sizeof dir)
-            return -1;
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int iforest_save(const struct iforest *f, const char *path, char *err, size_t errlen)
 {
     void *buf;
@@ -220,52 +183,9 @@ int iforest_save(const struct iforest *f, const char *path, char *err, size_t er
         canary_errf(err, errlen, "%s: %s", path, why);
         return CANARY_EIO;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (tmp == NULL) {
-        free(buf);
-        canary_errf(err, errlen, "%s: out of memory", path);
-        return CANARY_EIO;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    const char *step = "cannot create a temporary file";
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        goto fail_errno;
-    step = "cannot write";
-    if (fchmod(fd, 0644) != 0 || !write_all(fd, buf, len))
-        goto fail_unlink;
-    step = "cannot fsync";
-    if (fsync(fd) != 0)
-        goto fail_unlink;
-    step = "cannot close";
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0)
-        goto fail_unlink;
-    step = "cannot rename the temporary file over it";
-    if (rename(tmp, path) != 0)
-        goto fail_unlink;
-    if (sync_dir_of(path) != 0) {
-        step = "cannot fsync its directory";
-        goto fail_errno;
-    }
-    free(tmp);
+    int rc = file_write_atomic(path, buf, len, 0644, err, errlen);
     free(buf);
-    return CANARY_OK;
-
-fail_unlink:;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    errno = saved;
-fail_errno:
-    canary_errf(err, errlen, "%s: %s: %s", path, step, strerror(errno));
-    free(tmp);
-    free(buf);
-    return CANARY_EIO;
+    return rc;
 }
 
 /* ---- reading ---- */
