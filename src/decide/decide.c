@@ -76,9 +76,23 @@ static void remove_slot(struct decide_device *dd, struct alert_fsm *f)
     dd->slots[i] = dd->slots[--dd->n];
 }
 
-static void fmt_value(char *buf, size_t len, double v, const char *unit)
+/* A number as the sensor resolves it: as many decimals as its resolution has (a derived
+ * quantity — a level, a spread, a rate — one more, at most 4), so a message says "505.7 +/-
+ * 11.5 ppm", not "505.663 +/- 11.5416 ppm". Without a known resolution, 4 significant
+ * digits. */
+static void fmt_value(char *buf, size_t len, double v, const char *unit, double resolution,
+                      bool derived)
 {
-    snprintf(buf, len, "%.6g%s%s", v, unit[0] ? " " : "", unit);
+    const char *sep = unit[0] ? " " : "";
+    if (!(resolution > 0) || !isfinite(v)) {
+        snprintf(buf, len, "%.4g%s%s", v, sep, unit);
+        return;
+    }
+    int decimals = resolution >= 1 ? 0 : (int)ceil(-log10(resolution) - 1e-9);
+    decimals += derived ? 1 : 0;
+    if (decimals > 4)
+        decimals = 4;
+    snprintf(buf, len, "%.*f%s%s", decimals, v, sep, unit);
 }
 
 static void compose_message(const struct condition *c, struct alert *a)
@@ -91,8 +105,9 @@ static void compose_message(const struct condition *c, struct alert *a)
     const struct metric_info *m = metric_info_or_generic(c->metric);
     const char *label = m->label[0] ? m->label : c->metric;
     char v[48], l[48];
-    fmt_value(v, sizeof v, c->value, m->unit);
-    fmt_value(l, sizeof l, c->limit, m->unit);
+    double res = m->resolution;
+    fmt_value(v, sizeof v, c->value, m->unit, res, false);
+    fmt_value(l, sizeof l, c->limit, m->unit, res, false);
     bool low = !isnan(c->limit) && c->value < c->limit;
     const char *level = c->severity >= SEVERITY_CRITICAL ||
                                 (c->kind == ALERT_KIND_THRESHOLD && c->severity >= SEVERITY_HIGH)
@@ -112,18 +127,19 @@ static void compose_message(const struct condition *c, struct alert *a)
         if (sigma < c->series->resolution)
             sigma = c->series->resolution;
         char e[48], s[48];
-        fmt_value(e, sizeof e, c->series->robust.level, "");
-        fmt_value(s, sizeof s, sigma, m->unit);
+        fmt_value(e, sizeof e, c->series->robust.level, "", res, true);
+        fmt_value(s, sizeof s, sigma, m->unit, res, true);
         snprintf(msg, ALERT_MESSAGE_LEN, "Unusual %s at %s: %s, where about %s +/- %s is normal.",
                  label, a->device, v, e, s);
         break;
     }
     case ALERT_KIND_RATE: {
-        char r[48];
-        fmt_value(r, sizeof r, c->series->rate.per_min, m->unit);
+        char r[48], rl[48];
+        fmt_value(r, sizeof r, c->series->rate.per_min, m->unit, res, true);
+        fmt_value(rl, sizeof rl, c->series->limits.max_rate_per_min, "", res, true);
         snprintf(msg, ALERT_MESSAGE_LEN,
-                 "%s at %s is changing fast: %s per minute (limit %.6g), now %s.", label, a->device,
-                 r, c->series->limits.max_rate_per_min, v);
+                 "%s at %s is changing fast: %s per minute (limit %s), now %s.", label, a->device,
+                 r, rl, v);
         break;
     }
     case ALERT_KIND_SENSOR_FAULT:
@@ -133,7 +149,7 @@ static void compose_message(const struct condition *c, struct alert *a)
         break;
     case ALERT_KIND_FIRE: {
         char t[48];
-        fmt_value(t, sizeof t, c->value, "°C");
+        fmt_value(t, sizeof t, c->value, "°C", 0.1, false);
         double rate = c->temperature->rate.per_min;
         if (!isnan(rate) && rate > 0)
             snprintf(msg, ALERT_MESSAGE_LEN,
@@ -427,6 +443,30 @@ void decide_device_free(struct decide_device *dd)
     free(dd->slots);
     dd->slots = NULL;
     dd->n = dd->cap = 0;
+}
+
+int decide_gas(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+               const struct decide_gas_verdict *v, int64_t ts_ms)
+{
+    char metric[READING_METRIC_BUF];
+    snprintf(metric, sizeof metric, "%s%s", DECIDE_MODEL_PREFIX, v->model);
+    char message[ALERT_MESSAGE_LEN];
+    bool fire = v->kind == ALERT_KIND_FIRE;
+    snprintf(message, sizeof message,
+             "%s at %s: the gas classifier %s reads %s with probability %.2f (level %.2f) for "
+             "%u readings in a row (%s). %s",
+             fire ? "Possible fire" : "Possible gas leak", device, v->model, v->class_name,
+             v->probability, v->level, v->consecutive, v->detail,
+             fire ? "Check for smoke or flame now; leave and call the fire service if you see "
+                    "or smell it."
+                  : "Ventilate, do not switch anything on or off, shut the gas supply if it is "
+                    "safe, and leave if the smell is strong.");
+    struct alert_fsm_params fp = ctx->params->fsm;
+    fp.open_after = v->consecutive;
+    fp.critical_waits = true; /* the configured N readings in a row, critical or not */
+    struct condition c = {metric, v->kind, v->above, SEVERITY_CRITICAL, v->probability, v->level,
+                          NULL,   NULL,    message};
+    return observe(ctx, dd, device, &c, &fp, ts_ms);
 }
 
 int decide_model(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
