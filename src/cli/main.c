@@ -21,6 +21,8 @@ static const struct subcommand subcommands[] = {
     {"replay", cmd_replay, "score a CSV file (or a directory) with canaryd's live detectors"},
     {"notify", cmd_notify, "send a test message over an alert channel (notify test)"},
     {"device", cmd_device, "provision devices: add, list, show, rotate-key, revoke"},
+    {"broker-config", cmd_broker_config,
+     "write a Mosquitto config, password file and ACL: each device only its own topics"},
 
 };
 
@@ -28,7 +30,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: canary <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(out, "  %-13s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(out, "\n`canary <command> --help` describes a command's options.\n");
 }
 
