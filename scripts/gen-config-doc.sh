@@ -61,8 +61,9 @@ Keys: `warn_high`, `crit_high`, `warn_low`, `crit_low`, `hysteresis`, `max_rate_
 
 ## Models scored live
 
-Each `[model.<name>]` section names an Isolation Forest model file (made by
-`canary train`) and the devices it scores; see [MODELS.md](MODELS.md):
+Each `[model.<name>]` section names a model file made by `canary train` — an Isolation
+Forest ([MODELS.md](MODELS.md)) or a gas classifier ([GAS.md](GAS.md#in-canaryd), told
+apart by the file itself) — and the devices it scores:
 
 ```ini
 [model.boiler]
@@ -71,6 +72,20 @@ devices = boiler-*, kitchen-1   # ids or globs ("*": every device) ...
 kind = boiler                   # ... and/or devices registered with this kind
 consecutive = 5                 # readings at or above the threshold before an alert
 threshold = 0.62                # default: the model's own (from its contamination)
+```
+
+A gas classifier takes `dangerous` (required: the classes that raise its alert),
+`probability` (the level the most probable dangerous class must reach, default 0.9) and
+`alert` (`gas_leak`, the default, or `fire`) instead of `threshold`:
+
+```ini
+[model.kitchen-gas]
+path = /var/lib/canary/models/kitchen.cgas
+devices = kitchen-*
+dangerous = Smoke, Mixture      # class names of the model
+probability = 0.9
+consecutive = 3
+alert = gas_leak
 ```
 
 `path` and one of `devices` or `kind` are required. On the command line:

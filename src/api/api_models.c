@@ -1,4 +1,4 @@
-/* api_models.c — the models canaryd scores live (docs/MODELS.md):
+/* api_models.c — the models canaryd scores live (docs/MODELS.md, docs/GAS.md):
  *   GET  /api/v1/models          every configured model: file, features, parameters,
  *                                threshold, training data, evaluation figures, the devices
  *                                it applies to, live counters, and the last reload
@@ -7,6 +7,7 @@
  *                                on any error nothing changes and the answer says why */
 #include "api/api.h"
 
+#include "decide/alert.h"
 #include "models/models.h"
 
 #include <math.h>
@@ -20,8 +21,88 @@ static void add_time(cJSON *o, const char *name, int64_t ms)
         cJSON_AddNullToObject(o, name);
 }
 
+static void add_live(cJSON *o, const struct model_entry *e)
+{
+    cJSON *live = cJSON_AddObjectToObject(o, "live");
+    cJSON_AddNumberToObject(live, "devices", (double)atomic_load(&e->devices));
+    cJSON_AddNumberToObject(live, "readings_scored", (double)atomic_load(&e->scored));
+    cJSON_AddNumberToObject(live, "readings_above_threshold", (double)atomic_load(&e->above));
+}
+
+static cJSON *names_json(cJSON *o, const char *key, const struct gas_model *g, bool classes)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, key);
+    size_t n = classes ? gas_n_classes(g) : gas_n_inputs(g);
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(
+            arr, cJSON_CreateString(classes ? gas_class_name(g, i) : gas_input_name(g, i)));
+    return arr;
+}
+
+/* A gas classifier: its classes, what raises its alert, training and held-out figures. */
+static cJSON *gas_entry_json(const struct model_entry *e)
+{
+    const struct gas_model *g = e->gas;
+    const struct gas_params *p = gas_model_params(g);
+    const struct gas_meta *m = gas_model_meta(g);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", e->name);
+    cJSON_AddStringToObject(o, "type", "gas");
+    cJSON_AddStringToObject(o, "path", e->def.path);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)e->file_bytes);
+    add_time(o, "file_modified_ms", e->file_mtime_ms);
+    cJSON *applies = cJSON_AddObjectToObject(o, "applies_to");
+    cJSON_AddStringToObject(applies, "devices", e->def.devices);
+    cJSON_AddStringToObject(applies, "kind", e->def.kind);
+    names_json(o, "inputs", g, false);
+    cJSON *metrics = cJSON_AddArrayToObject(o, "metrics");
+    for (size_t i = 0; i < e->n_metrics; i++)
+        cJSON_AddItemToArray(metrics, cJSON_CreateString(e->metrics[i]));
+    names_json(o, "classes", g, true);
+    cJSON *danger = cJSON_AddArrayToObject(o, "dangerous");
+    for (size_t k = 0; k < gas_n_classes(g); k++) {
+        if (e->dangerous[k])
+            cJSON_AddItemToArray(danger, cJSON_CreateString(gas_class_name(g, k)));
+    }
+    cJSON_AddNumberToObject(o, "probability", e->probability);
+    cJSON_AddNumberToObject(o, "consecutive", e->consecutive);
+    cJSON_AddStringToObject(o, "alert_kind",
+                            e->alert_kind == ALERT_KIND_FIRE ? "fire" : "gas_leak");
+    cJSON *stored = cJSON_AddObjectToObject(o, "stored_as");
+    cJSON_AddStringToObject(stored, "class", e->class_metric);
+    cJSON_AddStringToObject(stored, "probability", e->prob_metric);
+    cJSON_AddStringToObject(o, "features_kind", gas_features_name(p->features));
+    cJSON_AddNumberToObject(o, "window", p->window);
+    cJSON *params = cJSON_AddObjectToObject(o, "parameters");
+    cJSON_AddNumberToObject(params, "rf_trees", p->rf_trees);
+    cJSON_AddNumberToObject(params, "gbt_rounds", p->gbt_rounds);
+    cJSON_AddNumberToObject(params, "folds", p->folds);
+    cJSON_AddNumberToObject(params, "seed", (double)p->seed);
+    cJSON *train = cJSON_AddObjectToObject(o, "training");
+    cJSON_AddStringToObject(train, "source", m->source);
+    cJSON_AddNumberToObject(train, "rows", (double)m->n_rows);
+    add_time(train, "created_ms", m->created_ms);
+    cJSON_AddNumberToObject(train, "fit_s", m->fit_s);
+    cJSON *oof = cJSON_AddObjectToObject(train, "out_of_fold_accuracy");
+    for (int l = 0; l < GAS_N_LEARNERS; l++)
+        api_add_number(oof, gas_learner_name((enum gas_learner)l), m->oof_accuracy[l]);
+    if (m->eval_rows > 0) {
+        cJSON *ev = cJSON_AddObjectToObject(o, "evaluation");
+        cJSON_AddStringToObject(ev, "split", m->eval_split);
+        cJSON_AddNumberToObject(ev, "rows", (double)m->eval_rows);
+        api_add_number(ev, "accuracy", m->eval_accuracy);
+        api_add_number(ev, "macro_f1", m->eval_macro_f1);
+    } else {
+        cJSON_AddNullToObject(o, "evaluation");
+    }
+    add_live(o, e);
+    return o;
+}
+
 static cJSON *entry_json(const struct model_entry *e)
 {
+    if (e->type == MODEL_GAS)
+        return gas_entry_json(e);
     const struct iforest_params *p = iforest_params_of(e->forest);
     const struct iforest_meta *m = iforest_meta_of(e->forest);
     cJSON *o = cJSON_CreateObject();
@@ -66,10 +147,7 @@ static cJSON *entry_json(const struct model_entry *e)
     } else {
         cJSON_AddNullToObject(o, "evaluation");
     }
-    cJSON *live = cJSON_AddObjectToObject(o, "live");
-    cJSON_AddNumberToObject(live, "devices", (double)atomic_load(&e->devices));
-    cJSON_AddNumberToObject(live, "readings_scored", (double)atomic_load(&e->scored));
-    cJSON_AddNumberToObject(live, "readings_above_threshold", (double)atomic_load(&e->above));
+    add_live(o, e);
     return o;
 }
 

@@ -60,6 +60,10 @@ struct config_model {
     unsigned consecutive;         /* readings at or above the threshold before an alert;
                                      0 = models.consecutive */
     double threshold;             /* NAN = the model's own (from its contamination) */
+    /* Gas classifier models only (a gas bundle, ml/gas.h; docs/GAS.md "In canaryd"): */
+    char dangerous[CONFIG_STR_MAX]; /* comma-separated class names that raise the alert */
+    double probability;             /* NAN = 0.9: the level a dangerous class must reach */
+    char alert[16];                 /* "gas_leak" (the default when "") or "fire" */
 };
 
 /* Alert delivery routing ([recipient.<name>] and [route.<name>] sections, config_notify.c;
@@ -313,7 +317,9 @@ bool config_name_valid(const char *p, size_t n, size_t max_len);
 bool config_copy_text(char *dst, size_t cap, const char *value);
 
 /* [model.<name>] sections (config_models.c): "model.<name>.<field>" with the fields path,
- * devices, kind, consecutive, threshold. Returns 0 or an error naming the key. */
+ * devices, kind, consecutive, threshold, and for gas classifier models dangerous, probability
+ * and alert. Returns 0 or an error naming the key. Which fields suit the model's file (an
+ * Isolation Forest or a gas bundle) is checked when models/ loads it. */
 int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,
                      size_t errlen);
 

@@ -8,6 +8,13 @@
  *   consecutive = 5                    (default models.consecutive)
  *   threshold = 0.62                   (default: the model's own)
  *
+ *   [model.kitchen-gas]                (a gas classifier bundle, docs/GAS.md)
+ *   path = /var/lib/canary/models/kitchen.cgas
+ *   devices = kitchen-*
+ *   dangerous = Smoke, Mixture         (the classes that raise the alert)
+ *   probability = 0.9                  (default 0.9)
+ *   alert = fire                       (gas_leak, the default, or fire)
+ *
  * Parsing and checking only: the files are read by models/ when canaryd starts or
  * reloads. */
 #include "core/config.h"
@@ -37,6 +44,7 @@ static struct config_model *find_or_add(struct canary_config *cfg, const char *n
     memcpy(m->name, name, n);
     m->name[n] = '\0';
     m->threshold = NAN;
+    m->probability = NAN;
     return m;
 }
 
@@ -91,9 +99,33 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
             return CANARY_EINVAL;
         }
         m->threshold = v;
+    } else if (strcmp(field, "dangerous") == 0) {
+        if (!config_copy_text(m->dangerous, sizeof m->dangerous, value)) {
+            canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
+            return CANARY_EINVAL;
+        }
+    } else if (strcmp(field, "probability") == 0) {
+        char *end;
+        double v = strtod(value, &end);
+        if (value[0] == '\0' || *end != '\0' || !(v > 0 && v <= 1)) {
+            canary_errf(err, errlen, "%s: '%s' is not a probability above 0 and at most 1", key,
+                        value);
+            return CANARY_EINVAL;
+        }
+        m->probability = v;
+    } else if (strcmp(field, "alert") == 0) {
+        if (strcmp(value, "gas_leak") != 0 && strcmp(value, "fire") != 0) {
+            canary_errf(err, errlen,
+                        "%s: '%s' is not an alert kind a gas model raises (gas_leak "
+                        "or fire)",
+                        key, value);
+            return CANARY_EINVAL;
+        }
+        snprintf(m->alert, sizeof m->alert, "%s", value);
     } else {
         canary_errf(err, errlen,
-                    "%s: unknown field '%s' (known: path, devices, kind, consecutive, threshold)",
+                    "%s: unknown field '%s' (known: path, devices, kind, consecutive, threshold, "
+                    "dangerous, probability, alert)",
                     key, field);
         return CANARY_EINVAL;
     }
@@ -135,6 +167,12 @@ void config_write_models(const struct canary_config *cfg, FILE *out)
             fprintf(out, "consecutive = %u\n", m->consecutive);
         if (!isnan(m->threshold))
             fprintf(out, "threshold = %.17g\n", m->threshold);
+        if (m->dangerous[0])
+            fprintf(out, "dangerous = %s\n", m->dangerous);
+        if (!isnan(m->probability))
+            fprintf(out, "probability = %.17g\n", m->probability);
+        if (m->alert[0])
+            fprintf(out, "alert = %s\n", m->alert);
     }
 }
 

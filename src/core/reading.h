@@ -31,7 +31,8 @@ enum reading_flag {
     FLAG_GAP = 1u << 6,      /* the reading came after a gap in the device's stream */
     FLAG_LOW = 1u << 7,      /* with WARN/CRITICAL: the low threshold, not the high one */
     FLAG_MODEL = 1u << 8,    /* a model (Isolation Forest) scores the reading at or above its
-                                threshold (on the values of the metrics the model uses) */
+                                threshold, or a gas classifier finds a dangerous class at or
+                                above its level (on the values of the metrics the model uses) */
 };
 #define READING_FLAG_COUNT 9
 

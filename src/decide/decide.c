@@ -463,9 +463,15 @@ int decide_gas(const struct decide_ctx *ctx, struct decide_device *dd, const cha
                     "safe, and leave if the smell is strong.");
     struct alert_fsm_params fp = ctx->params->fsm;
     fp.open_after = v->consecutive;
-    fp.critical_waits = true; /* the configured N readings in a row, critical or not */
-    struct condition c = {metric, v->kind, v->above, SEVERITY_CRITICAL, v->probability, v->level,
-                          NULL,   NULL,    message};
+    /* The alert is critical, but a critical condition opens at once (alert_fsm.h): until
+     * the N-th dangerous reading in a row it is observed as high, so it waits for N. */
+    enum alert_severity sev = SEVERITY_CRITICAL;
+    const struct alert_fsm *f = find_slot(dd, metric, v->kind);
+    uint32_t seen = f != NULL && f->phase == FSM_PENDING ? f->count : 0;
+    if (v->above && (f == NULL || f->phase != FSM_ACTIVE) && seen + 1 < fp.open_after)
+        sev = SEVERITY_HIGH;
+    struct condition c = {metric,   v->kind, v->above, sev,    v->probability,
+                          v->level, NULL,    NULL,     message};
     return observe(ctx, dd, device, &c, &fp, ts_ms);
 }
 

@@ -104,6 +104,26 @@ struct decide_model_verdict {
 int decide_model(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
                  const struct decide_model_verdict *v, int64_t ts_ms);
 
+/* A gas classifier's verdict on one reading of the device (models/model_live.h). */
+struct decide_gas_verdict {
+    const char *model;      /* its name */
+    enum alert_kind kind;   /* ALERT_KIND_GAS_LEAK or ALERT_KIND_FIRE */
+    bool above;             /* a dangerous class at or above the probability level */
+    const char *class_name; /* the most probable dangerous class */
+    double probability;     /* its probability */
+    double level;           /* the configured level */
+    unsigned consecutive;   /* readings above before the alert opens */
+    const char *detail;     /* the reading's values of the model's inputs, for people */
+};
+
+/* Drives the model's alert (device, "model:<name>", kind) at severity critical: it opens
+ * after `consecutive` readings in a row whose most probable dangerous class reaches the
+ * level, with a message naming the class and its probability, and resolves like every alert
+ * once no dangerous class reaches it for alerts.resolve_after_s. Returns 0 or
+ * CANARY_ENOMEM. */
+int decide_gas(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+               const struct decide_gas_verdict *v, int64_t ts_ms);
+
 /* A person acknowledges or resolves alert `id` of this device, with an optional comment.
  * Return 0, CANARY_ENOTFOUND when the device has no live machine with that id, or
  * CANARY_ECONFLICT when the alert's state does not allow it. */

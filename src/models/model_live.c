@@ -1,4 +1,4 @@
-/* model_live.c — per-device model state and live scoring (model_live.h). */
+/* model_live.c — per-device model state and live scoring or classifying (model_live.h). */
 #include "models/model_live.h"
 
 #include "core/error.h"
@@ -15,6 +15,9 @@ static void free_one(struct device_model *m)
             free(m->series[k]);
         free(m->series);
     }
+    gas_stream_free(m->stream);
+    free(m->inputs);
+    free(m->proba);
     free(m->vec);
     free(m->seen);
     memset(m, 0, sizeof *m);
@@ -39,6 +42,12 @@ static int init_one(struct device_model *m, const struct model_entry *e)
         return CANARY_ENOMEM;
     for (size_t i = 0; i < e->n_features; i++)
         m->vec[i] = NAN;
+    if (e->type == MODEL_GAS) {
+        m->stream = gas_stream_new(e->n_metrics, e->window_len);
+        m->inputs = malloc(e->n_metrics * sizeof *m->inputs);
+        m->proba = malloc(gas_n_classes(e->gas) * sizeof *m->proba);
+        return m->stream && m->inputs && m->proba ? CANARY_OK : CANARY_ENOMEM;
+    }
     if (!e->window)
         return CANARY_OK;
     m->series = calloc(e->n_metrics, sizeof *m->series);
@@ -90,9 +99,52 @@ static int metric_index(const struct model_entry *e, const char *metric)
     return -1;
 }
 
+/* Feeds the reading to a gas model: true when it carries one of the inputs and every input
+ * has been seen (a channel missing from this reading keeps its last value), with the
+ * model's row in m->vec. */
+static bool feed_gas(struct device_model *m, const struct reading *r)
+{
+    const struct model_entry *e = m->entry;
+    bool touched = false;
+    for (uint32_t i = 0; i < r->n_values; i++) {
+        int k = metric_index(e, r->values[i].name);
+        if (k < 0)
+            continue;
+        touched = true;
+        m->inputs[k] = r->values[i].value;
+        m->seen[k] = true;
+    }
+    if (!touched)
+        return false;
+    for (size_t k = 0; k < e->n_metrics; k++) {
+        if (!m->seen[k])
+            return false;
+    }
+    gas_stream_push(m->stream, m->inputs, m->vec);
+    return true;
+}
+
+/* Classifies the row in m->vec (model_result's gas fields). */
+static struct model_result classify(struct device_model *m)
+{
+    const struct model_entry *e = m->entry;
+    struct model_result res = {.entry = e, .danger_class = -1};
+    res.gas_class = gas_predict_row(e->gas, GAS_STACK, m->vec, m->proba);
+    res.gas_prob = m->proba[res.gas_class];
+    for (size_t k = 0; k < gas_n_classes(e->gas); k++) {
+        if (e->dangerous[k] && (res.danger_class < 0 || m->proba[k] > m->proba[res.danger_class]))
+            res.danger_class = (int)k;
+    }
+    res.score = res.danger_class >= 0 ? m->proba[res.danger_class] : 0;
+    res.above = res.score >= e->probability;
+    return res;
+}
+
 /* Feeds the reading to one model; true when the model's vector is complete. */
 static bool feed(struct device_model *m, const struct reading *r)
 {
+    if (m->entry->type == MODEL_GAS)
+        return feed_gas(m, r);
     const struct model_entry *e = m->entry;
     bool touched = false;
     for (uint32_t i = 0; i < r->n_values; i++) {
@@ -128,13 +180,22 @@ size_t device_models_score(struct device_models *dm, const struct reading *r,
         const struct model_entry *e = m->entry;
         if (!feed(m, r))
             continue;
-        double s = iforest_score_row(e->forest, m->vec);
-        m->last_score = s;
-        bool above = s >= e->threshold;
+        struct model_result res;
+        if (e->type == MODEL_GAS)
+            res = classify(m);
+        else
+            res = (struct model_result){.entry = e,
+                                        .score = iforest_score_row(e->forest, m->vec),
+                                        .gas_class = -1,
+                                        .gas_prob = NAN,
+                                        .danger_class = -1};
+        if (e->type != MODEL_GAS)
+            res.above = res.score >= e->threshold;
+        m->last_score = res.score;
         atomic_fetch_add_explicit(&((struct model_entry *)e)->scored, 1, memory_order_relaxed);
-        if (above)
+        if (res.above)
             atomic_fetch_add_explicit(&((struct model_entry *)e)->above, 1, memory_order_relaxed);
-        out[n++] = (struct model_result){e, s, above};
+        out[n++] = res;
     }
     return n;
 }

@@ -1,5 +1,6 @@
 /* model_live.h — a device's live models: the feature state each model needs, and the
- * score of each reading (models.h says what a model sees).
+ * score (Isolation Forest) or class (gas classifier) of each reading (models.h says what a
+ * model sees).
  *
  * Owned by the worker that owns the device (like the detectors' state): single-threaded,
  * no locks. Bindings refer to a model set's entries, so the owner keeps a reference to
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 struct feature_series;
+struct gas_stream;
 
 struct device_model {
     const struct model_entry *entry;
@@ -23,6 +25,11 @@ struct device_model {
     double *vec;                    /* the feature vector (n_features), NaN until seen */
     bool *seen;                     /* per metric: a value has arrived */
     double last_score;              /* NaN until the first score */
+    /* MODEL_GAS: the device's recent readings, the latest value of each input (n_metrics),
+     * and the class probabilities (n_classes); vec is the model's row. */
+    struct gas_stream *stream;
+    double *inputs;
+    double *proba;
 };
 
 struct device_models {
@@ -35,8 +42,13 @@ struct device_models {
 struct model_result {
     const struct model_entry *entry;
     double score; /* the model's score s(x) in (0,1]; NaN: not scored (the model's metrics
-                     have not all arrived, or its windows are not full yet) */
-    bool above;   /* score >= the model's threshold */
+                     have not all arrived, or its windows are not full yet). MODEL_GAS: the
+                     probability of danger_class */
+    bool above;   /* score >= the model's threshold (MODEL_GAS: its probability level) */
+    /* MODEL_GAS only: */
+    int gas_class;    /* the most probable class */
+    double gas_prob;  /* its probability */
+    int danger_class; /* the most probable of the dangerous classes */
 };
 
 /* Binds the device to every model of set that applies to it (device id, kind: NULL if

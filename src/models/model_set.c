@@ -1,14 +1,16 @@
-/* model_set.c — a set of live models built from the configuration: each model file loaded,
- * its features checked to be something canaryd can compute live, and its device binding
- * (models.h). */
+/* model_set.c — a set of live models built from the configuration: each model file loaded
+ * (an Isolation Forest or a gas classifier bundle, told apart by its magic), its features
+ * checked to be something canaryd can compute live, and its device binding (models.h). */
 #include "models/models.h"
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metric.h"
+#include "decide/alert.h"
 #include "ml/features.h"
 
+#include <assert.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -85,13 +87,177 @@ static int parse_raw(struct model_entry *e, char *err, size_t errlen)
     return CANARY_OK;
 }
 
+/* The name of a derived value: prefix and the model's name lower-cased, '-' as '_' (a
+ * metric name, core/metric.h). */
+static void derived_name(char *out, size_t cap, const char *prefix, const char *model)
+{
+    int n = snprintf(out, cap, "%s%s", prefix, model);
+    for (int i = (int)strlen(prefix); i < n && (size_t)i < cap; i++) {
+        char c = out[i];
+        out[i] = c == '-' ? '_' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+}
+
+/* Is `name` one of the comma-separated items of list (spaces around items ignored)? */
+static bool list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = list;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end != '\0' && *end != ',')
+            end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ')
+            last--;
+        if ((size_t)(last - p) == n && n > 0 && memcmp(p, name, n) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* The model's class names, for messages: "Mixture, NoGas, ...". */
+static void class_list(const struct gas_model *g, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < gas_n_classes(g) && len < cap; k++) {
+        int w = snprintf(out + len, cap - len, "%s%s", k ? ", " : "", gas_class_name(g, k));
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
+/* A gas classifier: inputs become metric names, the configured dangerous classes must be
+ * the model's, and the keys of Isolation Forests do not apply. */
+static int setup_gas(struct model_entry *e, const struct canary_config *cfg, char *why,
+                     size_t whylen)
+{
+    const struct config_model *def = &e->def;
+    const struct gas_model *g = e->gas;
+    char classes[1024];
+    class_list(g, classes, sizeof classes);
+    if (!isnan(def->threshold)) {
+        snprintf(why, whylen,
+                 "threshold applies to Isolation Forest models; a gas model's level is "
+                 "model.%s.probability",
+                 def->name);
+        return CANARY_EINVAL;
+    }
+    if (gas_n_inputs(g) > MODEL_MAX_METRICS) {
+        snprintf(why, whylen, "%zu inputs: at most %d", gas_n_inputs(g), MODEL_MAX_METRICS);
+        return CANARY_EINVAL;
+    }
+    e->n_metrics = gas_n_inputs(g);
+    e->n_features = gas_row_len(g);
+    for (size_t i = 0; i < e->n_metrics; i++) {
+        const char *in = gas_input_name(g, i);
+        size_t n = strlen(in);
+        char *m = e->metrics[i];
+        for (size_t j = 0; j <= n && j < READING_METRIC_BUF; j++)
+            m[j] = in[j] >= 'A' && in[j] <= 'Z' ? (char)(in[j] - 'A' + 'a') : in[j];
+        if (!metric_name_valid(m, n, READING_MAX_METRIC_LEN)) {
+            snprintf(why, whylen,
+                     "input '%s' does not name a metric once lower-cased: train on columns "
+                     "named like the readings' metrics (MQ2 or mq2, gas_ppm, ...)",
+                     in);
+            return CANARY_EINVAL;
+        }
+    }
+    if (def->dangerous[0] == '\0') {
+        snprintf(why, whylen,
+                 "a gas model needs model.%s.dangerous: the classes that raise its alert (the "
+                 "model's classes: %s)",
+                 def->name, classes);
+        return CANARY_EINVAL;
+    }
+    size_t found = 0;
+    for (size_t k = 0; k < gas_n_classes(g); k++) {
+        e->dangerous[k] = list_has(def->dangerous, gas_class_name(g, k));
+        found += e->dangerous[k];
+    }
+    /* Every configured name must be a class: a typo would silence the alert. */
+    const char *p = def->dangerous;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end != '\0' && *end != ',')
+            end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ')
+            last--;
+        bool known = last == p;
+        for (size_t k = 0; k < gas_n_classes(g) && !known; k++) {
+            const char *c = gas_class_name(g, k);
+            known = strlen(c) == (size_t)(last - p) && memcmp(c, p, (size_t)(last - p)) == 0;
+        }
+        if (!known) {
+            snprintf(why, whylen, "dangerous class '%.*s' is not one of the model's classes (%s)",
+                     (int)(last - p), p, classes);
+            return CANARY_EINVAL;
+        }
+        p = end;
+    }
+    assert(found > 0);
+    e->probability = isnan(def->probability) ? MODEL_GAS_DEFAULT_PROBABILITY : def->probability;
+    e->threshold = e->probability;
+    e->alert_kind = strcmp(def->alert, "fire") == 0 ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;
+    e->consecutive = def->consecutive ? def->consecutive : cfg->models.consecutive;
+    const struct gas_params *gp = gas_model_params(g);
+    e->window = gp->window > 0;
+    e->window_len = gp->window;
+    derived_name(e->class_metric, sizeof e->class_metric, "gas_class_", def->name);
+    derived_name(e->prob_metric, sizeof e->prob_metric, "gas_prob_", def->name);
+    return CANARY_OK;
+}
+
+/* Does the file start with the gas bundle's magic? (Anything else is read as an Isolation
+ * Forest, whose loader says what is wrong with it.) */
+static bool is_gas_file(const char *path)
+{
+    char magic[8];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    bool gas =
+        fread(magic, 1, sizeof magic, f) == sizeof magic && memcmp(magic, "CANARYGS", 8) == 0;
+    fclose(f);
+    return gas;
+}
+
 static int load_entry(struct model_entry *e, const struct canary_config *cfg,
                       const struct config_model *def, char *err, size_t errlen)
 {
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", def->name);
     e->def = *def;
-    char why[512];
+    char why[1536];
+    if (is_gas_file(def->path)) {
+        e->type = MODEL_GAS;
+        if (gas_load(def->path, &e->gas, why, sizeof why) != 0) {
+            snprintf(err, errlen, "model.%s: %s", def->name, why);
+            return CANARY_EINVAL;
+        }
+        struct stat st;
+        if (stat(def->path, &st) == 0) {
+            e->file_mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+            e->file_bytes = (uint64_t)st.st_size;
+        }
+        int rc = setup_gas(e, cfg, why, sizeof why);
+        if (rc != 0)
+            snprintf(err, errlen, "model.%s (%s): %s", def->name, def->path, why);
+        return rc;
+    }
+    if (def->dangerous[0] || !isnan(def->probability) || def->alert[0]) {
+        snprintf(err, errlen,
+                 "model.%s (%s): dangerous, probability and alert apply to gas classifier "
+                 "models, and this file is not one",
+                 def->name, def->path);
+        return CANARY_EINVAL;
+    }
     if (iforest_load(&e->forest, def->path, why, sizeof why) != 0) {
         snprintf(err, errlen, "model.%s: %s", def->name, why);
         return CANARY_EINVAL;
@@ -116,8 +282,10 @@ static int load_entry(struct model_entry *e, const struct canary_config *cfg,
 
 static void free_entries(struct model_entry *e, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         iforest_free(e[i].forest);
+        gas_free(e[i].gas);
+    }
     free(e);
 }
 

@@ -47,8 +47,9 @@ int models_create(struct models **out, const struct canary_config *cfg, char *er
     atomic_init(&m->generation, 1);
     for (size_t i = 0; i < m->current->n; i++) {
         const struct model_entry *e = &m->current->entries[i];
-        log_info("models.loaded", "model=%s path=%s features=%zu threshold=%.4f", e->name,
-                 e->def.path, e->n_features, e->threshold);
+        log_info("models.loaded", "model=%s type=%s path=%s features=%zu threshold=%.4f", e->name,
+                 e->type == MODEL_GAS ? "gas" : "iforest", e->def.path, e->n_features,
+                 e->threshold);
     }
     *out = m;
     return CANARY_OK;

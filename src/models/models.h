@@ -13,12 +13,18 @@
  * feature series per metric it names, fed with each reading's value of that metric; a
  * model trained on raw features (names are metric names) gets the latest value of each.
  * A device is scored once it has reported every metric the model uses (and, for window
- * features, each series is warm); before that its readings carry no model score. */
+ * features, each series is warm); before that its readings carry no model score.
+ *
+ * A gas classifier (a gas bundle, ml/gas.h) sees, per device, a gas_stream fed with the
+ * reading's values of its inputs (metric = the input name lower-cased; a channel missing
+ * from a reading keeps its last value); it classifies every reading that carries one of
+ * its inputs once all have been seen (docs/GAS.md "In canaryd"). */
 #ifndef CANARY_MODELS_MODELS_H
 #define CANARY_MODELS_MODELS_H
 
 #include "core/config.h"
 #include "core/reading.h"
+#include "ml/gas.h"
 #include "ml/iforest.h"
 
 #include <stdatomic.h>
@@ -28,22 +34,43 @@
 
 #define MODEL_MAX_METRICS 32
 
+/* What a model file holds (told apart by the file's magic). */
+enum model_type {
+    MODEL_IFOREST, /* an Isolation Forest (ml/iforest.h): an anomaly score */
+    MODEL_GAS,     /* a gas classifier bundle (ml/gas.h): a class and its probability */
+};
+
+#define MODEL_GAS_DEFAULT_PROBABILITY 0.9
+
 struct model_entry {
     char name[CONFIG_MODEL_NAME_MAX];
     struct config_model def; /* as configured */
-    struct iforest *forest;  /* owned */
-    bool window;             /* window features (else raw) */
-    uint32_t window_len;     /* readings per window */
+    enum model_type type;
+    struct iforest *forest; /* owned (MODEL_IFOREST), else NULL */
+    struct gas_model *gas;  /* owned (MODEL_GAS), else NULL */
+    /* MODEL_GAS: metrics[] are the model's inputs in its order, lower-cased (MQ2 -> mq2);
+     * a class index is dangerous when dangerous[k]; above = the most probable dangerous
+     * class reaches `probability`; the alert is of kind alert_kind. Each scored reading
+     * gets two derived values, class_metric (the most probable class's index in the
+     * model's class list) and prob_metric (its probability). */
+    bool dangerous[GAS_MAX_CLASSES];
+    double probability;
+    int alert_kind; /* enum alert_kind: ALERT_KIND_GAS_LEAK or ALERT_KIND_FIRE */
+    char class_metric[READING_METRIC_BUF]; /* "gas_class_<name>" */
+    char prob_metric[READING_METRIC_BUF];  /* "gas_prob_<name>" */
+    bool window;                           /* window features (else raw) */
+    uint32_t window_len;                   /* readings per window */
     size_t n_metrics;
     char metrics[MODEL_MAX_METRICS][READING_METRIC_BUF];
     size_t n_features;
-    double threshold;     /* in effect: configured, else the model's own */
+    double threshold;     /* in effect: configured, else the model's own (MODEL_GAS: the
+                             probability) */
     unsigned consecutive; /* in effect */
     int64_t file_mtime_ms;
     uint64_t file_bytes;
     /* Live counters (relaxed atomics; the set is otherwise immutable). */
     _Atomic uint64_t scored;  /* readings scored */
-    _Atomic uint64_t above;   /* of which at or above the threshold */
+    _Atomic uint64_t above;   /* of which at or above the threshold (a dangerous class) */
     _Atomic uint64_t devices; /* devices bound to the model */
 };
 

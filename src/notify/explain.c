@@ -422,7 +422,21 @@ struct facts {
     char temperature[64]; /* fire: the temperature from value or related */
     char detail[240];
     char severity[16];
+    char gas_class[64]; /* a gas classifier's alert: the class it reads ("" if unknown) */
 };
+
+/* A gas classifier's alert (a model's gas_leak or fire, decide_gas): its message says
+ * "... reads <class> with probability <p> ...". */
+static bool is_classifier(const struct facts *f, enum alert_kind kind);
+
+static void find_gas_class(char *out, size_t cap, const char *detail)
+{
+    out[0] = '\0';
+    const char *p = detail != NULL ? strstr(detail, " reads ") : NULL;
+    const char *end = p != NULL ? strstr(p + 7, " with probability") : NULL;
+    if (end != NULL && (size_t)(end - (p + 7)) < cap && end > p + 7)
+        snprintf(out, cap, "%.*s", (int)(end - (p + 7)), p + 7);
+}
 
 static void capitalise(char *dst, size_t cap, const char *src)
 {
@@ -515,6 +529,11 @@ static void gather(struct facts *f, const struct explain_context *ctx)
         snprintf(f->where, sizeof f->where, "at %s", f->who);
     if (f->fam == FAM_MODEL)
         clean_text(f->model, sizeof f->model, f->metric + strlen("model:"), 32);
+    if (is_classifier(f, ctx->kind)) {
+        char raw[64];
+        find_gas_class(raw, sizeof raw, ctx->detail);
+        clean_text(f->gas_class, sizeof f->gas_class, raw, 40);
+    }
 
     metric_label(f->label, sizeof f->label, f->metric, f->mi, f->fam, ctx->gas);
     capitalise(f->Label, sizeof f->Label, f->label);
@@ -587,6 +606,11 @@ static void gather(struct facts *f, const struct explain_context *ctx)
 static bool is_model(const struct facts *f)
 {
     return f->fam == FAM_MODEL;
+}
+
+static bool is_classifier(const struct facts *f, enum alert_kind kind)
+{
+    return is_model(f) && (kind == ALERT_KIND_GAS_LEAK || kind == ALERT_KIND_FIRE);
 }
 
 static void make_title(struct sb *b, const struct facts *f, enum alert_kind kind)
@@ -662,6 +686,13 @@ static void make_lead(struct sb *b, const struct facts *f, const struct explain_
     const char *trend = with_trend ? f->trend : "";
     const char *sp = trend[0] ? " " : "";
     char rate[80] = "";
+    if (is_classifier(f, ctx->kind)) {
+        char p[32];
+        explain_format_number(p, sizeof p, ctx->value, 2);
+        sb_addf(b, "the gas classifier %s reads %s (probability %s)", f->model,
+                f->gas_class[0] ? f->gas_class : "a dangerous class", p);
+        return;
+    }
     if (with_rate && with_trend && f->rate[0])
         snprintf(rate, sizeof rate, " (%s)", f->rate);
     switch (ctx->kind) {
@@ -825,6 +856,11 @@ static struct advice advice_for(const struct facts *f, enum alert_kind kind)
         return a;
     case ALERT_KIND_GAS_LEAK:
     case ALERT_KIND_THRESHOLD:
+        if (is_classifier(f, kind)) { /* no sensor family: the classifier says it is gas */
+            struct facts gas = *f;
+            gas.fam = FAM_GAS;
+            return family_advice(&gas, kind);
+        }
         return family_advice(f, kind);
     case ALERT_KIND_ANOMALY:
         if (is_model(f)) {
@@ -897,7 +933,13 @@ static void make_description(struct sb *b, const struct facts *f, const struct e
     make_lead(b, f, ctx, true, true);
     sb_add(b, ".");
     enum alert_kind k = ctx->kind;
-    if ((k == ALERT_KIND_THRESHOLD || k == ALERT_KIND_GAS_LEAK) && f->limit[0])
+    if (is_classifier(f, k) && isfinite(ctx->limit)) {
+        char level[32];
+        explain_format_number(level, sizeof level, ctx->limit, 2);
+        sb_addf(b, " The classifier alerts from probability %s.", level);
+    }
+    if ((k == ALERT_KIND_THRESHOLD || k == ALERT_KIND_GAS_LEAK) && f->limit[0] &&
+        !is_classifier(f, k))
         sb_addf(b, " That is %s the %s level of %s.", f->low ? "below" : "above", level_word(ctx),
                 f->limit);
     if (k == ALERT_KIND_RATE && f->limit[0])

@@ -91,6 +91,7 @@ void shard_msg_free(struct shard_msg *m)
         return;
     free(m->alerts);
     free(m->events);
+    arena_free(&m->derived);
     free(m);
 }
 

@@ -37,8 +37,10 @@ struct shard_msg {
     size_t n_alerts, cap_alerts;
     struct alert_event *events;
     size_t n_events, cap_events;
-    size_t n;       /* MSG_READINGS: number of indices */
-    uint32_t idx[]; /* MSG_READINGS: this worker's readings of job->batch */
+    struct arena derived; /* MSG_READINGS: derived values added to the readings (shard.h),
+                             alive until the readings are stored */
+    size_t n;             /* MSG_READINGS: number of indices */
+    uint32_t idx[];       /* MSG_READINGS: this worker's readings of job->batch */
 };
 
 struct worker {

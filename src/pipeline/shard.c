@@ -1,5 +1,6 @@
-/* shard.c — per-device processing of readings: duplicate check -> detect -> decide
- * (contract in shard.h). */
+/* shard.c — per-device processing of readings: duplicate check -> detect (streaming
+ * detectors, live models) -> decide, then a gas classifier's derived values (contract in
+ * shard.h). */
 #include "pipeline/shard.h"
 
 #include "core/error.h"
@@ -21,6 +22,7 @@ void shard_init(struct shard *s, const struct shard_params *params,
     s->decide.id_arg = id_arg;
     s->decide.emit = emit;
     s->decide.emit_arg = emit_arg;
+    s->derived = NULL;
     strmap_init(&s->devices);
 }
 
@@ -68,12 +70,36 @@ static const char *device_kind(struct shard *s, const char *id, struct store_dev
     return sd->kind;
 }
 
+/* A gas classifier's verdict: the values of its inputs that danger flags FLAG_MODEL, and
+ * its alert machine (decide_gas) hears it. */
+static void gas_verdict(struct shard *s, struct shard_device *d, struct reading *r,
+                        const struct model_result *res, const char *detail)
+{
+    const struct model_entry *e = res->entry;
+    for (uint32_t k = 0; k < r->n_values && res->above; k++) {
+        for (size_t m = 0; m < e->n_metrics; m++) {
+            if (strcmp(e->metrics[m], r->values[k].name) == 0)
+                r->values[k].flags |= FLAG_MODEL;
+        }
+    }
+    struct decide_gas_verdict v = {
+        e->name,        (enum alert_kind)e->alert_kind,
+        res->above,     gas_class_name(e->gas, (size_t)res->danger_class),
+        res->score,     e->probability,
+        e->consecutive, detail};
+    if (decide_gas(&s->decide, &d->decide, d->id, &v, r->ts_ms) != 0)
+        log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+}
+
 /* Scores the reading with the device's models: a model's score raises the scores of the
  * values it looked at (on the common scale, model_score_unit) and flags them FLAG_MODEL at
- * or above its threshold; its alert machine hears every verdict. */
+ * or above its threshold; its alert machine hears every verdict. Gas classifiers leave the
+ * scores alone (a class is not an anomaly score) and their results go to gas[] (at most
+ * CONFIG_MODELS_MAX), for add_derived once the reading is decided. */
 static void score_models(struct shard *s, struct shard_device *d, struct reading *r,
-                         struct shard_counts *counts)
+                         struct shard_counts *counts, struct model_result *gas, size_t *n_gas)
 {
+    *n_gas = 0;
     if (s->set == NULL || s->set->n == 0)
         return;
     if (d->models.generation != s->set->generation) {
@@ -85,8 +111,10 @@ static void score_models(struct shard *s, struct shard_device *d, struct reading
     size_t n = device_models_score(&d->models, r, res, sizeof res / sizeof res[0]);
     for (size_t j = 0; j < n; j++) {
         const struct model_entry *e = res[j].entry;
-        double unit =
-            model_score_unit(res[j].score, e->threshold, s->params.detect->anomaly_threshold);
+        bool is_gas = e->type == MODEL_GAS;
+        double unit = is_gas ? 0
+                             : model_score_unit(res[j].score, e->threshold,
+                                                s->params.detect->anomaly_threshold);
         char detail[256];
         size_t len = 0;
         detail[0] = '\0';
@@ -97,9 +125,9 @@ static void score_models(struct shard *s, struct shard_device *d, struct reading
                 used = strcmp(e->metrics[m], v->name) == 0;
             if (!used)
                 continue;
-            if (unit > v->score)
+            if (!is_gas && unit > v->score)
                 v->score = (float)unit;
-            if (res[j].above)
+            if (!is_gas && res[j].above)
                 v->flags |= FLAG_MODEL;
             if (len < sizeof detail) {
                 int w = snprintf(detail + len, sizeof detail - len, "%s%s %.6g", len ? ", " : "",
@@ -109,6 +137,11 @@ static void score_models(struct shard *s, struct shard_device *d, struct reading
         }
         counts->model_scored++;
         counts->model_above += res[j].above;
+        if (is_gas) {
+            gas_verdict(s, d, r, &res[j], detail);
+            gas[(*n_gas)++] = res[j];
+            continue;
+        }
         struct decide_model_verdict verdict = {e->name,        res[j].above,
                                                res[j].score,   e->threshold,
                                                e->consecutive, s->params.decide->anomaly_severity,
@@ -116,6 +149,37 @@ static void score_models(struct shard *s, struct shard_device *d, struct reading
         if (decide_model(&s->decide, &d->decide, d->id, &verdict, r->ts_ms) != 0)
             log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
     }
+}
+
+/* Stores each gas classifier's class and probability with the reading as two derived
+ * values (models.h: class_metric, prob_metric), in memory from s->derived. Added after the
+ * detectors and decide ran, so they are stored, not scored. Out of memory: the reading is
+ * stored without them. */
+static void add_derived(struct shard *s, struct reading *r, const struct model_result *gas,
+                        size_t n_gas)
+{
+    if (n_gas == 0 || s->derived == NULL || r->n_values + 2 * n_gas > READING_MAX_VALUES)
+        return;
+    struct metric_value *v = arena_alloc(s->derived, (r->n_values + 2 * n_gas) * sizeof *v);
+    if (v == NULL) {
+        log_error("pipeline.derived_failed", "device=%s reason=out_of_memory", r->device);
+        return;
+    }
+    memcpy(v, r->values, r->n_values * sizeof *v);
+    uint32_t n = r->n_values;
+    for (size_t j = 0; j < n_gas; j++) {
+        const struct model_entry *e = gas[j].entry;
+        bool taken = false; /* a device sending these names itself keeps its own values */
+        for (uint32_t k = 0; k < r->n_values && !taken; k++)
+            taken = strcmp(r->values[k].name, e->class_metric) == 0 ||
+                    strcmp(r->values[k].name, e->prob_metric) == 0;
+        if (taken)
+            continue;
+        v[n++] = (struct metric_value){e->class_metric, (double)gas[j].gas_class, 0, 0};
+        v[n++] = (struct metric_value){e->prob_metric, gas[j].gas_prob, 0, 0};
+    }
+    r->values = v;
+    r->n_values = n;
 }
 
 static enum device_status status_at(const struct canary_config *cfg, int64_t last_recv_ms,
@@ -319,9 +383,12 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
         states[k] = &d->series[idx[k]].state;
     }
     counts->anomalies += detect_reading(&d->gap, states, dp, r->values, r->n_values, r->ts_ms);
-    score_models(s, d, r, counts);
+    struct model_result gas[CONFIG_MODELS_MAX];
+    size_t n_gas;
+    score_models(s, d, r, counts, gas, &n_gas);
     if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series, value_series) != 0)
         log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+    add_derived(s, r, gas, n_gas);
 }
 
 void shard_process(struct shard *s, struct ingest_batch *b, const uint32_t *idx, size_t n,

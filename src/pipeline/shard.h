@@ -54,6 +54,10 @@ struct shard {
     struct decide_ctx decide;
     struct strmap devices; /* id -> struct shard_device * */
     struct model_set *set; /* the model set devices are bound to (a reference), or NULL */
+    /* Where a reading's derived values (a gas classifier's class and probability) are
+     * allocated while shard_process runs: memory that lives until the readings are stored
+     * (the worker's message), set by the caller; NULL: none are added. */
+    struct arena *derived;
 };
 
 /* What shard_process() did, for the counters. */

@@ -56,7 +56,10 @@ static void process_readings(struct worker *w, struct shard_msg *m)
     struct pipeline *p = w->p;
     struct shard_counts c = {0};
     w->out = m;
+    arena_init(&m->derived, 4096);
+    w->shard.derived = &m->derived;
     shard_process(&w->shard, &m->job->batch, m->idx, m->n, &c);
+    w->shard.derived = NULL;
     w->out = NULL;
     if (c.anomalies) {
         pipeline_count(p, PC_ANOMALIES, c.anomalies);

@@ -721,6 +721,41 @@ static void test_from_alert(void **state)
     assert_non_null(strstr(e.description, "above the critical level of 65 °C"));
 }
 
+/* A gas classifier's alert (decide_gas): the texts name the class and its probability from
+ * the alert's message, and give gas or fire advice. */
+static void test_gas_classifier_alert(void **state)
+{
+    (void)state;
+    struct alert a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.device, sizeof a.device, "kitchen-1");
+    snprintf(a.metric, sizeof a.metric, "model:kgas");
+    a.kind = ALERT_KIND_GAS_LEAK;
+    a.severity = SEVERITY_CRITICAL;
+    a.value = 0.974;
+    a.peak = 0.99;
+    a.limit = 0.9;
+    a.opened_ms = OPENED_MS;
+    snprintf(a.message, sizeof a.message,
+             "Possible gas leak at kitchen-1: the gas classifier kgas reads Smoke with "
+             "probability 0.97 (level 0.90) for 3 readings in a row (mq2 812).");
+    for (int fire = 0; fire < 2; fire++) {
+        a.kind = fire ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;
+        struct explain_context c;
+        explain_context_init(&c);
+        explain_context_from_alert(&c, &a);
+        struct explanation e;
+        explain_alert(&c, &e);
+        assert_explanation(&e);
+        const char *lead = "the gas classifier kgas reads Smoke (probability 0.97)";
+        assert_non_null(strstr(e.description, lead));
+        assert_non_null(strstr(e.short_text, lead));
+        assert_non_null(strstr(e.description, "alerts from probability 0.9"));
+        assert_null(strstr(e.description, "flame detected"));
+        assert_non_null(strstr(e.action, fire ? "fire brigade" : "Ventilate"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -729,7 +764,7 @@ int main(void)
         cmocka_unit_test(test_numbers),          cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_empty_context),    cmocka_unit_test(test_times_and_related),
         cmocka_unit_test(test_writer_seam),      cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_from_alert),
+        cmocka_unit_test(test_from_alert),       cmocka_unit_test(test_gas_classifier_alert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
