@@ -7,6 +7,7 @@
 #   make bench-iforest   only the Isolation Forest part (against scikit-learn, ~2 min)
 #   make bench-nab       canary's detectors on the Numenta Anomaly Benchmark (~1 s)
 #   make bench-gas       the gas classifier against scikit-learn's stack (~1 min)
+#   make bench-dashboard the dashboard in headless Chromium and a stream client's ingest cost (~3 min)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -69,6 +70,15 @@ bench-nab: deps
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_nab -- --no-print-directory
 	@$(BENCH_BUILD)/bench/bench_nab
+
+# The dashboard in headless Chromium (overview with 1,000 devices, 1,000 updates/s, a chart of
+# 100,000 points, each beside a small peer) and what one live-stream client costs HTTP ingest
+# (docs/BENCHMARKS.md, "Dashboard"). Needs the base packages only (node, chromium, wrk).
+.PHONY: bench-dashboard
+bench-dashboard: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd browser_test_deps -- --no-print-directory
+	@bash bench/dashboard.sh $(BENCH_BUILD)
 
 # Regenerates the configuration reference from the key table (a test checks they agree).
 docs: build
