@@ -145,6 +145,15 @@ struct stream_hub;
 int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, struct pipeline *p);
 void stream_hub_close(struct stream_hub *h);
 void stream_hub_free(struct stream_hub *h);
+/* The stream's counters for GET /api/v1/stats (all zero when h is NULL). Thread-safe. */
+struct stream_stats {
+    unsigned clients;  /* connected now */
+    uint64_t connects; /* clients that connected since start */
+    uint64_t events;   /* events formatted since start (only while someone watches) */
+    uint64_t sent;     /* events handed to clients, live and replayed on reconnect */
+    uint64_t dropped;  /* clients disconnected for reading too slowly */
+};
+void stream_hub_stats(struct stream_hub *h, struct stream_stats *out);
 /* Device credentials and HTTP security events (api_security.c). */
 enum MHD_Result api_device_key_create(struct request *req);
 enum MHD_Result api_device_keys_list(struct request *req);

@@ -121,6 +121,14 @@ enum MHD_Result api_stats(struct request *req)
                {"published", ms.published}};
     for (size_t i = 0; i < sizeof mqc / sizeof mqc[0]; i++)
         cJSON_AddNumberToObject(mq, mqc[i].name, (double)mqc[i].v);
+    struct stream_stats ss;
+    stream_hub_stats(req->api->stream, &ss);
+    cJSON *stream = cJSON_AddObjectToObject(o, "stream");
+    cJSON_AddNumberToObject(stream, "clients", ss.clients);
+    cJSON_AddNumberToObject(stream, "connects", (double)ss.connects);
+    cJSON_AddNumberToObject(stream, "events", (double)ss.events);
+    cJSON_AddNumberToObject(stream, "events_sent", (double)ss.sent);
+    cJSON_AddNumberToObject(stream, "clients_dropped", (double)ss.dropped);
     struct auth_stats as;
     auth_stats(pipeline_auth(req->api->pipeline), &as);
     cJSON *sec = cJSON_AddObjectToObject(o, "security");

@@ -25,7 +25,9 @@
  *   devices   {"devices":[{"device","status","last_seen_ms"}]} — devices whose status
  *              changed: online with a reading after a silence (or the first since canaryd
  *              started), stale and offline after devices.stale_after_s / offline_after_s
- *              without one (checked every second)
+ *              without one (checked every second); and devices whose MQTT link changed
+ *              (their retained status topic), as {"device","connection":"online"|"offline"|
+ *              "sleeping","connection_since_ms"}
  *   reset     {"reason"} — the missed events are gone: reload from the REST API
  *
  * Locking: one mutex (hub.lock) guards the ring, the client list, every client's buffer and
@@ -38,6 +40,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strmap.h"
+#include "mqtt/mqtt.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -100,7 +103,9 @@ struct stream_hub {
     int64_t last_client_mono_ms; /* when the last client left (or the hub started) */
     bool closing;
     bool listening;
-    uint64_t dropped; /* clients dropped for being slow, since start */
+    uint64_t dropped;  /* clients dropped for being slow, since start */
+    uint64_t connects; /* clients that connected, since start */
+    uint64_t sent;     /* events handed to clients (live and replayed), since start */
     /* Heartbeat thread */
     pthread_t heartbeat;
     pthread_cond_t wake;
@@ -201,6 +206,8 @@ static void broadcast(struct stream_hub *h, const char *text, size_t len)
             c->dropped = true;
             h->dropped++;
             log_info("stream.client_dropped", "reason=slow unsent_bytes=%zu", c->len);
+        } else {
+            h->sent++;
         }
         client_wake(c);
     }
@@ -361,6 +368,14 @@ static void track_devices(struct stream_hub *h, const struct commit_view *c, str
     }
 }
 
+/* An MQTT link change of the commit as an entry of a `devices` event (the names and fields
+ * of GET /api/v1/devices: connection, connection_since_ms). */
+static void link_entry(struct textbuf *b, const struct device_link_change *l)
+{
+    tb_printf(b, "%s{\"device\":\"%s\",\"connection\":\"%s\",\"connection_since_ms\":%" PRId64 "}",
+              b->len > 12 ? "," : "", l->device, device_link_name(l->link), l->link_ms);
+}
+
 static void on_commit(void *arg, const struct commit_view *c)
 {
     struct stream_hub *h = arg;
@@ -371,6 +386,8 @@ static void on_commit(void *arg, const struct commit_view *c)
         h->n_clients > 0 || clock_mono_ms() - h->last_client_mono_ms < STREAM_CATCHUP_WINDOW_MS;
     track_devices(h, c, wanted ? &h->scratch : NULL);
     pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; wanted && i < c->n_links; i++)
+        link_entry(&h->scratch, &c->links[i]);
     if (!wanted)
         return;
     if (h->scratch.len > 12 && tb_printf(&h->scratch, "]}"))
@@ -520,6 +537,20 @@ void stream_hub_free(struct stream_hub *h)
     free(h);
 }
 
+void stream_hub_stats(struct stream_hub *h, struct stream_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&h->lock);
+    out->clients = h->n_clients;
+    out->connects = h->connects;
+    out->events = h->next_n - 1;
+    out->sent = h->sent;
+    out->dropped = h->dropped;
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* ---- one client's stream ---------------------------------------------------------------- */
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -617,6 +648,7 @@ static bool client_greet(struct stream_hub *h, struct stream_client *c, const ch
                 reason = "too many events were missed";
                 break;
             }
+            h->sent += e->n > n;
         }
     }
     if (reason != NULL) {
@@ -653,6 +685,7 @@ enum MHD_Result api_stream(struct request *req)
             h->clients->prev = c;
         h->clients = c;
         h->n_clients++;
+        h->connects++;
     }
     pthread_mutex_unlock(&h->lock);
     if (!ok) {

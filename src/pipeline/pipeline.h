@@ -81,6 +81,13 @@ struct job {
     size_t admitted;
 };
 
+/* A device's MQTT link change that went through the pipeline (JOB_DEVICE_LINK). */
+struct device_link_change {
+    char device[READING_ID_BUF];
+    enum device_link link;
+    int64_t link_ms; /* wall time the status arrived */
+};
+
 /* What one commit stored, for listeners (pipeline_set_listener). Pointers are valid only
  * during the call. */
 struct commit_view {
@@ -90,6 +97,8 @@ struct commit_view {
     size_t n_alerts;
     const struct alert_event *events;
     size_t n_events;
+    const struct device_link_change *links; /* MQTT link changes of the commit, in order */
+    size_t n_links;
 };
 
 /* Called on the writer thread after every successful commit. Must not block: hand work to

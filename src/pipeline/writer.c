@@ -21,6 +21,7 @@
 #include "notify/plan.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +48,8 @@ struct commit {
     size_t n_records, cap_records;
     struct device_command *commands;
     size_t n_commands, cap_commands;
+    struct device_link_change *links; /* for listeners only: the store keeps none */
+    size_t n_links, cap_links;
     /* Notifications planned for the commit's alert transitions (notify/plan.h). */
     struct store_notification *notes;
     size_t n_notes, cap_notes;
@@ -99,6 +102,14 @@ static int commit_add(struct commit *c, const struct shard_msg *m)
                    job->n_commands * sizeof *c->commands);
         c->n_commands += job->n_commands;
     }
+    if (m->kind == MSG_ACTION && m->job->kind == JOB_DEVICE_LINK) {
+        if (grow((void **)&c->links, &c->cap_links, c->n_links + 1, sizeof *c->links) != 0)
+            return CANARY_ENOMEM;
+        struct device_link_change *l = &c->links[c->n_links++];
+        snprintf(l->device, sizeof l->device, "%s", m->job->device);
+        l->link = m->job->link;
+        l->link_ms = m->job->link_ms;
+    }
     if (m->kind == MSG_READINGS) {
         const struct ingest_batch *b = &m->job->batch;
         for (size_t k = 0; k < m->n; k++) {
@@ -130,8 +141,14 @@ static void notify_listener(struct pipeline *p, const struct commit *c)
     pthread_mutex_unlock(&p->listener_lock);
     if (fn == NULL)
         return;
-    struct commit_view v = {c->readings, c->n_readings, c->alerts,
-                            c->n_alerts, c->events,     c->n_events};
+    struct commit_view v = {.readings = c->readings,
+                            .n_readings = c->n_readings,
+                            .alerts = c->alerts,
+                            .n_alerts = c->n_alerts,
+                            .events = c->events,
+                            .n_events = c->n_events,
+                            .links = c->links,
+                            .n_links = c->n_links};
     fn(arg, &v);
 }
 
@@ -334,6 +351,7 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
     size_t max = p->cfg.store.commit_max_readings;
     while (*pending != NULL) {
         c->n_readings = c->n_alerts = c->n_events = c->n_records = c->n_commands = 0;
+        c->n_links = 0;
         struct shard_msg *group = *pending, *last = NULL, *m = *pending;
         size_t readings = 0;
         while (m != NULL && (last == NULL || readings + msg_readings(m) <= max)) {
@@ -464,6 +482,7 @@ void *writer_main(void *arg)
     free(c.events);
     free(c.records);
     free(c.commands);
+    free(c.links);
     free(c.notes);
     free(c.earlier);
     return NULL;

@@ -3,7 +3,9 @@
  * with Last-Event-ID gets what it missed, or a reset when it cannot; idle streams cost no CPU
  * (libmicrohttpd busy-loops on a callback response with nothing to send unless it is suspended); a
  * client that does not read is dropped while ingest goes on at full speed; shutdown is not held up
- * by open streams. */
+ * by open streams; a device's MQTT status (online, sleeping, offline: its retained status topic on
+ * a private Mosquitto) arrives as a `devices` event; GET /api/v1/stats counts the stream's clients,
+ * events and drops. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "broker.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -275,6 +278,112 @@ static void test_device_status_events(void **state)
     sse_close(&s);
 }
 
+static bool mqtt_connected(void *arg)
+{
+    struct daemon *d = arg;
+    cJSON *j = NULL;
+    bool ok = false;
+    if (http_get_json(d, "/healthz", &j) == 200) {
+        cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "mqtt"), "state");
+        ok = cJSON_IsString(st) && strcmp(st->valuestring, "connected") == 0;
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
+static void test_mqtt_link_events(void **state)
+{
+    (void)state;
+    struct broker b = {0};
+    broker_start(&b);
+    char port_arg[64];
+    snprintf(port_arg, sizeof port_arg, "mqtt.port=%u", b.port);
+    struct daemon d;
+    daemon_init(&d, "--set", "mqtt.enabled=true", "--set", port_arg, "--set",
+                "mqtt.client_id=it-stream", "--set", "mqtt.reconnect_min_ms=50", NULL);
+    daemon_start(&d);
+    assert_true(wait_until(mqtt_connected, &d, 5000));
+    struct sse s;
+    sse_open(&s, &d, NULL, 0);
+    assert_true(sse_wait_for(&s, 0, "event: hello", 3000));
+
+    post_reading(&d, "link-1", 1, 400); /* known to the store, for GET /api/v1/devices */
+    assert_true(sse_wait_for(&s, 0, "\"device\":\"link-1\",\"seq\":1,", 2000));
+
+    /* The device says it is online (retained), then goes to sleep with a goodbye. */
+    struct mq_client dev;
+    mq_connect(&dev, &b, "it-link-1", "canary/link-1/status", "offline", NULL);
+    assert_true(mq_publish(&dev, "canary/link-1/status", "online", 1, true));
+    size_t mark = s.len;
+    assert_true(sse_wait_for(&s, mark,
+                             "event: devices\ndata: {\"devices\":[{\"device\":\"link-1\","
+                             "\"connection\":\"online\",\"connection_since_ms\":",
+                             3000));
+    mark = s.len;
+    assert_true(mq_publish(&dev, "canary/link-1/status", "sleeping", 1, true));
+    assert_true(sse_wait_for(&s, mark, "{\"device\":\"link-1\",\"connection\":\"sleeping\"", 3000));
+    /* Back online, then a drop without a goodbye: the broker publishes its will. */
+    mark = s.len;
+    assert_true(mq_publish(&dev, "canary/link-1/status", "online", 1, true));
+    assert_true(sse_wait_for(&s, mark, "{\"device\":\"link-1\",\"connection\":\"online\"", 3000));
+    mark = s.len;
+    mq_close(&dev, false);
+    assert_true(sse_wait_for(&s, mark, "{\"device\":\"link-1\",\"connection\":\"offline\"", 5000));
+    /* The stream says what the REST API says. */
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(&d, "/api/v1/devices/link-1", &j), 200);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "connection")), "offline");
+    cJSON_Delete(j);
+    sse_close(&s);
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    daemon_cleanup(&d);
+    broker_cleanup(&b);
+}
+
+static double stream_stat(struct daemon *d, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "stream.%s", name);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(d, "/api/v1/stats", &j), 200);
+    double v = json_number(j, path);
+    cJSON_Delete(j);
+    return v;
+}
+
+static void test_stream_stats(void **state)
+{
+    struct daemon *d = *state;
+    assert_true(stream_stat(d, "clients") == 0);
+    assert_true(stream_stat(d, "events_sent") == 0);
+    struct sse a, b;
+    sse_open(&a, d, NULL, 0);
+    sse_open(&b, d, NULL, 0);
+    assert_true(sse_wait_for(&a, 0, "event: hello", 3000));
+    assert_true(sse_wait_for(&b, 0, "event: hello", 3000));
+    assert_true(stream_stat(d, "clients") == 2);
+    assert_true(stream_stat(d, "connects") == 2);
+    post_reading(d, "cnt-1", 1, 400);
+    assert_true(sse_wait_for(&a, 0, "\"device\":\"cnt-1\",\"seq\":1,", 2000));
+    assert_true(sse_wait_for(&b, 0, "\"device\":\"cnt-1\",\"seq\":1,", 2000));
+    /* a `devices` event (cnt-1 online) and a `readings` event, each to both clients */
+    assert_true(stream_stat(d, "events") == 2);
+    assert_true(stream_stat(d, "events_sent") == 4);
+    assert_true(stream_stat(d, "clients_dropped") == 0);
+    sse_close(&a);
+    sse_close(&b);
+    /* Closed connections leave once libmicrohttpd notices (the next write fails). */
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        post_reading(d, "cnt-1", 2 + i, 400);
+        gone = stream_stat(d, "clients") == 0;
+        if (!gone)
+            usleep(50000);
+    }
+    assert_true(gone);
+    assert_true(stream_stat(d, "connects") == 2);
+}
+
 static long cpu_ticks(pid_t pid)
 {
     char path[64], buf[1024];
@@ -372,6 +481,10 @@ static void test_slow_client_dropped(void **state)
         logged = logged || strstr(line, "stream.client_dropped") != NULL;
     fclose(f);
     assert_true(logged);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(d, "/api/v1/stats", &j), 200);
+    assert_true(json_number(j, "stream.clients_dropped") >= 1);
+    cJSON_Delete(j);
 }
 
 static void test_shutdown_not_held_by_streams(void **state)
@@ -398,6 +511,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readings_and_alerts_arrive, start, stop),
         cmocka_unit_test_setup_teardown(test_last_event_id_catch_up, start, stop),
         cmocka_unit_test_setup_teardown(test_device_status_events, start_fast_status, stop),
+        cmocka_unit_test(test_mqtt_link_events),
+        cmocka_unit_test_setup_teardown(test_stream_stats, start, stop),
         cmocka_unit_test_setup_teardown(test_idle_streams_cost_no_cpu, start, stop),
         cmocka_unit_test_setup_teardown(test_slow_client_dropped, start, stop),
         cmocka_unit_test_setup_teardown(test_shutdown_not_held_by_streams, start, stop),

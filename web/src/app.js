@@ -134,7 +134,9 @@
     return d;
   }
 
+  // As GET /api/v1/devices: a device whose MQTT status says offline or sleeping is offline.
   function deviceStatus(d) {
+    if (d.info.connection === 'offline' || d.info.connection === 'sleeping') return 'offline';
     if (!d.lastSeen) return 'never';
     const age = (Date.now() + state.serverOffsetMs - d.lastSeen) / 1000;
     if (age >= state.offlineAfterS) return 'offline';
@@ -282,10 +284,14 @@
       if (state.route && state.route.name === 'alerts' && state.route.id === m.alert.id) loadAlertDetail(m.alert.id);
       schedule();
     });
-    source.addEventListener('devices', (e) => { // status changes: online, stale, offline
+    source.addEventListener('devices', (e) => { // status changes (online, stale, offline) and MQTT link changes
       for (const x of JSON.parse(e.data).devices) {
         const d = device(x.device);
-        d.lastSeen = Math.max(d.lastSeen, x.last_seen_ms);
+        if (x.connection) {
+          d.info.connection = x.connection;
+          d.info.connection_since_ms = x.connection_since_ms;
+        }
+        if (x.last_seen_ms) d.lastSeen = Math.max(d.lastSeen, x.last_seen_ms);
         state.dirty.add(x.device);
       }
       if (state.route && state.route.name === 'overview') renderTotals();
@@ -546,11 +552,12 @@
     c.name = h('span', { class: 'name', title: id });
     c.status = h('span', { class: 'pill status' });
     c.state = h('span', { class: 'pill state' });
+    c.link = h('span', { class: 'pill link', 'data-testid': 'device-link', hidden: true });
     c.where = h('div', { class: 'where' });
     c.box = h('div', { class: 'metrics' });
     c.seen = h('div', { class: 'seen' });
     c.el = h('a', { class: 'card', href: '#/device/' + encodeURIComponent(id), 'data-device': id, 'data-testid': 'device-card' },
-      h('div', { class: 'head' }, c.name, h('span', { class: 'pills' }, c.status, c.state)), c.where, c.box, c.seen);
+      h('div', { class: 'head' }, c.name, h('span', { class: 'pills' }, c.status, c.link, c.state)), c.where, c.box, c.seen);
     return c;
   }
 
@@ -577,6 +584,15 @@
       c.el.dataset.status = status;
       c.status.className = 'pill status ' + status;
       c.status.textContent = status;
+    }
+    // the device's own word on its MQTT connection, when it has one (its retained status topic)
+    const link = d.info.connection && d.info.connection !== 'unknown' ? d.info.connection : '';
+    if (c.el.dataset.link !== link) {
+      c.el.dataset.link = link;
+      c.link.hidden = !link;
+      c.link.className = 'pill link ' + link;
+      c.link.textContent = link === 'sleeping' ? 'sleeping' : 'mqtt ' + link;
+      c.link.title = link ? 'MQTT status ' + link + (d.info.connection_since_ms ? ' since ' + new Date(d.info.connection_since_ms).toLocaleString() : '') : '';
     }
     if (c.el.dataset.state !== st) {
       c.el.dataset.state = st;
