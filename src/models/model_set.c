@@ -10,7 +10,6 @@
 #include "decide/alert.h"
 #include "ml/features.h"
 
-#include <assert.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -201,7 +200,11 @@ static int setup_gas(struct model_entry *e, const struct canary_config *cfg, cha
         }
         p = end;
     }
-    assert(found > 0);
+    if (found == 0) {
+        snprintf(why, whylen, "model.%s.dangerous names no class (the model's classes: %s)",
+                 def->name, classes);
+        return CANARY_EINVAL;
+    }
     e->probability = isnan(def->probability) ? MODEL_GAS_DEFAULT_PROBABILITY : def->probability;
     e->threshold = e->probability;
     e->alert_kind = strcmp(def->alert, "fire") == 0 ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;

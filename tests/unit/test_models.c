@@ -307,6 +307,7 @@ static void test_gas_model_keys_checked_at_load(void **state)
          "dangerous class 'Fire' is not one of the model's classes "
          "(NoGas, Smoke)"},
         {"Smoke", "model.Kitchen-gas.threshold", "0.7", "model.Kitchen-gas.probability"},
+        {" , ", NULL, NULL, "dangerous names no class (the model's classes: NoGas, Smoke)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         gas_configure(fx, bad[i].dangerous, bad[i].key, bad[i].value);
