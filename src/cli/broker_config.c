@@ -414,7 +414,11 @@ static void reuse_passwords(const char *path, struct user *users, size_t n)
 static int write_file(const char *dir, const char *name, const char *text, size_t len, mode_t mode)
 {
     char path[PATH_MAX], err[PATH_MAX + 256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        fprintf(stderr, "%s: %s/%s: path too long\n", PROG, dir, name);
+        return 1;
+    }
     if (file_write_atomic(path, text, len, mode, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", PROG, err);
         return 1;
