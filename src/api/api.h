@@ -161,6 +161,10 @@ enum MHD_Result api_device_revoke(struct request *req);
 void api_security_event(struct request *req, const char *kind, const char *device, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
 
+/* Ends a page of a list answered newest first: "next_before" is the last item's id when the
+ * page is full (there may be more), null on the last page. */
+void api_add_next_before(cJSON *root, bool full_page, uint64_t last_id);
+
 /* Adds a number, or null when it is NaN or infinite (JSON has no such numbers). */
 void api_add_number(cJSON *obj, const char *name, double v);
 

@@ -109,10 +109,7 @@ enum MHD_Result api_alerts_list(struct request *req)
     cJSON *arr = cJSON_AddArrayToObject(root, "alerts");
     for (int i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, api_alert_json(&list[i]));
-    if ((uint64_t)n == limit)
-        cJSON_AddNumberToObject(root, "next_before", (double)list[n - 1].id);
-    else
-        cJSON_AddNullToObject(root, "next_before");
+    api_add_next_before(root, (uint64_t)n == limit, n > 0 ? list[n - 1].id : 0);
     free(list);
     return api_respond_json(req, 200, root, NULL);
 }

@@ -252,10 +252,7 @@ enum MHD_Result api_events(struct request *req)
         cJSON_AddNumberToObject(o, "count", e->count);
         cJSON_AddItemToArray(arr, o);
     }
-    if ((uint64_t)n == limit)
-        cJSON_AddNumberToObject(root, "next_before", (double)out[n - 1].id);
-    else
-        cJSON_AddNullToObject(root, "next_before");
+    api_add_next_before(root, (uint64_t)n == limit, n > 0 ? out[n - 1].id : 0);
     free(out);
     return api_respond_json(req, 200, root, NULL);
 }

@@ -274,10 +274,7 @@ enum MHD_Result api_notifications_list(struct request *req)
     cJSON *arr = cJSON_AddArrayToObject(root, "notifications");
     for (int i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, notification_json(&list[i]));
-    if ((uint64_t)n == limit)
-        cJSON_AddNumberToObject(root, "next_before", (double)list[n - 1].id);
-    else
-        cJSON_AddNullToObject(root, "next_before");
+    api_add_next_before(root, (uint64_t)n == limit, n > 0 ? list[n - 1].id : 0);
     free(list);
     return api_respond_json(req, 200, root, NULL);
 }

@@ -327,6 +327,14 @@ static void add_time(cJSON *obj, const char *name, int64_t ms)
     cJSON_AddNumberToObject(obj, name, (double)ms);
 }
 
+void api_add_next_before(cJSON *root, bool full_page, uint64_t last_id)
+{
+    if (full_page)
+        cJSON_AddNumberToObject(root, "next_before", (double)last_id);
+    else
+        cJSON_AddNullToObject(root, "next_before");
+}
+
 void api_add_number(cJSON *obj, const char *name, double v)
 {
     if (!isfinite(v))

@@ -380,17 +380,16 @@ static void *delivery_main(void *arg)
         char err[256];
         int64_t now = clock_wall_ms(), due = INT64_MAX;
         int rc = store_outbox_next_due(t->store, t->channel_mask, &due, err, sizeof err);
-        if (rc == 0 && due <= now)
-            rc =
+        int claimed = 0;
+        if (rc == 0 && due <= now) {
+            claimed =
                 store_outbox_claim_due(t->store, now, t->channel_mask, &t->row, 1, err, sizeof err);
-        if (rc < 0) {
-            if (!warned)
-                log_warn("notify.claim_failed", "thread=%u error=\"%s\"", t->index, err);
-            warned = true;
-        } else {
-            warned = false;
+            rc = claimed < 0 ? claimed : 0;
         }
-        if (rc == 1 && due <= now) {
+        if (rc < 0 && !warned)
+            log_warn("notify.claim_failed", "thread=%u error=\"%s\"", t->index, err);
+        warned = rc < 0;
+        if (claimed == 1) {
             deliver(t, &t->row);
             if (stopping(n))
                 break;
@@ -481,10 +480,8 @@ static void *scheduler_main(void *arg)
             for (int i = 0; i < got && !stopping(n); i++)
                 escalate(n, &open[i], scratch, rows, plan);
         }
-        uint64_t ignore = seen;
-        if (!wait_for_work(n, &ignore, tick))
+        if (!wait_for_work(n, &seen, tick))
             break;
-        seen = ignore;
     }
     free(open);
     free(scratch);
