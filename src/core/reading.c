@@ -22,6 +22,12 @@ const char *reading_flag_name(uint32_t bit)
         return "low";
     case FLAG_MODEL:
         return "model";
+    case FLAG_UNSIGNED:
+        return "unsigned";
+    case FLAG_TAMPER:
+        return "tamper";
+    case FLAG_QUARANTINED:
+        return "quarantined";
     default:
         return NULL;
     }

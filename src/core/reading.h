@@ -22,19 +22,25 @@
 /* Flags set by the detectors on a value (and, for FLAG_GAP, on every value of a reading).
  * Stored with the reading; names in reading_flag_name(). */
 enum reading_flag {
-    FLAG_WARMUP = 1u << 0,   /* the streaming detector is still learning this series */
-    FLAG_WARN = 1u << 1,     /* beyond the warn threshold (high or low) */
-    FLAG_CRITICAL = 1u << 2, /* beyond the critical threshold (high or low) */
-    FLAG_ANOMALY = 1u << 3,  /* streaming anomaly score at or above its threshold */
-    FLAG_RATE = 1u << 4,     /* rate of change beyond the metric's limit */
-    FLAG_FLATLINE = 1u << 5, /* the value has not changed for too long: stuck sensor */
-    FLAG_GAP = 1u << 6,      /* the reading came after a gap in the device's stream */
-    FLAG_LOW = 1u << 7,      /* with WARN/CRITICAL: the low threshold, not the high one */
-    FLAG_MODEL = 1u << 8,    /* a model (Isolation Forest) scores the reading at or above its
-                                threshold, or a gas classifier finds a dangerous class at or
-                                above its level (on the values of the metrics the model uses) */
+    FLAG_WARMUP = 1u << 0,       /* the streaming detector is still learning this series */
+    FLAG_WARN = 1u << 1,         /* beyond the warn threshold (high or low) */
+    FLAG_CRITICAL = 1u << 2,     /* beyond the critical threshold (high or low) */
+    FLAG_ANOMALY = 1u << 3,      /* streaming anomaly score at or above its threshold */
+    FLAG_RATE = 1u << 4,         /* rate of change beyond the metric's limit */
+    FLAG_FLATLINE = 1u << 5,     /* the value has not changed for too long: stuck sensor */
+    FLAG_GAP = 1u << 6,          /* the reading came after a gap in the device's stream */
+    FLAG_LOW = 1u << 7,          /* with WARN/CRITICAL: the low threshold, not the high one */
+    FLAG_MODEL = 1u << 8,        /* a model (Isolation Forest) scores the reading at or above its
+                                    threshold, or a gas classifier finds a dangerous class at or
+                                    above its level (on the values of the metrics the model uses) */
+    FLAG_UNSIGNED = 1u << 9,     /* accepted without signature or token under
+                                    security.unsigned = flag (every value of the reading) */
+    FLAG_TAMPER = 1u << 10,      /* a tamper check doubts this value (implausible, frozen,
+                                    replayed window, inconsistent with its neighbours...) */
+    FLAG_QUARANTINED = 1u << 11, /* the device was quarantined when the reading arrived
+                                    (every value of the reading) */
 };
-#define READING_FLAG_COUNT 9
+#define READING_FLAG_COUNT 12
 
 /* Returns the snake_case name of a single flag bit ("anomaly"), or NULL for an unknown bit. */
 const char *reading_flag_name(uint32_t bit);

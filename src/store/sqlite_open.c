@@ -153,6 +153,59 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL DEFAULT 0,"
     "  revoked_ms INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE(device, kind, version));",
+    /* 6: people and programs that use the API and dashboard (issue 7, access control):
+     * users with a role and a slow-KDF password hash, API tokens (SHA-256 of a 256-bit
+     * random secret) with their own role, dashboard sessions (SHA-256 of the cookie value),
+     * and the audit log of state-changing calls. */
+    "CREATE TABLE users("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK(role IN ('admin','operator','viewer')),"
+    "  password_hash TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  disabled_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE api_tokens("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL DEFAULT 0,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT NOT NULL CHECK(role IN ('admin','operator','viewer')),"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0,"
+    "  last_used_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE sessions("
+    "  id_hash BLOB PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL,"
+    "  csrf TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX sessions_by_user ON sessions(user_id);"
+    "CREATE TABLE audit_log("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX audit_by_ts ON audit_log(ts_ms);",
+    /* 7: each device's trust (issue 7, tamper defense): the score the tamper checks keep,
+     * quarantine and who released it, so a quarantine survives a restart. */
+    "CREATE TABLE device_trust("
+    "  device TEXT PRIMARY KEY,"
+    "  state TEXT NOT NULL CHECK(state IN ('trusted','suspect','quarantined')),"
+    "  score REAL NOT NULL,"
+    "  since_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  reasons TEXT NOT NULL DEFAULT '',"
+    "  released_ms INTEGER NOT NULL DEFAULT 0,"
+    "  released_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -336,7 +336,7 @@ static void test_store_versions_rotation_revocation(void **state)
                                 .chunk_max_readings = 64,
                                 .chunk_max_span_ms = 3600000};
     assert_int_equal(store_open(&f->s, &opt, err, sizeof err), 0);
-    assert_int_equal(store_schema_version(), 5);
+    assert_int_equal(store_schema_version(), 7);
 }
 
 static void test_signed_verdicts(void **state)

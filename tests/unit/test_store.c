@@ -637,7 +637,7 @@ static void test_reopen_persists_everything(void **state)
     assert_int_equal(store_open(&r, &ro, err, sizeof err), 0);
     check_range(r, "dev-a", 0, 6);
     store_close(r);
-    assert_int_equal(store_schema_version(), 5);
+    assert_int_equal(store_schema_version(), 7);
 }
 
 static void test_open_errors_are_clear(void **state)
