@@ -34,4 +34,7 @@ int cmd_device(int argc, char **argv);
  * (broker_config.c). */
 int cmd_broker_config(int argc, char **argv);
 
+/* canary export: readings from canaryd's store as CSV, to label and train on (export.c). */
+int cmd_export(int argc, char **argv);
+
 #endif

@@ -23,6 +23,7 @@ static const struct subcommand subcommands[] = {
     {"device", cmd_device, "provision devices: add, list, show, rotate-key, revoke"},
     {"broker-config", cmd_broker_config,
      "write a Mosquitto config, password file and ACL: each device only its own topics"},
+    {"export", cmd_export, "write readings from canaryd's store as CSV, to label and train on"},
 
 };
 
