@@ -473,4 +473,134 @@ int store_keys_each(struct store *s, const char *device,
 int store_keys_revoke(struct store *s, const char *device, int64_t now_ms, size_t *n, char *err,
                       size_t errlen);
 
+/* ---- Access control: users, API tokens, dashboard sessions, the audit log (sqlite_users.c,
+ * schema 6; docs/ACCESS.md). Nothing here sees a plaintext secret: passwords arrive as
+ * scrypt strings (access/password.h), tokens and session ids as SHA-256 hashes. ---- */
+
+enum store_role {
+    STORE_ROLE_NONE = 0,
+    STORE_ROLE_VIEWER = 1,
+    STORE_ROLE_OPERATOR = 2,
+    STORE_ROLE_ADMIN = 3
+};
+
+#define STORE_USER_NAME_BUF   65  /* 1..64 characters */
+#define STORE_PASSWORD_BUF    160 /* the scrypt string */
+#define STORE_SECRET_HASH_LEN 32  /* SHA-256 */
+#define STORE_CSRF_BUF        48  /* base64url of 32 bytes, with NUL */
+#define STORE_SOURCE_BUF      64  /* a client address */
+
+/* "admin" / "operator" / "viewer" ("none" for STORE_ROLE_NONE). */
+const char *store_role_name(enum store_role r);
+/* Parses a role name. Returns 0 or CANARY_EINVAL. */
+int store_role_parse(const char *s, enum store_role *out);
+/* A user name: 1..64 of letters, digits and . _ @ -, starting with a letter or digit. */
+bool store_user_name_valid(const char *s);
+
+struct store_user {
+    int64_t id;
+    char name[STORE_USER_NAME_BUF];
+    enum store_role role;
+    char password_hash[STORE_PASSWORD_BUF];
+    int64_t created_ms;
+    int64_t updated_ms;
+    int64_t disabled_ms; /* 0 = enabled */
+};
+
+/* Adds a user (u->id is set). Returns 0, CANARY_ECONFLICT (the name is taken),
+ * CANARY_EINVAL or CANARY_EIO. */
+int store_user_add(struct store *s, struct store_user *u, char *err, size_t errlen);
+/* A user by name. Returns 0, CANARY_ENOTFOUND or CANARY_EIO. */
+int store_user_get(struct store *s, const char *name, struct store_user *u, char *err,
+                   size_t errlen);
+/* Every user, by name. Returns 0 or CANARY_EIO. */
+int store_users_each(struct store *s, void (*fn)(void *arg, const struct store_user *u), void *arg,
+                     char *err, size_t errlen);
+/* Counts users (all, and enabled admins). Returns 0 or CANARY_EIO. */
+int store_users_count(struct store *s, int64_t *users, int64_t *enabled_admins, char *err,
+                      size_t errlen);
+/* Writes u's role, password hash, disabled_ms and updated_ms (by id). When revoke_sessions,
+ * the user's sessions are deleted in the same transaction (a new password, a disabled user,
+ * a lower role). Returns 0, CANARY_ENOTFOUND or CANARY_EIO. */
+int store_user_update(struct store *s, const struct store_user *u, bool revoke_sessions, char *err,
+                      size_t errlen);
+/* Removes a user and their sessions. Returns 0, CANARY_ENOTFOUND or CANARY_EIO. */
+int store_user_remove(struct store *s, int64_t id, char *err, size_t errlen);
+
+struct store_api_token {
+    int64_t id;
+    int64_t user_id;                /* who made it; 0 = the admin token (api.admin_token) */
+    char user[STORE_USER_NAME_BUF]; /* that user's name ("" for 0), when read */
+    char name[STORE_USER_NAME_BUF]; /* a label ("grafana", "backup-script") */
+    enum store_role role;
+    uint8_t hash[STORE_SECRET_HASH_LEN];
+    int64_t created_ms;
+    int64_t expires_ms;   /* 0 = never */
+    int64_t revoked_ms;   /* 0 = valid */
+    int64_t last_used_ms; /* 0 = never; updated at most once a minute */
+};
+
+/* Adds a token (t->id is set). Returns 0, CANARY_ECONFLICT, CANARY_EINVAL or CANARY_EIO. */
+int store_token_add(struct store *s, struct store_api_token *t, char *err, size_t errlen);
+/* The token with this hash, whatever its state; *user_ok is false when the user who made it
+ * was removed or disabled (such a token no longer works). Returns 0, CANARY_ENOTFOUND or
+ * CANARY_EIO. */
+int store_token_find(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN],
+                     struct store_api_token *t, bool *user_ok, char *err, size_t errlen);
+/* Every token, newest first. Returns 0 or CANARY_EIO. */
+int store_tokens_each(struct store *s, void (*fn)(void *arg, const struct store_api_token *t),
+                      void *arg, char *err, size_t errlen);
+/* Revokes a token. Returns 0, CANARY_ENOTFOUND (no such token, or already revoked: *t
+ * tells which when found) or CANARY_EIO. */
+int store_token_revoke(struct store *s, int64_t id, int64_t now_ms, char *err, size_t errlen);
+/* Sets last_used_ms. Returns 0 or CANARY_EIO. */
+int store_token_touch(struct store *s, int64_t id, int64_t now_ms, char *err, size_t errlen);
+
+struct store_session {
+    uint8_t id_hash[STORE_SECRET_HASH_LEN]; /* SHA-256 of the cookie's value */
+    int64_t user_id;
+    char csrf[STORE_CSRF_BUF]; /* the token state-changing requests must echo */
+    char source[STORE_SOURCE_BUF];
+    int64_t created_ms;
+    int64_t expires_ms;
+    int64_t last_seen_ms; /* updated at most once a minute */
+};
+
+/* Adds a session; expired ones (expires_ms or last_seen before idle_before_ms) are deleted
+ * in the same transaction. Returns 0 or CANARY_EIO. */
+int store_session_add(struct store *s, const struct store_session *ss, int64_t now_ms,
+                      int64_t idle_before_ms, char *err, size_t errlen);
+/* A session and its user by hash. Returns 0, CANARY_ENOTFOUND or CANARY_EIO. */
+int store_session_find(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN],
+                       struct store_session *ss, struct store_user *u, char *err, size_t errlen);
+int store_session_touch(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN], int64_t now_ms,
+                        char *err, size_t errlen);
+/* Deletes a session (logout). Returns 0 (also when there was none) or CANARY_EIO. */
+int store_session_delete(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN], char *err,
+                         size_t errlen);
+
+#define STORE_AUDIT_ACTION_BUF 160
+#define STORE_AUDIT_TARGET_BUF 128
+#define STORE_AUDIT_DETAIL_BUF 256
+
+struct store_audit {
+    int64_t id;
+    int64_t ts_ms;
+    char actor[STORE_USER_NAME_BUF + 8]; /* user name, "token:<name>", "admin-token", "-" */
+    char role[16];
+    char source[STORE_SOURCE_BUF];
+    char action[STORE_AUDIT_ACTION_BUF]; /* "POST /api/v1/alerts/7/ack" */
+    char target[STORE_AUDIT_TARGET_BUF];
+    unsigned status;
+    char detail[STORE_AUDIT_DETAIL_BUF];
+};
+
+/* Appends an audit row (a->id is set). Returns 0 or CANARY_EIO. */
+int store_audit_add(struct store *s, struct store_audit *a, char *err, size_t errlen);
+/* Up to limit rows with id < before (0 = from the newest), newest first. Returns 0 or
+ * CANARY_EIO; *n counts the rows given to fn. */
+int store_audit_each(struct store *s, uint64_t before, size_t limit,
+                     void (*fn)(void *arg, const struct store_audit *a), void *arg, size_t *n,
+                     char *err, size_t errlen);
+
 #endif
