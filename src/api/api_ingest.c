@@ -150,11 +150,13 @@ enum MHD_Result api_ingest(struct request *req)
     if (auth == NULL && verdict.how == AUTH_BEARER)
         return api_respond_error(req, 401, "bad_token", NULL,
                                  "this canaryd has no keyring: device tokens cannot be checked");
-    if (verdict.flagged)
+    if (verdict.flagged) {
+        ingest_batch_flag_all(&job->batch, FLAG_UNSIGNED);
         api_security_event(req, "unsigned_reading", verdict.device,
                            "an unsigned reading of device '%s' was accepted (security.unsigned "
                            "= flag)",
                            verdict.device);
+    }
     struct verify_policy policy = {(int64_t)cfg->ingest.max_past_s * 1000,
                                    (int64_t)cfg->ingest.max_future_s * 1000};
     verify_batch(&job->batch, &policy, now);

@@ -82,7 +82,8 @@ void detect_value(struct series_state *s, const struct detect_params *p, struct 
 
     s->last_value = x;
     s->last_ts_ms = ts_ms;
-    v->flags = flags;
+    /* The marks of other stages (unsigned at the edge, tamper, quarantine) stay. */
+    v->flags = (v->flags & (FLAG_UNSIGNED | FLAG_TAMPER | FLAG_QUARANTINED)) | flags;
 }
 
 uint32_t detect_reading(struct gap_state *gap, struct series_state *const *series,

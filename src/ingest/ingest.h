@@ -88,6 +88,10 @@ int ingest_batch_reserve(struct ingest_batch *b, size_t n);
 void ingest_batch_reject(struct ingest_batch *b, size_t i, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Sets `flag` (enum reading_flag) on every value of every reading of the batch: a mark the
+ * edge puts on (FLAG_UNSIGNED) that the detect stage keeps. */
+void ingest_batch_flag_all(struct ingest_batch *b, uint32_t flag);
+
 /* Parses a JSON body (one reading object, or an array of them). body[len] need not be NUL.
  * recv_ms stamps every reading's recv_ms, and ts_ms where the device sent no ts.
  * Returns 0 (the batch holds n >= 1 readings, some perhaps invalid), CANARY_EINVAL or

@@ -81,3 +81,10 @@ void ingest_batch_reject(struct ingest_batch *b, size_t i, const char *field, co
     b->errors[i].field = f != NULL ? f : "";
     b->errors[i].reason = reason != NULL ? reason : "invalid reading";
 }
+
+void ingest_batch_flag_all(struct ingest_batch *b, uint32_t flag)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (uint32_t k = 0; k < b->readings[i].n_values; k++)
+            b->readings[i].values[k].flags |= flag;
+}

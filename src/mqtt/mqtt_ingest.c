@@ -446,10 +446,12 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
                 ingest_batch_reject(tmp, i, "", "%s", verdict.reason);
         return true; /* parsed, but nothing of it goes on */
     }
-    if (verdict.flagged)
+    if (verdict.flagged) {
+        ingest_batch_flag_all(tmp, FLAG_UNSIGNED);
         ingest_event(m, EVENT_SECURITY, "unsigned_reading", device, topic,
                      "an unsigned reading of device '%s' was accepted (security.unsigned = flag)",
                      device);
+    }
     struct verify_policy policy = {(int64_t)c->ingest.max_past_s * 1000,
                                    (int64_t)c->ingest.max_future_s * 1000};
     verify_batch(tmp, &policy, now);

@@ -445,6 +445,67 @@ static void test_without_master_key_or_admin_token(void **state)
     daemon_cleanup(&d3);
 }
 
+struct flag_wait {
+    struct daemon *d;
+    const char *device;
+    bool want; /* the stored gas_ppm value carries "unsigned" */
+};
+
+/* True once the device's newest stored reading exists and its gas_ppm value carries the
+ * "unsigned" flag exactly when w->want says so. */
+static bool newest_reading_flag_is(void *arg)
+{
+    struct flag_wait *w = arg;
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/devices/%s/readings?limit=1", w->device);
+    cJSON *j = NULL;
+    if (http_get_json(w->d, path, &j) != 200) {
+        cJSON_Delete(j);
+        return false;
+    }
+    const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "readings"), 0);
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "values"), "gas_ppm");
+    const cJSON *flags = cJSON_GetObjectItemCaseSensitive(v, "flags");
+    bool has = false, any = cJSON_IsArray(flags);
+    const cJSON *f;
+    cJSON_ArrayForEach(f, flags)
+    {
+        has |= cJSON_IsString(f) && strcmp(f->valuestring, "unsigned") == 0;
+    }
+    cJSON_Delete(j);
+    return any && has == w->want;
+}
+
+/* security.unsigned = flag: an unsigned reading is stored, marked "unsigned" on every value
+ * (kept through the detect stage), counted and recorded; a signed one is not marked. */
+static void test_unsigned_flag_marks_the_stored_reading(void **state)
+{
+    (void)state;
+    struct daemon d2;
+    daemon_init(&d2, "--set", "security.unsigned=flag", "--set", set_master, NULL);
+    daemon_start(&d2);
+    assert_int_equal(http_post_json(&d2, "/api/v1/ingest", reading("flag-1", 1, 412), NULL), 200);
+    struct flag_wait w = {&d2, "flag-1", true};
+    if (!wait_until(newest_reading_flag_is, &w, 5000))
+        fail_msg("the unsigned reading was not stored with the flag \"unsigned\"");
+    expect_event(&d2, "unsigned_reading");
+    assert_true(stat_of(&d2, "security.unsigned_flagged") >= 1);
+
+    /* A device with a key: its signed readings are not marked. */
+    char key_text[64];
+    assert_int_equal(device_cmd(&d2, key_text, sizeof key_text, "add", "flag-2", NULL, NULL, NULL),
+                     0);
+    uint8_t key[32];
+    key_bytes(key_text, key);
+    EXPECT(&d2, "application/jose", signed_reading("flag-2", "flag-2", 1, key), NULL, 200, "");
+    struct flag_wait w2 = {&d2, "flag-2", false};
+    if (!wait_until(newest_reading_flag_is, &w2, 5000))
+        fail_msg("the signed reading is missing or marked \"unsigned\"");
+    assert_int_equal(daemon_stop(&d2, SIGTERM), 0);
+    daemon_cleanup(&d2);
+}
+
 /* Last: after every test above, canaryd's log holds no key, token or the master key. */
 static void test_no_secret_in_log(void **state)
 {
@@ -479,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_admin_endpoints_need_the_token),
         cmocka_unit_test(test_simulate_sign),
         cmocka_unit_test(test_without_master_key_or_admin_token),
+        cmocka_unit_test(test_unsigned_flag_marks_the_stored_reading),
         cmocka_unit_test(test_no_secret_in_log),
     };
     return cmocka_run_group_tests(tests, start, stop);
