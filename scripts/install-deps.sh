@@ -25,6 +25,7 @@ packages=(
     libxgboost-dev                        # gradient boosting / random forest engine (gas classifier)
     chromium                              # headless browser of the dashboard tests
     libcmocka-dev                         # unit tests
+    libmbedtls-dev                        # the device SDK's mbedtls backend (ESP-IDF's), tested here
     wrk                                   # HTTP load generator for bench/
 )
 
