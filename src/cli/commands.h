@@ -37,4 +37,7 @@ int cmd_broker_config(int argc, char **argv);
 /* canary export: readings from canaryd's store as CSV, to label and train on (export.c). */
 int cmd_export(int argc, char **argv);
 
+/* canary cert: a self-signed TLS certificate and key for a first start (cert.c). */
+int cmd_cert(int argc, char **argv);
+
 #endif

@@ -24,6 +24,7 @@ static const struct subcommand subcommands[] = {
     {"broker-config", cmd_broker_config,
      "write a Mosquitto config, password file and ACL: each device only its own topics"},
     {"export", cmd_export, "write readings from canaryd's store as CSV, to label and train on"},
+    {"cert", cmd_cert, "make a self-signed TLS certificate and key for canaryd and Mosquitto"},
 
 };
 
