@@ -155,6 +155,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
         return;
     }
     atomic_fetch_add(&m->connects, 1);
+    atomic_store(&m->connected_wall_ms, clock_wall_ms());
     set_state(m, MQTT_CONNECTED, NULL);
     subscribe_all(m);
     log_info("mqtt.connected", "host=%s port=%u client_id=%s session=%s protocol=%s",

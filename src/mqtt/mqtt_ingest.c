@@ -47,7 +47,13 @@ struct mqtt_job {
     size_t fifo_slot;
     uint64_t last_seqno;
     uint64_t unjournaled;
+    bool *replay_watch; /* per reading of job.batch: a duplicate of it is a `replay` event */
 };
+
+/* The broker redelivers unacknowledged QoS 1 messages right after canaryd (re)connects; a
+ * signed duplicate arriving within this window of the CONNECT is taken for such a
+ * redelivery, not recorded as a replay. */
+#define REDELIVERY_WINDOW_MS 10000
 
 /* A fire-and-forget job of records. */
 struct records_job {
@@ -245,6 +251,7 @@ static struct pending_msg *new_msg(const char *topic, size_t topic_len, const vo
         return NULL;
     msg->seqno = seqno;
     msg->recv_ms = recv_ms;
+    msg->from_journal = false;
     msg->topic_len = topic_len;
     msg->payload_len = len;
     memcpy(msg->data, topic, topic_len);
@@ -357,6 +364,15 @@ static void job_done(struct job *job)
                      b->readings[i].device);
             ingest_event(m, EVENT_SECURITY, "unknown_device", b->readings[i].device, topic, "%s",
                          b->errors[i].reason ? b->errors[i].reason : "unknown device");
+        } else if (b->status[i] == READING_DUPLICATE && mj->replay_watch != NULL &&
+                   mj->replay_watch[i]) {
+            char topic[READING_ID_BUF + 80];
+            snprintf(topic, sizeof topic, "%s/%s/up", m->cfg.mqtt.topic_prefix,
+                     b->readings[i].device);
+            ingest_event(m, EVENT_SECURITY, "replay", b->readings[i].device, topic,
+                         "a signed reading of device '%s' repeats seq %llu: a replayed message, "
+                         "or the device re-sending after a reconnect",
+                         b->readings[i].device, (unsigned long long)b->readings[i].seq);
         }
     }
     bool stored = true;
@@ -380,8 +396,9 @@ static void job_done(struct job *job)
 /* Parses one message into tmp (already initialised). Returns false when the whole message
  * was refused (an event was recorded). */
 static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct ingest_batch *tmp,
-                          int64_t now)
+                          int64_t now, bool *replay_watch)
 {
+    *replay_watch = false;
     char device[READING_ID_BUF];
     const char *topic = msg->data;
     const char *payload = msg->data + msg->topic_len + 1;
@@ -446,6 +463,10 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
                 ingest_batch_reject(tmp, i, "", "%s", verdict.reason);
         return true; /* parsed, but nothing of it goes on */
     }
+    /* A signed message received now, away from a (re)connect, whose seq turns out to be seen
+     * already is an attacker's replay or a device re-sending: job_done records it. */
+    *replay_watch = verdict.how == AUTH_SIGNED && !msg->from_journal &&
+                    msg->recv_ms - atomic_load(&m->connected_wall_ms) > REDELIVERY_WINDOW_MS;
     if (verdict.flagged) {
         ingest_batch_flag_all(tmp, FLAG_UNSIGNED);
         ingest_event(m, EVENT_SECURITY, "unsigned_reading", device, topic,
@@ -478,12 +499,15 @@ static void submit_messages(struct mqtt *m, struct pending_msg *list, size_t cou
 {
     /* Out of memory: wait rather than lose acknowledged messages. */
     struct ingest_batch *tmp = calloc(count, sizeof *tmp);
+    bool *watch = calloc(count, sizeof *watch);
     struct mqtt_job *mj = calloc(1, sizeof *mj);
-    while (tmp == NULL || mj == NULL) {
+    while (tmp == NULL || watch == NULL || mj == NULL) {
         free(tmp);
+        free(watch);
         free(mj);
         sleep_ms(10);
         tmp = calloc(count, sizeof *tmp);
+        watch = calloc(count, sizeof *watch);
         mj = calloc(1, sizeof *mj);
     }
     mj->m = m;
@@ -494,7 +518,7 @@ static void submit_messages(struct mqtt *m, struct pending_msg *list, size_t cou
         if (msg->seqno > mj->last_seqno)
             mj->last_seqno = msg->seqno;
         mj->unjournaled += msg->seqno == 0;
-        if (parse_message(m, msg, &tmp[k], now))
+        if (parse_message(m, msg, &tmp[k], now, &watch[k]))
             total += tmp[k].n;
     }
     struct job *job = &mj->job;
@@ -503,18 +527,23 @@ static void submit_messages(struct mqtt *m, struct pending_msg *list, size_t cou
     ingest_batch_init(&job->batch);
     while (total > 0 && ingest_batch_reserve(&job->batch, total) != 0)
         sleep_ms(10);
+    while (total > 0 &&
+           (mj->replay_watch = arena_calloc(&job->batch.arena, total * sizeof(bool))) == NULL)
+        sleep_ms(10);
     size_t at = 0;
     for (size_t i = 0; i < count; i++) {
         for (size_t r = 0; r < tmp[i].n && at < total; r++, at++) {
             job->batch.readings[at] = tmp[i].readings[r];
             job->batch.status[at] = tmp[i].status[r];
             job->batch.errors[at] = tmp[i].errors[r];
+            mj->replay_watch[at] = watch[i];
         }
         arena_adopt(&job->batch.arena, &tmp[i].arena);
         ingest_batch_free(&tmp[i]);
     }
     job->batch.is_array = true;
     free(tmp);
+    free(watch);
     for (struct pending_msg *msg = list; msg != NULL;) {
         struct pending_msg *next = msg->next;
         free(msg);
@@ -615,6 +644,7 @@ static int replay_one(void *arg, const struct journal_record *r)
         new_msg(r->topic, r->topic_len, r->payload, r->payload_len, r->seqno, r->recv_ms);
     if (msg == NULL)
         return CANARY_ENOMEM;
+    msg->from_journal = true;
     /* Straight onto the queue: the record is journaled already. Replay reads ahead of the
      * flusher by at most a few jobs. */
     atomic_fetch_add(&m->replayed, 1);

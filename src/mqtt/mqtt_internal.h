@@ -23,6 +23,7 @@ struct pending_msg {
     struct pending_msg *next;
     uint64_t seqno; /* in the journal; 0 when it could not be journaled */
     int64_t recv_ms;
+    bool from_journal; /* replayed from the journal at start, not received now */
     size_t topic_len, payload_len;
     char data[]; /* topic, NUL, payload, NUL */
 };
@@ -72,8 +73,9 @@ struct mqtt {
     int64_t since_ms;
     char last_error[160];
     _Atomic bool connected;
-    _Atomic bool refused; /* the broker answered the last CONNECT with an error */
-    struct strmap links;  /* device -> struct link_entry * */
+    _Atomic bool refused;              /* the broker answered the last CONNECT with an error */
+    _Atomic int64_t connected_wall_ms; /* when the last CONNECT succeeded (Unix ms) */
+    struct strmap links;               /* device -> struct link_entry * */
 
     /* Ingest (mqtt_ingest.c). */
     pthread_t flusher;

@@ -196,6 +196,40 @@ static void test_signed_over_mqtt(void **state)
     cJSON_Delete(j);
 }
 
+/* A signed message published again later (away from canaryd's own (re)connect, when the
+ * broker may redeliver) is a `replay` security event, and is not stored twice. */
+static void test_replay_is_a_security_event(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t key[32];
+    provision(&f->d, "mq-2", key);
+    char captured[1024];
+    snprintf(captured, sizeof captured, "%s", sign("mq-2", "mq-2", 1, key));
+    double accepted0;
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(&f->d, "/api/v1/stats", &j), 200);
+    accepted0 = json_number(j, "counters.readings_accepted");
+    double dup0 = json_number(j, "counters.readings_duplicate");
+    double connected_ms = json_number(j, "mqtt.since_ms");
+    cJSON_Delete(j);
+    assert_true(mq_publish(&f->c, "canary/mq-2/up", captured, 1, false));
+    wait_stat(&f->d, "counters.readings_accepted", accepted0 + 1);
+    /* Past the redelivery window after canaryd's CONNECT (10 s). */
+    while ((double)now_ms() < connected_ms + 10500)
+        usleep(100 * 1000);
+    assert_true(mq_publish(&f->c, "canary/mq-2/up", captured, 1, false));
+    wait_stat(&f->d, "counters.readings_duplicate", dup0 + 1);
+    wait_event(&f->d, "replay");
+    assert_int_equal(http_get_json(&f->d, "/api/v1/events?category=security&kind=replay", &j), 200);
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "events"), 0);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(e, "device")->valuestring, "mq-2");
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(e, "detail")->valuestring, "seq 1"));
+    cJSON_Delete(j);
+    assert_int_equal(http_get_json(&f->d, "/api/v1/stats", &j), 200);
+    assert_true(json_number(j, "counters.readings_accepted") == accepted0 + 1);
+    cJSON_Delete(j);
+}
+
 /* `canary simulate --transport mqtt --sign FILE`: every reading arrives signed. */
 static void test_simulate_sign_over_mqtt(void **state)
 {
@@ -240,6 +274,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_over_mqtt),
+        cmocka_unit_test(test_replay_is_a_security_event),
         cmocka_unit_test(test_simulate_sign_over_mqtt),
     };
     return cmocka_run_group_tests(tests, start, stop);
