@@ -90,9 +90,10 @@ bool cdev_metric_name_valid(const char *s);
  * readings, e.g. the "error" of a command answer on canary/<id>/cmd/ack. */
 long cdev_json_string(const char *s, char *out, size_t cap);
 
-/* Writes a finite double as the shortest JSON number that reads back as the same double
- * (at most 17 significant digits; "24.1", not "24.100000000000001"; "1e+21"; "-0" as "0"),
- * NUL-terminated. Returns the length, CDEV_EVALUE for NaN and infinities, CDEV_ENOSPACE. */
+/* Writes a finite double as a JSON number that reads back as exactly the same double: the
+ * first of 15, 16 or 17 significant digits that does, trailing zeros dropped ("24.1", not
+ * "24.100000000000001"; "1e+21"; -0 as "0"), NUL-terminated. Returns the length,
+ * CDEV_EVALUE for NaN and infinities, CDEV_ENOSPACE (out is then ""). */
 long cdev_json_number(double v, char *out, size_t cap);
 
 /* ---- a reading --------------------------------------------------------------------------- */

@@ -1,11 +1,25 @@
-/* test_sdk.c — unit tests of the device SDK (sdk/): its own SHA-256 and HMAC-SHA256 against
- * FIPS 180 and RFC 4231 vectors and against OpenSSL on random inputs. The same file is built
- * twice (tests/CMakeLists.txt): test_sdk against the built-in hash, test_sdk_mbedtls against
- * the CDEV_USE_MBEDTLS backend an ESP32 build uses. */
+/* test_sdk.c — unit tests of the device SDK (sdk/):
+ *  - its own SHA-256 and HMAC-SHA256 against FIPS 180 and RFC 4231 vectors and against
+ *    OpenSSL on random inputs;
+ *  - readings: the JSON of ARCHITECTURE.md byte for byte, read back by canaryd's own parser
+ *    (src/ingest) with every value exact; names checked by the same rule as canaryd's (a
+ *    differential test on random strings); hostile names, non-finite values, duplicates,
+ *    and every buffer size from 0 to the exact fit, with guard bytes behind the buffer;
+ *  - JWS: the SDK's token is byte-equal to canary's reference signer (src/verify/jws.c),
+ *    verifies with canary's verifier, and its MAC equals OpenSSL's HMAC; keys from the text
+ *    `canary device add` prints.
+ * The same file is built twice (tests/CMakeLists.txt): test_sdk against the built-in hash,
+ * test_sdk_mbedtls against the CDEV_USE_MBEDTLS backend an ESP32 build uses. */
 #include "canary_device.h"
 #include "canary_sha256.h"
+#include "core/metric.h"
+#include "ingest/ingest.h"
 #include "unit_support.h"
+#include "verify/jws.h"
 
+#include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -150,6 +164,537 @@ static void test_wipe(void **state)
         assert_int_equal(k[i], 0);
 }
 
+/* ---- readings ---------------------------------------------------------------------------- */
+
+static const struct ingest_limits strict_lim = {.max_batch = 10,
+                                                .max_metrics = CDEV_MAX_METRICS,
+                                                .max_device_len = CDEV_MAX_DEVICE_LEN,
+                                                .max_metric_len = CDEV_MAX_METRIC_LEN,
+                                                .strict_fields = true};
+
+/* Parses json with canaryd's parser and returns its one reading, which must be valid; the
+ * batch is the caller's to free. */
+static const struct reading *canaryd_parse(const char *json, size_t len, struct ingest_batch *b)
+{
+    struct ingest_fatal fatal;
+    ingest_batch_init(b);
+    int rc = ingest_parse_json(json, len, &strict_lim, 1000, b, &fatal);
+    if (rc != 0)
+        fail_msg("canaryd refused %s: %s", json, fatal.reason);
+    assert_int_equal(b->n, 1);
+    if (b->status[0] != READING_PENDING)
+        fail_msg("canaryd refused %s: %s %s", json, b->errors[0].field, b->errors[0].reason);
+    return &b->readings[0];
+}
+
+static void test_reading_is_the_wire_format(void **state)
+{
+    (void)state;
+    char buf[256];
+    struct cdev_reading r;
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "kitchen-1", 1042, 1763676000123LL),
+                     CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "gas_ppm", 412.5), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "temperature_c", 24.1), CDEV_OK);
+    long n = cdev_reading_end(&r);
+    /* ARCHITECTURE.md's example, exactly. */
+    const char *want = "{\"device\":\"kitchen-1\",\"seq\":1042,\"ts\":1763676000123,"
+                       "\"values\":{\"gas_ppm\":412.5,\"temperature_c\":24.1}}";
+    assert_string_equal(buf, want);
+    assert_int_equal(n, (long)strlen(want));
+    assert_int_equal(cdev_reading_end(&r), CDEV_EARG); /* ended once */
+
+    /* ts 0 (clock not set) or negative: no ts, and canaryd stamps its receive time. */
+    for (int64_t ts = -5; ts <= 0; ts += 5) {
+        assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "a", 0, ts), CDEV_OK);
+        assert_int_equal(cdev_reading_add_flag(&r, "flame", true), CDEV_OK);
+        assert_int_equal(cdev_reading_add_flag(&r, "motion", false), CDEV_OK);
+        assert_true(cdev_reading_end(&r) > 0);
+        assert_string_equal(buf,
+                            "{\"device\":\"a\",\"seq\":0,\"values\":{\"flame\":1,\"motion\":0}}");
+        struct ingest_batch b;
+        const struct reading *rd = canaryd_parse(buf, strlen(buf), &b);
+        assert_false(rd->has_ts);
+        assert_int_equal(rd->ts_ms, 1000);
+        ingest_batch_free(&b);
+    }
+    /* The largest seq and ts canaryd takes, and one beyond. */
+    uint64_t top = CDEV_SEQ_MAX - 1;
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "a", top, (int64_t)top), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "x", 1), CDEV_OK);
+    long len = cdev_reading_end(&r);
+    struct ingest_batch b;
+    const struct reading *rd = canaryd_parse(buf, (size_t)len, &b);
+    assert_true(rd->seq == top && rd->ts_ms == (int64_t)top);
+    ingest_batch_free(&b);
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "a", top + 1, 0), CDEV_ESEQ);
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "a", 1, (int64_t)top + 1),
+                     CDEV_EVALUE);
+    /* Misuse. */
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "a", 1, 0), CDEV_OK);
+    assert_int_equal(cdev_reading_end(&r), CDEV_EEMPTY);
+    struct cdev_reading fresh;
+    memset(&fresh, 0, sizeof fresh);
+    assert_int_equal(cdev_reading_add(&fresh, "x", 1), CDEV_EARG);
+    assert_int_equal(cdev_reading_add(NULL, "x", 1), CDEV_EARG);
+    assert_int_equal(cdev_reading_begin(&r, NULL, 10, "a", 1, 0), CDEV_EARG);
+    assert_string_equal(cdev_error_name(CDEV_ENOSPACE), "no_space");
+    assert_string_equal(cdev_error_name(12345), "unknown");
+}
+
+/* A double's text must read back, through canaryd's parser, as the same double. */
+static void check_value_round_trip(double v)
+{
+    char buf[256];
+    struct cdev_reading r;
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "rt-1", 7, 0), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "v", v), CDEV_OK);
+    long n = cdev_reading_end(&r);
+    struct ingest_batch b;
+    const struct reading *rd = canaryd_parse(buf, (size_t)n, &b);
+    assert_int_equal(rd->n_values, 1);
+    if (rd->values[0].value != v)
+        fail_msg("%.17g sent as %s read back as %.17g", v, buf, rd->values[0].value);
+    ingest_batch_free(&b);
+}
+
+static void test_numbers_round_trip_through_canaryd(void **state)
+{
+    (void)state;
+    char t[CDEV_MAX_NUMBER_LEN];
+    const struct {
+        double v;
+        const char *text;
+    } exact[] = {{24.1, "24.1"},
+                 {412.5, "412.5"},
+                 {0.1, "0.1"},
+                 {-0.0, "0"},
+                 {0, "0"},
+                 {1e21, "1e+21"},
+                 {-1.5e-7, "-1.5e-07"},
+                 {100, "100"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {DBL_MAX, "1.7976931348623157e+308"},
+                 {5e-324, "4.94065645841247e-324"}};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        long n = cdev_json_number(exact[i].v, t, sizeof t);
+        assert_string_equal(t, exact[i].text);
+        assert_int_equal(n, (long)strlen(exact[i].text));
+        /* The exact fit works, one byte less does not and leaves "". */
+        assert_int_equal(cdev_json_number(exact[i].v, t, (size_t)n + 1), n);
+        assert_int_equal(cdev_json_number(exact[i].v, t, (size_t)n), CDEV_ENOSPACE);
+        assert_string_equal(t, "");
+        if (exact[i].v != 0)
+            check_value_round_trip(exact[i].v);
+    }
+    check_value_round_trip(DBL_MIN);
+    check_value_round_trip(-DBL_MAX);
+    /* Random bit patterns: every finite double, whatever its exponent. */
+    struct test_rng rng = {0x1234567890abcdefULL};
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = test_rng_next(&rng);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v) || v == 0)
+            continue;
+        check_value_round_trip(v);
+    }
+    /* And sensor-like values. */
+    for (int i = 0; i < 5000; i++)
+        check_value_round_trip(round(test_rng_gauss(&rng) * 1000) / 10);
+}
+
+static void test_non_finite_values_refused(void **state)
+{
+    (void)state;
+    char buf[128], before[128];
+    struct cdev_reading r;
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "dht-1", 3, 0), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "humidity_pct", 55), CDEV_OK);
+    memcpy(before, buf, sizeof buf);
+    size_t len = r.len;
+    const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(cdev_reading_add(&r, "temperature_c", bad[i]), CDEV_EVALUE);
+        assert_memory_equal(buf, before, sizeof buf); /* all or nothing */
+        assert_int_equal(r.len, len);
+        char t[8] = "x";
+        assert_int_equal(cdev_json_number(bad[i], t, sizeof t), CDEV_EVALUE);
+        assert_string_equal(t, "");
+    }
+    /* The failed sensor is skipped; the rest goes out and canaryd takes it. */
+    long n = cdev_reading_end(&r);
+    assert_string_equal(buf, "{\"device\":\"dht-1\",\"seq\":3,\"values\":{\"humidity_pct\":55}}");
+    struct ingest_batch b;
+    canaryd_parse(buf, (size_t)n, &b);
+    ingest_batch_free(&b);
+}
+
+static void test_fixed_point_values(void **state)
+{
+    (void)state;
+    const struct {
+        int64_t scaled;
+        unsigned decimals;
+        const char *text;
+    } cases[] = {{241, 1, "24.1"},
+                 {-5, 2, "-0.05"},
+                 {0, 3, "0"},
+                 {-0, 0, "0"},
+                 {1000, 3, "1"},
+                 {1230, 3, "1.23"},
+                 {7, 0, "7"},
+                 {1, 18, "0.000000000000000001"},
+                 {INT64_MAX, 0, "9223372036854775807"},
+                 {INT64_MIN, 0, "-9223372036854775808"},
+                 {INT64_MIN, 18, "-9.223372036854775808"},
+                 {-100, 2, "-1"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[128], want[128];
+        struct cdev_reading r;
+        assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "f", 1, 0), CDEV_OK);
+        assert_int_equal(cdev_reading_add_fixed(&r, "v", cases[i].scaled, cases[i].decimals),
+                         CDEV_OK);
+        long n = cdev_reading_end(&r);
+        snprintf(want, sizeof want, "{\"device\":\"f\",\"seq\":1,\"values\":{\"v\":%s}}",
+                 cases[i].text);
+        assert_string_equal(buf, want);
+        struct ingest_batch b;
+        const struct reading *rd = canaryd_parse(buf, (size_t)n, &b);
+        assert_true(fabs(rd->values[0].value - strtod(cases[i].text, NULL)) == 0);
+        ingest_batch_free(&b);
+    }
+    char buf[128];
+    struct cdev_reading r;
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "f", 1, 0), CDEV_OK);
+    assert_int_equal(cdev_reading_add_fixed(&r, "v", 1, 19), CDEV_EVALUE);
+    assert_int_equal(cdev_reading_add_fixed(&r, "Bad", 1, 1), CDEV_EMETRIC);
+}
+
+/* Random strings over an alphabet with every class of character (valid, punctuation,
+ * quotes, controls, non-ASCII): the SDK and canaryd must agree on every one. */
+static void test_names_agree_with_canaryd(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "abcxyzABZ0129_.:-/+# \"\\\x01\x1f\x7f\xc3\xa9";
+    struct test_rng rng = {0x42};
+    char s[80];
+    size_t agree_valid = 0;
+    for (int i = 0; i < 200000; i++) {
+        size_t len = test_rng_below(&rng, 70);
+        for (size_t k = 0; k < len; k++)
+            s[k] = alphabet[test_rng_below(&rng, sizeof alphabet - 1)];
+        s[len] = '\0';
+        bool dev = cdev_device_id_valid(s), met = cdev_metric_name_valid(s);
+        assert_int_equal(dev, device_id_valid(s, len, CDEV_MAX_DEVICE_LEN));
+        assert_int_equal(met, metric_name_valid(s, len, CDEV_MAX_METRIC_LEN));
+        agree_valid += dev + met;
+    }
+    assert_true(agree_valid > 1000); /* the valid side was exercised too */
+    /* Boundaries of length. */
+    char *id64 = test_repeat("", "d", 64, ""), *id65 = test_repeat("", "d", 65, "");
+    assert_true(cdev_device_id_valid(id64) && cdev_metric_name_valid(id64));
+    assert_false(cdev_device_id_valid(id65) || cdev_metric_name_valid(id65));
+    assert_false(cdev_device_id_valid("") || cdev_metric_name_valid("") ||
+                 cdev_device_id_valid(NULL) || cdev_metric_name_valid(NULL));
+    free(id64);
+    free(id65);
+}
+
+/* Ids and names an attacker or a careless firmware might use: refused before anything is
+ * written, so they can never break out of their JSON string or the JWS header. */
+static void test_hostile_names_refused(void **state)
+{
+    (void)state;
+    const char *ids[] = {"kitchen\",\"seq\":1}",
+                         "a\"b",
+                         "a\\b",
+                         "a\nb",
+                         "a b",
+                         "a/b",
+                         "canary/+/up",
+                         "#",
+                         "-lead",
+                         ".lead",
+                         "k\x7f",
+                         "k\xc3\xa9",
+                         ""};
+    char buf[256], tok[512];
+    uint8_t key[CDEV_KEY_LEN] = {1};
+    struct cdev_reading r;
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        memset(buf, 'Z', sizeof buf);
+        assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, ids[i], 1, 0), CDEV_EDEVICE);
+        assert_int_equal(buf[0], '\0');
+        assert_int_equal(cdev_jws_sign(ids[i], "{}", 2, key, tok, sizeof tok), CDEV_EDEVICE);
+        assert_int_equal(cdev_reading_add(&r, "x", 1), CDEV_EARG); /* nothing was begun */
+    }
+    const char *metrics[] = {"gas\":1,\"x", "gas ppm", "Gas", "gas-ppm", "1gas",
+                             "_gas",        "gas\n",   "gás", "gas.ppm", ""};
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "k-1", 1, 0), CDEV_OK);
+    for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++)
+        assert_int_equal(cdev_reading_add(&r, metrics[i], 1), CDEV_EMETRIC);
+    assert_int_equal(cdev_reading_add(&r, NULL, 1), CDEV_EMETRIC);
+    assert_int_equal(cdev_reading_end(&r), CDEV_EEMPTY);
+}
+
+/* cdev_json_string (for free text such as a command answer's error) must produce JSON
+ * that decodes to the very same bytes, whatever they are. */
+static void test_json_string_escaping(void **state)
+{
+    (void)state;
+    char out[600];
+    assert_int_equal(cdev_json_string("a\"b\\c\n\t\x01\x1f\x7f/", out, sizeof out), 27);
+    assert_string_equal(out, "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f\x7f/\"");
+    struct test_rng rng = {7};
+    char s[128];
+    for (int i = 0; i < 20000; i++) {
+        size_t len = test_rng_below(&rng, sizeof s);
+        for (size_t k = 0; k < len; k++)
+            s[k] = (char)(1 + test_rng_below(&rng, 127)); /* any ASCII but NUL */
+        s[len] = '\0';
+        long n = cdev_json_string(s, out, sizeof out);
+        assert_true(n >= 2 && (size_t)n == strlen(out));
+        cJSON *j = cJSON_Parse(out);
+        assert_non_null(j);
+        assert_true(cJSON_IsString(j));
+        assert_string_equal(j->valuestring, s);
+        cJSON_Delete(j);
+        /* Every smaller buffer is refused and left empty; the exact fit works. */
+        size_t cap = test_rng_below(&rng, (size_t)n + 1);
+        memset(out, 'Z', sizeof out);
+        assert_int_equal(cdev_json_string(s, out, cap), CDEV_ENOSPACE);
+        if (cap > 0)
+            assert_int_equal(out[0], '\0');
+        assert_int_equal(cdev_json_string(s, out, (size_t)n + 1), n);
+    }
+}
+
+static void test_duplicates_and_too_many(void **state)
+{
+    (void)state;
+    char buf[2048];
+    struct cdev_reading r;
+    assert_int_equal(cdev_reading_begin(&r, buf, sizeof buf, "k", 1, 0), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "gas_ppm", 1), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "gas_ppm", 2), CDEV_EDUPLICATE);
+    assert_int_equal(cdev_reading_add_fixed(&r, "gas_ppm", 2, 0), CDEV_EDUPLICATE);
+    assert_int_equal(cdev_reading_add_flag(&r, "gas_ppm", true), CDEV_EDUPLICATE);
+    /* A prefix, a suffix and a longer name are other metrics. */
+    assert_int_equal(cdev_reading_add(&r, "gas", 3), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "ppm", 4), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "gas_ppm_max", 5), CDEV_OK);
+    assert_int_equal(cdev_reading_add(&r, "ppm", 4), CDEV_EDUPLICATE);
+    char name[16];
+    for (int i = 4; i < CDEV_MAX_METRICS; i++) {
+        snprintf(name, sizeof name, "m%d", i);
+        assert_int_equal(cdev_reading_add(&r, name, i), CDEV_OK);
+    }
+    assert_int_equal(cdev_reading_add(&r, "one_more", 1), CDEV_ETOO_MANY);
+    long n = cdev_reading_end(&r);
+    struct ingest_batch b;
+    const struct reading *rd = canaryd_parse(buf, (size_t)n, &b);
+    assert_int_equal(rd->n_values, CDEV_MAX_METRICS);
+    ingest_batch_free(&b);
+}
+
+/* Builds the same reading into a buffer of each size from 0 to the exact fit, with guard
+ * bytes behind it: never a byte written beyond cap, ENOSPACE at each step that does not
+ * fit (and the reading as it was), and the exact fit gives the full reading. What fitted
+ * before a refused add can still be ended and is valid for canaryd. */
+static int build(char *buf, size_t cap, int64_t ts, long *len)
+{
+    struct cdev_reading r;
+    int rc = cdev_reading_begin(&r, buf, cap, "kitchen-1", 1042, ts);
+    if (rc != CDEV_OK)
+        return rc;
+    const char *names[] = {"gas_ppm", "temperature_c", "humidity_pct", "flame"};
+    for (int i = 0; i < 4; i++) {
+        size_t before = r.len;
+        rc = i == 3   ? cdev_reading_add_flag(&r, names[i], true)
+             : i == 2 ? cdev_reading_add_fixed(&r, names[i], 553, 1)
+                      : cdev_reading_add(&r, names[i], i ? 24.1 : 412.5);
+        if (rc != CDEV_OK) {
+            assert_int_equal(rc, CDEV_ENOSPACE);
+            assert_int_equal(r.len, before);
+            assert_int_equal(buf[r.len], '\0');
+            if (i > 0) {
+                long n = cdev_reading_end(&r);
+                assert_true(n > 0 && (size_t)n < cap);
+                struct ingest_batch b;
+                assert_int_equal(canaryd_parse(buf, (size_t)n, &b)->n_values, (unsigned)i);
+                ingest_batch_free(&b);
+            }
+            return rc;
+        }
+    }
+    *len = cdev_reading_end(&r);
+    return *len < 0 ? (int)*len : CDEV_OK;
+}
+
+static void test_every_buffer_size(void **state)
+{
+    (void)state;
+    for (int64_t ts = 0; ts <= 1763676000123LL; ts += 1763676000123LL) {
+        char full[512];
+        long want = 0;
+        assert_int_equal(build(full, sizeof full, ts, &want), CDEV_OK);
+        char area[600];
+        for (size_t cap = 0; cap <= (size_t)want + 1; cap++) {
+            memset(area, 0xA5, sizeof area);
+            long got = -1;
+            int rc = build(area, cap, ts, &got);
+            for (size_t k = cap; k < sizeof area; k++)
+                assert_int_equal((unsigned char)area[k], 0xA5);
+            if (cap < (size_t)want + 1) {
+                assert_int_equal(rc, CDEV_ENOSPACE);
+            } else {
+                assert_int_equal(rc, CDEV_OK);
+                assert_int_equal(got, want);
+                assert_string_equal(area, full);
+            }
+        }
+    }
+}
+
+/* ---- keys and JWS ------------------------------------------------------------------------- */
+
+static void test_key_text(void **state)
+{
+    (void)state;
+    struct test_rng rng = {99};
+    for (int i = 0; i < 2000; i++) {
+        uint8_t raw[32], key[CDEV_KEY_LEN];
+        for (int k = 0; k < 32; k++)
+            raw[k] = (uint8_t)test_rng_next(&rng);
+        char text[64];
+        /* canary device add prints what src/verify's encoder makes. */
+        assert_int_equal(b64url_encode(raw, 32, text, sizeof text), 43);
+        char mine[64];
+        assert_int_equal(cdev_b64url_encode(raw, 32, mine, sizeof mine), 43);
+        assert_string_equal(mine, text);
+        assert_int_equal(cdev_key_parse(text, key), CDEV_OK);
+        assert_memory_equal(key, raw, 32);
+        /* A non-canonical last character (low bits set) is refused like canaryd does. */
+        char alt[64];
+        memcpy(alt, text, 44);
+        alt[42] = alt[42] == 'A' ? 'B' : 'A' + 1 == alt[42] ? 'C' : 'B';
+        bool canonical = b64url_decode(alt, 43, key, sizeof key) == 32;
+        assert_int_equal(cdev_key_parse(alt, key) == CDEV_OK, canonical);
+    }
+    uint8_t key[CDEV_KEY_LEN];
+    const char *bad[] = {"",
+                         "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",   /* 42 */
+                         "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", /* 44 */
+                         "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+                         "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                         " 3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                         "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                         "3q2/7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                         "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",
+                         NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(key, 0x55, sizeof key);
+        assert_int_equal(cdev_key_parse(bad[i], key), CDEV_EKEY);
+        for (int k = 0; k < CDEV_KEY_LEN; k++)
+            assert_int_equal(key[k], 0); /* no half-parsed key left behind */
+    }
+    /* SECURITY.md's example key. */
+    assert_int_equal(cdev_key_parse("3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", key), CDEV_OK);
+    assert_int_equal(key[0], 0xde);
+    assert_int_equal(key[1], 0xad);
+    assert_int_equal(key[2], 0xbe);
+    assert_int_equal(key[3], 0xef);
+}
+
+static void test_base64url_matches_canary(void **state)
+{
+    (void)state;
+    uint8_t data[100];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 37 + 11);
+    for (size_t len = 0; len <= sizeof data; len++) {
+        char a[200], b[200];
+        long n = b64url_encode(data, len, a, sizeof a);
+        assert_int_equal(cdev_b64url_encode(data, len, b, sizeof b), n);
+        assert_string_equal(a, b);
+        assert_int_equal(cdev_b64url_encode(data, len, b, (size_t)n), CDEV_ENOSPACE);
+    }
+}
+
+/* The SDK's token: byte-equal to canary's reference signer, accepted by canary's verifier
+ * with the right key only, MAC equal to OpenSSL's HMAC over the signing input. */
+static void test_jws_verifies_with_canary(void **state)
+{
+    (void)state;
+    struct test_rng rng = {2026};
+    const char *ids[] = {"kitchen-1", "a", "plant-3:line.2_x", "D0123456789"};
+    for (int i = 0; i < 500; i++) {
+        uint8_t key[CDEV_KEY_LEN], other[CDEV_KEY_LEN];
+        for (int k = 0; k < CDEV_KEY_LEN; k++) {
+            key[k] = (uint8_t)test_rng_next(&rng);
+            other[k] = (uint8_t)test_rng_next(&rng);
+        }
+        const char *id = ids[i % 4];
+        char json[600];
+        struct cdev_reading r;
+        assert_int_equal(cdev_reading_begin(&r, json, sizeof json, id,
+                                            test_rng_next(&rng) % CDEV_SEQ_MAX,
+                                            (int64_t)(test_rng_next(&rng) % 2000000000000ULL)),
+                         CDEV_OK);
+        size_t nm = 1 + test_rng_below(&rng, 8);
+        for (size_t m = 0; m < nm; m++) {
+            char name[32];
+            snprintf(name, sizeof name, "metric_%zu", m);
+            assert_int_equal(cdev_reading_add(&r, name, test_rng_gauss(&rng) * 100), CDEV_OK);
+        }
+        long jn = cdev_reading_end(&r);
+        assert_true(jn > 0);
+
+        char tok[1200], ref[1200];
+        size_t size = cdev_jws_size(strlen(id), (size_t)jn);
+        long tn = cdev_jws_sign(id, json, (size_t)jn, key, tok, sizeof tok);
+        assert_true(tn > 0);
+        assert_int_equal((size_t)tn + 1, size); /* the size function is exact */
+        assert_int_equal(jws_sign_hs256(id, json, (size_t)jn, key, 32, ref, sizeof ref), tn);
+        assert_string_equal(tok, ref);
+
+        struct jws_limits lim = {.max_payload = 4096, .require_kid = true};
+        struct jws_token t;
+        char err[200];
+        assert_int_equal(jws_parse(tok, (size_t)tn, &lim, &t, err, sizeof err), JWS_OK);
+        assert_string_equal(t.kid, id);
+        assert_int_equal(jws_verify_hs256(&t, key, 32), JWS_OK);
+        assert_int_equal(jws_verify_hs256(&t, other, 32), JWS_ESIGNATURE);
+        char payload[600];
+        assert_int_equal(jws_payload(&t, payload, sizeof payload), jn);
+        assert_memory_equal(payload, json, (size_t)jn);
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0;
+        HMAC(EVP_sha256(), key, 32, (const unsigned char *)tok, t.signing_input_len, mac, &mac_len);
+        assert_int_equal(mac_len, 32);
+        assert_memory_equal(mac, t.mac, 32);
+
+        /* Every buffer one short of the exact size is refused, with nothing past cap. */
+        if (i < 20) {
+            char area[1300];
+            for (size_t cap = 0; cap < size; cap++) {
+                memset(area, 0xA5, sizeof area);
+                assert_int_equal(cdev_jws_sign(id, json, (size_t)jn, key, area, cap),
+                                 CDEV_ENOSPACE);
+                for (size_t k = cap; k < sizeof area; k++)
+                    assert_int_equal((unsigned char)area[k], 0xA5);
+            }
+            assert_int_equal(cdev_jws_sign(id, json, (size_t)jn, key, area, size), tn);
+            assert_string_equal(area, tok);
+        }
+    }
+    char tok[256];
+    uint8_t key[CDEV_KEY_LEN] = {0};
+    assert_int_equal(cdev_jws_sign("k", NULL, 5, key, tok, sizeof tok), CDEV_EARG);
+    assert_int_equal(cdev_jws_sign("k", "{}", 2, NULL, tok, sizeof tok), CDEV_EARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +702,18 @@ int main(void)
         cmocka_unit_test(test_hmac_rfc4231_vectors),
         cmocka_unit_test(test_hash_and_hmac_match_openssl),
         cmocka_unit_test(test_wipe),
+        cmocka_unit_test(test_reading_is_the_wire_format),
+        cmocka_unit_test(test_numbers_round_trip_through_canaryd),
+        cmocka_unit_test(test_non_finite_values_refused),
+        cmocka_unit_test(test_fixed_point_values),
+        cmocka_unit_test(test_names_agree_with_canaryd),
+        cmocka_unit_test(test_hostile_names_refused),
+        cmocka_unit_test(test_json_string_escaping),
+        cmocka_unit_test(test_duplicates_and_too_many),
+        cmocka_unit_test(test_every_buffer_size),
+        cmocka_unit_test(test_key_text),
+        cmocka_unit_test(test_base64url_matches_canary),
+        cmocka_unit_test(test_jws_verifies_with_canary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
