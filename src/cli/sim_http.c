@@ -99,6 +99,7 @@ struct http {
     struct sim_ring reg_queue; /* devices to register */
     CURLM *multi;
     struct curl_slist *headers;
+    struct curl_slist *reg_headers; /* --register: JSON, and the admin token when set */
     char base_url[SIM_MAX_URL_LEN + 1];
     char ingest_url[SIM_MAX_URL_LEN + 32];
     bool curl_ready; /* curl_global_init() succeeded */
@@ -150,6 +151,7 @@ static void slot_submit(struct http *h, struct slot *sl)
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, sl->body.data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sl->body.len);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, sl->kind == REQ_REGISTER ? "PATCH" : NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, sl->kind == REQ_REGISTER ? h->reg_headers : h->headers);
     sl->started_ns = clock_mono_ns();
     sl->state = SLOT_ACTIVE;
     h->n_active++;
@@ -576,14 +578,25 @@ static int http_setup_state(struct sim *s, struct http *h)
     h->headers = curl_slist_append(NULL, h->keys != NULL ? "Content-Type: application/jose"
                                                          : "Content-Type: application/json");
     h->headers = curl_slist_append(h->headers, "Expect:"); /* no 100-continue round trip */
+    /* A PATCH is JSON even when readings are signed, and changes state: it carries
+     * $CANARY_API_ADMIN_TOKEN when set (canaryd refuses it without when it has one). */
+    h->reg_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (h->reg_headers != NULL)
+        h->reg_headers = curl_slist_append(h->reg_headers, "Expect:");
+    const char *admin = getenv("CANARY_API_ADMIN_TOKEN");
+    if (h->reg_headers != NULL && admin != NULL && *admin != '\0' && strlen(admin) < 512) {
+        char auth[600];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+        h->reg_headers = curl_slist_append(h->reg_headers, auth);
+    }
     h->n_slots = s->opt.connections;
     h->slots = calloc(h->n_slots, sizeof *h->slots);
     h->free_slots = malloc(h->n_slots * sizeof *h->free_slots);
     h->reg = calloc(s->opt.devices, 1);
     h->reg_queue.items = malloc(s->opt.devices * sizeof *h->reg_queue.items);
     h->reg_queue.cap = s->opt.devices;
-    if (h->multi == NULL || h->headers == NULL || h->slots == NULL || h->free_slots == NULL ||
-        h->reg == NULL || h->reg_queue.items == NULL)
+    if (h->multi == NULL || h->headers == NULL || h->reg_headers == NULL || h->slots == NULL ||
+        h->free_slots == NULL || h->reg == NULL || h->reg_queue.items == NULL)
         return -1;
     long c = (long)h->n_slots;
     curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, c);
@@ -634,6 +647,7 @@ static void http_teardown(struct sim *s)
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi);
     curl_slist_free_all(h->headers);
+    curl_slist_free_all(h->reg_headers);
     if (h->curl_ready)
         curl_global_cleanup();
 }

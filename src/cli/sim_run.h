@@ -68,6 +68,10 @@ struct sim_options {
     const char *username;      /* --username; NULL = none */
     const char *password;      /* --password or $CANARY_MQTT_PASSWORD; NULL = none */
     const char *topic_prefix;  /* --topic-prefix */
+    /* the simulated clock (canary attack device's benchmark runs an hour in a minute) */
+    double speed;           /* --speed: simulated seconds per wall second; 0 means 1 */
+    int64_t clock_start_ms; /* --clock-start: Unix ms of the simulated clock's start */
+    bool clock_start_given;
 };
 
 enum sim_dev_state { SIM_DEV_WAITING, SIM_DEV_READY, SIM_DEV_BUSY, SIM_DEV_DONE };
@@ -118,6 +122,25 @@ struct sim_counts {
 };
 
 struct sim;
+
+/* What a caller of sim_run_main() may add to a run (canary attack device, attack_device.c).
+ * Every function runs on the loop's thread; any may be NULL. */
+struct sim_hooks {
+    void *ctx;
+    /* After the fleet and the transport exist, before the first reading: returns 0 to run,
+     * else the exit status (2 for bad usage, with a message printed). */
+    int (*ready)(void *ctx, struct sim *s);
+    /* Every reading, as it is made and before it is written (seq is its seq): may change its
+     * values, never its device, its ts or the number of its values. */
+    void (*reading)(void *ctx, struct sim_reading *r, uint64_t seq);
+    /* Every few seconds and at the end (final): write the caller's ground truth. Returns 0,
+     * or -1 (the run's exit status becomes 1 when final). */
+    int (*truth)(void *ctx, const struct sim *s, bool final);
+};
+
+/* Runs `canary simulate` with argv (argv[0] the command's name) and the hooks (NULL: none).
+ * Returns the exit status. cmd_simulate() is sim_run_main(argc, argv, NULL). */
+int sim_run_main(int argc, char **argv, const struct sim_hooks *hooks);
 
 /* What a transport implements. Every function runs on the loop's thread. */
 struct sim_transport {
@@ -171,7 +194,11 @@ struct sim {
     void *tp_state; /* the transport's own (state_size bytes), built by its setup */
     struct sim_truth_row *truth_rows;
     size_t truth_cap;
-    uint64_t truth_signature; /* of the last truth file written */
+    uint64_t truth_signature;      /* of the last truth file written */
+    int64_t clock_start_ms;        /* Unix ms of the simulated clock's start: reading ts =
+                                    * clock_start_ms + due offset (start_wall_ms unless
+                                    * --clock-start) */
+    const struct sim_hooks *hooks; /* NULL for a plain canary simulate */
 };
 
 /* ---- sim_keys.c (--sign) ---------------------------------------------------------------- */
@@ -192,7 +219,7 @@ void sim_keys_free(const struct sim *s, uint8_t *keys);
 
 /* ---- sim_sched.c --------------------------------------------------------------------- */
 
-/* Milliseconds since the start (monotonic). */
+/* Milliseconds of the simulated clock since the start: monotonic wall time times --speed. */
 int64_t sim_now_ms(const struct sim *s);
 
 /* Allocates the schedule of opt.devices devices, spreads them over one period and places

@@ -148,7 +148,10 @@ int64_t sim_backoff_ms(struct sim *s, unsigned attempts)
 
 int64_t sim_now_ms(const struct sim *s)
 {
-    return (clock_mono_ns() - s->start_mono_ns) / 1000000;
+    int64_t ns = clock_mono_ns() - s->start_mono_ns;
+    if (s->opt.speed > 0 && s->opt.speed != 1)
+        return (int64_t)((double)ns * s->opt.speed / 1e6);
+    return ns / 1000000;
 }
 
 int64_t sim_sched_due(const struct sim *s, unsigned d, uint64_t k)
@@ -247,10 +250,13 @@ int sim_sched_produce(struct sim *s, unsigned d, int64_t now, const struct sim_a
     struct sim_sched_dev *ds = &s->dev[d];
     int64_t due = sim_sched_due(s, d, ds->next_k);
     struct sim_reading r;
-    sim_fleet_reading(&s->fleet, d, s->start_wall_ms + due, &r);
+    sim_fleet_reading(&s->fleet, d, s->clock_start_ms + due, &r);
     if (act != NULL)
         sim_reading_add_actuators(&r, act);
-    int n = sim_reading_json(&s->fleet, &r, (uint64_t)s->start_wall_ms + ds->next_k, json, len);
+    uint64_t seq = (uint64_t)s->start_wall_ms + ds->next_k;
+    if (s->hooks != NULL && s->hooks->reading != NULL)
+        s->hooks->reading(s->hooks->ctx, &r, seq);
+    int n = sim_reading_json(&s->fleet, &r, seq, json, len);
     if (n < 0)
         return n;
     ds->next_k++;

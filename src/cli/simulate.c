@@ -89,6 +89,14 @@ static void usage(FILE *out)
             "                         delivering what is queued or retrying (default 10);\n"
             "                         a second SIGINT stops at once\n"
             "  --quiet                print only the summary line\n"
+            "  --speed X              run the simulated clock X times faster than the wall\n"
+            "                         clock (default 1; --rate x X at most %.0f): readings\n"
+            "                         are stamped with simulated time, --duration, --scenario-at\n"
+            "                         and --scenario-length are simulated seconds\n"
+            "  --clock-start T        the simulated clock's start: Unix ms, or -S for S\n"
+            "                         seconds before now (default now); e.g. --speed 60\n"
+            "                         --clock-start -3600 --duration 3600 sends the last hour\n"
+            "                         in a minute, ending about now\n"
             "  --transport T          http (default) or mqtt\n"
             "  --sign FILE            sign every reading as a JWS (HS256, kid = device id) with\n"
             "                         the device's key from FILE: lines \"<device> <key>\", as\n"
@@ -139,7 +147,7 @@ static void usage(FILE *out)
             "register_failed (MQTT: refused, given up after %d s, or still waiting at the end).\n"
             "Exit status: 0 when no reading failed or was rejected, 1 otherwise, 2 for bad\n"
             "usage.\n",
-            SIM_MAX_DEVICES, SIM_MAX_RATE_HZ, SIM_MAX_BATCH, SIM_MAX_CONNS,
+            SIM_MAX_DEVICES, SIM_MAX_RATE_HZ, SIM_MAX_RATE_HZ, SIM_MAX_BATCH, SIM_MAX_CONNS,
             SIM_REGISTER_GIVE_UP_MS / 1000, MQTT_SHARED_ABOVE, MQTT_SHARED_CONNS,
             SIM_REGISTER_GIVE_UP_MS / 1000);
 }
@@ -290,6 +298,29 @@ static int apply_mqtt_option(struct sim_options *o, const char *name, const char
     return set_string(!strcmp(name, "--username") ? &o->username : &o->password, val);
 }
 
+/* --clock-start: Unix ms (up to a day ahead), or -S: S seconds before now. */
+static int parse_clock_start(struct sim_options *o, const char *val)
+{
+    int64_t now = clock_wall_ms();
+    if (val[0] == '-') {
+        double back_s;
+        int rc = parse_double("--clock-start -S", val + 1, 0, 10 * 365 * 86400.0, false, &back_s);
+        if (rc != 0)
+            return rc;
+        o->clock_start_ms = now - (int64_t)llround(back_s * 1000);
+    } else {
+        uint64_t ms;
+        int rc = parse_u64("--clock-start", val, &ms);
+        if (rc != 0)
+            return rc;
+        if (ms > (uint64_t)(now + 86400000))
+            return bad_usage("--clock-start %s is more than a day ahead of the wall clock", val);
+        o->clock_start_ms = (int64_t)ms;
+    }
+    o->clock_start_given = true;
+    return 0;
+}
+
 /* Applies one option that takes a value. Returns 0 or 2. */
 static int apply_option(struct sim_options *o, const char *name, const char *val)
 {
@@ -352,6 +383,10 @@ static int apply_option(struct sim_options *o, const char *name, const char *val
         return set_string(&o->sign_path, val);
     if (!strcmp(name, "--drain"))
         return parse_double(name, val, 0, 3600, false, &o->drain_s);
+    if (!strcmp(name, "--speed"))
+        return parse_double(name, val, 0, SIM_MAX_RATE_HZ, true, &o->speed);
+    if (!strcmp(name, "--clock-start"))
+        return parse_clock_start(o, val);
     return bad_usage("unknown option '%s'", name);
 }
 
@@ -361,7 +396,7 @@ static bool takes_value(const char *name)
         "--devices",          "--rate",  "--duration",   "--seed",        "--url",
         "--prefix",           "--truth", "--scenario",   "--scenario-at", "--scenario-length",
         "--scenario-devices", "--batch", "--batch-wait", "--connections", "--drain",
-        "--transport",        "--sign"};
+        "--transport",        "--sign",  "--speed",      "--clock-start"};
     return in_list(name, names, sizeof names / sizeof names[0]) != NULL ||
            in_list(name, mqtt_only, sizeof mqtt_only / sizeof mqtt_only[0]) != NULL;
 }
@@ -383,6 +418,12 @@ static int finish_options(struct sim_options *o, const struct given *g)
         return bad_usage("--sign sends each reading as its own JWS: drop --batch");
     if (o->batch_wait_given && o->batch < 2)
         return bad_usage("--batch-wait needs --batch 2 or more");
+    if (o->speed == 0)
+        o->speed = 1;
+    if (o->rate_hz * o->speed > SIM_MAX_RATE_HZ)
+        return bad_usage("--rate %g times --speed %g is above %.0f readings per wall second per "
+                         "device (seqs must stay below the wall clock's ms)",
+                         o->rate_hz, o->speed, SIM_MAX_RATE_HZ);
     if (o->scenario_at_s < 0)
         o->scenario_at_s = o->duration_s > 0 ? o->duration_s / 3 : 60;
     if (o->scenario != SIM_SCENARIO_NONE && o->duration_s > 0 && o->scenario_at_s >= o->duration_s)
@@ -522,12 +563,12 @@ static int32_t local_utc_offset_s(int64_t wall_ms)
 static int setup_fleet(struct sim *s)
 {
     const struct sim_options *o = &s->opt;
-    int64_t at_ms = s->start_wall_ms + (int64_t)llround(o->scenario_at_s * 1000);
+    int64_t at_ms = s->clock_start_ms + (int64_t)llround(o->scenario_at_s * 1000);
     struct sim_fleet_config cfg = {
         .seed = o->seed,
         .n_devices = o->devices,
         .prefix = o->prefix,
-        .utc_offset_s = local_utc_offset_s(s->start_wall_ms),
+        .utc_offset_s = local_utc_offset_s(s->clock_start_ms),
         .scenario = o->scenario,
         .scenario_devices = o->scenario == SIM_SCENARIO_NONE ? 0 : o->scenario_devices,
         .scenario_start_ms = at_ms,
@@ -550,6 +591,7 @@ static int prepare(struct sim *s)
 {
     s->start_wall_ms = clock_wall_ms();
     s->start_mono_ns = clock_mono_ns();
+    s->clock_start_ms = s->opt.clock_start_given ? s->opt.clock_start_ms : s->start_wall_ms;
     s->rng = (s->opt.seed * 0x9e3779b97f4a7c15ull) | 1; /* xorshift state must not be 0 */
     int rc = setup_fleet(s);
     if (rc != 0)
@@ -646,7 +688,7 @@ static void begin_stop(struct sim *s, int64_t now, bool by_signal)
     s->stopping = true;
     if (now + 1 < s->end_ms)
         s->end_ms = now + 1; /* readings due up to now still go out; none after */
-    s->drain_deadline_ms = now + (int64_t)llround(s->opt.drain_s * 1000);
+    s->drain_deadline_ms = now + (int64_t)llround(s->opt.drain_s * 1000 * s->opt.speed);
     if (by_signal && !s->opt.quiet)
         fprintf(stderr,
                 "canary simulate: stopping; delivering what is queued for up to %g s "
@@ -664,12 +706,15 @@ static int poll_timeout_ms(const struct sim *s, int64_t now)
     if (!s->stopping && s->end_ms < wake)
         wake = s->end_ms;
     wake = s->tp->next_wake(s, now, wake);
-    return wake > now ? (int)(wake - now) : 0;
+    return wake > now ? (int)ceil((double)(wake - now) / s->opt.speed) : 0; /* wall ms */
 }
 
 static int run(struct sim *s)
 {
-    int64_t next_progress = PROGRESS_MS, next_truth = TRUTH_REWRITE_MS;
+    /* progress and truth on the wall clock's cadence, whatever --speed */
+    const int64_t progress_ms = (int64_t)(PROGRESS_MS * s->opt.speed);
+    const int64_t truth_ms = (int64_t)(TRUTH_REWRITE_MS * s->opt.speed);
+    int64_t next_progress = progress_ms, next_truth = truth_ms;
     for (;;) {
         int64_t now = sim_now_ms(s);
         if (stop_signals > 0 && !s->stopping)
@@ -687,11 +732,14 @@ static int run(struct sim *s)
         now = sim_now_ms(s);
         if (!s->opt.quiet && now >= next_progress) {
             s->tp->progress(s, now);
-            next_progress += PROGRESS_MS;
+            next_progress += progress_ms;
         }
-        if (s->opt.truth_path != NULL && now >= next_truth) {
-            truth_refresh(s);
-            next_truth = now + TRUTH_REWRITE_MS;
+        if ((s->opt.truth_path != NULL || s->hooks != NULL) && now >= next_truth) {
+            if (s->opt.truth_path != NULL)
+                truth_refresh(s);
+            if (s->hooks != NULL && s->hooks->truth != NULL)
+                s->hooks->truth(s->hooks->ctx, s, false);
+            next_truth = now + truth_ms;
         }
         s->tp->wait(s, poll_timeout_ms(s, now));
     }
@@ -731,6 +779,8 @@ static int run_and_report(struct sim *s)
                 strerror(errno));
         rc = 1;
     }
+    if (s->hooks != NULL && s->hooks->truth != NULL && s->hooks->truth(s->hooks->ctx, s, true) != 0)
+        rc = 1;
     int summary_rc = s->tp->summary(s, elapsed_s, sim_sched_total(s));
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -739,6 +789,11 @@ static int run_and_report(struct sim *s)
 }
 
 int cmd_simulate(int argc, char **argv)
+{
+    return sim_run_main(argc, argv, NULL);
+}
+
+int sim_run_main(int argc, char **argv, const struct sim_hooks *hooks)
 {
     struct sim *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -751,7 +806,10 @@ int cmd_simulate(int argc, char **argv)
         return rc == 1 ? 0 : rc;
     }
     s->tp = s->opt.transport == SIM_TRANSPORT_MQTT ? &sim_mqtt_transport : &sim_http_transport;
+    s->hooks = hooks;
     rc = prepare(s);
+    if (rc == 0 && hooks != NULL && hooks->ready != NULL)
+        rc = hooks->ready(hooks->ctx, s);
     if (rc == 0)
         rc = run_and_report(s);
     teardown(s);
