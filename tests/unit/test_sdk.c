@@ -7,25 +7,37 @@
  *    and every buffer size from 0 to the exact fit, with guard bytes behind the buffer;
  *  - JWS: the SDK's token is byte-equal to canary's reference signer (src/verify/jws.c),
  *    verifies with canary's verifier, and its MAC equals OpenSSL's HMAC; keys from the text
- *    `canary device add` prints.
+ *    `canary device add` prints;
+ *  - seq persistence: across simulated reboots (a store in memory that can fail or "lose
+ *    power" at any save) no seq is ever handed out twice; the POSIX file store's format,
+ *    refusals and atomic replace; and real crashes: a child process handing out seqs from
+ *    the file store is killed with SIGKILL at random moments, 40 times, and the seqs of all
+ *    its lives are strictly increasing.
  * The same file is built twice (tests/CMakeLists.txt): test_sdk against the built-in hash,
  * test_sdk_mbedtls against the CDEV_USE_MBEDTLS backend an ESP32 build uses. */
 #include "canary_device.h"
 #include "canary_sha256.h"
+#include "cdev_seq_file.h"
 #include "core/metric.h"
 #include "ingest/ingest.h"
 #include "unit_support.h"
 #include "verify/jws.h"
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -695,6 +707,357 @@ static void test_jws_verifies_with_canary(void **state)
     assert_int_equal(cdev_jws_sign("k", "{}", 2, NULL, tok, sizeof tok), CDEV_EARG);
 }
 
+/* ---- seq persistence --------------------------------------------------------------------- */
+
+/* Flash in memory, with faults: a save can fail before writing (power lost before the
+ * write) or after writing (power lost before the caller learned of it). */
+struct mem_flash {
+    bool has;
+    uint64_t mark;
+    int saves;
+    int fail_load;         /* load returns this error when non-zero */
+    bool fail_before;      /* the next save fails and writes nothing */
+    bool written_then_cut; /* the next save writes, then "power is lost" (returns an error) */
+};
+
+static int mem_load(void *ctx, uint64_t *mark)
+{
+    struct mem_flash *f = ctx;
+    if (f->fail_load != 0)
+        return f->fail_load;
+    if (!f->has)
+        return CDEV_ENOTFOUND;
+    *mark = f->mark;
+    return CDEV_OK;
+}
+
+static int mem_save(void *ctx, uint64_t mark)
+{
+    struct mem_flash *f = ctx;
+    if (f->fail_before) {
+        f->fail_before = false;
+        return CDEV_ESTORE;
+    }
+    f->has = true;
+    f->mark = mark;
+    f->saves++;
+    if (f->written_then_cut) {
+        f->written_then_cut = false;
+        return CDEV_ESTORE;
+    }
+    return CDEV_OK;
+}
+
+static void test_seq_blocks(void **state)
+{
+    (void)state;
+    struct mem_flash flash = {0};
+    struct cdev_seq_store store = {mem_load, mem_save, &flash};
+    struct cdev_seq s;
+    assert_int_equal(cdev_seq_start(&s, &store, 100, 1), CDEV_OK);
+    assert_int_equal(flash.saves, 0); /* nothing written until a seq is needed */
+    uint64_t seq;
+    for (uint64_t want = 1; want <= 250; want++) {
+        assert_int_equal(cdev_seq_next(&s, &seq), CDEV_OK);
+        assert_true(seq == want);
+        /* The mark is always beyond every seq handed out. */
+        assert_true(flash.has && flash.mark > seq);
+    }
+    assert_int_equal(flash.saves, 3); /* 1, 101, 201: one write per 100 seqs */
+    assert_true(flash.mark == 301);
+
+    /* A reboot resumes from the mark: 251..300 are skipped, never reused. */
+    assert_int_equal(cdev_seq_start(&s, &store, 100, 1), CDEV_OK);
+    assert_int_equal(cdev_seq_next(&s, &seq), CDEV_OK);
+    assert_true(seq == 301 && flash.mark == 401);
+
+    /* A failing save hands out nothing; the next call tries again. */
+    struct mem_flash f2 = {0};
+    struct cdev_seq_store st2 = {mem_load, mem_save, &f2};
+    assert_int_equal(cdev_seq_start(&s, &st2, 2, 5), CDEV_OK);
+    f2.fail_before = true;
+    assert_int_equal(cdev_seq_next(&s, &seq), CDEV_ESTORE);
+    assert_int_equal(cdev_seq_next(&s, &seq), CDEV_OK);
+    assert_true(seq == 5);
+
+    /* Unreadable storage: refuse to start (starting at first_seq again could repeat). */
+    f2.fail_load = CDEV_ESTORE;
+    assert_int_equal(cdev_seq_start(&s, &st2, 2, 5), CDEV_ESTORE);
+    assert_int_equal(cdev_seq_next(&s, &seq), CDEV_ESEQ); /* not started */
+    f2.fail_load = -999;                                  /* any error at all */
+    assert_int_equal(cdev_seq_start(&s, &st2, 2, 5), CDEV_ESTORE);
+
+    /* The end of the range: seqs stop below 2^53, the mark stops at it. */
+    struct mem_flash f3 = {0};
+    struct cdev_seq_store st3 = {mem_load, mem_save, &f3};
+    assert_int_equal(cdev_seq_start(&s, &st3, 100, CDEV_SEQ_MAX - 3), CDEV_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cdev_seq_next(&s, &seq), CDEV_OK);
+    assert_true(seq == CDEV_SEQ_MAX - 1 && f3.mark == CDEV_SEQ_MAX);
+    assert_int_equal(cdev_seq_next(&s, &seq), CDEV_ESEQ);
+    assert_int_equal(cdev_seq_start(&s, &st3, 100, 1), CDEV_ESEQ);
+
+    /* Bad arguments. */
+    assert_int_equal(cdev_seq_start(&s, &store, 0, 1), CDEV_EARG);
+    assert_int_equal(cdev_seq_start(&s, NULL, 10, 1), CDEV_EARG);
+    assert_int_equal(cdev_seq_start(NULL, &store, 10, 1), CDEV_EARG);
+    assert_int_equal(cdev_seq_next(NULL, &seq), CDEV_EARG);
+}
+
+/* 2,000 boots, each handing out a random number of seqs (often none), with power lost at
+ * random: during a save before it wrote, right after it wrote, or between seqs. Across all
+ * boots every seq handed out is higher than every earlier one. */
+static void test_seq_never_repeats_across_reboots(void **state)
+{
+    (void)state;
+    struct test_rng rng = {0xb007};
+    struct mem_flash flash = {0};
+    struct cdev_seq_store store = {mem_load, mem_save, &flash};
+    uint64_t last = 0, handed = 0;
+    bool any = false;
+    for (int boot = 0; boot < 2000; boot++) {
+        struct cdev_seq s;
+        uint32_t block = (uint32_t)(1 + test_rng_below(&rng, 20));
+        assert_int_equal(cdev_seq_start(&s, &store, block, 1), CDEV_OK);
+        size_t n = test_rng_below(&rng, 60);
+        for (size_t i = 0; i < n; i++) {
+            size_t fault = test_rng_below(&rng, 40);
+            flash.fail_before = fault == 0;
+            flash.written_then_cut = fault == 1;
+            uint64_t seq;
+            int rc = cdev_seq_next(&s, &seq);
+            if (rc == CDEV_ESTORE)
+                break; /* the power cut: reboot */
+            assert_int_equal(rc, CDEV_OK);
+            if (any && seq <= last)
+                fail_msg("boot %d: seq %llu after %llu", boot, (unsigned long long)seq,
+                         (unsigned long long)last);
+            last = seq;
+            any = true;
+            handed++;
+        }
+        flash.fail_before = flash.written_then_cut = false;
+    }
+    assert_true(handed > 10000);
+    /* Wasted seqs are bounded by a block per boot. */
+    assert_true(last < handed + 2000 * 21);
+}
+
+/* A device through the whole path: key text, store, clock hook, signed readings that
+ * canary's verifier takes, seq rising by one. */
+static int64_t clock_value;
+static int64_t test_clock(void *ctx)
+{
+    return *(int64_t *)ctx;
+}
+
+static void test_device(void **state)
+{
+    (void)state;
+    struct mem_flash flash = {0};
+    struct cdev_seq_store store = {mem_load, mem_save, &flash};
+    struct cdev_device d;
+    const char *key_text = "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_int_equal(cdev_device_init(&d, "bad id", key_text, &store, 10, 1, NULL, NULL),
+                     CDEV_EDEVICE);
+    assert_int_equal(cdev_device_init(&d, "kitchen-1", "short", &store, 10, 1, NULL, NULL),
+                     CDEV_EKEY);
+    flash.fail_load = CDEV_ESTORE;
+    assert_int_equal(cdev_device_init(&d, "kitchen-1", key_text, &store, 10, 1, NULL, NULL),
+                     CDEV_ESTORE);
+    for (size_t i = 0; i < sizeof d.key; i++)
+        assert_int_equal(d.key[i], 0); /* a failed init leaves no key behind */
+    flash.fail_load = 0;
+    clock_value = 0;
+    assert_int_equal(
+        cdev_device_init(&d, "kitchen-1", key_text, &store, 10, 1, test_clock, &clock_value),
+        CDEV_OK);
+    uint8_t key[CDEV_KEY_LEN];
+    assert_int_equal(cdev_key_parse(key_text, key), CDEV_OK);
+    for (int i = 0; i < 25; i++) {
+        clock_value = i < 3 ? 0 : 1763676000000LL + i; /* SNTP answers after 3 readings */
+        char json[256], tok[512];
+        struct cdev_reading r;
+        assert_int_equal(cdev_device_begin(&d, &r, json, sizeof json), CDEV_OK);
+        assert_int_equal(cdev_reading_add(&r, "gas_ppm", 400 + i), CDEV_OK);
+        long tn = cdev_device_sign(&d, &r, tok, sizeof tok);
+        assert_true(tn > 0);
+        struct jws_limits lim = {.max_payload = 4096, .require_kid = true};
+        struct jws_token t;
+        char err[200], payload[256];
+        assert_int_equal(jws_parse(tok, (size_t)tn, &lim, &t, err, sizeof err), JWS_OK);
+        assert_int_equal(jws_verify_hs256(&t, key, 32), JWS_OK);
+        long pn = jws_payload(&t, payload, sizeof payload);
+        struct ingest_batch b;
+        const struct reading *rd = canaryd_parse(payload, (size_t)pn, &b);
+        assert_string_equal(rd->device, "kitchen-1");
+        assert_true(rd->seq == (uint64_t)i + 1);
+        assert_int_equal(rd->has_ts, i >= 3);
+        if (i >= 3)
+            assert_true(rd->ts_ms == clock_value);
+        ingest_batch_free(&b);
+    }
+    /* A reading that is never signed still used its seq. */
+    char json[256], tok[512];
+    struct cdev_reading r;
+    assert_int_equal(cdev_device_begin(&d, &r, json, sizeof json), CDEV_OK);
+    assert_int_equal(cdev_device_sign(&d, &r, tok, sizeof tok), CDEV_EEMPTY);
+    assert_int_equal(cdev_device_begin(&d, &r, json, sizeof json), CDEV_OK);
+    assert_non_null(strstr(json, "\"seq\":27,"));
+    cdev_device_clear(&d);
+    for (size_t i = 0; i < sizeof d.key; i++)
+        assert_int_equal(d.key[i], 0);
+}
+
+/* A fresh directory for file-store tests. */
+static void temp_dir(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "/tmp/canary-sdk-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_seq_file_store(void **state)
+{
+    (void)state;
+    char dir[64], path[128], cmd[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/seq", dir);
+    struct cdev_seq_file f;
+    assert_int_equal(cdev_seq_file_init(&f, path), CDEV_OK);
+    uint64_t mark = 0;
+    assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_ENOTFOUND);
+    assert_int_equal(cdev_seq_file_save(&f, 4200), CDEV_OK);
+    assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_OK);
+    assert_true(mark == 4200);
+    char text[64] = "";
+    FILE *in = fopen(path, "r");
+    assert_non_null(in);
+    assert_non_null(fgets(text, sizeof text, in));
+    fclose(in);
+    assert_string_equal(text, "4200\n");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(access(f.tmp, F_OK), -1); /* no temporary file left */
+
+    /* A crash while writing the temporary file leaves the old mark in force. */
+    write_file(f.tmp, "99");
+    assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_OK);
+    assert_true(mark == 4200);
+    assert_int_equal(cdev_seq_file_save(&f, 4300), CDEV_OK);
+    assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_OK);
+    assert_true(mark == 4300);
+
+    /* Anything but digits and one newline is refused, not read as 0. */
+    const char *garbage[] = {"",
+                             "\n",
+                             "12",
+                             "12\n\n",
+                             "-1\n",
+                             "1 2\n",
+                             "0x10\n",
+                             "abc\n",
+                             " 12\n",
+                             "12 \n",
+                             "99999999999999999\n",
+                             "9007199254740993\n"};
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        write_file(path, garbage[i]);
+        mark = 77;
+        assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_ESTORE);
+        assert_true(mark == 77);
+    }
+    write_file(path, "9007199254740992\n");
+    assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_OK);
+    assert_true(mark == CDEV_SEQ_MAX);
+    write_file(path, "0\n");
+    assert_int_equal(cdev_seq_file_load(&f, &mark), CDEV_OK);
+    assert_true(mark == 0);
+
+    /* A path that is a directory, or in a directory that does not exist. */
+    struct cdev_seq_file g;
+    assert_int_equal(cdev_seq_file_init(&g, dir), CDEV_OK);
+    assert_int_equal(cdev_seq_file_load(&g, &mark), CDEV_ESTORE);
+    snprintf(cmd, sizeof cmd, "%s/missing/seq", dir);
+    assert_int_equal(cdev_seq_file_init(&g, cmd), CDEV_OK);
+    assert_int_equal(cdev_seq_file_save(&g, 5), CDEV_ESTORE);
+    assert_int_equal(cdev_seq_file_init(&g, ""), CDEV_EARG);
+    char *longp = test_repeat("/tmp/", "x", CDEV_SEQ_FILE_PATH_MAX, "");
+    assert_int_equal(cdev_seq_file_init(&g, longp), CDEV_EARG);
+    free(longp);
+
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Real crashes: a child hands out seqs from the file store (block 7: a save every 7 seqs)
+ * and writes each to a pipe before "sending" it; it is killed with SIGKILL after a random
+ * 0-30 ms, 40 times over. The seqs of all its lives must rise strictly. */
+static void test_seq_file_survives_kill_9(void **state)
+{
+    (void)state;
+    char dir[64], path[128], cmd[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/seq", dir);
+    struct test_rng rng = {0xdead};
+    uint64_t last = 0, total = 0;
+    bool any = false;
+    for (int life = 0; life < 40; life++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            struct cdev_seq_file f;
+            struct cdev_seq s;
+            if (cdev_seq_file_init(&f, path) != CDEV_OK ||
+                cdev_seq_start(&s, &f.store, 7, 1) != CDEV_OK)
+                _exit(2);
+            for (;;) {
+                uint64_t seq;
+                if (cdev_seq_next(&s, &seq) != CDEV_OK)
+                    _exit(3);
+                if (write(fds[1], &seq, sizeof seq) != (ssize_t)sizeof seq)
+                    _exit(4);
+            }
+        }
+        close(fds[1]);
+        struct timespec ts = {0, (long)test_rng_below(&rng, 30000000)};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        uint64_t seq;
+        while (read(fds[0], &seq, sizeof seq) == (ssize_t)sizeof seq) {
+            if (any && seq <= last)
+                fail_msg("life %d: seq %llu after %llu", life, (unsigned long long)seq,
+                         (unsigned long long)last);
+            last = seq;
+            any = true;
+            total++;
+        }
+        close(fds[0]);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    }
+    print_message("kill -9 test: %llu seqs in 40 lives, the last %llu\n", (unsigned long long)total,
+                  (unsigned long long)last);
+    /* The children did hand out seqs across many saves (most kills land in an fsync), and
+     * each life skipped at most a block. */
+    assert_true(total > 80);
+    assert_true(last <= total + 40 * 7);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -714,6 +1077,11 @@ int main(void)
         cmocka_unit_test(test_key_text),
         cmocka_unit_test(test_base64url_matches_canary),
         cmocka_unit_test(test_jws_verifies_with_canary),
+        cmocka_unit_test(test_seq_blocks),
+        cmocka_unit_test(test_seq_never_repeats_across_reboots),
+        cmocka_unit_test(test_device),
+        cmocka_unit_test(test_seq_file_store),
+        cmocka_unit_test(test_seq_file_survives_kill_9),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
