@@ -20,11 +20,14 @@
  *   run canary SPLIT LEARNER ACCURACY MACRO_F1 FIT_MS PREDICT_NS_PER_ROW
  * FIT_MS of a base learner is its final fit on the training rows; the stack's is the whole
  * gas_train (k-fold out-of-fold fits of all three, the meta-learner, the refits).
- * Rows carry each channel's mean over the last --window readings (default: gas.h's, 24) of
- * its class's recording (gas_window_rows; the file holds each class's series in time order).
+ * Rows carry each channel's mean (and with --window-features slope or mean,slope its slope)
+ * over the last --window readings (default: gas.h's, 24) of its class's recording
+ * (gas_window_rows; the file holds each class's series in time order). The cost of the
+ * window itself (gas_stream_push per reading, what canaryd adds to each prediction) is
+ * printed as a comment. --quick skips the determinism retraining and XGBoost's timings.
  * Usage: bench_gas [--seed S] [--test-frac F] [--features raw|logratio|both] [--window N]
- *                  [--rf-trees N] [--rf-depth D] [--gbt-depth D] [--lr-rounds N] [--reps N]
- *                  [--splits FILE] CSV */
+ *                  [--window-features mean|slope|mean,slope] [--rf-trees N] [--rf-depth D]
+ *                  [--gbt-depth D] [--lr-rounds N] [--reps N] [--quick] [--splits FILE] CSV */
 #include "core/clock.h"
 #include "ml/dataset.h"
 #include "ml/gas.h"
@@ -39,7 +42,8 @@
 
 static const char *const inputs[] = {"MQ2", "MQ3", "MQ5", "MQ6", "MQ7", "MQ8", "MQ135"};
 #define N_IN 7
-static size_t L = N_IN; /* values per row: with a window, the readings and their means */
+static size_t L = N_IN; /* values per row: with a window, the readings, means (and slopes) */
+static bool quick;      /* --quick */
 
 /* XGBoost's own single-row prediction of base learner l (XGBoosterPredictFromDense, the
  * in-place path, one row per call) on the n test rows: mean ns per row, the measurement that
@@ -56,9 +60,10 @@ static double xgboost_row_ns(const struct gas_model *m, enum gas_learner l, cons
     XGBoosterSetParam(b, "nthread", "1");
     const size_t F = m->n_features, row_len = gas_row_len(m);
     float *zf = malloc(n * F * sizeof *zf);
-    double z[4 * GAS_MAX_INPUTS];
+    double z[6 * GAS_MAX_INPUTS];
     for (size_t r = 0; r < n; r++) {
-        gas__features(m->params.features, m->n_inputs, m->params.window, x + r * row_len, z);
+        gas__features(m->params.features, m->n_inputs, m->params.window, m->params.window_stats,
+                      x + r * row_len, z);
         for (size_t j = 0; j < F; j++)
             zf[r * F + j] = gas__to_float((z[j] - m->mean[j]) * m->inv_sd[j]);
     }
@@ -122,8 +127,10 @@ static int run_split(const char *name, const struct dataset *d, const double *x,
         return 1;
     }
     /* Determinism: the same rows and seed give the same bundle (creation time aside). */
-    rc = gas_train(xtr, n_tr, N_IN, ytr, d->n_classes, inputs, (const char *const *)d->class_names,
-                   p, source, &m2, NULL, err, sizeof err);
+    rc = quick ? 1
+               : gas_train(xtr, n_tr, N_IN, ytr, d->n_classes, inputs,
+                           (const char *const *)d->class_names, p, source, &m2, NULL, err,
+                           sizeof err);
     if (!rc) {
         void *b1, *b2;
         size_t l1, l2;
@@ -166,9 +173,10 @@ static int run_split(const char *name, const struct dataset *d, const double *x,
         metrics_multiclass_free(&mc);
     }
     /* gblinear has no in-place prediction in XGBoost 1.7: the trees only. */
-    printf("# %s: XGBoost's own one-row prediction (XGBoosterPredictFromDense, one thread): "
-           "rf %.0f ns, gbt %.0f ns per row\n",
-           name, xgboost_row_ns(m, GAS_RF, xte, n_te), xgboost_row_ns(m, GAS_GBT, xte, n_te));
+    if (!quick)
+        printf("# %s: XGBoost's own one-row prediction (XGBoosterPredictFromDense, one thread): "
+               "rf %.0f ns, gbt %.0f ns per row\n",
+               name, xgboost_row_ns(m, GAS_RF, xte, n_te), xgboost_row_ns(m, GAS_GBT, xte, n_te));
     printf("# %s: out-of-fold accuracy rf %.4f lr %.4f gbt %.4f stack %.4f\n", name,
            meta->oof_accuracy[0], meta->oof_accuracy[1], meta->oof_accuracy[2],
            meta->oof_accuracy[3]);
@@ -193,6 +201,13 @@ int main(int argc, char **argv)
             test_frac = atof(argv[++i]);
         else if (!strcmp(argv[i], "--window") && v)
             p.window = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--window-features") && v) {
+            if (!gas_window_stats_parse(argv[++i], &p.window_stats)) {
+                fprintf(stderr, "bench_gas: --window-features is mean, slope or mean,slope\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--quick"))
+            quick = true;
         else if (!strcmp(argv[i], "--rf-trees") && v)
             p.rf_trees = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rf-depth") && v)
@@ -247,12 +262,30 @@ int main(int argc, char **argv)
         y[r] = (int)d.labels[r];
         series[r] = (uint32_t)y[r]; /* each class is one recording, in time order */
     }
-    L = gas_row_len_for(N_IN, p.window);
+    L = gas_row_len_for(N_IN, p.window, p.window_stats);
     free(x);
     x = malloc(n * L * sizeof *x);
-    if (!x || gas_window_rows(p.window, N_IN, raw, n, series, x, err, sizeof err)) {
+    if (!x || gas_window_rows(p.window, p.window_stats, N_IN, raw, n, series, x, err, sizeof err)) {
         fprintf(stderr, "bench_gas: window rows: %s\n", err);
         return 1;
+    }
+    /* The window's own cost per reading: every row pushed through one live stream, reps
+     * times (what canaryd's worker adds to gas_predict_row for each reading). */
+    if (p.window) {
+        struct gas_stream *st = gas_stream_new(N_IN, p.window, p.window_stats);
+        double row[3 * N_IN];
+        volatile double sink = 0;
+        int64_t s0 = clock_mono_ns();
+        for (unsigned rep = 0; st && rep < reps; rep++)
+            for (size_t r = 0; r < n; r++) {
+                gas_stream_push(st, raw + r * N_IN, row);
+                sink += row[L - 1];
+            }
+        (void)sink;
+        printf("# window: gas_stream_push %.0f ns per reading (%s over %u readings)\n",
+               (double)(clock_mono_ns() - s0) / ((double)reps * (double)n),
+               gas_window_stats_name(p.window_stats), p.window);
+        gas_stream_free(st);
     }
     free(raw);
     free(series);
@@ -276,8 +309,9 @@ int main(int argc, char **argv)
         fprintf(f, "\n");
         fclose(f);
     }
-    printf("# gas: %zu rows, %zu classes, features %s, window %u, seed %llu, %u folds\n", n,
-           d.n_classes, gas_features_name(p.features), p.window, (unsigned long long)p.seed,
+    printf("# gas: %zu rows, %zu classes, features %s, window %u (%s), seed %llu, %u folds\n", n,
+           d.n_classes, gas_features_name(p.features), p.window,
+           p.window ? gas_window_stats_name(p.window_stats) : "none", (unsigned long long)p.seed,
            p.folds);
     int rc = run_split("time", &d, x, y, time_test, &p, reps, "gas_train.csv") ||
              run_split("random", &d, x, y, rand_test, &p, reps, "gas_train.csv");

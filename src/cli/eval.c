@@ -539,7 +539,8 @@ static int eval_gas(int argc, char **argv)
                                 .series_column =
                                     meta->series_column[0] ? meta->series_column : NULL,
                                 .order_column = meta->order_column[0] ? meta->order_column : NULL,
-                                .window = gas_model_params(m)->window};
+                                .window = gas_model_params(m)->window,
+                                .window_stats = gas_model_params(m)->window_stats};
     ml_status("reading %s ...", input);
     int rc = gas_table_load(input, &spec, &t, err, sizeof err);
     ml_status_clear();

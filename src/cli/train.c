@@ -373,8 +373,11 @@ static void usage_gas(FILE *out)
             "                            recording per class\n"
             "  --order-column NAME       time order within a series (e.g. 'Serial Number');\n"
             "                            default: the file's order\n"
-            "  --window N                also use each sensor's mean over the series' last N\n"
-            "                            readings (default 24; 0 = the reading alone)\n"
+            "  --window N                window features over the series' last N readings\n"
+            "                            (default 24; 0 = the reading alone)\n"
+            "  --window-features F       which: mean (default), slope, or mean,slope — each\n"
+            "                            sensor's recent mean, and its least-squares slope\n"
+            "                            per reading (relative to the mean with logratio)\n"
             "  --transform T             logratio (default: log-ratios between the sensors,\n"
             "                            robust to a drifting baseline), raw, or raw+logratio\n"
             "\n"
@@ -443,6 +446,10 @@ static int parse_gas_args(int argc, char **argv, struct gas_opts *o, bool *help)
             o->order = v;
         } else if (!strcmp(a, "--window")) {
             rc = ml_parse_u32(CMD, a, v, 0, FEATURE_WINDOW_MAX, &o->params.window);
+        } else if (!strcmp(a, "--window-features")) {
+            if (!gas_window_stats_parse(v, &o->params.window_stats))
+                return ml_bad_usage(CMD, "--window-features is mean, slope or mean,slope, got '%s'",
+                                    v);
         } else if (!strcmp(a, "--transform")) {
             if (!strcmp(v, "logratio"))
                 o->params.features = GAS_FEATURES_LOGRATIO;
@@ -481,6 +488,8 @@ static int parse_gas_args(int argc, char **argv, struct gas_opts *o, bool *help)
                                  "--features A,B,C and --out MODEL");
     if (!strcmp(o->split, "none") && !strcmp(o->final, "train"))
         return ml_bad_usage(CMD, "--final train needs a --split");
+    if ((o->params.window_stats & GAS_WINDOW_SLOPE) && o->params.window < 2)
+        return ml_bad_usage(CMD, "--window-features slope needs --window 2 or more");
     return 0;
 }
 
@@ -583,7 +592,8 @@ static int train_gas(int argc, char **argv)
                                 .n_inputs = o.features.n,
                                 .series_column = o.series,
                                 .order_column = o.order,
-                                .window = o.params.window};
+                                .window = o.params.window,
+                                .window_stats = o.params.window_stats};
     ml_status("reading %s ...", o.input);
     rc = gas_table_load(o.input, &spec, &t, err, sizeof err);
     ml_status_clear();
@@ -640,10 +650,13 @@ static int train_gas(int argc, char **argv)
                ml_thousands(gas_model_meta(m)->n_rows, a, sizeof a), t.n_inputs, t.n_classes);
         for (size_t k = 0; k < t.n_classes; k++)
             printf(" %s", t.class_names[k]);
-        printf("\n  features   %s%s", gas_features_name(o.params.features),
-               o.params.window ? ", with the mean of the last " : "");
+        printf("\n  features   %s", gas_features_name(o.params.features));
         if (o.params.window)
-            printf("%u readings", o.params.window);
+            printf(", with the %s of the last %u readings",
+                   o.params.window_stats == GAS_WINDOW_ALL
+                       ? "mean and slope"
+                       : gas_window_stats_name(o.params.window_stats),
+                   o.params.window);
         printf("\n  stack      random forest %u trees, logistic regression, gradient boosting "
                "%u rounds; %u folds, seed %llu\n",
                o.params.rf_trees, o.params.gbt_rounds, o.params.folds,

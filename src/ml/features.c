@@ -236,6 +236,21 @@ void feature_series_push(struct feature_series *s, int64_t ts_ms, double value, 
     s->last_value = value;
 }
 
+double feature_series_slope(const struct feature_series *s)
+{
+    uint32_t n = s->count;
+    if (n < 2)
+        return 0.0;
+    /* slope = sum (i - c)(v_i - o) / sum (i - c)^2 with c = (n - 1) / 2: the sum of (i - c)
+     * is 0, so subtracting the origin o changes nothing but keeps the products small. */
+    const double *v = ring_values_c(s);
+    double c = (n - 1) / 2.0, num = 0;
+    for (uint32_t i = 0; i < n; i++)
+        num += (i - c) * (v[(s->head + i) % s->window] - s->origin);
+    double den = (double)n * ((double)n * n - 1) / 12.0;
+    return num / den;
+}
+
 void feature_time_of_day(int64_t ts_ms, double *out)
 {
     const int64_t day_ms = 86400000;

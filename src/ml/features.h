@@ -75,6 +75,12 @@ void feature_series_init(struct feature_series *s, uint32_t window);
  * or infinite value is not added (the window is unchanged) and out is filled with NaN. */
 void feature_series_push(struct feature_series *s, int64_t ts_ms, double value, double *out);
 
+/* The least-squares slope of the window's values against their order, in value units per
+ * reading (the newest is the last; pushes of NaN or infinity are not in the window): how
+ * fast the series is moving now. 0 with fewer than two values. O(window) per call, not O(1)
+ * as a push: the gas classifier's window slope (ml/gas.h) calls it once per reading. */
+double feature_series_slope(const struct feature_series *s);
+
 /* True once the series holds `window` values. */
 bool feature_series_warm(const struct feature_series *s);
 

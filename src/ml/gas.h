@@ -16,11 +16,15 @@
  *
  * Rows. The inputs are the sensors' raw values (n_inputs channels, e.g. MQ2..MQ135). With
  * a window (params.window > 0, default 24) a row also carries each channel's mean over the
- * series' last `window` readings (the current one included), computed by ml/features.h —
- * the code the Isolation Forest's window features use — through gas_window_rows (a table in
- * time order) or struct gas_stream (live, one reading at a time), so training and canaryd
- * get the same numbers. A row is then 2 x n_inputs values: the readings, then the means
- * (gas_row_len). A single reading of these sensors is noisy; the recent mean is not.
+ * series' last `window` readings (the current one included) and, with GAS_WINDOW_SLOPE in
+ * params.window_stats, the least-squares slope of those readings (per reading), both
+ * computed by ml/features.h — the code the Isolation Forest's window features use — through
+ * gas_window_rows (a table in time order) or struct gas_stream (live, one reading at a
+ * time), so training and canaryd get the same numbers. A row is the readings, then the
+ * means, then (with the slope) the slopes: gas_row_len_for. A single reading of these
+ * sensors is noisy; the recent mean is not; the slope says where the air is going.
+ * params.window_stats chooses which of the mean and the slope become features (the row
+ * carries the means whenever there is a window: the slope's features are relative to them).
  *
  * Features. The model turns a row into its features itself, in training and in prediction
  * alike, so the two cannot drift apart: GAS_FEATURES_RAW keeps the values; GAS_FEATURES_LOGRATIO
@@ -28,9 +32,11 @@
  * sensors' response, which survives a slow drift of every sensor's baseline that moves raw values
  * out of the training range (docs/GAS.md has the measurements); GAS_FEATURES_BOTH keeps both. The
  * transform applies to the readings and to the means alike. Values <= 0 are clamped to 1e-6 before
- * the log. The features are standardised with the training rows' mean and standard deviation. A
- * missing input (NaN) makes the features that use it NaN: trees take XGBoost's learnt default
- * branch, the linear models treat it as the training mean (0 after standardising).
+ * the log. A slope becomes slope / mean (the relative change per reading, level-free like the
+ * log-ratios) with GAS_FEATURES_LOGRATIO, the slope itself with GAS_FEATURES_RAW, both with
+ * GAS_FEATURES_BOTH. The features are standardised with the training rows' mean and standard
+ * deviation. A missing input (NaN) makes the features that use it NaN: trees take XGBoost's learnt
+ * default branch, the linear models treat it as the training mean (0 after standardising).
  *
  * Prediction does not call XGBoost: the boosters' JSON is compiled into flat node arrays
  * (trees, float comparisons as XGBoost's) and weight matrices, so one reading costs a few
@@ -59,11 +65,17 @@ enum gas_learner { GAS_RF, GAS_LR, GAS_GBT, GAS_N_BASE, GAS_STACK = GAS_N_BASE, 
 
 enum gas_features { GAS_FEATURES_RAW, GAS_FEATURES_LOGRATIO, GAS_FEATURES_BOTH };
 
+/* Window features (params.window_stats, a set of these bits). */
+enum gas_window_stat { GAS_WINDOW_MEAN = 1u << 0, GAS_WINDOW_SLOPE = 1u << 1 };
+#define GAS_WINDOW_ALL (GAS_WINDOW_MEAN | GAS_WINDOW_SLOPE)
+
 struct gas_params {
     enum gas_features features; /* default GAS_FEATURES_LOGRATIO */
     uint32_t window;            /* readings in the recent mean, 0 = none (default 24, the best
                                    of 8..64 on a time split inside the training rows; at most
                                    FEATURE_WINDOW_MAX) */
+    uint32_t window_stats;      /* with a window: the GAS_WINDOW_* features (default
+                                   GAS_WINDOW_MEAN; the slope needs a window of 2 or more) */
     uint64_t seed;              /* default 1 */
     uint32_t folds;             /* out-of-fold folds for the meta-learner, 2..20 (default 5) */
     uint32_t rf_trees;          /* random forest trees (default 50: the stack's held-out
@@ -121,16 +133,17 @@ struct gas_report {
 
 void gas_report_free(struct gas_report *r);
 
-/* Values per row for n_inputs channels and a window (0 or not). */
-static inline size_t gas_row_len_for(size_t n_inputs, uint32_t window)
+/* Values per row for n_inputs channels, a window (0 or not) and its GAS_WINDOW_* features:
+ * the readings, then with a window their means, then with the slope their slopes. */
+static inline size_t gas_row_len_for(size_t n_inputs, uint32_t window, uint32_t window_stats)
 {
-    return window ? 2 * n_inputs : n_inputs;
+    return window ? n_inputs * (2 + ((window_stats & GAS_WINDOW_SLOPE) ? 1 : 0)) : n_inputs;
 }
 
-/* Trains a model on x (n_rows x gas_row_len_for(n_inputs, p->window), row-major) with classes y
- * (n_rows, each in 0..n_classes-1; every class needs at least `folds` rows). input_names and
- * class_names name the columns and classes (copied; at most GAS_NAME_MAX - 1 bytes each).
- * source (may be NULL) goes into the meta. *out receives the model (free with gas_free).
+/* Trains a model on x (n_rows x gas_row_len_for(n_inputs, p->window, p->window_stats), row-major)
+ * with classes y (n_rows, each in 0..n_classes-1; every class needs at least `folds` rows).
+ * input_names and class_names name the columns and classes (copied; at most GAS_NAME_MAX - 1 bytes
+ * each). source (may be NULL) goes into the meta. *out receives the model (free with gas_free).
  * Errors: CANARY_EINVAL (sizes, a class out of range or too rare, a non-finite value when
  * the features cannot hold it, bad params), CANARY_ENOMEM, CANARY_EIO (XGBoost failed:
  * its message is in err). */
@@ -152,6 +165,11 @@ const struct gas_params *gas_model_params(const struct gas_model *m); /* as trai
 const char *gas_learner_name(enum gas_learner l);   /* "random_forest", ..., "stack" */
 const char *gas_features_name(enum gas_features f); /* "raw", "logratio", "raw+logratio" */
 
+/* Parses "mean", "slope" or "mean,slope" (either order) into GAS_WINDOW_* bits; false when
+ * it is none of those. gas_window_stats_name writes the canonical form ("mean,slope"). */
+bool gas_window_stats_parse(const char *s, uint32_t *out);
+const char *gas_window_stats_name(uint32_t stats);
+
 /* Class probabilities of one row x (gas_row_len values: readings in the model's input order,
  * then, with a window, their recent means) by
  * learner `which`, into proba (n_classes, summing to 1). No allocation, no error path:
@@ -170,19 +188,20 @@ void gas_booster_json(const struct gas_model *m, enum gas_learner which, const c
 
 /* ---- window rows (gas_window.c) ---- */
 
-/* Builds rows for a model with this window from readings x (n_rows x n_inputs): out
- * (n_rows x gas_row_len_for(n_inputs, window)) gets each reading, then its channels' means
- * over the last `window` readings of its series. series (may be NULL: one series) gives
- * each row's series (a device; in a labelled file each class's recording); rows of a series
- * must be in time order. window 0 copies x. Returns 0, CANARY_EINVAL or CANARY_ENOMEM. */
-int gas_window_rows(uint32_t window, size_t n_inputs, const double *x, size_t n_rows,
-                    const uint32_t *series, double *out, char *err, size_t errlen);
+/* Builds rows for a model with this window and these GAS_WINDOW_* features from readings x
+ * (n_rows x n_inputs): out (n_rows x gas_row_len_for(n_inputs, window, stats)) gets each
+ * reading, then its channels' means over the last `window` readings of its series, then
+ * (GAS_WINDOW_SLOPE) their slopes. series (may be NULL: one series) gives each row's series
+ * (a device; in a labelled file each class's recording); rows of a series must be in time
+ * order. window 0 copies x. Returns 0, CANARY_EINVAL or CANARY_ENOMEM. */
+int gas_window_rows(uint32_t window, uint32_t stats, size_t n_inputs, const double *x,
+                    size_t n_rows, const uint32_t *series, double *out, char *err, size_t errlen);
 
 /* The live form: one device's recent readings. gas_stream_new returns NULL when out of
- * memory; gas_stream_push adds reading x (n_inputs values) and writes the model's row (the
- * reading and the means, as gas_window_rows) to row. Free with gas_stream_free. */
+ * memory; gas_stream_push adds reading x (n_inputs values) and writes the model's row (as
+ * gas_window_rows) to row. Free with gas_stream_free. */
 struct gas_stream;
-struct gas_stream *gas_stream_new(size_t n_inputs, uint32_t window);
+struct gas_stream *gas_stream_new(size_t n_inputs, uint32_t window, uint32_t stats);
 void gas_stream_push(struct gas_stream *s, const double *x, double *row);
 void gas_stream_free(struct gas_stream *s);
 
@@ -191,7 +210,7 @@ void gas_stream_free(struct gas_stream *s);
 /* What to read: the label column (class names, e.g. "Gas"), the input columns in order,
  * the series column (NULL or the label column: each class's rows are one recording, as in
  * the public gas dataset; else e.g. "device"), an order column (NULL: file order) and the
- * window of the rows (0: readings only). */
+ * window of the rows (0: readings only) with its GAS_WINDOW_* features. */
 struct gas_csv_spec {
     const char *label_column;
     const char *const *inputs;
@@ -199,6 +218,7 @@ struct gas_csv_spec {
     const char *series_column;
     const char *order_column;
     uint32_t window;
+    uint32_t window_stats; /* GAS_WINDOW_*; 0 is read as GAS_WINDOW_MEAN */
 };
 
 /* Rows ready for gas_train / gas_predict, in file order. */

@@ -73,7 +73,7 @@ int gas_table_load(const char *path, const struct gas_csv_spec *s, struct gas_ta
     free(cols);
     if (rc)
         return rc;
-    const size_t n = d.n_rows, I = s->n_inputs, L = gas_row_len_for(I, s->window);
+    const size_t n = d.n_rows, I = s->n_inputs, L = gas_row_len_for(I, s->window, s->window_stats);
     double *raw = malloc(n * I * sizeof *raw), *sorted_rows = malloc(n * L * sizeof *raw);
     uint32_t *series = malloc(n * sizeof *series);
     struct keyed *k = malloc(n * sizeof *k);
@@ -112,7 +112,8 @@ int gas_table_load(const char *path, const struct gas_csv_spec *s, struct gas_ta
         memcpy(raw + i * I, d.x + k[i].r * d.n_cols, I * sizeof *raw);
         series[i] = k[i].series;
     }
-    rc = gas_window_rows(s->window, I, raw, n, series, sorted_rows, err, errlen);
+    rc = gas_window_rows(s->window, s->window_stats ? s->window_stats : GAS_WINDOW_MEAN, I, raw, n,
+                         series, sorted_rows, err, errlen);
     if (rc)
         goto out;
     for (size_t i = 0; i < n; i++)

@@ -56,12 +56,14 @@ static inline float gas__to_float(double v)
     return v > FLT_MAX ? FLT_MAX : v < -FLT_MAX ? -FLT_MAX : (float)v;
 }
 
-/* Features for n_inputs channels, a transform and a window (0 or not). */
-size_t gas__n_features(enum gas_features f, size_t n_inputs, uint32_t window);
+/* Features for n_inputs channels, a transform, a window (0 or not) and its GAS_WINDOW_*
+ * features: the readings' transform, then the means' (GAS_WINDOW_MEAN), then the slopes'
+ * (GAS_WINDOW_SLOPE: slope / mean for log-ratios, the slope for raw, both for both). */
+size_t gas__n_features(enum gas_features f, size_t n_inputs, uint32_t window, uint32_t stats);
 
 /* The unscaled features of one row x (gas_row_len_for values) into out. */
-void gas__features(enum gas_features f, size_t n_inputs, uint32_t window, const double *x,
-                   double *out);
+void gas__features(enum gas_features f, size_t n_inputs, uint32_t window, uint32_t stats,
+                   const double *x, double *out);
 
 /* Compiles json (len bytes) of base learner l into m (forest[l] or lin_w), checking every
  * index against n_features and n_classes. Returns 0 or CANARY_EINVAL / CANARY_ENOMEM. */
@@ -81,6 +83,6 @@ void gas__softmax(double *v, size_t n);
 
 /* An empty model for n_inputs inputs and n_classes classes (arrays allocated, zeroed). */
 struct gas_model *gas__alloc(size_t n_inputs, size_t n_classes, enum gas_features f,
-                             uint32_t window);
+                             uint32_t window, uint32_t stats);
 
 #endif

@@ -1,9 +1,10 @@
 /* gas_io.c — the gas classifier's model bundle: gas_save, gas_save_buffer, gas_load,
  * gas_load_buffer (contract in gas.h, format in docs/GAS.md).
  *
- * Version 1, integers little-endian and fixed-width, doubles as their IEEE-754 bits:
+ * Version 2, integers little-endian and fixed-width, doubles as their IEEE-754 bits:
  *   "CANARYGS", u32 version, u32 0, u64 total size,
- *   u32 inputs, u32 classes, u32 features, u32 feature kind, u32 window,
+ *   u32 inputs, u32 classes, u32 features, u32 feature kind, u32 window, u32 window features
+ *   (GAS_WINDOW_* bits; 0 without a window),
  *   the training parameters (u64 seed, u32 folds, rf trees, rf depth, gbt rounds, gbt depth,
  *   lr rounds, threads; f64 rf subsample, rf colsample, gbt eta, lr lambda, meta C),
  *   the meta (u64 rows, i64 created ms, f64 fit seconds, f64 fit seconds of each base
@@ -14,6 +15,9 @@
  *   f64 mean[features], f64 1/sd[features], f64 meta weights[classes x (3 classes + 1)],
  *   per base learner (random forest, logistic regression, gradient boosting): u64 length
  *   and XGBoost's JSON model, then a CRC-32 (zlib's) of every byte before it.
+ *
+ * Version 1 (the first release) is version 2 without the window features: it is read with
+ * the mean as its window feature when it has a window.
  *
  * Loading trusts nothing: magic, version, the recorded size against the real one and the
  * CRC first, then every count and name before it is used, every number finite, and each
@@ -37,7 +41,7 @@
 #include <zlib.h>
 
 #define GAS_MAGIC   "CANARYGS"
-#define GAS_VERSION 1u
+#define GAS_VERSION 2u
 
 static uint32_t crc_of(const uint8_t *p, size_t len)
 {
@@ -124,6 +128,7 @@ int gas_save_buffer(const struct gas_model *m, void **out, size_t *len, char *er
     put_u32(&b, (uint32_t)F);
     put_u32(&b, (uint32_t)p->features);
     put_u32(&b, p->window);
+    put_u32(&b, p->window_stats);
     put_u64(&b, p->seed);
     put_u32(&b, p->folds);
     put_u32(&b, p->rf_trees);
@@ -268,9 +273,9 @@ static int parse(const uint8_t *buf, size_t len, struct gas_model **out, char *e
     uint32_t version = get_u32(&r);
     (void)get_u32(&r);
     uint64_t total = get_u64(&r);
-    if (version != GAS_VERSION) {
-        canary_errf(err, errlen, "model format version %u; this canary reads version %u", version,
-                    GAS_VERSION);
+    if (version != GAS_VERSION && version != 1) {
+        canary_errf(err, errlen, "model format version %u; this canary reads versions 1 to %u",
+                    version, GAS_VERSION);
         return CANARY_EINVAL;
     }
     if (total != len) {
@@ -289,13 +294,16 @@ static int parse(const uint8_t *buf, size_t len, struct gas_model **out, char *e
     r.left -= 4; /* the CRC */
     uint32_t n_inputs = get_u32(&r), K = get_u32(&r), F = get_u32(&r), kind = get_u32(&r);
     uint32_t window = get_u32(&r);
+    uint32_t stats = version == 1 ? (window ? GAS_WINDOW_MEAN : 0) : get_u32(&r);
     if (r.bad || n_inputs < 1 || n_inputs > GAS_MAX_INPUTS || K < 2 || K > GAS_MAX_CLASSES ||
         kind > GAS_FEATURES_BOTH || window > FEATURE_WINDOW_MAX ||
-        F != gas__n_features((enum gas_features)kind, n_inputs, window)) {
+        (stats & ~(uint32_t)GAS_WINDOW_ALL) || (window && !stats) || (!window && stats) ||
+        ((stats & GAS_WINDOW_SLOPE) && window < 2) ||
+        F != gas__n_features((enum gas_features)kind, n_inputs, window, stats)) {
         canary_errf(err, errlen, "bad sizes in the model header");
         return CANARY_EINVAL;
     }
-    struct gas_model *m = gas__alloc(n_inputs, K, (enum gas_features)kind, window);
+    struct gas_model *m = gas__alloc(n_inputs, K, (enum gas_features)kind, window, stats);
     if (!m)
         return CANARY_ENOMEM;
     int rc = CANARY_EINVAL;

@@ -11,6 +11,7 @@ void gas_params_default(struct gas_params *p)
     memset(p, 0, sizeof *p);
     p->features = GAS_FEATURES_LOGRATIO;
     p->window = 24;
+    p->window_stats = GAS_WINDOW_MEAN;
     p->seed = 1;
     p->folds = 5;
     p->rf_trees = 50;
@@ -27,16 +28,17 @@ void gas_params_default(struct gas_params *p)
 }
 
 struct gas_model *gas__alloc(size_t n_inputs, size_t n_classes, enum gas_features f,
-                             uint32_t window)
+                             uint32_t window, uint32_t stats)
 {
     struct gas_model *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->n_inputs = n_inputs;
     m->n_classes = n_classes;
-    m->n_features = gas__n_features(f, n_inputs, window);
+    m->n_features = gas__n_features(f, n_inputs, window, stats);
     m->params.features = f;
     m->params.window = window;
+    m->params.window_stats = stats;
     m->input_names = calloc(n_inputs, sizeof *m->input_names);
     m->class_names = calloc(n_classes, sizeof *m->class_names);
     m->mean = calloc(m->n_features, sizeof *m->mean);
@@ -80,7 +82,7 @@ const char *gas_input_name(const struct gas_model *m, size_t i)
 
 size_t gas_row_len(const struct gas_model *m)
 {
-    return gas_row_len_for(m->n_inputs, m->params.window);
+    return gas_row_len_for(m->n_inputs, m->params.window, m->params.window_stats);
 }
 
 size_t gas_n_classes(const struct gas_model *m)
@@ -119,6 +121,38 @@ const char *gas_features_name(enum gas_features f)
 {
     static const char *const names[] = {"raw", "logratio", "raw+logratio"};
     return (unsigned)f <= GAS_FEATURES_BOTH ? names[f] : "?";
+}
+
+bool gas_window_stats_parse(const char *s, uint32_t *out)
+{
+    static const struct {
+        const char *text;
+        uint32_t stats;
+    } forms[] = {{"mean", GAS_WINDOW_MEAN},
+                 {"slope", GAS_WINDOW_SLOPE},
+                 {"mean,slope", GAS_WINDOW_ALL},
+                 {"slope,mean", GAS_WINDOW_ALL}};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        if (!strcmp(s, forms[i].text)) {
+            *out = forms[i].stats;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *gas_window_stats_name(uint32_t stats)
+{
+    switch (stats & GAS_WINDOW_ALL) {
+    case GAS_WINDOW_MEAN:
+        return "mean";
+    case GAS_WINDOW_SLOPE:
+        return "slope";
+    case GAS_WINDOW_ALL:
+        return "mean,slope";
+    default:
+        return "none";
+    }
 }
 
 void gas_booster_json(const struct gas_model *m, enum gas_learner which, const char **json,

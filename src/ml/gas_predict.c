@@ -10,10 +10,12 @@
 #include <math.h>
 #include <string.h>
 
-size_t gas__n_features(enum gas_features f, size_t n_inputs, uint32_t window)
+size_t gas__n_features(enum gas_features f, size_t n_inputs, uint32_t window, uint32_t stats)
 {
     size_t per = f == GAS_FEATURES_BOTH ? 2 * n_inputs : n_inputs;
-    return window ? 2 * per : per;
+    if (!window)
+        return per;
+    return per * (1 + ((stats & GAS_WINDOW_MEAN) ? 1 : 0) + ((stats & GAS_WINDOW_SLOPE) ? 1 : 0));
 }
 
 /* Centred log-ratio (Aitchison 1986): log x_i minus the mean log over the inputs. It keeps
@@ -52,12 +54,35 @@ static void transform(enum gas_features f, size_t n_inputs, const double *x, dou
     }
 }
 
-void gas__features(enum gas_features f, size_t n_inputs, uint32_t window, const double *x,
+/* The slopes' features: slope / mean (the relative change per reading; the mean clamped to
+ * 1e-6 as the log-ratios clamp values) for the log-ratio transform, the slope for raw. */
+static void slopes(enum gas_features f, size_t n, const double *mean, const double *slope,
                    double *out)
 {
+    if (f != GAS_FEATURES_LOGRATIO) {
+        memcpy(out, slope, n * sizeof *slope);
+        out += n;
+    }
+    if (f == GAS_FEATURES_RAW)
+        return;
+    for (size_t i = 0; i < n; i++)
+        out[i] = slope[i] / (mean[i] > 1e-6 ? mean[i] : 1e-6);
+}
+
+void gas__features(enum gas_features f, size_t n_inputs, uint32_t window, uint32_t stats,
+                   const double *x, double *out)
+{
+    const size_t per = gas__n_features(f, n_inputs, 0, 0);
     transform(f, n_inputs, x, out);
-    if (window)
-        transform(f, n_inputs, x + n_inputs, out + gas__n_features(f, n_inputs, 0));
+    if (!window)
+        return;
+    out += per;
+    if (stats & GAS_WINDOW_MEAN) {
+        transform(f, n_inputs, x + n_inputs, out);
+        out += per;
+    }
+    if (stats & GAS_WINDOW_SLOPE)
+        slopes(f, n_inputs, x + n_inputs, x + 2 * n_inputs, out);
 }
 
 void gas__softmax(double *v, size_t n)
@@ -150,10 +175,10 @@ static int argmax(const double *p, size_t n)
 int gas_predict_row(const struct gas_model *m, enum gas_learner which, const double *x,
                     double *proba)
 {
-    double z[4 * GAS_MAX_INPUTS];
-    float zf[4 * GAS_MAX_INPUTS];
+    double z[6 * GAS_MAX_INPUTS];
+    float zf[6 * GAS_MAX_INPUTS];
     const size_t F = m->n_features, K = m->n_classes;
-    gas__features(m->params.features, m->n_inputs, m->params.window, x, z);
+    gas__features(m->params.features, m->n_inputs, m->params.window, m->params.window_stats, x, z);
     for (size_t j = 0; j < F; j++) {
         z[j] = (z[j] - m->mean[j]) * m->inv_sd[j];
         zf[j] = gas__to_float(z[j]);

@@ -229,6 +229,13 @@ static int check_args(size_t n_rows, size_t n_inputs, const int *y, size_t n_cla
         canary_errf(err, errlen, "a training parameter is out of range");
         return CANARY_EINVAL;
     }
+    if (p->window && ((p->window_stats & ~(uint32_t)GAS_WINDOW_ALL) || !p->window_stats ||
+                      ((p->window_stats & GAS_WINDOW_SLOPE) && p->window < 2))) {
+        canary_errf(err, errlen,
+                    "window features: mean, slope or both (the slope needs a window of 2 or "
+                    "more)");
+        return CANARY_EINVAL;
+    }
     for (size_t i = 0; i < n_inputs; i++) {
         if (!input_names || !input_names[i] || !*input_names[i] ||
             strlen(input_names[i]) >= GAS_NAME_MAX) {
@@ -341,8 +348,10 @@ int gas_train(const double *x, size_t n_rows, size_t n_inputs, const int *y, siz
     if (rc)
         return rc;
     const int64_t t0 = clock_mono_ns();
-    struct gas_model *m = gas__alloc(n_inputs, n_classes, p.features, p.window);
-    const size_t row_len = gas_row_len_for(n_inputs, p.window);
+    if (!p.window)
+        p.window_stats = 0; /* no window, no window features: one form per model */
+    struct gas_model *m = gas__alloc(n_inputs, n_classes, p.features, p.window, p.window_stats);
+    const size_t row_len = gas_row_len_for(n_inputs, p.window, p.window_stats);
     const size_t F = m ? m->n_features : 0, K = n_classes, D = GAS_N_BASE * K;
     double *z = m ? malloc(n_rows * F * sizeof *z) : NULL;
     float *zf = m ? malloc(n_rows * F * sizeof *zf) : NULL;
@@ -369,12 +378,15 @@ int gas_train(const double *x, size_t n_rows, size_t n_inputs, const int *y, siz
         for (size_t i = 0; i < row_len; i++) {
             if (isinf(x[r * row_len + i])) {
                 canary_errf(err, errlen, "row %zu, input '%s'%s: infinite value", r,
-                            input_names[i % n_inputs], i >= n_inputs ? " (mean)" : "");
+                            input_names[i % n_inputs],
+                            i >= 2 * n_inputs ? " (slope)"
+                            : i >= n_inputs   ? " (mean)"
+                                              : "");
                 rc = CANARY_EINVAL;
                 goto out;
             }
         }
-        gas__features(p.features, n_inputs, p.window, x + r * row_len, z + r * F);
+        gas__features(p.features, n_inputs, p.window, p.window_stats, x + r * row_len, z + r * F);
     }
     for (size_t j = 0; j < F; j++) {
         double sum = 0, sq = 0;

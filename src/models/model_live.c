@@ -43,7 +43,8 @@ static int init_one(struct device_model *m, const struct model_entry *e)
     for (size_t i = 0; i < e->n_features; i++)
         m->vec[i] = NAN;
     if (e->type == MODEL_GAS) {
-        m->stream = gas_stream_new(e->n_metrics, e->window_len);
+        const struct gas_params *gp = gas_model_params(e->gas);
+        m->stream = gas_stream_new(e->n_metrics, gp->window, gp->window_stats);
         m->inputs = malloc(e->n_metrics * sizeof *m->inputs);
         m->proba = malloc(gas_n_classes(e->gas) * sizeof *m->proba);
         return m->stream && m->inputs && m->proba ? CANARY_OK : CANARY_ENOMEM;

@@ -8,6 +8,7 @@
  * the sanitizers too. Every buffer given to gas_load_buffer sits in a heap block of exactly
  * its length, so the sanitizer build catches any read past its end. */
 #include "core/error.h"
+#include "ml/features.h"
 #include "ml/gas.h"
 #include "ml/gas_internal.h"
 #include "unit_support.h"
@@ -149,7 +150,7 @@ static void test_matches_xgboost(void **state)
     assert_non_null(z);
     assert_non_null(zf);
     for (size_t r = 0; r < N; r++) {
-        gas__features(p.features, N_IN, 0, x + r * N_IN, z + r * F);
+        gas__features(p.features, N_IN, 0, 0, x + r * N_IN, z + r * F);
         if (r == 7)
             z[r * F + 2] = NAN; /* a missing value takes the default branch in both */
         for (size_t j = 0; j < F; j++) {
@@ -489,9 +490,9 @@ static void test_bundle_bad_headers(void **state)
     assert_non_null(strstr(err, "not a canary gas model"));
     uint8_t *copy = malloc(b->len);
     memcpy(copy, b->bytes, b->len);
-    copy[8] = 2; /* version 2 */
+    copy[8] = 3; /* version 3: from a later canary */
     assert_int_equal(gas_load_buffer(copy, b->len, &m, err, sizeof err), CANARY_EINVAL);
-    assert_non_null(strstr(err, "version 2"));
+    assert_non_null(strstr(err, "version 3"));
     memcpy(copy, b->bytes, b->len);
     copy[b->len - 1] ^= 1;
     assert_int_equal(gas_load_buffer(copy, b->len, &m, err, sizeof err), CANARY_EINVAL);
@@ -608,7 +609,7 @@ static void test_window_rows(void **state)
     const uint32_t series[] = {0, 1, 0, 1, 0, 1, 0};
     double out[7 * 4];
     char err[128];
-    assert_int_equal(gas_window_rows(3, 2, x, 7, series, out, err, sizeof err), 0);
+    assert_int_equal(gas_window_rows(3, GAS_WINDOW_MEAN, 2, x, 7, series, out, err, sizeof err), 0);
     /* Series 0 readings: (1,10) (2,20) (3,30) (4,40); means over the last 3. */
     assert_true(fabs(out[0 * 4 + 2] - 1) < 1e-12 && fabs(out[0 * 4 + 3] - 10) < 1e-12);
     assert_true(fabs(out[4 * 4 + 2] - 2) < 1e-12 && fabs(out[4 * 4 + 3] - 20) < 1e-12);
@@ -616,7 +617,7 @@ static void test_window_rows(void **state)
     assert_true(out[6 * 4 + 0] == 4 && out[6 * 4 + 1] == 40);
     assert_true(fabs(out[5 * 4 + 2] - 200) < 1e-9); /* series 1: 100, 200, 300 */
     /* The live stream gives the same rows. */
-    struct gas_stream *s = gas_stream_new(2, 3);
+    struct gas_stream *s = gas_stream_new(2, 3, GAS_WINDOW_MEAN);
     assert_non_null(s);
     double row[4];
     for (int r = 0; r < 7; r += 2) {
@@ -624,7 +625,56 @@ static void test_window_rows(void **state)
         assert_memory_equal(row, out + r * 4, sizeof row);
     }
     gas_stream_free(s);
-    assert_int_equal(gas_window_rows(5000, 2, x, 7, NULL, out, err, sizeof err), CANARY_EINVAL);
+    assert_int_equal(gas_window_rows(5000, GAS_WINDOW_MEAN, 2, x, 7, NULL, out, err, sizeof err),
+                     CANARY_EINVAL);
+}
+
+/* The slope: a series' least-squares slope per reading over its window, from features.c,
+ * the same in a table and live; NaN readings stay out of the window. */
+static void test_window_slope(void **state)
+{
+    (void)state;
+    /* One channel: 1, 3, 5, 7 (slope 2), then 7 (window 3 holds 5, 7, 7: slope 1), a NaN
+     * (the window is unchanged, the row's mean and slope NaN), then 10 (7, 7, 10: 1.5). The
+     * other channel is constant (slope 0). */
+    const double x[] = {1, 9, 3, 9, 5, 9, 7, 9, 7, 9, NAN, 9, 10, 9};
+    const double want[] = {0, 2, 2, 2, 1, NAN, 1.5};
+    enum { R = 7, L = 6 };
+    double out[R * L];
+    char err[128];
+    assert_int_equal(gas_window_rows(3, GAS_WINDOW_ALL, 2, x, R, NULL, out, err, sizeof err), 0);
+    for (int r = 0; r < R; r++) {
+        double slope = out[r * L + 4];
+        if (isnan(want[r]) ? !isnan(slope) : fabs(slope - want[r]) > 1e-12)
+            fail_msg("row %d: slope %g, expected %g", r, slope, want[r]);
+        if (r != 5)
+            assert_true(out[r * L + 5] == 0);
+    }
+    assert_true(fabs(out[6 * L + 2] - 8) < 1e-12); /* the mean of 7, 7, 10 */
+    struct gas_stream *s = gas_stream_new(2, 3, GAS_WINDOW_ALL);
+    assert_non_null(s);
+    double row[L];
+    for (int r = 0; r < R; r++) {
+        gas_stream_push(s, x + r * 2, row);
+        for (int i = 0; i < L; i++)
+            if (!(row[i] == out[r * L + i] || (isnan(row[i]) && isnan(out[r * L + i]))))
+                fail_msg("row %d value %d: stream %g, table %g", r, i, row[i], out[r * L + i]);
+    }
+    gas_stream_free(s);
+    /* Far from zero (a baseline of 1e9): the slope keeps its digits. */
+    struct feature_series *fs = malloc(feature_series_size(16));
+    feature_series_init(fs, 16);
+    double f[FEATURES_PER_SERIES];
+    for (int i = 0; i < 40; i++)
+        feature_series_push(fs, 0, 1e9 + 0.25 * i, f);
+    assert_true(fabs(feature_series_slope(fs) - 0.25) < 1e-9);
+    free(fs);
+    /* The parameters: a slope needs a window of 2 or more; no features with a window is
+     * refused, unknown bits too. */
+    assert_true(gas_window_stats_parse("slope,mean", &(uint32_t){0}));
+    assert_false(gas_window_stats_parse("median", &(uint32_t){0}));
+    assert_false(gas_window_stats_parse("", &(uint32_t){0}));
+    assert_string_equal(gas_window_stats_name(GAS_WINDOW_ALL), "mean,slope");
 }
 
 /* A model with a window reads rows of readings and means. */
@@ -638,10 +688,12 @@ static void test_window_model(void **state)
     for (int r = 0; r < N; r++)
         series[r] = (uint32_t)y[r];
     char err[128];
-    assert_int_equal(gas_window_rows(8, N_IN, x, N, series, rows, err, sizeof err), 0);
+    assert_int_equal(gas_window_rows(8, GAS_WINDOW_MEAN, N_IN, x, N, series, rows, err, sizeof err),
+                     0);
     struct gas_params p;
     small_params(&p);
     p.window = 8;
+    p.window_stats = GAS_WINDOW_MEAN;
     struct gas_model *m = train_or_fail(rows, N, y, &p, NULL);
     assert_int_equal(gas_row_len(m), 2 * N_IN);
     assert_true(accuracy(m, GAS_STACK, rows, N, y) > 0.95);
@@ -651,10 +703,69 @@ static void test_window_model(void **state)
     struct gas_model *m2;
     assert_int_equal(gas_load_buffer(buf, len, &m2, err, sizeof err), 0);
     assert_int_equal(gas_model_params(m2)->window, 8);
+    assert_int_equal(gas_model_params(m2)->window_stats, GAS_WINDOW_MEAN);
     assert_int_equal(gas_row_len(m2), 2 * N_IN);
-    free(buf);
     gas_free(m2);
+
+    /* A version-1 bundle (before the window features were recorded: no u32 after the window,
+     * at byte 44) still loads, as a window with the mean. */
+    uint8_t *v1 = malloc(len - 4);
+    memcpy(v1, buf, 44);
+    memcpy(v1 + 44, (uint8_t *)buf + 48, len - 48);
+    size_t v1_len = len - 4;
+    v1[8] = 1; /* version */
+    for (int i = 0; i < 8; i++)
+        v1[16 + i] = (uint8_t)((uint64_t)v1_len >> (8 * i));
+    uint32_t crc = (uint32_t)crc32(0, v1, (uInt)(v1_len - 4));
+    for (int i = 0; i < 4; i++)
+        v1[v1_len - 4 + i] = (uint8_t)(crc >> (8 * i));
+    assert_int_equal(gas_load_buffer(v1, v1_len, &m2, err, sizeof err), 0);
+    assert_int_equal(gas_model_params(m2)->window_stats, GAS_WINDOW_MEAN);
+    double pa[4], pb[4];
+    for (int r = 0; r < N; r += 17) {
+        gas_predict_row(m, GAS_STACK, rows + r * 2 * N_IN, pa);
+        gas_predict_row(m2, GAS_STACK, rows + r * 2 * N_IN, pb);
+        assert_memory_equal(pa, pb, gas_n_classes(m) * sizeof *pa);
+    }
+    gas_free(m2);
+    free(v1);
+    free(buf);
     gas_free(m);
+
+    /* The slope: rows of readings, means and slopes; trained, saved, loaded alike. */
+    double *rows3 = malloc(N * 3 * N_IN * sizeof *rows3);
+    assert_int_equal(gas_window_rows(8, GAS_WINDOW_ALL, N_IN, x, N, series, rows3, err, sizeof err),
+                     0);
+    for (uint32_t stats = GAS_WINDOW_SLOPE; stats <= GAS_WINDOW_ALL; stats++) {
+        p.window_stats = stats;
+        m = train_or_fail(rows3, N, y, &p, NULL);
+        assert_int_equal(gas_row_len(m), 3 * N_IN);
+        assert_int_equal(m->n_features, (stats == GAS_WINDOW_ALL ? 3 : 2) * N_IN);
+        assert_int_equal(gas_save_buffer(m, &buf, &len, err, sizeof err), 0);
+        assert_int_equal(gas_load_buffer(buf, len, &m2, err, sizeof err), 0);
+        assert_int_equal(gas_model_params(m2)->window_stats, stats);
+        for (int r = 0; r < N; r += 13) {
+            gas_predict_row(m, GAS_STACK, rows3 + r * 3 * N_IN, pa);
+            gas_predict_row(m2, GAS_STACK, rows3 + r * 3 * N_IN, pb);
+            assert_memory_equal(pa, pb, gas_n_classes(m) * sizeof *pa);
+        }
+        free(buf);
+        gas_free(m2);
+        gas_free(m);
+    }
+    /* Refused: no window feature, an unknown one, a slope over a window of 1. */
+    struct gas_model *bad = NULL;
+    const uint32_t refused[][2] = {{8, 0}, {8, 4}, {1, GAS_WINDOW_SLOPE}};
+    for (size_t i = 0; i < 3; i++) {
+        p.window = refused[i][0];
+        p.window_stats = refused[i][1];
+        assert_int_equal(gas_train(rows3, N, N_IN, y, N_CLS, in_names, cls_names, &p, NULL, &bad,
+                                   NULL, err, sizeof err),
+                         CANARY_EINVAL);
+        assert_null(bad);
+        assert_non_null(strstr(err, "window features"));
+    }
+    free(rows3);
 }
 
 int main(void)
@@ -664,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_stacking_no_leakage), cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_bad_inputs),          cmocka_unit_test(test_splits),
         cmocka_unit_test(test_window_rows),         cmocka_unit_test(test_window_model),
+        cmocka_unit_test(test_window_slope),
     };
     const struct CMUnitTest bundle_tests[] = {
         cmocka_unit_test(test_bundle_roundtrip),

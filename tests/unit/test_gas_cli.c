@@ -175,6 +175,53 @@ static void test_bad_usage(void **state)
     assert_int_equal(run(cmd_train, bad_model), 2);
     const char *eval_no_input[] = {"eval", "--model", d->model, NULL};
     assert_int_equal(run(cmd_eval, eval_no_input), 2);
+    /* Window features: an unknown one, an empty list, a slope over one reading. */
+    const char *bad_wf[][2] = {{"8", "median"}, {"8", ""}, {"8", "mean,mean"}, {"1", "slope"}};
+    for (size_t i = 0; i < sizeof bad_wf / sizeof bad_wf[0]; i++) {
+        const char *args[] = {"train",      "--model",        "gas",        "--input",
+                              d->csv,       "--label-column", "Gas",        "--features",
+                              "MQ2,MQ3",    "--window",       bad_wf[i][0], "--window-features",
+                              bad_wf[i][1], "--out",          d->model,     NULL};
+        assert_int_equal(run(cmd_train, args), 2);
+    }
+}
+
+/* --window-features mean,slope: trained, kept in the bundle, and eval builds the same rows
+ * from the file (the model's own window features). */
+static void test_window_slope(void **state)
+{
+    struct dir *d = *state;
+    const char *train[] = {"train",
+                           "--model",
+                           "gas",
+                           "--input",
+                           d->csv,
+                           "--label-column",
+                           "Gas",
+                           "--features",
+                           "MQ2,MQ3,MQ5,MQ7",
+                           "--order-column",
+                           "Serial Number",
+                           "--window",
+                           "8",
+                           "--window-features",
+                           "mean,slope",
+                           "--folds",
+                           "3",
+                           "--output",
+                           d->model,
+                           "--quiet",
+                           NULL};
+    assert_int_equal(run(cmd_train, train), 0);
+    struct gas_model *m = NULL;
+    char err[256];
+    assert_int_equal(gas_load(d->model, &m, err, sizeof err), 0);
+    assert_int_equal(gas_model_params(m)->window_stats, GAS_WINDOW_ALL);
+    assert_int_equal(gas_row_len(m), 3 * 4);
+    assert_true(gas_model_meta(m)->eval_accuracy > 0.9);
+    gas_free(m);
+    const char *eval[] = {"eval", "--model", d->model, "--input", d->csv, NULL};
+    assert_int_equal(run(cmd_eval, eval), 0);
 }
 
 int main(void)
@@ -182,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_and_eval),
         cmocka_unit_test(test_bad_usage),
+        cmocka_unit_test(test_window_slope),
     };
     return cmocka_run_group_tests_name("gas cli", tests, setup, teardown);
 }

@@ -208,7 +208,8 @@ static void train_gas(const char *path)
         gas_sample(y[r], &rng, x + 2 * r);
     }
     char err[256];
-    assert_int_equal(gas_window_rows(WIN, 2, x, 2 * ROWS, series, rows, err, sizeof err), 0);
+    assert_int_equal(
+        gas_window_rows(WIN, GAS_WINDOW_MEAN, 2, x, 2 * ROWS, series, rows, err, sizeof err), 0);
     struct gas_params p;
     gas_params_default(&p);
     p.window = WIN;
