@@ -3,8 +3,9 @@
  *       raw readings in a time range (default: the last hour, newest first, 1000 at most);
  *       with &points=N (and a metric): N buckets with count/min/max/avg for a chart, and
  *       the metric's alert limits to draw
- *   GET /api/v1/devices/<id>/latest    the newest value of each metric of a device
- *   GET /api/v1/latest                 the same for every device
+ *   GET /api/v1/devices/<id>/latest    the newest value of each metric of a device, and
+ *                                      each gas classifier's newest class probabilities
+ *   GET /api/v1/latest                 the newest values of every device (no models)
  *   GET /api/v1/maxima, /api/v1/devices/<id>/maxima
  *                                      the highest and lowest values recorded per metric */
 #include "api/api.h"
@@ -12,6 +13,8 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/metric.h"
+#include "models/model_latest.h"
+#include "models/models.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -216,6 +219,38 @@ static void on_series(void *arg, const struct store_series *ser)
     cJSON_AddItemToObject(cJSON_GetObjectItem(c->current, "metrics"), ser->metric, o);
 }
 
+/* {"<model>": {"type": "gas", "ts_ms", "class", "probability", "probabilities": {class: p}}}
+ * for each gas classifier that has classified a reading of the device since it was loaded
+ * (model_latest.h: kept in memory; the stored values hold only the winning class). */
+static cJSON *predictions_json(struct request *req, const char *device)
+{
+    cJSON *o = cJSON_CreateObject();
+    struct model_set *set = models_acquire(pipeline_models(req->api->pipeline));
+    double proba[GAS_MAX_CLASSES];
+    for (size_t i = 0; set != NULL && i < set->n; i++) {
+        const struct model_entry *e = &set->entries[i];
+        int64_t ts;
+        if (e->type != MODEL_GAS || e->latest == NULL ||
+            !model_latest_get(e->latest, device, &ts, proba))
+            continue;
+        size_t best = 0, K = gas_n_classes(e->gas);
+        cJSON *m = cJSON_AddObjectToObject(o, e->name);
+        cJSON_AddStringToObject(m, "type", "gas");
+        cJSON_AddNumberToObject(m, "ts_ms", (double)ts);
+        cJSON *all = cJSON_CreateObject();
+        for (size_t k = 0; k < K; k++) {
+            best = proba[k] > proba[best] ? k : best;
+            cJSON_AddNumberToObject(all, gas_class_name(e->gas, k), round(proba[k] * 1e6) / 1e6);
+        }
+        cJSON_AddStringToObject(m, "class", gas_class_name(e->gas, best));
+        cJSON_AddNumberToObject(m, "probability", round(proba[best] * 1e6) / 1e6);
+        cJSON_AddItemToObject(m, "probabilities", all);
+    }
+    if (set != NULL)
+        model_set_release(set);
+    return o;
+}
+
 static enum MHD_Result series_answer(struct request *req, const char *device, bool maxima)
 {
     static const char *const params[] = {NULL};
@@ -243,6 +278,7 @@ static enum MHD_Result series_answer(struct request *req, const char *device, bo
             cJSON_AddStringToObject(root, "device", device);
             cJSON_AddObjectToObject(root, "metrics");
         }
+        cJSON_AddItemToObject(root, "models", predictions_json(req, device));
         cJSON_Delete(c.devices);
         return api_respond_json(req, 200, root, NULL);
     }

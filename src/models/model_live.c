@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "ml/features.h"
+#include "models/model_latest.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -125,12 +126,14 @@ static bool feed_gas(struct device_model *m, const struct reading *r)
     return true;
 }
 
-/* Classifies the row in m->vec (model_result's gas fields). */
-static struct model_result classify(struct device_model *m)
+/* Classifies the row in m->vec (model_result's gas fields), and leaves every class's
+ * probability as the device's latest for the API (model_latest.h). */
+static struct model_result classify(struct device_model *m, const struct reading *r)
 {
     const struct model_entry *e = m->entry;
     struct model_result res = {.entry = e, .danger_class = -1};
     res.gas_class = gas_predict_row(e->gas, GAS_STACK, m->vec, m->proba);
+    (void)model_latest_put(e->latest, r->device, r->ts_ms, m->proba); /* ENOMEM: stale, no harm */
     res.gas_prob = m->proba[res.gas_class];
     for (size_t k = 0; k < gas_n_classes(e->gas); k++) {
         if (e->dangerous[k] && (res.danger_class < 0 || m->proba[k] > m->proba[res.danger_class]))
@@ -183,7 +186,7 @@ size_t device_models_score(struct device_models *dm, const struct reading *r,
             continue;
         struct model_result res;
         if (e->type == MODEL_GAS)
-            res = classify(m);
+            res = classify(m, r);
         else
             res = (struct model_result){.entry = e,
                                         .score = iforest_score_row(e->forest, m->vec),

@@ -9,6 +9,7 @@
 #include "core/metric.h"
 #include "decide/alert.h"
 #include "ml/features.h"
+#include "models/model_latest.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -214,6 +215,11 @@ static int setup_gas(struct model_entry *e, const struct canary_config *cfg, cha
     e->window_len = gp->window;
     derived_name(e->class_metric, sizeof e->class_metric, "gas_class_", def->name);
     derived_name(e->prob_metric, sizeof e->prob_metric, "gas_prob_", def->name);
+    e->latest = model_latest_new(gas_n_classes(g));
+    if (e->latest == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return CANARY_ENOMEM;
+    }
     return CANARY_OK;
 }
 
@@ -288,6 +294,7 @@ static void free_entries(struct model_entry *e, size_t n)
     for (size_t i = 0; i < n; i++) {
         iforest_free(e[i].forest);
         gas_free(e[i].gas);
+        model_latest_free(e[i].latest);
     }
     free(e);
 }

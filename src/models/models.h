@@ -34,6 +34,8 @@
 
 #define MODEL_MAX_METRICS 32
 
+struct model_latest;
+
 /* What a model file holds (told apart by the file's magic). */
 enum model_type {
     MODEL_IFOREST, /* an Isolation Forest (ml/iforest.h): an anomaly score */
@@ -58,8 +60,10 @@ struct model_entry {
     int alert_kind; /* enum alert_kind: ALERT_KIND_GAS_LEAK or ALERT_KIND_FIRE */
     char class_metric[READING_METRIC_BUF]; /* "gas_class_<name>" */
     char prob_metric[READING_METRIC_BUF];  /* "gas_prob_<name>" */
-    bool window;                           /* window features (else raw) */
-    uint32_t window_len;                   /* readings per window */
+    struct model_latest *latest; /* MODEL_GAS: each device's newest class probabilities, for
+                                    the API (model_latest.h; owned, empty after a reload) */
+    bool window;                 /* window features (else raw) */
+    uint32_t window_len;         /* readings per window */
     size_t n_metrics;
     char metrics[MODEL_MAX_METRICS][READING_METRIC_BUF];
     size_t n_features;

@@ -204,6 +204,42 @@ static void stored_class(struct daemon *d, const char *device, int i, double *cl
     cJSON_Delete(j);
 }
 
+/* GET /api/v1/devices/<id>/latest: the model's newest prediction with every class's
+ * probability (kept in memory, not stored); *cls gets the class name ("" when none). */
+static void latest_prediction(struct daemon *d, const char *device, char *cls, size_t len,
+                              double *prob)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/devices/%s/latest", device);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(d, path, &j), 200);
+    cJSON *models = cJSON_GetObjectItem(j, "models");
+    assert_true(cJSON_IsObject(models));
+    cJSON *m = cJSON_GetObjectItem(models, "kgas");
+    cls[0] = '\0';
+    *prob = NAN;
+    if (m != NULL) {
+        assert_string_equal(cJSON_GetObjectItem(m, "type")->valuestring, "gas");
+        assert_true(json_number(m, "ts_ms") > 0);
+        snprintf(cls, len, "%s", cJSON_GetObjectItem(m, "class")->valuestring);
+        *prob = json_number(m, "probability");
+        cJSON *all = cJSON_GetObjectItem(m, "probabilities");
+        assert_int_equal(cJSON_GetArraySize(all), 4);
+        double sum = 0, best = 0;
+        cJSON *p;
+        cJSON_ArrayForEach(p, all)
+        {
+            assert_true(p->valuedouble >= 0 && p->valuedouble <= 1);
+            sum += p->valuedouble;
+            best = p->valuedouble > best ? p->valuedouble : best;
+        }
+        assert_true(fabs(sum - 1) < 1e-5);
+        assert_true(best == *prob);
+        assert_true(json_number(all, cls) == *prob);
+    }
+    cJSON_Delete(j);
+}
+
 /* Clean air: classified NoGas, stored, no alert. Smoke: one gas_leak alert after three
  * readings in a row, naming the class and the probability. Another device the model does
  * not apply to gets no class. */
@@ -225,8 +261,15 @@ static void test_classes_stored_and_alert(void **state)
     stored_class(d, "kitchen-1", i - 1, &cls, &prob);
     assert_true(cls == 1); /* classes sorted: Mixture, NoGas, Perfume, Smoke */
     assert_true(prob > 0.5 && prob <= 1);
+    char name[32];
+    double p;
+    latest_prediction(d, "kitchen-1", name, sizeof name, &p);
+    assert_string_equal(name, "NoGas");
+    assert_true(fabs(p - prob) < 1e-5); /* the stored winner's probability */
     stored_class(d, "hall-1", i - 1, &cls, &prob);
     assert_true(isnan(cls) && isnan(prob));
+    latest_prediction(d, "hall-1", name, sizeof name, &p);
+    assert_string_equal(name, "");
 
     for (int k = 0; k < 20; k++, i++)
         send_row(d, "kitchen-1", i, smoke[k]);
@@ -239,6 +282,9 @@ static void test_classes_stored_and_alert(void **state)
     stored_class(d, "kitchen-1", i - 1, &cls, &prob);
     assert_true(cls == 3);
     assert_true(prob >= 0.9);
+    latest_prediction(d, "kitchen-1", name, sizeof name, &p);
+    assert_string_equal(name, "Smoke");
+    assert_true(fabs(p - prob) < 1e-5);
 
     struct alert_wait other = {d, "hall-1", 0, "", ""};
     assert_false(gas_alert_open(&other));
