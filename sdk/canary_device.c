@@ -292,6 +292,7 @@ int cdev_reading_begin(struct cdev_reading *r, char *buf, size_t cap, const char
         return CDEV_EVALUE;
     r->buf = buf;
     r->cap = cap;
+    r->seq = seq;
     /* The id needs no escaping (checked above), but it goes through the escaper all the
      * same: one code path for every string. */
     char id[CDEV_MAX_DEVICE_LEN + 3];

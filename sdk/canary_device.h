@@ -98,8 +98,10 @@ long cdev_json_number(double v, char *out, size_t cap);
 
 /* ---- a reading --------------------------------------------------------------------------- */
 
-/* A reading being built in a caller's buffer. Fields are private to the library. */
+/* A reading being built in a caller's buffer. Fields are private to the library, except
+ * seq, which a caller may read (to log it). */
 struct cdev_reading {
+    uint64_t seq;       /* the reading's seq */
     char *buf;          /* the caller's buffer */
     size_t cap;         /* its size */
     size_t len;         /* JSON written so far, without the closing "}}" */
@@ -136,6 +138,10 @@ int cdev_reading_add_flag(struct cdev_reading *r, const char *metric, bool on);
 long cdev_reading_end(struct cdev_reading *r);
 
 /* ---- keys and signatures ----------------------------------------------------------------- */
+
+/* Overwrites n bytes of p with zeros in a way the compiler may not drop (keys, key text,
+ * hash state; canary_sha256.c). */
+void cdev_wipe(void *p, size_t n);
 
 /* Decodes the 43-character key text (exactly; no whitespace, no padding) into key.
  * Returns CDEV_OK or CDEV_EKEY (key is then zeroed). */

@@ -27,8 +27,4 @@ int cdev_sha256(const void *data, size_t len, uint8_t out[CDEV_SHA256_LEN]);
 int cdev_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
                      uint8_t out[CDEV_SHA256_LEN]);
 
-/* Overwrites n bytes of p with zeros in a way the compiler may not drop (for keys and
- * intermediate hash state). */
-void cdev_wipe(void *p, size_t n);
-
 #endif
