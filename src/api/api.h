@@ -31,6 +31,7 @@ struct store_pool {
 /* What every handler may use. */
 struct api_ctx {
     const struct canary_config *cfg;
+    bool https; /* the server speaks only HTTPS (http.tls_cert): cookies get Secure */
     struct pipeline *pipeline;
     struct mqtt *mqtt; /* NULL-safe: mqtt.h functions report MQTT as disabled */
     struct store_pool readers;

@@ -12,6 +12,7 @@
 #include "api/http.h"
 
 #include "api/api.h"
+#include "api/http_tls.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -44,6 +45,7 @@ struct http_server {
     pthread_cond_t reaper_wake;
     bool reaper_stop;
     _Atomic unsigned active; /* requests in progress */
+    struct http_tls tls;     /* HTTPS certificate and key (http_tls.h); off when not set */
 };
 
 struct route {
@@ -422,6 +424,7 @@ static void free_server(struct http_server *srv)
     pthread_mutex_destroy(&srv->watch_lock);
     pthread_mutex_destroy(&srv->reaper_lock);
     pthread_cond_destroy(&srv->reaper_wake);
+    http_tls_free(&srv->tls);
     free(srv);
 }
 
@@ -471,6 +474,12 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
     pthread_mutex_init(&srv->reaper_lock, NULL);
     pthread_cond_init(&srv->reaper_wake, NULL);
     pthread_mutex_init(&srv->api.admin_lock, NULL);
+    int tls_rc = http_tls_load(&srv->tls, cfg, err, errlen);
+    if (tls_rc != 0) {
+        free_server(srv);
+        return tls_rc;
+    }
+    srv->api.https = srv->tls.enabled;
     store_pool_init(&srv->api.readers, cfg);
     struct store_options admin = srv->api.readers.opt;
     admin.read_only = false;
@@ -490,7 +499,7 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cfg->http.threads ? cfg->http.threads : (unsigned)(cores > 0 ? cores : 1);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) | http_tls_flags(&srv->tls);
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
@@ -498,7 +507,7 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
         cfg->http.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, cfg->http.idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, srv->tls.options, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->http.listen,
                  errno ? strerror(errno) : "libmicrohttpd refused the options");
@@ -513,7 +522,8 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
         snprintf(err, errlen, "cannot start the connection reaper");
         return CANARY_ENOMEM;
     }
-    log_info("http.listening", "address=%s port=%u threads=%u", host, srv->port, threads);
+    log_info("http.listening", "address=%s port=%u threads=%u tls=%s", host, srv->port, threads,
+             srv->tls.enabled ? "true" : "false");
     *out = srv;
     return CANARY_OK;
 }

@@ -81,6 +81,15 @@ static const struct key_def key_table[] = {
     UINT("http", "request_timeout_s", http.request_timeout_s, "30", 1, 3600,
          "A request's body must arrive within this time after its headers."),
     BOOL("http", "request_log", http.request_log, "false", "Write one log line per request."),
+    STR("http", "tls_cert", http.tls_cert, "",
+        "PEM certificate file (the server's first, then any intermediates). When set, the "
+        "API, dashboard and ingest are served over HTTPS only (TLS 1.2 and 1.3). `canary cert` "
+        "makes a self-signed pair (docs/HARDENING.md)."),
+    STR("http", "tls_key", http.tls_key, "",
+        "PEM private key of http.tls_cert (keep it mode 0600)."),
+    SECRET("http", "tls_key_password", http.tls_key_password,
+           "Secret. Password of an encrypted http.tls_key. Set via CANARY_HTTP_TLS_KEY_PASSWORD "
+           "or http.tls_key_password_file (mode 0600)."),
 
     UINT("ingest", "max_batch", ingest.max_batch, "10000", 1, 1000000,
          "Readings in one request; more gets 413."),

@@ -126,6 +126,11 @@ struct canary_config {
         unsigned header_timeout_s;       /* a request's headers must arrive within this */
         unsigned request_timeout_s;      /* a request's body must arrive within this */
         bool request_log;                /* one log line per request */
+
+        /* HTTPS (api/http_tls.h): only TLS is spoken when tls_cert is set. */
+        char tls_cert[CONFIG_PATH_MAX];        /* PEM certificate (chain) */
+        char tls_key[CONFIG_PATH_MAX];         /* its private key */
+        char tls_key_password[CONFIG_STR_MAX]; /* secret: opens an encrypted tls_key */
     } http;
     struct {
         unsigned max_batch;      /* readings in one request */

@@ -354,7 +354,8 @@ int main(int argc, char **argv)
     }
     if (o.ready_file != NULL && write_ready_file(o.ready_file, http_port(http)) != 0)
         log_warn("canaryd.ready_file_failed", "path=%s", o.ready_file);
-    log_info("canaryd.ready", "url=http://%s:%u/ api=/api/v1 pid=%d",
+    log_info("canaryd.ready", "url=%s://%s:%u/ api=/api/v1 pid=%d",
+             cfg.http.tls_cert[0] != '\0' ? "https" : "http",
              strncmp(cfg.http.listen, "0.0.0.0", 7) == 0 ? "127.0.0.1" : "localhost",
              http_port(http), (int)getpid());
 

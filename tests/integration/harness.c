@@ -224,6 +224,8 @@ int http_call_with(struct daemon *d, const char *method, const char *path, const
     curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (d->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, d->ca_file);
     if (body != NULL) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);

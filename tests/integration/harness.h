@@ -21,6 +21,7 @@ struct daemon {
     unsigned port;
     char base_url[64];
     const char *extra[32]; /* extra canaryd arguments, NULL-terminated */
+    const char *ca_file;   /* with an https:// base_url: the CA file http_call trusts */
 };
 
 /* Prepares a daemon with a fresh directory; extra arguments (e.g. "--set",
