@@ -643,6 +643,8 @@ int config_set(struct canary_config *cfg, const char *key, const char *value,
         return config_set_model(cfg, key, value, err, errlen);
     if (strncmp(key, "recipient.", 10) == 0 || strncmp(key, "route.", 6) == 0)
         return config_set_notify(cfg, key, value, err, errlen);
+    if (strncmp(key, "tamper.", 7) == 0)
+        return config_set_tamper(cfg, key, value, err, errlen);
 
     const char *name = last + 1;
     size_t seclen = (size_t)(last - key);
@@ -681,6 +683,7 @@ void config_init(struct canary_config *cfg)
             set_fixed(cfg, &key_table[i], key_table[i].def, CONFIG_SRC_DEFAULT, false, NULL, 0);
         (void)rc;
     }
+    config_tamper_defaults(&cfg->tamper);
 }
 
 int config_copy(struct canary_config *dst, const struct canary_config *src)
@@ -961,7 +964,10 @@ int config_validate(const struct canary_config *cfg, char *err, size_t errlen)
     int rc = config_validate_models(cfg, err, errlen);
     if (rc != 0)
         return rc;
-    return config_validate_notify(cfg, err, errlen);
+    rc = config_validate_notify(cfg, err, errlen);
+    if (rc != 0)
+        return rc;
+    return config_validate_tamper(cfg, err, errlen);
 }
 
 static void apply_override(struct metric_limits *out, const struct config_limit_override *o)
@@ -1122,6 +1128,7 @@ void config_write(const struct canary_config *cfg, FILE *out, bool annotate)
                      "# devices = kitchen-*\n# steps = sms:alice, voice:alice, sms:bob\n");
     }
     config_write_notify(cfg, out);
+    config_write_tamper(cfg, out, annotate);
 }
 
 /* Text in a Markdown table cell: '|' would end the cell, even inside backticks. */
@@ -1155,6 +1162,7 @@ void config_write_markdown(FILE *out)
         }
         fprintf(out, " |\n");
     }
+    config_tamper_markdown(out);
     config_free(&defaults);
 }
 

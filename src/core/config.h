@@ -18,6 +18,7 @@
 #ifndef CANARY_CORE_CONFIG_H
 #define CANARY_CORE_CONFIG_H
 
+#include "core/config_tamper.h"
 #include "core/metric.h"
 #include "core/reading.h"
 
@@ -263,6 +264,7 @@ struct canary_config {
         char master_key[CONFIG_STR_MAX]; /* secret: encrypts device keys at rest */
         unsigned key_overlap_s;          /* an old key's validity after a rotation */
     } security;
+    struct config_tamper tamper; /* [tamper]: tamper checks and trust (config_tamper.c) */
 
     struct config_limit_override *overrides; /* heap array, owned by the config */
     size_t n_overrides;

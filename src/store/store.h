@@ -157,6 +157,43 @@ int store_device_create(struct store *s, const struct store_device *d, int64_t n
 int store_device_update(struct store *s, const char *id, const char *name, const char *location,
                         const char *kind, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- device trust
+ *
+ * Each device's trust as the tamper checks left it (sqlite_trust.c, table device_trust of
+ * schema 7; src/tamper/, docs/TAMPER.md), so a quarantine survives a restart. canaryd's
+ * writer puts the rows; the API and the pipeline's start read them. A device without a row
+ * is trusted. */
+
+#define STORE_TRUST_STATE_LEN   16
+#define STORE_TRUST_REASONS_LEN 2048
+
+struct store_trust {
+    char device[READING_ID_BUF];
+    char state[STORE_TRUST_STATE_LEN]; /* "trusted", "suspect" or "quarantined" */
+    double score;                      /* 0..1 */
+    int64_t since_ms;                  /* when the state was entered */
+    int64_t updated_ms;                /* when the row was last written */
+    char reasons[STORE_TRUST_REASONS_LEN]; /* JSON array of findings (tamper.h), "" = none */
+    int64_t released_ms;                   /* last release by a person, 0 = never */
+    char released_by[ALERT_ACTOR_LEN];
+};
+
+/* Inserts or updates the rows t[0..n) in one transaction. With keep_reasons, an existing
+ * row's reasons stay (the caller's copy is stale); released_ms = 0 keeps the row's release.
+ * Returns 0, CANARY_EINVAL (a state that is not one of the three, a score outside 0..1:
+ * nothing stored) or CANARY_EIO. */
+int store_trust_put(struct store *s, const struct store_trust *t, size_t n, bool keep_reasons,
+                    char *err, size_t errlen);
+
+/* One device's row. Returns 0, CANARY_ENOTFOUND (no row: trusted) or CANARY_EIO. */
+int store_trust_get(struct store *s, const char *device, struct store_trust *out, char *err,
+                    size_t errlen);
+
+/* Calls fn for every row that is not trusted (what a restarted canaryd restores), ordered
+ * by device. Returns 0 or CANARY_EIO. */
+int store_trust_each(struct store *s, void (*fn)(void *arg, const struct store_trust *t),
+                     void *arg, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- readings */
 
 struct store_value {

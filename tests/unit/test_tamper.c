@@ -1,0 +1,667 @@
+/* test_tamper.c — the tamper checks and the trust score (src/tamper/tamper.c) on hand-made
+ * series: every attack shape a compromised device can send is caught within 10 readings
+ * (spike, ramp, offset, scaling, frozen value, random noise, a replayed window, a fake leak
+ * against its neighbours, flame without heat, timing), and clean series are not: noisy gas,
+ * DHT11 integer steps, slow drifts, a genuine leak ramp and its clearing, a sensor warming
+ * up. Also the trust score's hysteresis, release, restore, the explanation's JSON, the
+ * [tamper] configuration keys, and the cost per reading. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "tamper/tamper.h"
+#include "unit_support.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define T0          1763676000000LL
+#define INTERVAL_MS 10000
+#define MAXV        4
+
+/* A simulated device like `canary simulate`'s: values = clean signal + Gaussian noise
+ * (clamped at 3 sigma), rounded to the sensor's step. */
+struct sensor {
+    const char *metric;
+    double base, noise, step;
+    bool relative; /* noise is a fraction of the value (gas) */
+};
+
+struct dev {
+    struct config_tamper p;
+    struct tamper_device d;
+    struct tamper_series s[MAXV];
+    struct sensor sensors[MAXV];
+    unsigned n;
+    uint64_t seq;
+    int64_t ts;
+    int64_t recv_skew_ms; /* receive time - ts - 150 ms */
+    struct test_rng rng;
+    struct metric_value values[MAXV];
+    struct reading r;
+    uint32_t flags[MAXV];
+    unsigned findings;
+    enum trust_state worst;
+};
+
+static void dev_init(struct dev *v, uint64_t seed, const struct sensor *sensors, unsigned n)
+{
+    memset(v, 0, sizeof *v);
+    config_tamper_defaults(&v->p);
+    tamper_device_init(&v->d);
+    for (unsigned k = 0; k < n; k++) {
+        v->sensors[k] = sensors[k];
+        tamper_series_init(&v->s[k], sensors[k].metric);
+    }
+    v->n = n;
+    v->ts = T0;
+    v->rng.s = seed;
+}
+
+static double clean_value(struct dev *v, unsigned k, double signal)
+{
+    const struct sensor *s = &v->sensors[k];
+    double z = test_rng_gauss(&v->rng);
+    z = z > 3 ? 3 : (z < -3 ? -3 : z);
+    double x = signal + (s->relative ? signal * s->noise : s->noise) * z;
+    return round(x / s->step) * s->step;
+}
+
+/* Sends one reading with the given values (ts advances by INTERVAL_MS). */
+static void send(struct dev *v, const double *vals)
+{
+    struct tamper_series *ser[MAXV];
+    for (unsigned k = 0; k < v->n; k++) {
+        v->values[k] = (struct metric_value){v->sensors[k].metric, vals[k], 0, 0};
+        ser[k] = &v->s[k];
+    }
+    v->seq++;
+    v->ts += INTERVAL_MS;
+    v->r = (struct reading){"dev-1",   v->seq, v->ts, v->ts + 150 + v->recv_skew_ms,
+                            v->values, v->n,   true,  true};
+    struct tamper_outcome o;
+    tamper_reading(&v->p, &v->d, ser, &v->r, &o);
+    assert_int_equal(o.after, v->d.state);
+    for (unsigned k = 0; k < v->n; k++) {
+        v->flags[k] = v->values[k].flags;
+        v->findings += (v->values[k].flags & FLAG_TAMPER) != 0;
+    }
+    if (o.after > v->worst)
+        v->worst = o.after;
+}
+
+/* One clean reading: each sensor at its base (plus signal offsets in extra, may be NULL). */
+static void send_clean(struct dev *v, const double *extra)
+{
+    double vals[MAXV];
+    for (unsigned k = 0; k < v->n; k++)
+        vals[k] = clean_value(v, k, v->sensors[k].base + (extra ? extra[k] : 0));
+    send(v, vals);
+}
+
+static const struct sensor kitchen[] = {
+    {"gas_ppm", 480, 0.02, 1, true},
+    {"temperature_c", 22.3, 0.3, 1, false}, /* DHT11: whole degrees */
+    {"humidity_pct", 55, 0.5, 1, false},
+};
+
+static const struct sensor lab[] = {
+    {"gas_ppm", 350, 0.015, 1, true},
+    {"temperature_c", 21.4, 0.1, 0.1, false}, /* DHT22 */
+    {"humidity_pct", 48, 0.3, 0.1, false},
+};
+
+/* Warms a device up with n clean readings and checks they raised nothing. */
+static void warm(struct dev *v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        send_clean(v, NULL);
+    assert_int_equal(v->d.state, TRUST_TRUSTED);
+}
+
+/* Runs an attack for up to `readings` readings: attack(v, i, vals) rewrites the clean
+ * values of the i-th attacked reading. Returns the attacked reading (1-based) at which the
+ * device first became suspect or quarantined, or 0. *first_flag receives the first reading
+ * with a doubted value (0: none). */
+typedef void (*attack_fn)(struct dev *v, unsigned i, double *vals);
+
+static unsigned run_attack(struct dev *v, attack_fn attack, unsigned readings, unsigned *first_flag)
+{
+    unsigned detected = 0;
+    *first_flag = 0;
+    for (unsigned i = 0; i < readings; i++) {
+        double vals[MAXV];
+        for (unsigned k = 0; k < v->n; k++)
+            vals[k] = clean_value(v, k, v->sensors[k].base);
+        attack(v, i, vals);
+        send(v, vals);
+        if (getenv("TAMPER_DEBUG"))
+            fprintf(stderr, "  %u: %g %g %g flags %x %x %x noise %g step %g state %d\n", i, vals[0],
+                    vals[1], vals[2], v->flags[0], v->flags[1], v->flags[2], v->s[0].noise_cusum,
+                    v->s[0].step, v->d.state);
+        bool flagged = false;
+        for (unsigned k = 0; k < v->n; k++)
+            flagged |= (v->flags[k] & FLAG_TAMPER) != 0;
+        if (flagged && *first_flag == 0)
+            *first_flag = i + 1;
+        if (v->d.state != TRUST_TRUSTED && detected == 0)
+            detected = i + 1;
+    }
+    return detected;
+}
+
+/* Attacks, each on the kitchen or lab device (index 0 gas, 1 temperature, 2 humidity). */
+static void attack_spike(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    if (i == 0)
+        vals[2] = 95; /* humidity spikes for one reading */
+}
+
+static void attack_ramp(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    vals[1] = round((vals[1] + 0.3 * (i + 1)) * 10) / 10; /* +0.3 °C per reading, rounded */
+}
+
+static void attack_offset(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    (void)i;
+    vals[0] -= 200; /* hides 200 ppm of gas, rounded like the sensor */
+}
+
+static void attack_offset_unrounded(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    (void)i;
+    vals[1] += 0.4; /* a DHT11 never reports 22.4 */
+}
+
+static void attack_scale(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    (void)i;
+    vals[2] = round(vals[2] * 1.3 * 10) / 10;
+}
+
+static void attack_frozen(struct dev *v, unsigned i, double *vals)
+{
+    static double held;
+    if (i == 0)
+        held = v->values[0].value; /* the last value sent */
+    vals[0] = held;
+}
+
+static void attack_noise(struct dev *v, unsigned i, double *vals)
+{
+    (void)i;
+    vals[0] = round(vals[0] + 60 * test_rng_gauss(&v->rng));
+}
+
+static double replay_buf[64];
+
+static void attack_replay(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    vals[0] = replay_buf[i % 64];
+}
+
+static void test_attacks_detected_within_10(void **state)
+{
+    (void)state;
+    struct {
+        const char *name;
+        attack_fn fn;
+        const struct sensor *sensors;
+    } cases[] = {
+        {"spike", attack_spike, lab},
+        {"ramp", attack_ramp, lab},
+        {"offset", attack_offset, kitchen},
+        {"offset off the resolution", attack_offset_unrounded, kitchen},
+        {"scaling", attack_scale, lab},
+        {"frozen", attack_frozen, kitchen},
+        {"noise", attack_noise, kitchen},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+            struct dev v;
+            dev_init(&v, seed * 7919 + c, cases[c].sensors, 3);
+            warm(&v, 300);
+            unsigned first_flag;
+            unsigned at = run_attack(&v, cases[c].fn, 20, &first_flag);
+            if (at == 0 || at > 10 || first_flag == 0 || first_flag > 10)
+                fail_msg("%s (seed %llu): flagged at %u, suspect at %u (want <= 10)", cases[c].name,
+                         (unsigned long long)seed, first_flag, at);
+        }
+    }
+}
+
+static void test_replayed_window_quarantines(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct dev v;
+        dev_init(&v, seed, kitchen, 3);
+        warm(&v, 100);
+        for (unsigned i = 0; i < 64; i++) { /* the window the attacker records */
+            send_clean(&v, NULL);
+            replay_buf[i] = v.values[0].value;
+        }
+        warm(&v, 200);
+        unsigned first_flag;
+        run_attack(&v, attack_replay, 10, &first_flag);
+        if (first_flag == 0 || first_flag > 10)
+            fail_msg("seed %llu: replay flagged at %u", (unsigned long long)seed, first_flag);
+        assert_int_equal(v.d.state, TRUST_QUARANTINED);
+        assert_int_equal(v.d.reasons[0].check, TAMPER_REPLAYED_WINDOW);
+        assert_string_equal(v.d.reasons[0].metric, "gas_ppm");
+        assert_true(v.flags[0] & FLAG_QUARANTINED);
+        assert_true(v.flags[1] & FLAG_QUARANTINED); /* every value of the reading */
+    }
+}
+
+/* Clean devices over a simulated 24 h each (8,640 readings): never suspect. */
+static void test_clean_devices_stay_trusted(void **state)
+{
+    (void)state;
+    unsigned flagged_values = 0, readings = 0;
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        struct dev v;
+        dev_init(&v, seed * 31, seed % 2 ? kitchen : lab, 3);
+        for (unsigned i = 0; i < 8640; i++) {
+            /* a day-night swing of temperature and humidity, and a slow gas drift */
+            double hour = (double)i * INTERVAL_MS / 3600000.0;
+            double extra[MAXV] = {40 * sin(hour / 7), 3 * sin(hour * M_PI / 12),
+                                  -4 * sin(hour * M_PI / 12)};
+            send_clean(&v, extra);
+        }
+        readings += 8640;
+        flagged_values += v.findings;
+        if (v.worst != TRUST_TRUSTED)
+            fail_msg("seed %llu: clean device became %s: %s", (unsigned long long)seed,
+                     trust_state_name(v.worst), v.d.reasons[0].detail);
+    }
+    print_message("clean: %u of %u readings had a doubted value\n", flagged_values, readings);
+    assert_true(flagged_values * 1000 < readings); /* < 0.1 % */
+}
+
+/* A genuine leak: gas rises from 480 to ~8,000 ppm within minutes, holds, and clears. */
+static void test_genuine_leak_ramp_not_doubted(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct dev v;
+        dev_init(&v, seed, kitchen, 3);
+        warm(&v, 300);
+        double leak = 0;
+        for (unsigned i = 0; i < 400; i++) {
+            double target = i < 150 ? 7500 : 0;
+            double tau = i < 150 ? 8 : 25;
+            leak += (target - leak) / tau;
+            double extra[MAXV] = {leak, 0, 0};
+            send_clean(&v, extra);
+        }
+        if (v.worst != TRUST_TRUSTED)
+            fail_msg("seed %llu: a genuine leak made the device %s: %s", (unsigned long long)seed,
+                     trust_state_name(v.worst), v.d.reasons[0].detail);
+    }
+}
+
+/* A gas sensor warming up reads high and settles; the checks are still learning. */
+static void test_sensor_warmup_not_flagged(void **state)
+{
+    (void)state;
+    struct dev v;
+    dev_init(&v, 5, kitchen, 3);
+    for (unsigned i = 0; i < 400; i++) {
+        double extra[MAXV] = {2500 * exp(-(double)i / 12), 0, 0};
+        send_clean(&v, extra);
+    }
+    if (v.worst != TRUST_TRUSTED)
+        fail_msg("a warming sensor made the device %s: %s", trust_state_name(v.worst),
+                 v.d.reasons[0].detail);
+}
+
+/* DHT11 integer steps: a temperature sitting at the edge between two degrees flips between
+ * them for hours. */
+static void test_dht11_integer_steps(void **state)
+{
+    (void)state;
+    static const struct sensor dht11[] = {
+        {"temperature_c", 22.5, 0.3, 1, false},
+        {"humidity_pct", 40.5, 0.5, 1, false},
+    };
+    struct dev v;
+    dev_init(&v, 77, dht11, 2);
+    for (unsigned i = 0; i < 5000; i++)
+        send_clean(&v, NULL);
+    assert_int_equal(v.worst, TRUST_TRUSTED);
+    /* And the resolution check knows it: 22.4 from this sensor is doubted. */
+    double vals[2] = {22.4, 40};
+    send(&v, vals);
+    assert_true(v.flags[0] & FLAG_TAMPER);
+    assert_false(v.flags[1] & FLAG_TAMPER);
+    assert_int_equal(v.d.reasons[0].check, TAMPER_RESOLUTION);
+}
+
+static void test_flame_without_heat(void **state)
+{
+    (void)state;
+    static const struct sensor s[] = {
+        {"temperature_c", 23, 0.1, 0.1, false},
+        {"flame", 0, 0, 1, false},
+    };
+    struct dev v;
+    dev_init(&v, 3, s, 2);
+    warm(&v, 100);
+    unsigned flagged = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        double vals[2] = {clean_value(&v, 0, 23), 1};
+        send(&v, vals);
+        if ((v.flags[1] & FLAG_TAMPER) && flagged == 0)
+            flagged = i + 1;
+    }
+    assert_int_equal(flagged, 3);
+    assert_int_not_equal(v.d.state, TRUST_TRUSTED);
+    assert_int_equal(v.d.reasons[0].check, TAMPER_CROSS_SENSOR);
+
+    /* A real fire: flame and the temperature climbing: not doubted. */
+    dev_init(&v, 4, s, 2);
+    warm(&v, 100);
+    for (unsigned i = 0; i < 30; i++) {
+        double vals[2] = {clean_value(&v, 0, 23 + 2.5 * (i + 1)), 1};
+        send(&v, vals);
+    }
+    assert_int_equal(v.worst, TRUST_TRUSTED);
+}
+
+static void test_timing(void **state)
+{
+    (void)state;
+    struct dev v;
+    dev_init(&v, 9, kitchen, 3);
+    warm(&v, 100);
+    /* a seq gap far beyond seq_gap_max */
+    v.seq += 5000;
+    send_clean(&v, NULL);
+    assert_int_equal(v.d.reasons[0].check, TAMPER_TIMING);
+    assert_string_equal(v.d.reasons[0].metric, "");
+    assert_non_null(strstr(v.d.reasons[0].detail, "messages missing"));
+    /* a clock jump of an hour */
+    v.recv_skew_ms = -3600000;
+    send_clean(&v, NULL);
+    assert_non_null(strstr(v.d.reasons[0].detail, "clock jumped"));
+    /* a flood: 5 readings 100 ms apart */
+    for (int i = 0; i < 6; i++) {
+        v.ts -= INTERVAL_MS - 100;
+        send_clean(&v, NULL);
+    }
+    assert_non_null(strstr(v.d.reasons[0].detail, "ms apart"));
+}
+
+static void test_neighbours(void **state)
+{
+    (void)state;
+    struct config_tamper p;
+    config_tamper_defaults(&p);
+    struct tamper_room room;
+    memset(&room, 0, sizeof room);
+    snprintf(room.metric, sizeof room.metric, "gas_ppm");
+    struct test_rng rng = {12345};
+    char detail[160];
+    const double base[3] = {480, 510, 450};
+    int64_t ts = T0;
+    for (unsigned i = 0; i < 200; i++, ts += INTERVAL_MS) {
+        for (unsigned d = 0; d < 3; d++) {
+            char id[16];
+            snprintf(id, sizeof id, "n-%u", d);
+            double x = round(base[d] * (1 + 0.02 * test_rng_gauss(&rng)));
+            assert_false(tamper_room_observe(&p, &room, id, x, ts, detail, sizeof detail));
+        }
+    }
+    /* A fake leak on n-0 only: doubted within a few readings. */
+    unsigned doubted = 0;
+    for (unsigned i = 0; i < 10; i++, ts += INTERVAL_MS) {
+        for (unsigned d = 0; d < 3; d++) {
+            char id[16];
+            snprintf(id, sizeof id, "n-%u", d);
+            double x = round(base[d] * (1 + 0.02 * test_rng_gauss(&rng)));
+            if (d == 0)
+                x += 400.0 * (i + 1);
+            bool bad = tamper_room_observe(&p, &room, id, x, ts, detail, sizeof detail);
+            assert_true(!bad || d == 0);
+            if (bad && doubted == 0)
+                doubted = i + 1;
+        }
+    }
+    assert_true(doubted > 0 && doubted <= 3);
+    assert_non_null(strstr(detail, "neighbours at the same location stayed flat"));
+    /* A real leak reaches every sensor in the room: after the first readings nobody is
+     * doubted. */
+    unsigned late = 0;
+    for (unsigned i = 0; i < 30; i++, ts += INTERVAL_MS) {
+        for (unsigned d = 0; d < 3; d++) {
+            char id[16];
+            snprintf(id, sizeof id, "n-%u", d);
+            double x = round((base[d] + 4000) * (1 + 0.02 * test_rng_gauss(&rng)));
+            late += tamper_room_observe(&p, &room, id, x, ts, detail, sizeof detail) && i > 2;
+        }
+    }
+    assert_int_equal(late, 0);
+    assert_true(tamper_neighbours_compare("gas_ppm"));
+    assert_true(tamper_neighbours_compare("temperature_c"));
+    assert_false(tamper_neighbours_compare("light_lux"));
+    assert_false(tamper_neighbours_compare("flame"));
+}
+
+static void test_trust_hysteresis_and_release(void **state)
+{
+    (void)state;
+    struct config_tamper p;
+    config_tamper_defaults(&p);
+    struct tamper_device d;
+    tamper_device_init(&d);
+    struct tamper_outcome o;
+    assert_true(fabs(tamper_score(&d) - 1) < 1e-12);
+    tamper_add_evidence(&p, &d, TAMPER_SLEW, "gas_ppm", 0.3, "a jump", T0, &o);
+    assert_int_equal(o.after, TRUST_TRUSTED); /* exp(-0.3) = 0.74 */
+    tamper_add_evidence(&p, &d, TAMPER_SLEW, "gas_ppm", 0.3, "another jump", T0 + 1, &o);
+    assert_int_equal(o.before, TRUST_TRUSTED);
+    assert_int_equal(o.after, TRUST_SUSPECT); /* 0.55 < 0.6 */
+    assert_int_equal(d.since_ms, T0 + 1);
+    assert_int_equal(d.n_reasons, 1); /* the same check and metric: one entry, updated */
+    assert_string_equal(d.reasons[0].detail, "another jump");
+    /* Doubt fades per reading: still suspect at 0.6..0.9, trusted again at 0.9. */
+    struct tamper_series s;
+    tamper_series_init(&s, "flame"); /* binary: no value checks, only the fading */
+    struct tamper_series *ser[1] = {&s};
+    unsigned readings = 0;
+    while (d.state == TRUST_SUSPECT && readings < 100000) {
+        struct metric_value v = {"flame", 0, 0, 0};
+        struct reading r = {"x",   0,   T0 + readings * 1000LL, T0 + readings * 1000LL, &v, 1,
+                            false, true};
+        tamper_reading(&p, &d, ser, &r, &o);
+        readings++;
+        if (d.state == TRUST_SUSPECT)
+            assert_true(tamper_score(&d) < p.trusted_above);
+    }
+    assert_int_equal(d.state, TRUST_TRUSTED);
+    /* ln(0.6 / 0.105) x recovery_readings: about 1.74 x 300 */
+    assert_true(readings > 450 && readings < 600);
+    assert_true(tamper_score(&d) >= p.trusted_above);
+
+    /* Quarantine is sticky: fading does not release it. */
+    tamper_add_evidence(&p, &d, TAMPER_REPLAYED_WINDOW, "gas_ppm", 2, "a replay", T0, &o);
+    assert_int_equal(o.after, TRUST_QUARANTINED);
+    for (unsigned i = 0; i < 5000; i++) {
+        struct metric_value v = {"flame", 0, 0, 0};
+        struct reading r = {"x", 0, T0 + i * 1000LL, T0 + i * 1000LL, &v, 1, false, true};
+        tamper_reading(&p, &d, ser, &r, &o);
+        assert_true(v.flags & FLAG_QUARANTINED);
+    }
+    assert_int_equal(d.state, TRUST_QUARANTINED);
+    assert_true(tamper_score(&d) > 0.99);
+    assert_int_equal(tamper_release(&d, T0 + 99), TRUST_QUARANTINED);
+    assert_int_equal(d.state, TRUST_TRUSTED);
+    assert_int_equal(d.n_reasons, 0);
+    assert_int_equal(d.since_ms, T0 + 99);
+
+    /* Restore after a restart. */
+    tamper_restore(&d, TRUST_QUARANTINED, 0.2, T0 + 5);
+    assert_int_equal(d.state, TRUST_QUARANTINED);
+    assert_true(fabs(tamper_score(&d) - 0.2) < 1e-9);
+    tamper_restore(&d, TRUST_SUSPECT, 7, T0 + 5); /* a score out of range counts as 1 */
+    assert_true(fabs(tamper_score(&d) - 1) < 1e-9);
+
+    /* Disabled: nothing happens. */
+    p.enabled = false;
+    tamper_device_init(&d);
+    tamper_add_evidence(&p, &d, TAMPER_SLEW, "gas_ppm", 50, "x", T0, &o);
+    assert_int_equal(d.state, TRUST_TRUSTED);
+}
+
+static void test_reasons_json_and_explain(void **state)
+{
+    (void)state;
+    struct config_tamper p;
+    config_tamper_defaults(&p);
+    struct tamper_device d;
+    tamper_device_init(&d);
+    struct tamper_outcome o;
+    char buf[2048];
+    assert_int_equal(tamper_reasons_json(&d, buf, sizeof buf), 2);
+    assert_string_equal(buf, "[]");
+    /* Hostile text is escaped; more findings than TAMPER_REASONS keep the newest. */
+    tamper_add_evidence(&p, &d, TAMPER_TIMING, "", 0.1, "quote \" backslash \\ tab \t", T0, &o);
+    for (int i = 0; i < 6; i++) {
+        char metric[32];
+        snprintf(metric, sizeof metric, "m_%d", i);
+        tamper_add_evidence(&p, &d, TAMPER_FROZEN, metric, 0.01, "stuck", T0 + i, &o);
+    }
+    assert_int_equal(d.n_reasons, TAMPER_REASONS);
+    assert_string_equal(d.reasons[0].metric, "m_5");
+    size_t n = tamper_reasons_json(&d, buf, sizeof buf);
+    assert_true(n > 0);
+    cJSON *arr = cJSON_Parse(buf);
+    assert_non_null(arr);
+    assert_int_equal(cJSON_GetArraySize(arr), TAMPER_REASONS);
+    cJSON *first = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(cJSON_GetObjectItem(first, "check")->valuestring, "frozen");
+    assert_string_equal(cJSON_GetObjectItem(first, "metric")->valuestring, "m_5");
+    assert_int_equal((int64_t)cJSON_GetObjectItem(first, "ts_ms")->valuedouble, T0 + 5);
+    cJSON_Delete(arr);
+    /* the escaped one */
+    tamper_device_init(&d);
+    tamper_add_evidence(&p, &d, TAMPER_TIMING, "", 0.1, "quote \" backslash \\ tab \t", T0, &o);
+    assert_true(tamper_reasons_json(&d, buf, sizeof buf) > 0);
+    arr = cJSON_Parse(buf);
+    assert_non_null(arr);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "detail")->valuestring,
+                        "quote \" backslash \\ tab \t");
+    cJSON_Delete(arr);
+    /* Too small a buffer: 0, and "[]" when that fits. */
+    assert_int_equal(tamper_reasons_json(&d, buf, 20), 0);
+    assert_string_equal(buf, "[]");
+    tamper_explain(&d, buf, sizeof buf);
+    assert_string_equal(buf, "timing: quote \" backslash \\ tab \t");
+    tamper_explain(&d, buf, 8);
+    assert_string_equal(buf, "timing:");
+}
+
+static void test_config_keys(void **state)
+{
+    (void)state;
+    struct canary_config cfg;
+    config_init(&cfg);
+    char err[256];
+    assert_true(cfg.tamper.enabled);
+    assert_int_equal(cfg.tamper.warmup_readings, 60);
+    assert_string_equal(cfg.tamper.alert_severity, "high");
+    assert_int_equal(
+        config_set(&cfg, "tamper.quarantine_below", "0.3", CONFIG_SRC_FLAG, err, sizeof err), 0);
+    assert_true(fabs(cfg.tamper.quarantine_below - 0.3) < 1e-12);
+    assert_int_equal(config_set(&cfg, "tamper.enabled", "false", CONFIG_SRC_FLAG, err, sizeof err),
+                     0);
+    assert_false(cfg.tamper.enabled);
+    static const char *const bad[][2] = {
+        {"tamper.warmup_readings", "-1"},  {"tamper.warmup_readings", "4"},
+        {"tamper.warmup_readings", "1e3"}, {"tamper.suspect_below", "nan"},
+        {"tamper.suspect_below", "1.5"},   {"tamper.suspect_below", ""},
+        {"tamper.enabled", "maybe"},       {"tamper.alert_severity", "urgent"},
+        {"tamper.replay_window", "17"},    {"tamper.no_such_key", "1"},
+        {"tamper.weight_slew", "0.3abc"},  {"tamper.seq_gap_max", "99999999999999999999"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(config_set(&cfg, bad[i][0], bad[i][1], CONFIG_SRC_FLAG, err, sizeof err),
+                         CANARY_EINVAL);
+        assert_non_null(strstr(err, bad[i][0]));
+    }
+    /* Relations: quarantine_below < suspect_below < trusted_above. */
+    assert_int_equal(config_validate(&cfg, err, sizeof err), 0);
+    assert_int_equal(
+        config_set(&cfg, "tamper.suspect_below", "0.95", CONFIG_SRC_FLAG, err, sizeof err), 0);
+    assert_int_equal(config_validate(&cfg, err, sizeof err), CANARY_EINVAL);
+    assert_non_null(strstr(err, "trusted_above"));
+    /* The written file reads back. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_write(&cfg, f, true);
+    fclose(f);
+    assert_non_null(strstr(text, "[tamper]\n"));
+    assert_non_null(strstr(text, "enabled = false\n"));
+    assert_non_null(strstr(text, "quarantine_below = 0.3\n"));
+    free(text);
+    config_free(&cfg);
+}
+
+/* What a series costs: bytes, and time per reading of three values. */
+static void test_cost(void **state)
+{
+    (void)state;
+    struct dev v;
+    dev_init(&v, 99, kitchen, 3);
+    const unsigned n = 200000;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (unsigned i = 0; i < n; i++)
+        send_clean(&v, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n;
+    print_message("cost: %zu bytes per series, %zu per device; %.0f ns per reading of 3 values "
+                  "(value generation included)\n",
+                  sizeof(struct tamper_series), sizeof(struct tamper_device), ns);
+    assert_int_equal(v.worst, TRUST_TRUSTED);
+    assert_true(sizeof(struct tamper_series) < 4096);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attacks_detected_within_10),
+        cmocka_unit_test(test_replayed_window_quarantines),
+        cmocka_unit_test(test_clean_devices_stay_trusted),
+        cmocka_unit_test(test_genuine_leak_ramp_not_doubted),
+        cmocka_unit_test(test_sensor_warmup_not_flagged),
+        cmocka_unit_test(test_dht11_integer_steps),
+        cmocka_unit_test(test_flame_without_heat),
+        cmocka_unit_test(test_timing),
+        cmocka_unit_test(test_neighbours),
+        cmocka_unit_test(test_trust_hysteresis_and_release),
+        cmocka_unit_test(test_reasons_json_and_explain),
+        cmocka_unit_test(test_config_keys),
+        cmocka_unit_test(test_cost),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
