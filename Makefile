@@ -80,6 +80,16 @@ bench-dashboard: deps
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd browser_test_deps -- --no-print-directory
 	@bash bench/dashboard.sh $(BENCH_BUILD)
 
+# Compromised devices (canary attack device) against canaryd's tamper checks: every attack kind
+# on a few devices of a signed fleet of 168 for one simulated hour, detection within 10
+# readings and false flags on the clean devices (docs/ATTACK.md; ~3 min). Part of
+# make bench-security.
+.PHONY: bench-security-device
+bench-security-device: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd canary_cli bench_security_device -- --no-print-directory
+	@bash bench/security_device.sh $(BENCH_BUILD)
+
 # Regenerates the configuration reference from the key table (a test checks they agree).
 docs: build
 	@$(BUILD)/canaryd --print-config --defaults > etc/canary.conf.example
