@@ -7,6 +7,7 @@
 #   make bench-iforest   only the Isolation Forest part (against scikit-learn, ~2 min)
 #   make bench-nab       canary's detectors on the Numenta Anomaly Benchmark (~1 s)
 #   make bench-gas       the gas classifier against scikit-learn's stack (~1 min)
+#   make bench-gas-windows  the gas classifier with and without window features (~5 min)
 #   make bench-dashboard the dashboard in headless Chromium and a stream client's ingest cost (~3 min)
 
 BUILD      ?= build
@@ -62,6 +63,10 @@ bench-iforest: bench-build
 .PHONY: bench-gas
 bench-gas: bench-build
 	@bash bench/gas.sh $(BENCH_BUILD)
+
+.PHONY: bench-gas-windows
+bench-gas-windows: bench-build
+	@bash bench/gas_windows.sh $(BENCH_BUILD)
 
 # Replays ../shared/data/nab through the detectors, scores it as NAB does, prints it beside the
 # published scoreboard and writes NAB-format results to bench/out/nab/ (docs/BENCHMARKS.md).
