@@ -86,8 +86,8 @@ bench-dashboard: deps
 	@bash bench/dashboard.sh $(BENCH_BUILD)
 
 # Compromised devices (canary attack device) against canaryd's tamper checks: every attack kind
-# on a few devices of a signed fleet of 168 for one simulated hour, detection within 10
-# readings and false flags on the clean devices (docs/ATTACK.md; ~3 min). Part of
+# on 64 devices of a signed fleet of 336 for one simulated hour, detection within 10
+# readings and false flags on the clean devices (docs/ATTACK.md; ~5 min). Part of
 # make bench-security.
 .PHONY: bench-security-device
 bench-security-device: deps

@@ -61,6 +61,7 @@ struct device {
     size_t n, cap;
     int64_t first_signal_ms; /* earliest event / alert / trust change (wall ms), INT64_MAX */
     bool tamper_alert, quarantined_event, quarantined_now, suspect_event;
+    char checks[160]; /* the distinct checks of trust.reasons, "drift timing" */
 };
 
 struct attack {
@@ -276,6 +277,20 @@ static void load_alerts(struct device *devs, unsigned n)
     }
 }
 
+/* Appends word to a space-separated list unless it is there already. */
+static void add_word(char *list, size_t cap, const char *word)
+{
+    if (word[0] == '\0')
+        return;
+    size_t n = strlen(word), used = strlen(list);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n) {
+        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+            return;
+    }
+    if (used + n + 2 <= cap)
+        snprintf(list + used, cap - used, "%s%s", used ? " " : "", word);
+}
+
 static void load_trust(struct device *d)
 {
     char path[256];
@@ -288,6 +303,11 @@ static void load_trust(struct device *d)
         double since = num(trust, "since_ms");
         if (state[0] != '\0' && strcmp(state, "trusted") != 0 && !isnan(since))
             note_signal(d, (int64_t)since);
+        const cJSON *r, *reasons = cJSON_GetObjectItemCaseSensitive(trust, "reasons");
+        cJSON_ArrayForEach(r, reasons)
+        {
+            add_word(d->checks, sizeof d->checks, str(r, "check"));
+        }
     }
     cJSON_Delete(j);
 }
@@ -537,20 +557,26 @@ int main(int argc, char **argv)
     printf("\nCompromised devices (canary attack device): detection within %u readings\n\n",
            within);
     printf("| attack | attacks | detected within %u | detected at all | median delay (readings) "
-           "| median delay (s) | missed |\n",
+           "| median delay (s) | missed | checks in trust.reasons |\n",
            within);
-    printf("|---|---|---|---|---|---|---|\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
     unsigned tot = 0, tot_within = 0;
     for (int kk = 0; kk < KINDS; kk++) {
         double idx[MAX_ATTACKS], secs[MAX_ATTACKS];
         size_t nd = 0;
         unsigned n = 0, in_time = 0;
-        char missed[512] = "";
+        char missed[512] = "", checks[256] = "";
         for (unsigned k = 0; k < n_attacks; k++) {
             const struct attack *a = &attacks[k];
             if (strcmp(a->kind, kind_order[kk]) != 0)
                 continue;
             n++;
+            const struct device *dev = find_device(devs, n_devices, a->device);
+            char copy[160];
+            snprintf(copy, sizeof copy, "%s", dev->checks);
+            for (char *save = NULL, *w = strtok_r(copy, " ", &save); w != NULL;
+                 w = strtok_r(NULL, " ", &save))
+                add_word(checks, sizeof checks, w);
             if (a->detected) {
                 idx[nd] = (double)a->index;
                 secs[nd++] = a->delay_s;
@@ -569,15 +595,16 @@ int main(int argc, char **argv)
         char mis[32], mss[32];
         snprintf(mis, sizeof mis, isnan(mi) ? "-" : "%.1f", mi);
         snprintf(mss, sizeof mss, isnan(ms) ? "-" : "%.0f", ms);
-        printf("| %s | %u | %u (%.0f %%) | %zu | %s | %s | %s |\n", kind_order[kk], n, in_time,
-               100.0 * in_time / n, nd, mis, mss, missed[0] ? missed : "-");
+        printf("| %s | %u | %u (%.0f %%) | %zu | %s | %s | %s | %s |\n", kind_order[kk], n, in_time,
+               100.0 * in_time / n, nd, mis, mss, missed[0] ? missed : "-",
+               checks[0] ? checks : "-");
     }
-    printf("| **all** | %u | %u (%.1f %%) | | | | |\n", tot, tot_within,
+    printf("| **all** | %u | %u (%.1f %%) | | | | | |\n", tot, tot_within,
            tot ? 100.0 * tot_within / tot : 0.0);
 
     unsigned clean = 0, flagged = 0, suspect = 0;
     uint64_t clean_readings = 0, clean_tamper = 0;
-    char flagged_ids[1024] = "";
+    char flagged_ids[4096] = "";
     for (unsigned i = 0; i < n_devices; i++) {
         const struct device *d = &devs[i];
         if (d->attack >= 0)
@@ -586,9 +613,10 @@ int main(int argc, char **argv)
         bool f = d->tamper_alert || d->quarantined_event || d->quarantined_now;
         flagged += f;
         suspect += d->suspect_event && !f;
-        if (f && strlen(flagged_ids) + strlen(d->id) + 2 < sizeof flagged_ids)
+        if (f && strlen(flagged_ids) + strlen(d->id) + strlen(d->checks) + 8 < sizeof flagged_ids)
             snprintf(flagged_ids + strlen(flagged_ids), sizeof flagged_ids - strlen(flagged_ids),
-                     "%s%s", flagged_ids[0] ? " " : "", d->id);
+                     "%s%s (%s)", flagged_ids[0] ? ", " : "", d->id,
+                     d->checks[0] ? d->checks : "no reasons");
         for (size_t k = 0; k < d->n; k++) {
             clean_readings++;
             clean_tamper += d->r[k].tamper;

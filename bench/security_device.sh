@@ -14,8 +14,8 @@
 # is left as it is and every reading passes it honestly.
 #
 # usage: bench/security_device.sh [BUILD_DIR]      (default build-release)
-# environment: DEVICES (168), PER_KIND (4 attacks of each kind), RATE (0.2 readings/s per
-# device in simulated time), SPEED (30), SEED (1), ROUNDS (1: runs with seeds SEED, SEED+1, ...
+# environment: DEVICES (336), PER_KIND (8 attacks of each kind), RATE (0.2 readings/s per
+# device in simulated time), SPEED (15), SEED (1), ROUNDS (1: runs with seeds SEED, SEED+1, ...
 # each scored on its own), KEEP=1 keeps the temporary directory.
 set -euo pipefail
 
@@ -23,10 +23,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${1:-build-release}
 case "$build" in /*) bdir=$build ;; *) bdir=$root/$build ;; esac
-devices=${DEVICES:-168}
-per_kind=${PER_KIND:-4}
+devices=${DEVICES:-336}
+per_kind=${PER_KIND:-8}
 rate=${RATE:-0.2}
-speed=${SPEED:-30}
+speed=${SPEED:-15}
 seed=${SEED:-1}
 rounds=${ROUNDS:-1}
 hour_s=3600
