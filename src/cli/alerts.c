@@ -4,6 +4,7 @@
  * prints one line whenever an alert opens, changes severity or state, or resolves — what
  * the demo shows, and what an operator can leave running in a terminal. Only the public
  * API is used (GET /api/v1/alerts). */
+#include "cli/cli_tls.h"
 #include "cli/commands.h"
 
 #include <cjson/cJSON.h>
@@ -26,18 +27,19 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: canary alerts [--url URL] [--state open|acknowledged|resolved] "
-                 "[--limit N] [--follow] [--interval S]\n"
-                 "\n"
-                 "Prints canaryd's alerts, newest first. With --follow, keeps watching and prints\n"
-                 "a line whenever an alert opens, escalates, is acknowledged or resolves, until\n"
-                 "interrupted.\n"
-                 "\n"
-                 "  --url URL       canaryd's base URL (default http://127.0.0.1:8080)\n"
-                 "  --state STATE   only alerts in this state\n"
-                 "  --limit N       at most N alerts (default 20, at most 500)\n"
-                 "  --follow        keep watching\n"
-                 "  --interval S    seconds between polls with --follow (default 1)\n");
+    fprintf(out,
+            "usage: canary alerts [--url URL] [--state open|acknowledged|resolved] "
+            "[--limit N] [--follow] [--interval S]\n"
+            "\n"
+            "Prints canaryd's alerts, newest first. With --follow, keeps watching and prints\n"
+            "a line whenever an alert opens, escalates, is acknowledged or resolves, until\n"
+            "interrupted.\n"
+            "\n"
+            "  --url URL       canaryd's base URL (default http://127.0.0.1:8080)\n"
+            "  --state STATE   only alerts in this state\n"
+            "  --limit N       at most N alerts (default 20, at most 500)\n"
+            "  --follow        keep watching\n"
+            "  --interval S    seconds between polls with --follow (default 1)\n" CLI_TLS_USAGE);
 }
 
 struct buffer {
@@ -124,7 +126,7 @@ static struct seen *find_seen(struct seen *s, size_t n, long id)
 
 int cmd_alerts(int argc, char **argv)
 {
-    const char *url = "http://127.0.0.1:8080", *state = NULL;
+    const char *url = "http://127.0.0.1:8080", *state = NULL, *ca = NULL;
     long limit = 20;
     double interval = 1;
     bool follow = false;
@@ -138,6 +140,8 @@ int cmd_alerts(int argc, char **argv)
             follow = true;
         } else if (!strcmp(a, "--url") && has_value) {
             url = argv[++i];
+        } else if (!strcmp(a, "--ca") && has_value) {
+            ca = argv[++i];
         } else if (!strcmp(a, "--state") && has_value) {
             state = argv[++i];
         } else if (!strcmp(a, "--limit") && has_value) {
@@ -165,11 +169,16 @@ int cmd_alerts(int argc, char **argv)
         fprintf(stderr, "canary alerts: --state is open, acknowledged or resolved\n");
         return 2;
     }
+    ca = cli_tls_ca(ca);
+    if (!cli_tls_check_ca("canary alerts", ca))
+        return 2;
     char query[1200];
     snprintf(query, sizeof query, "%s/api/v1/alerts?limit=%ld%s%s", url, limit,
              state ? "&state=" : "", state ? state : "");
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL *curl = curl_easy_init();
+    if (curl != NULL)
+        cli_tls_apply(curl, ca);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     struct seen *seen = NULL;

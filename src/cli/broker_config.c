@@ -15,6 +15,7 @@
  * --rotate gives everyone new ones. Device ids are validated (broker_config.h) before any of
  * them reaches a file. */
 #include "cli/broker_config.h"
+#include "cli/cli_tls.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -165,6 +166,7 @@ struct opts {
     const char *devices_file;
     const char *api_url;
     const char *token_file;
+    const char *ca; /* --ca or $CANARY_CA, for --from-api (cli_tls.h) */
     const char *canaryd_user;
     const char *bind;
     unsigned port;
@@ -200,8 +202,7 @@ static void usage(FILE *out)
             "  --devices-file FILE    one device id per line; '#' starts a comment\n"
             "  --from-api URL         every device canaryd knows (GET URL/api/v1/devices), with\n"
             "                         the admin token from $CANARY_API_ADMIN_TOKEN or\n"
-            "                         --admin-token-file F when set\n"
-            "\n"
+            "                         --admin-token-file F when set\n" CLI_TLS_USAGE "\n"
             "options:\n"
             "  --config FILE          canaryd's configuration (default $CANARY_CONFIG): topic\n"
             "                         prefix, Home Assistant discovery, canaryd's user name\n"
@@ -318,6 +319,8 @@ static int read_devices_api(struct opts *o)
         OPENSSL_cleanse(auth, sizeof auth);
     }
     int rc = c == NULL ? 1 : 0;
+    if (c != NULL)
+        cli_tls_apply(c, o->ca);
     char after[BROKER_ID_MAX * 4 + 1] = "";
     while (rc == 0) {
         char *esc = curl_easy_escape(c, after, 0);
@@ -610,6 +613,8 @@ int cmd_broker_config(int argc, char **argv)
             o.api_url = v;
         else if (!strcmp(a, "--admin-token-file"))
             o.token_file = v;
+        else if (!strcmp(a, "--ca"))
+            o.ca = v;
         else if (!strcmp(a, "--config"))
             o.config = v;
         else if (!strcmp(a, "--canaryd-user"))
@@ -664,6 +669,11 @@ int cmd_broker_config(int argc, char **argv)
     }
     if (o.devices_file != NULL && (rc = read_devices_file(&o)) != 0)
         goto out;
+    o.ca = cli_tls_ca(o.ca);
+    if (o.api_url != NULL && !cli_tls_check_ca(PROG, o.ca)) {
+        rc = 2;
+        goto out;
+    }
     if (o.api_url != NULL && (rc = read_devices_api(&o)) != 0)
         goto out;
     if (o.n_ids == 0 && o.devices_file == NULL && o.api_url == NULL) {

@@ -7,6 +7,7 @@
  * --keys-out FILE it is also appended to FILE (created with mode 0600) as "<device> <key>",
  * the format `canary simulate --sign` reads. Nothing here logs or stores a secret
  * otherwise. */
+#include "cli/cli_tls.h"
 #include "cli/commands.h"
 
 #include <cjson/cJSON.h>
@@ -26,6 +27,7 @@ struct dev_opts {
     bool token;      /* a bearer token instead of an HMAC key */
     long overlap_s;  /* rotate-key: -1 = canaryd's default */
     char admin[256]; /* the admin token */
+    const char *ca;  /* --ca or $CANARY_CA: canaryd's CA (cli_tls.h); NULL = system store */
 };
 
 static void usage(FILE *out)
@@ -46,7 +48,7 @@ static void usage(FILE *out)
             "options:\n"
             "  --url URL               canaryd's base URL (default http://127.0.0.1:8080)\n"
             "  --admin-token-file F    file holding api.admin_token (default:\n"
-            "                          $CANARY_API_ADMIN_TOKEN)\n");
+            "                          $CANARY_API_ADMIN_TOKEN)\n" CLI_TLS_USAGE);
 }
 
 struct buffer {
@@ -91,6 +93,7 @@ static cJSON *call(const struct dev_opts *o, const char *method, const char *pat
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    cli_tls_apply(c, o->ca);
     CURLcode rc = curl_easy_perform(c);
     *status = 0;
     if (rc != CURLE_OK)
@@ -323,6 +326,8 @@ int cmd_device(int argc, char **argv)
             o.url = val;
         else if (!strcmp(a, "--admin-token-file"))
             o.token_file = val;
+        else if (!strcmp(a, "--ca"))
+            o.ca = val;
         else if (!strcmp(a, "--keys-out"))
             o.keys_out = val;
         else if (!strcmp(a, "--name"))
@@ -344,6 +349,9 @@ int cmd_device(int argc, char **argv)
     int rc = read_admin_token(&o);
     if (rc != 0)
         return rc;
+    o.ca = cli_tls_ca(o.ca);
+    if (!cli_tls_check_ca("canary device", o.ca))
+        return 2;
     bool needs_id = strcmp(sub, "list") != 0;
     if (needs_id && id == NULL) {
         fprintf(stderr, "canary device %s: which device? (canary device --help)\n", sub);

@@ -11,6 +11,7 @@
  * each with its own easy handle and buffers (so there are never more than that many requests
  * in flight, and at most that many connections, all kept alive and reused). A slot takes
  * devices from the schedule's ready FIFO and gives them back when its request is answered. */
+#include "cli/cli_tls.h"
 #include "cli/sim_register.h"
 #include "cli/sim_run.h"
 
@@ -605,6 +606,8 @@ static int http_setup_state(struct sim *s, struct http *h)
     for (unsigned i = 0; i < h->n_slots; i++) {
         struct slot *sl = &h->slots[i];
         sl->easy = new_easy(h, sl);
+        if (sl->easy != NULL)
+            cli_tls_apply(sl->easy, s->opt.ca);
         sl->reading_dev = malloc(s->opt.batch * sizeof *sl->reading_dev);
         sl->outcome = malloc(s->opt.batch);
         if (sl->easy == NULL || sl->reading_dev == NULL || sl->outcome == NULL)

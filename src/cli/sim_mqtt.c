@@ -861,7 +861,7 @@ static int mqtt_setup(struct sim *s)
         m->reg_queued = calloc(s->opt.devices, 1);
         if (m->reg_queued == NULL)
             return -1;
-        int rc = sim_register_start(&m->reg, s->opt.url, s->opt.quiet, err, sizeof err);
+        int rc = sim_register_start(&m->reg, s->opt.url, s->opt.ca, s->opt.quiet, err, sizeof err);
         if (rc == CANARY_ENOMEM)
             return -1;
         if (rc != 0) {

@@ -17,6 +17,7 @@
  * every request back by the same 250 ms ... 2 s ladder, counted in troubles in a row, so
  * that a fleet of thousands does not hammer a canaryd that is down. */
 #include "cli/sim_register.h"
+#include "cli/cli_tls.h"
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -57,7 +58,8 @@ struct fifo {
 
 struct sim_register {
     /* set by sim_register_start(), read-only afterwards */
-    char *base_url; /* without trailing slashes */
+    char *base_url;      /* without trailing slashes */
+    const char *ca_file; /* CA of an https:// base_url (cli_tls.h); NULL = system store */
     bool quiet;
     CURL *easy; /* used only by the worker */
     struct curl_slist *headers;
@@ -437,6 +439,7 @@ static int setup_curl(struct sim_register *r)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "canary-simulate/" CANARY_VERSION);
+    cli_tls_apply(e, r->ca_file);
     return 0;
 }
 
@@ -481,8 +484,8 @@ static void free_curl(struct sim_register *r)
         curl_global_cleanup();
 }
 
-int sim_register_start(struct sim_register **out, const char *base_url, bool quiet, char *err,
-                       size_t errlen)
+int sim_register_start(struct sim_register **out, const char *base_url, const char *ca_file,
+                       bool quiet, char *err, size_t errlen)
 {
     *out = NULL;
     struct sim_register *r = calloc(1, sizeof *r);
@@ -497,6 +500,7 @@ int sim_register_start(struct sim_register **out, const char *base_url, bool qui
     r->quiet = quiet;
     atomic_init(&r->stopping, false);
     int rc;
+    r->ca_file = ca_file;
     if (setup_curl(r) != 0) {
         snprintf(err, errlen, "libcurl failed to initialise");
     } else if ((rc = start_thread(r)) != 0) {

@@ -59,12 +59,13 @@ struct sim_register_counts {
 struct sim_register;
 
 /* Starts the worker thread. base_url is canaryd's base URL ("http://127.0.0.1:8080",
- * trailing slashes ignored; copied). quiet suppresses the worker's messages on stderr (it
- * prints at most a few: a refusal, a give-up, a connection error). Returns 0 and *out, or
- * CANARY_ENOMEM / CANARY_EIO (libcurl or the thread could not start) with a message in err;
- * then *out is NULL and nothing needs freeing. */
-int sim_register_start(struct sim_register **out, const char *base_url, bool quiet, char *err,
-                       size_t errlen);
+ * trailing slashes ignored; copied); ca_file, when not NULL, the CA of an https:// one
+ * (cli_tls.h; not copied: it must outlive the worker). quiet suppresses the worker's messages on
+ * stderr (it prints at most a few: a refusal, a give-up, a connection error). Returns 0 and *out,
+ * or CANARY_ENOMEM / CANARY_EIO (libcurl or the thread could not start) with a message in err; then
+ * *out is NULL and nothing needs freeing. */
+int sim_register_start(struct sim_register **out, const char *base_url, const char *ca_file,
+                       bool quiet, char *err, size_t errlen);
 
 /* Queues the registration of one device. id is a device id (letters, digits and . _ : -,
  * as canaryd requires), which goes into the URL as it is; name, location and kind are

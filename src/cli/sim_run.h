@@ -60,6 +60,7 @@ struct sim_options {
     unsigned connections;  /* --connections; 0 = min(devices, 64) */
     bool register_devices; /* --register */
     const char *sign_path; /* --sign FILE: "<device> <key>" lines; readings sent as JWS */
+    const char *ca;        /* --ca FILE or $CANARY_CA: CA of an https:// --url (cli_tls.h) */
     /* MQTT */
     char broker_host[SIM_HOST_MAX + 1]; /* --broker HOST:PORT */
     unsigned broker_port;

@@ -18,6 +18,7 @@
  * One thread runs everything: the schedule (sim_sched.c) moves devices whose reading is due
  * to a FIFO, the transport takes them from there, and the loop sleeps in the transport's
  * wait() until the next due reading or I/O. */
+#include "cli/cli_tls.h"
 #include "cli/commands.h"
 #include "cli/sim_register.h"
 #include "cli/sim_run.h"
@@ -105,6 +106,8 @@ static void usage(FILE *out)
             "\n"
             "HTTP (--transport http):\n"
             "  --url URL              canaryd's base URL (default http://127.0.0.1:8080)\n"
+            "  --ca FILE              CA of an https:// --url (default $CANARY_CA, else the\n"
+            "                         system's CA store; canary cert's cert.pem)\n"
             "  --batch B              send up to B due readings per request as a JSON array,\n"
             "                         as a gateway does (default 1: each device its own client;\n"
             "                         at most %u)\n"
@@ -381,6 +384,8 @@ static int apply_option(struct sim_options *o, const char *name, const char *val
         return parse_unsigned(name, val, 1, SIM_MAX_CONNS, &o->connections);
     if (!strcmp(name, "--sign"))
         return set_string(&o->sign_path, val);
+    if (!strcmp(name, "--ca"))
+        return set_string(&o->ca, val);
     if (!strcmp(name, "--drain"))
         return parse_double(name, val, 0, 3600, false, &o->drain_s);
     if (!strcmp(name, "--speed"))
@@ -396,7 +401,7 @@ static bool takes_value(const char *name)
         "--devices",          "--rate",  "--duration",   "--seed",        "--url",
         "--prefix",           "--truth", "--scenario",   "--scenario-at", "--scenario-length",
         "--scenario-devices", "--batch", "--batch-wait", "--connections", "--drain",
-        "--transport",        "--sign",  "--speed",      "--clock-start"};
+        "--transport",        "--sign",  "--speed",      "--clock-start", "--ca"};
     return in_list(name, names, sizeof names / sizeof names[0]) != NULL ||
            in_list(name, mqtt_only, sizeof mqtt_only / sizeof mqtt_only[0]) != NULL;
 }
@@ -434,6 +439,10 @@ static int finish_options(struct sim_options *o, const struct given *g)
                          o->devices);
     if (o->connections == 0)
         o->connections = o->devices < 64 ? o->devices : 64;
+    o->ca = cli_tls_ca(o->ca);
+    if ((o->transport == SIM_TRANSPORT_HTTP || o->register_devices) &&
+        !cli_tls_check_ca("canary simulate", o->ca))
+        return 2;
     if (o->password == NULL && o->transport == SIM_TRANSPORT_MQTT) {
         const char *env = getenv("CANARY_MQTT_PASSWORD");
         o->password = env != NULL && *env != '\0' ? env : NULL;
