@@ -5,7 +5,7 @@
  *       the metric's alert limits to draw
  *   GET /api/v1/devices/<id>/latest    the newest value of each metric of a device, and
  *                                      each gas classifier's newest class probabilities
- *   GET /api/v1/latest                 the newest values of every device (no models)
+ *   GET /api/v1/latest                 the same for every device
  *   GET /api/v1/maxima, /api/v1/devices/<id>/maxima
  *                                      the highest and lowest values recorded per metric */
 #include "api/api.h"
@@ -222,10 +222,9 @@ static void on_series(void *arg, const struct store_series *ser)
 /* {"<model>": {"type": "gas", "ts_ms", "class", "probability", "probabilities": {class: p}}}
  * for each gas classifier that has classified a reading of the device since it was loaded
  * (model_latest.h: kept in memory; the stored values hold only the winning class). */
-static cJSON *predictions_json(struct request *req, const char *device)
+static cJSON *predictions_json(const struct model_set *set, const char *device)
 {
     cJSON *o = cJSON_CreateObject();
-    struct model_set *set = models_acquire(pipeline_models(req->api->pipeline));
     double proba[GAS_MAX_CLASSES];
     for (size_t i = 0; set != NULL && i < set->n; i++) {
         const struct model_entry *e = &set->entries[i];
@@ -246,8 +245,6 @@ static cJSON *predictions_json(struct request *req, const char *device)
         cJSON_AddNumberToObject(m, "probability", round(proba[best] * 1e6) / 1e6);
         cJSON_AddItemToObject(m, "probabilities", all);
     }
-    if (set != NULL)
-        model_set_release(set);
     return o;
 }
 
@@ -278,9 +275,22 @@ static enum MHD_Result series_answer(struct request *req, const char *device, bo
             cJSON_AddStringToObject(root, "device", device);
             cJSON_AddObjectToObject(root, "metrics");
         }
-        cJSON_AddItemToObject(root, "models", predictions_json(req, device));
+        struct model_set *set = models_acquire(pipeline_models(req->api->pipeline));
+        cJSON_AddItemToObject(root, "models", predictions_json(set, device));
+        model_set_release(set);
         cJSON_Delete(c.devices);
         return api_respond_json(req, 200, root, NULL);
+    }
+    if (!maxima) {
+        struct model_set *set = models_acquire(pipeline_models(req->api->pipeline));
+        cJSON *dev;
+        cJSON_ArrayForEach(dev, c.devices)
+        {
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(dev, "device"));
+            if (id != NULL)
+                cJSON_AddItemToObject(dev, "models", predictions_json(set, id));
+        }
+        model_set_release(set);
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, maxima ? "maxima" : "devices", c.devices);

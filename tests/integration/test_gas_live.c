@@ -270,6 +270,23 @@ static void test_classes_stored_and_alert(void **state)
     assert_true(isnan(cls) && isnan(prob));
     latest_prediction(d, "hall-1", name, sizeof name, &p);
     assert_string_equal(name, "");
+    /* GET /api/v1/latest: the same per device. */
+    cJSON *every = NULL;
+    assert_int_equal(http_get_json(d, "/api/v1/latest", &every), 200);
+    cJSON *dev;
+    int with_model = 0;
+    cJSON_ArrayForEach(dev, cJSON_GetObjectItem(every, "devices"))
+    {
+        cJSON *m = cJSON_GetObjectItem(cJSON_GetObjectItem(dev, "models"), "kgas");
+        const char *id = cJSON_GetObjectItem(dev, "device")->valuestring;
+        if (m != NULL) {
+            with_model++;
+            assert_string_equal(id, "kitchen-1");
+            assert_string_equal(cJSON_GetObjectItem(m, "class")->valuestring, "NoGas");
+        }
+    }
+    assert_int_equal(with_model, 1);
+    cJSON_Delete(every);
 
     for (int k = 0; k < 20; k++, i++)
         send_row(d, "kitchen-1", i, smoke[k]);
