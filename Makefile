@@ -9,6 +9,7 @@
 #   make bench-gas       the gas classifier against scikit-learn's stack (~1 min)
 #   make bench-gas-windows  the gas classifier with and without window features (~5 min)
 #   make bench-dashboard the dashboard in headless Chromium and a stream client's ingest cost (~3 min)
+#   make bench-sdk       the device SDK: code size of its core, time per signed reading (~10 s)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -75,6 +76,14 @@ bench-nab: deps
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_nab -- --no-print-directory
 	@$(BENCH_BUILD)/bench/bench_nab
+
+# The device SDK (sdk/, docs/SDK.md): its core's code size on x86-64 and the time to build and
+# sign a reading, with its own SHA-256 and with mbedtls, beside canary's OpenSSL signer.
+.PHONY: bench-sdk
+bench-sdk: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_sdk bench_sdk_mbedtls -- --no-print-directory
+	@bash bench/sdk.sh $(BENCH_BUILD)
 
 # The dashboard in headless Chromium (overview with 1,000 devices, 1,000 updates/s, a chart of
 # 100,000 points, each beside a small peer) and what one live-stream client costs HTTP ingest

@@ -48,6 +48,8 @@ struct sha256_ctx {
     uint64_t total;                   /* bytes hashed so far */
     uint8_t block[CDEV_SHA256_BLOCK]; /* a partial block */
     size_t used;                      /* bytes in block */
+    uint32_t w[64];                   /* the message schedule: here, not on compress()'s
+                                         stack, so it is wiped once per hash, not per block */
 };
 
 /* FIPS 180-4 §4.2.2: the first 32 bits of the fractional parts of the cube roots of the
@@ -68,9 +70,9 @@ static uint32_t ror(uint32_t x, unsigned n)
 }
 
 /* FIPS 180-4 §6.2.2: one 512-bit block into the state. */
-static void compress(uint32_t h[8], const uint8_t *p)
+static void compress(struct sha256_ctx *ctx, const uint8_t *p)
 {
-    uint32_t w[64];
+    uint32_t *h = ctx->h, *w = ctx->w;
     for (int t = 0; t < 16; t++)
         w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
                (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
@@ -101,7 +103,6 @@ static void compress(uint32_t h[8], const uint8_t *p)
     h[5] += f;
     h[6] += g;
     h[7] += k;
-    cdev_wipe(w, sizeof w);
 }
 
 static void sha256_init(struct sha256_ctx *c)
@@ -126,11 +127,11 @@ static void sha256_update(struct sha256_ctx *c, const void *data, size_t len)
         len -= take;
         if (c->used < CDEV_SHA256_BLOCK)
             return;
-        compress(c->h, c->block);
+        compress(c, c->block);
         c->used = 0;
     }
     for (; len >= CDEV_SHA256_BLOCK; p += CDEV_SHA256_BLOCK, len -= CDEV_SHA256_BLOCK)
-        compress(c->h, p);
+        compress(c, p);
     if (len > 0)
         memcpy(c->block, p, len);
     c->used = len;
@@ -143,13 +144,13 @@ static void sha256_final(struct sha256_ctx *c, uint8_t out[CDEV_SHA256_LEN])
     c->block[c->used++] = 0x80;
     if (c->used > CDEV_SHA256_BLOCK - 8) {
         memset(c->block + c->used, 0, CDEV_SHA256_BLOCK - c->used);
-        compress(c->h, c->block);
+        compress(c, c->block);
         c->used = 0;
     }
     memset(c->block + c->used, 0, CDEV_SHA256_BLOCK - 8 - c->used);
     for (int i = 0; i < 8; i++)
         c->block[CDEV_SHA256_BLOCK - 1 - i] = (uint8_t)(bits >> (8 * i));
-    compress(c->h, c->block);
+    compress(c, c->block);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
