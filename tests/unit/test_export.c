@@ -12,6 +12,7 @@
 #include "store/store.h"
 #include "unit_support.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +339,41 @@ static void test_bad_arguments(void **state)
     assert_int_equal(run_export("--help", NULL), 0);
 }
 
+/* The store named by canaryd's configuration (--config FILE), and the CSV on stdout. */
+static void test_config_and_stdout(void **state)
+{
+    struct dir *d = *state;
+    char conf[160], out[160];
+    snprintf(conf, sizeof conf, "%s/canary.conf", d->path);
+    snprintf(out, sizeof out, "%s/stdout.csv", d->path);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[store]\npath = %s\n", d->db);
+    fclose(f);
+    /* stdout goes to a file for the call. */
+    fflush(stdout);
+    int saved = dup(1);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    dup2(fd, 1);
+    close(fd);
+    int rc = run_export("--config", conf, "--device", "dev-a", "--metric", "mq2", NULL);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    assert_int_equal(rc, 0);
+    struct dataset ds;
+    load(out, NULL, &ds);
+    assert_int_equal(ds.n_rows, 8);
+    assert_int_equal(ds.n_cols, 1);
+    dataset_free(&ds);
+    /* A configuration whose store does not exist: the data's problem, 1. */
+    f = fopen(conf, "w");
+    fprintf(f, "[store]\npath = %s/missing.db\n", d->path);
+    fclose(f);
+    assert_int_equal(run_export("--config", conf, "--output", d->out, NULL), 1);
+}
+
 /* A metric named like one of the file's own columns is refused, not a duplicate header. */
 static void test_column_clash(void **state)
 {
@@ -376,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_column_clash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_and_stdout, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
