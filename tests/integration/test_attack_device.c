@@ -5,7 +5,8 @@
  * last seq and ts, how many), and what canaryd stored is the attack: the frozen device repeats
  * its last value before the window, the replaying one sends the values of two minutes
  * earlier, reading by reading, on every metric, while outside the windows nothing repeats.
- * Also: bad attacks are refused with exit status 2 and a message naming the problem. */
+ * Also: bad attacks and bad simulated-clock options are refused with exit status 2 and a
+ * message naming the problem. */
 #include "harness.h"
 
 #include <fcntl.h>
@@ -317,6 +318,26 @@ static void bad_attacks_are_refused(void **state)
     expect_refused(
         f, (const char *[]){"--kind", "noise", "--device", "sim-0001", "--duration", "0", NULL},
         "needs --run");
+    /* the simulated clock (the simulator's options) */
+    expect_refused(
+        f, (const char *[]){"--kind", "freeze", "--device", "sim-0001", "--speed", "0", NULL},
+        "--speed must be a number above 0");
+    expect_refused(f,
+                   (const char *[]){"--kind", "freeze", "--device", "sim-0001", "--rate", "10",
+                                    "--speed", "200", NULL},
+                   "--rate 10 times --speed 200 is above 1000");
+    expect_refused(
+        f,
+        (const char *[]){"--kind", "freeze", "--device", "sim-0001", "--clock-start", "soon", NULL},
+        "--clock-start must be a whole number");
+    expect_refused(
+        f,
+        (const char *[]){"--kind", "freeze", "--device", "sim-0001", "--clock-start", "-x", NULL},
+        "--clock-start -S must be a number");
+    expect_refused(f,
+                   (const char *[]){"--kind", "freeze", "--device", "sim-0001", "--clock-start",
+                                    "99999999999999", NULL},
+                   "more than a day ahead");
     FILE *fp = fopen(f->plan, "w");
     assert_non_null(fp);
     fprintf(fp, "--kind freeze --device sim-0001\n--kind spike --device sim-0002 --every\n");
