@@ -26,6 +26,7 @@ packages=(
     chromium                              # headless browser of the dashboard tests
     libcmocka-dev                         # unit tests
     libmbedtls-dev                        # the device SDK's mbedtls backend (ESP-IDF's), tested here
+    locales                               # localedef's sources: the SDK's test under a comma locale
     wrk                                   # HTTP load generator for bench/
 )
 

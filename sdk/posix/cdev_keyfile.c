@@ -31,7 +31,10 @@ int cdev_keyfile_read(const char *path, const char *device, char key_text[44], c
     int lineno = 0, rc = -1;
     while (fgets(line, sizeof line, f) != NULL) {
         lineno++;
-        line[strcspn(line, "\r\n")] = '\0';
+        size_t end = strcspn(line, "\r\n");
+        while (end > 0 && (line[end - 1] == ' ' || line[end - 1] == '\t'))
+            end--; /* trailing blanks */
+        line[end] = '\0';
         char *p = line + strspn(line, " \t");
         if (*p == '\0' || *p == '#')
             continue;

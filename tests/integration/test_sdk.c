@@ -8,7 +8,8 @@
  *    device's retained status ends as "sleeping";
  *  - a wrong key is refused (401 bad_signature over HTTP, a bad_signature security event over
  *    MQTT) and stores nothing; an unreadable seq file or a world-readable key file stops the
- *    program before it sends anything. */
+ *    program before it sends anything, as do non-finite values and bad metric names; an
+ *    unreachable canaryd or broker is exit status 4. */
 #include "broker.h"
 #include "harness.h"
 
@@ -298,6 +299,46 @@ static void test_wrong_key_and_bad_files(void **state)
     expect_seqs(f, "sdk-key-1", (long long[]){1}, 1);
 }
 
+/* What the example refuses to send, and what it says when nobody listens. */
+static void test_example_refusals(void **state)
+{
+    struct fixture *f = *state;
+    char keys[160], out[8192];
+    provision(f, "sdk-val-1", keys, sizeof keys);
+    const char *bad_values[] = {"gas_ppm=nan", "gas_ppm=inf", "gas_ppm=-inf",
+                                "Gas=1",       "gas ppm=1",   "gas_ppm=1e999"};
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        int rc = example(f, "sdk-val-1", keys, "--http", f->d.base_url, out, sizeof out, "--count",
+                         "1", "--value", bad_values[i], NULL);
+        if (rc != 3)
+            fail_msg("--value %s: exit %d: %s", bad_values[i], rc, out);
+        assert_true(strstr(out, "bad_value") != NULL || strstr(out, "bad_metric") != NULL);
+    }
+    int rc = example(f, "sdk-val-1", keys, "--http", f->d.base_url, out, sizeof out, "--count", "1",
+                     "--value", "gas_ppm=12abc", NULL);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "not a number"));
+    rc = example(f, "sdk-val-1", keys, "--http", f->d.base_url, out, sizeof out, "--count", "-1",
+                 NULL);
+    assert_int_equal(rc, 2);
+    long long s[4];
+    assert_int_equal(stored_seqs(f, "sdk-val-1", s, 4), 0); /* nothing reached canaryd */
+    /* canaryd and the broker unreachable (a port nobody listens on). */
+    rc = example(f, "sdk-val-1", keys, "--http", "http://127.0.0.1:1", out, sizeof out, "--count",
+                 "1", NULL);
+    assert_int_equal(rc, 4);
+    assert_non_null(strstr(out, "unreachable"));
+    rc = example(f, "sdk-val-1", keys, "--mqtt", "127.0.0.1:1", out, sizeof out, "--count", "1",
+                 NULL);
+    assert_int_equal(rc, 4);
+    /* The seqs those runs took are skipped, not reused: the next reading still goes in. */
+    rc = example(f, "sdk-val-1", keys, "--http", f->d.base_url, out, sizeof out, "--count", "1",
+                 "--value", "gas_ppm=401", NULL);
+    if (rc != 0)
+        fail_msg("exit %d: %s", rc, out);
+    assert_int_equal(stored_seqs(f, "sdk-val-1", s, 4), 1);
+}
+
 struct count_wait {
     struct fixture *f;
     const char *id;
@@ -365,6 +406,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_and_reboot),
         cmocka_unit_test(test_wrong_key_and_bad_files),
+        cmocka_unit_test(test_example_refusals),
         cmocka_unit_test(test_mqtt_and_reboot),
     };
     return cmocka_run_group_tests(tests, start, stop);

@@ -12,11 +12,14 @@
  *    power" at any save) no seq is ever handed out twice; the POSIX file store's format,
  *    refusals and atomic replace; and real crashes: a child process handing out seqs from
  *    the file store is killed with SIGKILL at random moments, 40 times, and the seqs of all
- *    its lives are strictly increasing.
+ *    its lives are strictly increasing;
+ *  - the POSIX key file reader (both formats, modes, hostile and oversized lines), and
+ *    numbers under a locale whose decimal point is a comma.
  * The same file is built twice (tests/CMakeLists.txt): test_sdk against the built-in hash,
  * test_sdk_mbedtls against the CDEV_USE_MBEDTLS backend an ESP32 build uses. */
 #include "canary_device.h"
 #include "canary_sha256.h"
+#include "cdev_keyfile.h"
 #include "cdev_seq_file.h"
 #include "core/metric.h"
 #include "ingest/ingest.h"
@@ -26,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <float.h>
+#include <locale.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -1058,6 +1062,102 @@ static void test_seq_file_survives_kill_9(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- key files and locales ---------------------------------------------------------------- */
+
+static void test_key_file(void **state)
+{
+    (void)state;
+    char dir[64], path[128], cmd[160], key[44], err[256];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/keys", dir);
+    const char *k1 = "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const char *k2 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    /* canary device add --keys-out: one line per device; a rotated key appended later wins. */
+    char text[512];
+    snprintf(text, sizeof text, "# keys\n\nkitchen-1 %s\nporch-1 %s\nkitchen-1 %s\n", k2, k1, k1);
+    write_file(path, text);
+    chmod(path, 0600);
+    assert_int_equal(cdev_keyfile_read(path, "kitchen-1", key, err, sizeof err), 0);
+    assert_string_equal(key, k1);
+    assert_int_equal(cdev_keyfile_read(path, "porch-1", key, err, sizeof err), 0);
+    assert_string_equal(key, k1);
+    assert_int_equal(cdev_keyfile_read(path, "garage-1", key, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no key for device garage-1"));
+    assert_string_equal(key, "");
+    /* A bare key, with CRLF and surrounding blanks. */
+    snprintf(text, sizeof text, "  %s \r\n", k2);
+    write_file(path, text);
+    assert_int_equal(cdev_keyfile_read(path, "any-1", key, err, sizeof err), 0);
+    assert_string_equal(key, k2);
+    /* Readable by group or others: refused, whatever it holds. */
+    const mode_t modes[] = {0644, 0640, 0604, 0660};
+    for (size_t i = 0; i < 4; i++) {
+        chmod(path, modes[i]);
+        assert_int_equal(cdev_keyfile_read(path, "any-1", key, err, sizeof err), -1);
+        assert_non_null(strstr(err, "chmod 600"));
+    }
+    chmod(path, 0400);
+    assert_int_equal(cdev_keyfile_read(path, "any-1", key, err, sizeof err), 0);
+    chmod(path, 0600);
+    /* Malformed, oversized and hostile contents: an error naming the line, never a key. */
+    char *longline = test_repeat("kitchen-1 ", "A", 600, "\n");
+    char *longid = test_repeat("", "k", 700, " 3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+    const char *bad[] = {"kitchen-1 3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",   /* 42 */
+                         "kitchen-1 3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", /* 44 */
+                         "kitchen-1 3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA extra\n",
+                         "kitchen-1\t\n",
+                         "kitchen-1 \n",
+                         longline,
+                         "\x01\x02\xff\xfe\n",
+                         ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(path, bad[i]);
+        memset(key, 'Z', sizeof key);
+        assert_int_equal(cdev_keyfile_read(path, "kitchen-1", key, err, sizeof err), -1);
+        assert_true(err[0] != '\0');
+        for (size_t k = 0; k < sizeof key; k++)
+            assert_int_equal(key[k], 0); /* nothing of a key left behind */
+    }
+    /* An id longer than a line buffer is read in pieces; none of them is this device. */
+    write_file(path, longid);
+    assert_int_equal(cdev_keyfile_read(path, "kitchen-1", key, err, sizeof err), -1);
+    free(longline);
+    free(longid);
+    snprintf(text, sizeof text, "%s/missing", dir);
+    assert_int_equal(cdev_keyfile_read(text, "kitchen-1", key, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A device that calls setlocale() for its display must still send JSON numbers: under a
+ * German LC_NUMERIC, printf writes "24,1"; the SDK must write "24.1". The locale is compiled
+ * into a temporary directory with localedef (Debian's locales package). */
+static void test_numbers_under_a_comma_locale(void **state)
+{
+    (void)state;
+    char dir[64], cmd[256];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+    assert_int_equal(system(cmd), 0);
+    setenv("LOCPATH", dir, 1);
+    assert_non_null(setlocale(LC_NUMERIC, "de_DE.UTF-8"));
+    char t[64];
+    snprintf(t, sizeof t, "%.1f", 24.1);
+    assert_string_equal(t, "24,1"); /* the locale is really in force */
+    assert_int_equal(cdev_json_number(24.1, t, sizeof t), 4);
+    assert_string_equal(t, "24.1");
+    assert_true(cdev_json_number(-1.5e-7, t, sizeof t) > 0);
+    assert_string_equal(t, "-1.5e-07");
+    assert_true(cdev_json_number(1.0 / 3, t, sizeof t) > 0);
+    assert_string_equal(t, "0.3333333333333333");
+    setlocale(LC_NUMERIC, "C");
+    unsetenv("LOCPATH");
+    check_value_round_trip(1.0 / 3);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1082,6 +1182,8 @@ int main(void)
         cmocka_unit_test(test_device),
         cmocka_unit_test(test_seq_file_store),
         cmocka_unit_test(test_seq_file_survives_kill_9),
+        cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_numbers_under_a_comma_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
