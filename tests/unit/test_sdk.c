@@ -573,6 +573,70 @@ static void test_every_buffer_size(void **state)
     }
 }
 
+/* Random sequences of calls with random names, values and buffer sizes: nothing is ever
+ * written past cap, an add that fails leaves the reading unchanged, and every reading that
+ * ends successfully is one canaryd parses, holding exactly the values that were accepted. */
+static void test_builder_fuzz(void **state)
+{
+    (void)state;
+    struct test_rng rng = {0xf022};
+    static const char *const names[] = {"gas_ppm", "temperature_c", "x", "a_1", "gas",
+                                        "Gas",     "gas ppm",       "",  "g\"", "_x"};
+    static const char *const ids[] = {"kitchen-1", "a", "k:1.2_3", "bad id", "x\"y", ""};
+    char area[512];
+    int ended = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t cap = test_rng_below(&rng, 300);
+        memset(area, 0xA5, sizeof area);
+        struct cdev_reading r;
+        uint64_t seq = test_rng_below(&rng, 10) == 0 ? CDEV_SEQ_MAX : test_rng_next(&rng) >> 12;
+        int64_t ts = (int64_t)test_rng_below(&rng, 3) * 881838000061LL;
+        const char *id = ids[test_rng_below(&rng, 6)];
+        int rc = cdev_reading_begin(&r, area, cap, id, seq, ts);
+        double sent[16];
+        const char *sent_names[16];
+        int n_sent = 0;
+        for (int k = 0; rc == CDEV_OK && k < 12; k++) {
+            const char *name = names[test_rng_below(&rng, 10)];
+            double v = test_rng_gauss(&rng) * 1e3;
+            size_t kind = test_rng_below(&rng, 8);
+            if (kind == 0)
+                v = NAN;
+            else if (kind == 1)
+                v = -INFINITY;
+            char before[512];
+            memcpy(before, area, sizeof area);
+            size_t len = r.len;
+            int arc = cdev_reading_add(&r, name, v);
+            if (arc == CDEV_OK) {
+                sent[n_sent] = v;
+                sent_names[n_sent++] = name;
+            } else {
+                assert_memory_equal(area, before, sizeof area);
+                assert_int_equal(r.len, len);
+            }
+        }
+        long n = rc == CDEV_OK ? cdev_reading_end(&r) : rc;
+        for (size_t k = cap; k < sizeof area; k++)
+            assert_int_equal((unsigned char)area[k], 0xA5);
+        if (n <= 0)
+            continue;
+        ended++;
+        assert_true((size_t)n < cap);
+        struct ingest_batch b;
+        const struct reading *rd = canaryd_parse(area, (size_t)n, &b);
+        assert_int_equal(rd->n_values, n_sent);
+        for (int k = 0; k < n_sent; k++) {
+            assert_string_equal(rd->values[k].name, sent_names[k]);
+            assert_true(rd->values[k].value == sent[k] ||
+                        (sent[k] == 0 && rd->values[k].value == 0));
+        }
+        assert_int_equal(rd->has_ts, ts > 0);
+        ingest_batch_free(&b);
+    }
+    assert_true(ended > 1000);
+}
+
 /* ---- keys and JWS ------------------------------------------------------------------------- */
 
 static void test_key_text(void **state)
@@ -1174,6 +1238,7 @@ int main(void)
         cmocka_unit_test(test_json_string_escaping),
         cmocka_unit_test(test_duplicates_and_too_many),
         cmocka_unit_test(test_every_buffer_size),
+        cmocka_unit_test(test_builder_fuzz),
         cmocka_unit_test(test_key_text),
         cmocka_unit_test(test_base64url_matches_canary),
         cmocka_unit_test(test_jws_verifies_with_canary),
