@@ -39,6 +39,7 @@ struct opts {
     uint32_t block;
     uint64_t first_seq;
     bool no_ts, quiet;
+    bool first_seq_clock; /* --first-seq clock */
     const char *names[MAX_VALUES];
     double values[MAX_VALUES];
     int n_values;
@@ -72,7 +73,8 @@ static void usage(FILE *out)
             "  --value NAME=V          send this metric with this value (repeatable); without\n"
             "                          it: simulated gas_ppm, temperature_c, humidity_pct\n"
             "  --block N               seqs reserved per write of the seq file (default 100)\n"
-            "  --first-seq N           a new device's first seq (default 1)\n"
+            "  --first-seq N|clock     a new device's first seq (default 1); \"clock\": the\n"
+            "                          wall clock in ms, for a device whose seq file was lost\n"
             "  --no-ts                 send no ts: canaryd stamps the receive time\n"
             "  --quiet                 print only errors\n");
 }
@@ -150,6 +152,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->interval_ms = (long)n;
         } else if (!strcmp(a, "--block") && parse_num(v, 1, 1000000, &n)) {
             o->block = (uint32_t)n;
+        } else if (!strcmp(a, "--first-seq") && !strcmp(v, "clock")) {
+            o->first_seq_clock = true;
         } else if (!strcmp(a, "--first-seq") && parse_num(v, 0, (long long)CDEV_SEQ_MAX - 1, &n)) {
             o->first_seq = (uint64_t)n;
         } else if (!strcmp(a, "--value") && strchr(v, '=') != NULL && o->n_values < MAX_VALUES) {
@@ -259,6 +263,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "canary-device-example: %s\n", err);
         return 3;
     }
+    if (o.first_seq_clock) /* above any seq a counter below 1,000/s can have reached */
+        o.first_seq = (uint64_t)wall_clock_ms(NULL);
     static struct cdev_seq_file seq_file; /* holds two paths: not on the stack */
     struct cdev_device dev;
     int rc = cdev_seq_file_init(&seq_file, o.seq_file);

@@ -3,7 +3,8 @@
  * provisioned with the real `canary device add --keys-out`, whose file the example reads.
  *  - HTTP: its signed readings are accepted, with seq 1, 2, 3 and the values it sent; a
  *    restart of the program (a device reboot) continues from the seq file's reserved mark
- *    with no replay refusal, and again after that; readings without ts are accepted;
+ *    with no replay refusal, and again after that; readings without ts are accepted; a lost
+ *    seq file makes counting from 1 a replay (409), and --first-seq clock recovers;
  *  - MQTT: the same through the broker, no duplicate at canaryd after the restart, and the
  *    device's retained status ends as "sleeping";
  *  - a wrong key is refused (401 bad_signature over HTTP, a bad_signature security event over
@@ -244,6 +245,25 @@ static void test_http_and_reboot(void **state)
     expect_seqs(f, "sdk-http-1", (long long[]){1, 2, 3, 101, 102, 201, 202, 203}, 8);
     assert_int_equal(events(f, "replay", "sdk-http-1"), 0);
     assert_int_equal(events(f, "bad_signature", "sdk-http-1"), 0);
+
+    /* The seq file lost (storage erased): counting from 1 again is a replay to canaryd... */
+    char seq[160];
+    snprintf(seq, sizeof seq, "%s/sdk-http-1.seq", f->d.dir);
+    assert_int_equal(unlink(seq), 0);
+    rc = example(f, "sdk-http-1", keys, "--http", f->d.base_url, out, sizeof out, "--count", "1",
+                 NULL);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "HTTP 409"));
+    /* ...and starting from the wall clock (docs/SDK.md) is not. */
+    assert_int_equal(unlink(seq), 0);
+    int64_t before = now_ms();
+    rc = example(f, "sdk-http-1", keys, "--http", f->d.base_url, out, sizeof out, "--count", "2",
+                 "--first-seq", "clock", NULL);
+    if (rc != 0)
+        fail_msg("--first-seq clock: exit %d: %s", rc, out);
+    long long seqs[16];
+    assert_int_equal(stored_seqs(f, "sdk-http-1", seqs, 16), 10);
+    assert_true(seqs[8] >= before && seqs[9] == seqs[8] + 1);
 }
 
 static void test_wrong_key_and_bad_files(void **state)
@@ -364,6 +384,10 @@ static void test_mqtt_and_reboot(void **state)
     struct fixture *f = *state;
     char keys[160], out[8192];
     provision(f, "sdk-mqtt-1", keys, sizeof keys);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(&f->d, "/api/v1/stats", &j), 200);
+    double dup_before = json_number(j, "counters.readings_duplicate"); /* HTTP's 409 above */
+    cJSON_Delete(j);
     int rc = example(f, "sdk-mqtt-1", keys, "--mqtt", f->mqtt_addr, out, sizeof out, "--count", "3",
                      NULL);
     if (rc != 0)
@@ -376,9 +400,8 @@ static void test_mqtt_and_reboot(void **state)
         fail_msg("after a restart: exit %d: %s", rc, out);
     wait_count(f, "sdk-mqtt-1", 6);
     expect_seqs(f, "sdk-mqtt-1", (long long[]){1, 2, 3, 101, 102, 103}, 6);
-    cJSON *j = NULL;
     assert_int_equal(http_get_json(&f->d, "/api/v1/stats", &j), 200);
-    assert_true(json_number(j, "counters.readings_duplicate") == 0);
+    assert_true(json_number(j, "counters.readings_duplicate") == dup_before);
     cJSON_Delete(j);
     assert_int_equal(events(f, "replay", "sdk-mqtt-1"), 0);
     /* It said goodbye: its retained status is "sleeping". */
