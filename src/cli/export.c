@@ -10,7 +10,8 @@
  *     and the metric list.
  *   - Every reading once: a page that ends inside a run of equal timestamps leaves that run
  *     to the next page, which starts at that timestamp (the store orders readings by (ts,
- *     seq)).
+ *     seq)); a full page is always followed by another query (store_readings' `more` is
+ *     false when a page ends exactly at a chunk boundary).
  *   - Quarantined readings (a value flagged FLAG_QUARANTINED: the device was quarantined
  *     when it arrived) are left out unless --include-quarantined, and counted.
  *   - RFC 4180 output that dataset.h reads back: a field holding a comma, a quote, CR, LF or
@@ -461,11 +462,15 @@ static int export_device(struct store *s, struct export_run *x, const char *devi
         int rc = store_readings(s, &q, &res, err, errlen);
         if (rc != 0)
             return rc;
-        /* Rows of the page's last timestamp may continue on the next page: leave them all to
-         * it (it starts at that timestamp). A page of one timestamp only is used whole. */
+        /* A full page may have more after it — whatever res.more says: the store sets it only
+         * when it collected more than the limit, and it stops collecting at a chunk boundary,
+         * so a page that ends exactly at one says "no more" with more to come. Rows of the
+         * page's last timestamp may continue on the next page: leave them all to it (it
+         * starts at that timestamp). A page of one timestamp only is used whole. */
+        bool full = res.n >= EXPORT_PAGE || res.more;
         size_t use = res.n;
         int64_t next_from = 0;
-        if (res.more && res.n > 0) {
+        if (full && res.n > 0) {
             int64_t last = res.rows[res.n - 1].ts_ms;
             while (use > 0 && res.rows[use - 1].ts_ms == last)
                 use--;
@@ -475,7 +480,7 @@ static int export_device(struct store *s, struct export_run *x, const char *devi
         }
         for (size_t i = 0; i < use; i++)
             put_reading(x, device, &res.rows[i]);
-        bool more = res.more && res.n > 0;
+        bool more = full && res.n > 0;
         store_readings_free(&res);
         if (ferror(x->f)) {
             snprintf(err, errlen, "writing the output: %s", strerror(errno));

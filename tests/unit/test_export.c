@@ -264,6 +264,14 @@ static void test_pages(void **state)
     }
     struct store_batch b = {.readings = rp, .n_readings = N};
     assert_int_equal(store_write(s, &b, err, sizeof err), 0);
+    /* dev-exact: 20,000 readings of distinct times, where a page of 10,000 ends exactly at
+     * a chunk's end (the store then says "no more" with 10,000 to come). */
+    for (int i = 0; i < 20000; i++) {
+        r[i].device = "dev-exact";
+        r[i].ts_ms = T0 + i;
+    }
+    b.n_readings = 20000;
+    assert_int_equal(store_write(s, &b, err, sizeof err), 0);
     size_t moved;
     assert_int_equal(store_compact_all(s, &moved, err, sizeof err), 0);
     store_close(s);
@@ -282,6 +290,14 @@ static void test_pages(void **state)
     for (size_t i = 0; i < ds.n_rows; i++)
         if (ds.x[i * ds.n_cols + c] != (double)i)
             fail_msg("row %zu holds reading %g", i, ds.x[i * ds.n_cols + c]);
+    dataset_free(&ds);
+    assert_int_equal(
+        run_export("--store", d->db, "--output", d->out, "--device", "dev-exact", "--quiet", NULL),
+        0);
+    load(d->out, NULL, &ds);
+    assert_int_equal(ds.n_rows, 20000);
+    for (size_t i = 0; i < ds.n_rows; i++)
+        assert_true(ds.ts_ms[i] == T0 + (int64_t)i);
     dataset_free(&ds);
 }
 
