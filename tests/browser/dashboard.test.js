@@ -4,7 +4,8 @@
 // Checks: the device list renders; a live value changes within 1 s of a new reading; a gas
 // leak (gas_ppm 6000) shows the critical banner; acknowledging it in the banner changes the
 // alert's state in the API; the history chart draws points; the alerts page shows the
-// timeline; no console errors. Screenshots (overview, device page, alerts page, phone, dark)
+// timeline; the security page lists a forged reading's event; no console errors. Screenshots
+// (overview, device page, alerts page, security page, phone, dark)
 // go to $OUT_DIR. Exits non-zero on the first failure, after stopping what it started.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -217,6 +218,21 @@ async function main() {
   await page.waitForSelector('#toast', { state: 'hidden', timeout: 6000 });
   await page.screenshot({ path: path.join(OUT, 'alerts.png'), fullPage: true });
 
+  // 7. the security page: a forged reading (alg "none") is refused and shows as an event,
+  // the kind filter narrows the list, the counters count it
+  const b64u = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const forged = b64u({ alg: 'none', kid: 'probe-1' }) + '.' + b64u({ device: 'probe-1', seq: 999999, ts: Date.now(), values: { gas_ppm: 1 } }) + '.' + 'A'.repeat(43);
+  const fr = await fetch(direct + '/api/v1/ingest', { method: 'POST', headers: { 'Content-Type': 'application/jose' }, body: forged });
+  check(fr.status === 401 && (await fr.json()).error.code === 'alg_none', 'a forged reading with alg "none" is refused (401 alg_none)');
+  await page.goto(base + '/#/security');
+  await page.waitForSelector('[data-testid=events] tbody tr');
+  await page.fill('input[aria-label=kind]', 'alg_none');
+  await page.press('input[aria-label=kind]', 'Enter');
+  await page.waitForFunction(() => { const k = [...document.querySelectorAll('[data-testid=events] tbody tr td:nth-child(3)')].map((td) => td.textContent); return k.length >= 1 && k.every((x) => x === 'alg_none'); }, null, { timeout: 5000 });
+  const rejected = await page.$eval('#sec-totals', (el) => [...el.querySelectorAll('.total')].find((t) => t.querySelector('.l').textContent === 'rejected').querySelector('.n').textContent);
+  check(Number(rejected) >= 1, `the security page lists the alg_none event (kind filter) and counts ${rejected} rejected`);
+  await page.screenshot({ path: path.join(OUT, 'security.png'), fullPage: true });
+
   // a phone, and the dark theme on a wall display
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, colorScheme: 'light', isMobile: true });
   const pp = await phone.newPage();
@@ -236,7 +252,7 @@ async function main() {
   await wp.screenshot({ path: path.join(OUT, 'wall-dark.png') });
   await wall.close();
 
-  // 7. no console errors
+  // 8. no console errors
   check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
   await context.close();
 }

@@ -553,11 +553,12 @@
     c.status = h('span', { class: 'pill status' });
     c.state = h('span', { class: 'pill state' });
     c.link = h('span', { class: 'pill link', 'data-testid': 'device-link', hidden: true });
+    c.trust = h('span', { class: 'pill trust', 'data-testid': 'device-trust', hidden: true });
     c.where = h('div', { class: 'where' });
     c.box = h('div', { class: 'metrics' });
     c.seen = h('div', { class: 'seen' });
     c.el = h('a', { class: 'card', href: '#/device/' + encodeURIComponent(id), 'data-device': id, 'data-testid': 'device-card' },
-      h('div', { class: 'head' }, c.name, h('span', { class: 'pills' }, c.status, c.link, c.state)), c.where, c.box, c.seen);
+      h('div', { class: 'head' }, c.name, h('span', { class: 'pills' }, c.status, c.link, c.trust, c.state)), c.where, c.box, c.seen);
     return c;
   }
 
@@ -593,6 +594,15 @@
       c.link.className = 'pill link ' + link;
       c.link.textContent = link === 'sleeping' ? 'sleeping' : 'mqtt ' + link;
       c.link.title = link ? 'MQTT status ' + link + (d.info.connection_since_ms ? ' since ' + new Date(d.info.connection_since_ms).toLocaleString() : '') : '';
+    }
+    // a device the tamper checks doubt (suspect) or quarantined: its values are not to be trusted
+    const trust = d.info.trust && d.info.trust.state !== 'trusted' ? d.info.trust.state : '';
+    if (c.el.dataset.trust !== trust) {
+      c.el.dataset.trust = trust;
+      c.trust.hidden = !trust;
+      c.trust.className = 'pill trust ' + trust;
+      c.trust.textContent = trust;
+      c.trust.title = trust ? (d.info.trust.reasons || []).map((r) => r.detail).join('\n') : '';
     }
     if (c.el.dataset.state !== st) {
       c.el.dataset.state = st;
@@ -1033,18 +1043,107 @@
         : h('p', { class: 'muted', text: 'No live models. `canary train` builds one; a [model.<name>] section makes canaryd score with it (docs/MODELS.md).' }));
     } catch (e) { box.textContent = e.message; }
   }
+  // The security page: how canaryd judges what arrives (counters of /api/v1/stats), the
+  // devices whose data the tamper checks doubt (trust of /api/v1/devices, with release), and
+  // the recorded events, filtered and paged (/api/v1/events). Refreshed every 10 s while open.
   async function viewSecurity(root) {
-    root.append(h('h1', { text: 'Security events' }));
-    const box = h('div', { class: 'panel table-wrap' }, 'Loading…');
-    root.append(box);
-    try {
-      const r = await api('/api/v1/events?limit=100');
-      box.replaceChildren(r.events.length ? h('table', {},
+    const tiles = h('div', { class: 'totals', id: 'sec-totals' });
+    const trustBox = h('div', { class: 'panel table-wrap', 'data-testid': 'trust' }, 'Loading…');
+    const f = { category: '', kind: '', device: '' };
+    const sel = h('select', { 'aria-label': 'category', onchange: () => { f.category = sel.value; paged = false; loadEvents(); } },
+      ['', 'security', 'ingest'].map((c) => h('option', { value: c, text: c || 'all categories' })));
+    const kind = h('input', { type: 'search', placeholder: 'kind (e.g. bad_signature)', 'aria-label': 'kind',
+      onchange: () => { f.kind = kind.value.trim(); paged = false; loadEvents(); } });
+    const dev = h('input', { type: 'search', placeholder: 'device', 'aria-label': 'device',
+      onchange: () => { f.device = dev.value.trim(); paged = false; loadEvents(); } });
+    const evBox = h('div', { class: 'table-wrap', 'data-testid': 'events' }, 'Loading…');
+    const more = h('button', { class: 'btn ghost', type: 'button', hidden: true, text: 'Older events' });
+    root.append(h('h1', { text: 'Security' }), tiles,
+      h('h2', { text: 'Device trust' }), trustBox,
+      h('h2', { text: 'Events' }),
+      h('div', { class: 'panel' }, h('div', { class: 'filters' }, sel, kind, dev), evBox, more));
+
+    const tile = (n, l, cls, title) => h('div', { class: 'total ' + (cls || ''), title }, h('div', { class: 'n', text: n }), h('div', { class: 'l', text: l }));
+    async function loadTiles(devs) {
+      const s = await api('/api/v1/stats');
+      const sec = s.security || {};
+      const q = devs.filter((d) => d.trust && d.trust.state === 'quarantined').length;
+      const sus = devs.filter((d) => d.trust && d.trust.state === 'suspect').length;
+      tiles.replaceChildren(
+        tile(sec.unsigned_policy || '—', 'unsigned readings', sec.unsigned_policy === 'reject' ? 'ok' : 'warn',
+          'security.unsigned: what canaryd does with a reading that carries no signature or token'),
+        tile(sec.signed_accepted ?? '—', 'signed accepted'),
+        tile(sec.bearer_accepted ?? '—', 'token accepted'),
+        tile(sec.rejected ?? '—', 'rejected', sec.rejected ? 'bad' : 'ok'),
+        tile(sec.unsigned_flagged ?? '—', 'unsigned, flagged', sec.unsigned_flagged ? 'warn' : ''),
+        tile(sec.devices_with_credentials ?? '—', 'devices with keys'),
+        tile(q, 'quarantined', q ? 'bad' : 'ok'),
+        tile(sus, 'suspect', sus ? 'warn' : ''));
+    }
+    function renderTrust(devs) {
+      const doubted = devs.filter((d) => d.trust && d.trust.state !== 'trusted')
+        .sort((a, b) => (a.trust.state === b.trust.state ? a.trust.score - b.trust.score : a.trust.state === 'quarantined' ? -1 : 1));
+      if (!doubted.length) {
+        trustBox.replaceChildren(h('p', { class: 'muted', text: devs.some((d) => d.trust)
+          ? 'Every device is trusted: the tamper checks doubt no one.'
+          : 'No trust information: this canaryd runs no tamper checks.' }));
+        return;
+      }
+      const release = async (id, btn) => {
+        btn.disabled = true;
+        try {
+          await api(`/api/v1/devices/${encodeURIComponent(id)}/release`, { json: { by: operator(), comment: 'released from the dashboard' } });
+          toast(`${id} released.`);
+          refresh();
+        } catch (e) { toast(e.message); btn.disabled = false; }
+      };
+      trustBox.replaceChildren(h('table', {},
+        h('thead', {}, h('tr', {}, ['device', 'location', 'state', 'score', 'since', 'why', ''].map((t) => h('th', { text: t })))),
+        h('tbody', {}, doubted.map((d) => {
+          const btn = h('button', { class: 'btn', type: 'button', text: 'Release', 'data-release': d.id });
+          btn.addEventListener('click', () => release(d.id, btn));
+          return h('tr', { 'data-device': d.id },
+            h('td', {}, h('a', { href: '#/device/' + encodeURIComponent(d.id), text: d.name || d.id })),
+            h('td', { text: d.location || '' }),
+            h('td', {}, h('span', { class: 'pill trust ' + d.trust.state, text: d.trust.state })),
+            h('td', { class: 'num', text: Number(d.trust.score).toFixed(2) }),
+            h('td', { text: fmtAgo(d.trust.since_ms), title: fmtTime(d.trust.since_ms) }),
+            h('td', {}, h('ul', { class: 'reasons' }, (d.trust.reasons || []).slice(0, 4).map((r) =>
+              h('li', {}, h('strong', { text: r.check + (r.metric ? ' · ' + labelOf(r.metric) : '') + ': ' }), r.detail || '')))),
+            h('td', {}, btn));
+        }))));
+    }
+    let before = null;
+    let paged = false; // the operator paged back: the 10-s refresh leaves the list alone
+    async function loadEvents(append) {
+      const q = new URLSearchParams({ limit: '100' });
+      for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+      if (append && before !== null) q.set('before', before);
+      const r = await api('/api/v1/events?' + q);
+      before = r.next_before;
+      more.hidden = before === null || before === undefined;
+      const rows = r.events.map((e) => h('tr', { class: e.category === 'security' ? 'sec' : '' },
+        h('td', { text: fmtTime(e.ts_ms) }), h('td', { text: e.category }), h('td', {}, h('code', { text: e.kind })),
+        h('td', {}, e.device ? h('a', { href: '#/device/' + encodeURIComponent(e.device), text: e.device }) : ''),
+        h('td', { text: e.source || '' }), h('td', { text: e.detail || '' }), h('td', { class: 'num', text: e.count })));
+      const tbody = append && evBox.querySelector('tbody');
+      if (tbody) { tbody.append(...rows); return; }
+      evBox.replaceChildren(rows.length ? h('table', {},
         h('thead', {}, h('tr', {}, ['time', 'category', 'kind', 'device', 'source', 'detail', 'count'].map((t) => h('th', { text: t })))),
-        h('tbody', {}, r.events.map((e) => h('tr', {}, h('td', { text: fmtTime(e.ts_ms) }), h('td', { text: e.category }), h('td', { text: e.kind }),
-          h('td', { text: e.device || '' }), h('td', { text: e.source || '' }), h('td', { text: e.detail || '' }), h('td', { class: 'num', text: e.count })))))
-        : h('p', { class: 'muted', text: 'No security or ingest events recorded.' }));
-    } catch (e) { box.textContent = e.message; }
+        h('tbody', {}, rows))
+        : h('p', { class: 'muted', text: Object.values(f).some(Boolean) ? 'No events match.' : 'No security or ingest events recorded.' }));
+    }
+    more.addEventListener('click', () => { paged = true; loadEvents(true).catch((e) => toast(e.message)); });
+    async function refresh() {
+      if (!root.isConnected) { clearInterval(timer); return; }
+      try {
+        const devs = await apiAll('/api/v1/devices?limit=1000', 'devices', 'next', 'after');
+        renderTrust(devs);
+        await loadTiles(devs);
+      } catch (e) { trustBox.textContent = e.message; }
+    }
+    const timer = setInterval(() => { refresh(); if (!paged) loadEvents().catch(() => {}); }, 10000);
+    await Promise.all([refresh(), loadEvents().catch((e) => { evBox.textContent = e.message; })]);
   }
 
   // ---------- router ----------
