@@ -1029,19 +1029,58 @@
   function viewPlaceholder(root, title, text, link) {
     root.append(h('h1', { text: title }), h('div', { class: 'panel placeholder' }, h('p', { text }), link ? h('p', {}, h('a', { href: link[0], text: link[1] })) : null));
   }
+  // The models page: each live model (GET /api/v1/models) as a panel — what it is and what it
+  // applies to, how it was trained and evaluated, what it does live — and the reload state,
+  // with a Reload button (POST /api/v1/models/reload: re-reads the files after a retrain).
   async function viewModels(root) {
-    root.append(h('h1', { text: 'Models' }));
-    const box = h('div', { class: 'panel table-wrap' }, 'Loading…');
-    root.append(box);
-    try {
+    const head = h('div', { class: 'row-head' }, h('h1', { text: 'Models' }));
+    const status = h('p', { class: 'muted' });
+    const list = h('div', { class: 'models', 'data-testid': 'models' }, 'Loading…');
+    const reload = h('button', { class: 'btn ghost', type: 'button', text: 'Reload models' });
+    head.append(reload);
+    root.append(head, status, list);
+    const pct = (x) => (x === null || x === undefined ? '—' : (100 * x).toFixed(2) + ' %');
+    const num = (x, d) => (x === null || x === undefined ? '—' : Number(x).toFixed(d));
+    const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '')
+      .map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]).flat());
+    function panel(m) {
+      const gas = m.type === 'gas';
+      const tr = m.training || {};
+      const ev = m.evaluation;
+      const live = m.live || {};
+      const applies = m.applies_to ? (m.applies_to.devices || '') + (m.applies_to.kind ? ' kind ' + m.applies_to.kind : '') : '';
+      return h('section', { class: 'panel model', 'data-model': m.name },
+        h('h2', {}, m.name + ' ', h('span', { class: 'pill', text: gas ? 'gas classifier' : m.type === 'iforest' ? 'isolation forest' : m.type })),
+        h('div', { class: 'model-cols' },
+          kv([['applies to', applies || 'every device'],
+            ['inputs', (m.inputs || m.metrics || []).join(', ')],
+            gas ? ['classes', (m.classes || []).join(', ')] : ['features', m.features ? m.features.length + ' (' + (m.features_kind || '') + (m.window ? ', window ' + m.window : '') + ')' : null],
+            gas ? ['dangerous', (m.dangerous || []).join(', ') + ` at p ≥ ${m.probability}, ${m.consecutive} in a row → ${m.alert_kind}`]
+              : ['threshold', `${num(m.threshold, 4)}${m.consecutive ? `, ${m.consecutive} in a row` : ''}`]]),
+          kv([['trained on', tr.source ? `${tr.source} (${tr.rows} rows)` : null],
+            ['trained', tr.created_ms ? fmtTime(tr.created_ms) : null],
+            ['fit time', tr.fit_s ? tr.fit_s.toFixed(1) + ' s' : null],
+            ['evaluation', ev ? (gas ? `${ev.split || ''} split, ${ev.rows} rows: accuracy ${pct(ev.accuracy)}, macro F1 ${pct(ev.macro_f1)}`
+              : `${ev.rows} rows (${ev.source || ''}): ROC AUC ${num(ev.roc_auc, 3)}, PR AUC ${num(ev.pr_auc, 3)}`) : 'not recorded (canary eval --record)']]),
+          kv([['devices scored', live.devices],
+            ['readings scored', live.readings_scored],
+            [gas ? 'dangerous readings' : 'above threshold', live.readings_above_threshold],
+            ['file', m.path ? `${m.path} (${Math.round((m.file_bytes || 0) / 1024)} KB, ${fmtTime(m.file_modified_ms)})` : null]])));
+    }
+    async function load() {
       const r = await api('/api/v1/models');
-      box.replaceChildren(r.models.length ? h('table', {},
-        h('thead', {}, h('tr', {}, ['name', 'type', 'applies to', 'threshold', 'devices', 'scored', 'above threshold'].map((t) => h('th', { text: t })))),
-        h('tbody', {}, r.models.map((m) => h('tr', {}, h('td', { text: m.name }), h('td', { text: m.type }), h('td', { text: m.applies_to.devices || m.applies_to.kind }),
-          h('td', { class: 'num', text: m.threshold }), h('td', { class: 'num', text: m.live.devices }), h('td', { class: 'num', text: m.live.readings_scored }),
-          h('td', { class: 'num', text: m.live.readings_above_threshold })))))
-        : h('p', { class: 'muted', text: 'No live models. `canary train` builds one; a [model.<name>] section makes canaryd score with it (docs/MODELS.md).' }));
-    } catch (e) { box.textContent = e.message; }
+      const rl = r.reloads || {};
+      status.textContent = `Generation ${r.generation ?? '—'}, loaded ${fmtTime(r.loaded_ms)}; ${rl.total || 0} reloads, ${rl.failed || 0} failed` +
+        (rl.last_error ? ` — last error: ${rl.last_error}` : '') + '.';
+      list.replaceChildren(...(r.models.length ? r.models.map(panel)
+        : [h('p', { class: 'panel muted', text: 'No live models. `canary train` builds one; a [model.<name>] section makes canaryd score with it (docs/MODELS.md, docs/GAS.md).' })]));
+    }
+    reload.addEventListener('click', async () => {
+      reload.disabled = true;
+      try { await api('/api/v1/models/reload', { json: {} }); toast('Models reloaded.'); await load(); } catch (e) { toast(e.message); }
+      reload.disabled = false;
+    });
+    try { await load(); } catch (e) { list.textContent = e.message; }
   }
   // The security page: how canaryd judges what arrives (counters of /api/v1/stats), the
   // devices whose data the tamper checks doubt (trust of /api/v1/devices, with release), and
