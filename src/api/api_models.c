@@ -73,6 +73,8 @@ static cJSON *gas_entry_json(const struct model_entry *e)
     cJSON_AddStringToObject(stored, "probability", e->prob_metric);
     cJSON_AddStringToObject(o, "features_kind", gas_features_name(p->features));
     cJSON_AddNumberToObject(o, "window", p->window);
+    cJSON_AddStringToObject(o, "window_features",
+                            p->window ? gas_window_stats_name(p->window_stats) : "none");
     cJSON *params = cJSON_AddObjectToObject(o, "parameters");
     cJSON_AddNumberToObject(params, "rf_trees", p->rf_trees);
     cJSON_AddNumberToObject(params, "gbt_rounds", p->gbt_rounds);

@@ -340,6 +340,7 @@ static void test_models_listing(void **state)
     assert_true(json_number(m, "probability") == 0.9);
     assert_true(json_number(m, "consecutive") == 3);
     assert_true(json_number(m, "window") == 8);
+    assert_string_equal(cJSON_GetObjectItem(m, "window_features")->valuestring, "mean");
     assert_string_equal(cJSON_GetObjectItem(m, "alert_kind")->valuestring, "gas_leak");
     assert_string_equal(json_number(m, "training.rows") > 0 ? "ok" : "no", "ok");
     cJSON *ev = cJSON_GetObjectItem(m, "evaluation");
