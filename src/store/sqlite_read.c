@@ -159,11 +159,14 @@ static int collect_chunks(struct collector *c, int64_t device_id, char *err, siz
         int64_t t_last = sqlite3_column_int64(st, 1);
         if (c->out->n >= q->limit) {
             /* Ascending: a chunk starting after every collected row adds only later ones.
-             * Descending: a chunk ending before every collected row adds only earlier ones. */
-            if (!q->newest_first && t_first > c->max_ts)
+             * Descending: a chunk ending before every collected row adds only earlier ones.
+             * Either way the range holds more than the limit (the chunk overlaps it): say so,
+             * or a page that ends exactly at a chunk boundary reads as the last one. */
+            if ((!q->newest_first && t_first > c->max_ts) ||
+                (q->newest_first && t_last < c->min_ts)) {
+                c->out->more = true;
                 break;
-            if (q->newest_first && t_last < c->min_ts)
-                break;
+            }
         }
         res = collect_blob(c, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
         if (res == CANARY_EINVAL) {
@@ -239,8 +242,25 @@ static int collect_log_reading(void *arg, int64_t device_id, const struct chunk_
     return collect(arg, r);
 }
 
+static int readings_in_txn(struct store *s, const struct store_readings_query *q,
+                           struct store_readings_result *out, char *err, size_t errlen);
+
+/* The chunks and the log are read in one transaction, so one snapshot: a compaction that
+ * commits between the two queries would otherwise move readings from the log into a chunk
+ * already read, and they would be missing from the answer. */
 int store_readings(struct store *s, const struct store_readings_query *q,
                    struct store_readings_result *out, char *err, size_t errlen)
+{
+    bool own = sqlite3_get_autocommit(s->db) &&
+               sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    int rc = readings_in_txn(s, q, out, err, errlen);
+    if (own)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+static int readings_in_txn(struct store *s, const struct store_readings_query *q,
+                           struct store_readings_result *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     arena_init(&out->arena, 64 * 1024);

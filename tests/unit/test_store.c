@@ -317,6 +317,40 @@ static void test_limit_order_and_metric_filter(void **state)
     store_readings_free(&res);
 }
 
+/* A page that ends exactly at a chunk boundary is not the last one: `more` says so in both
+ * orders, and paging on from the last row reads every reading once (it stopped after the
+ * first page before). */
+static void test_page_ending_at_a_chunk_boundary_has_more(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    size_t moved;
+    write_readings(f->s, "dev-c", 0, 12);
+    assert_int_equal(store_compact_all(f->s, &moved, err, sizeof err), 0);
+    assert_int_equal(moved, 12); /* three chunks of 4 */
+    for (int newest = 0; newest <= 1; newest++) {
+        struct store_readings_query q = {"dev-c", NULL, T0, T0 + 11000, 4, newest == 1};
+        int seen = 0;
+        for (int page = 0; page < 10; page++) {
+            struct store_readings_result res;
+            assert_int_equal(store_readings(f->s, &q, &res, err, sizeof err), 0);
+            for (size_t i = 0; i < res.n; i++, seen++)
+                assert_int_equal(res.rows[i].ts_ms,
+                                 newest ? T0 + (11 - seen) * 1000 : T0 + seen * 1000);
+            bool more = res.more;
+            if (res.n > 0 && newest)
+                q.to_ms = res.rows[res.n - 1].ts_ms - 1;
+            else if (res.n > 0)
+                q.from_ms = res.rows[res.n - 1].ts_ms + 1;
+            store_readings_free(&res);
+            assert_true(more == (seen < 12));
+            if (!more)
+                break;
+        }
+        assert_int_equal(seen, 12);
+    }
+}
+
 struct series_seen {
     int n;
     struct store_series s[8];
@@ -664,6 +698,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_migrates_a_version_2_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_order_and_metric_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_ending_at_a_chunk_boundary_has_more, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_busy_device_skips_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downsample_uses_chunks_and_log, setup, teardown),
 
