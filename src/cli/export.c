@@ -10,8 +10,8 @@
  *     and the metric list.
  *   - Every reading once: a page that ends inside a run of equal timestamps leaves that run
  *     to the next page, which starts at that timestamp (the store orders readings by (ts,
- *     seq)); a full page is always followed by another query (store_readings' `more` is
- *     false when a page ends exactly at a chunk boundary).
+ *     seq)); a full page is always followed by another query (one empty query at the end
+ *     is cheap, and the export does not depend on how exactly the store reports `more`).
  *   - Quarantined readings (a value flagged FLAG_QUARANTINED: the device was quarantined
  *     when it arrived) are left out unless --include-quarantined, and counted.
  *   - RFC 4180 output that dataset.h reads back: a field holding a comma, a quote, CR, LF or
@@ -462,11 +462,10 @@ static int export_device(struct store *s, struct export_run *x, const char *devi
         int rc = store_readings(s, &q, &res, err, errlen);
         if (rc != 0)
             return rc;
-        /* A full page may have more after it — whatever res.more says: the store sets it only
-         * when it collected more than the limit, and it stops collecting at a chunk boundary,
-         * so a page that ends exactly at one says "no more" with more to come. Rows of the
-         * page's last timestamp may continue on the next page: leave them all to it (it
-         * starts at that timestamp). A page of one timestamp only is used whole. */
+        /* A full page may have more after it, whatever res.more says (until c358ccd the store
+         * said "no more" for a page ending exactly at a chunk boundary). Rows of the page's
+         * last timestamp may continue on the next page: leave them all to it (it starts at
+         * that timestamp). A page of one timestamp only is used whole. */
         bool full = res.n >= EXPORT_PAGE || res.more;
         size_t use = res.n;
         int64_t next_from = 0;
