@@ -141,11 +141,16 @@ static void route_request(struct request_slot *slot)
         if (!pattern_matches(routes[i].pattern, req))
             continue;
         slot->path_known = true;
-        if (strcmp(routes[i].method, req->method) == 0)
+        /* HEAD is GET without the body (RFC 9110 9.3.2; libmicrohttpd leaves the body out),
+         * except on the event stream, which has no end to measure. */
+        bool get = strcmp(routes[i].method, "GET") == 0;
+        bool head_ok = get && strcmp(routes[i].pattern, "/api/v1/stream") != 0;
+        if (strcmp(routes[i].method, req->method) == 0 ||
+            (head_ok && strcmp(req->method, "HEAD") == 0))
             slot->route = &routes[i];
         size_t len = strlen(slot->allow);
-        snprintf(slot->allow + len, sizeof slot->allow - len, "%s%s", len ? ", " : "",
-                 routes[i].method);
+        snprintf(slot->allow + len, sizeof slot->allow - len, "%s%s%s", len ? ", " : "",
+                 routes[i].method, head_ok ? ", HEAD" : "");
     }
 }
 

@@ -363,6 +363,32 @@ static int run_canaryd(char *out, size_t len, const char *const *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* HEAD is GET without a body, on the API and the dashboard; not on the endless event stream
+ * (405, and its Allow names only GET). */
+static void test_head_requests(void **state)
+{
+    struct daemon *d = *state;
+    const char *paths[] = {"/", "/assets/app.js", "/api/v1/devices", "/healthz"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct http_response get, head;
+        assert_int_equal(http_call_with(d, "GET", paths[i], NULL, NULL, NULL, 0, &get), 0);
+        assert_int_equal(http_call_with(d, "HEAD", paths[i], NULL, NULL, NULL, 0, &head), 0);
+        if (get.status != 200 || head.status != 200 || head.body_len != 0 ||
+            strcmp(get.content_type, head.content_type) != 0)
+            fail_msg("HEAD %s: %ld (%zu body bytes, %s), GET: %ld (%s)", paths[i], head.status,
+                     head.body_len, head.content_type, get.status, get.content_type);
+        http_response_free(&get);
+        http_response_free(&head);
+    }
+    struct http_response r;
+    assert_int_equal(http_call_with(d, "HEAD", "/api/v1/stream", NULL, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 405);
+    http_response_free(&r);
+    assert_int_equal(http_call_with(d, "HEAD", "/api/v1/nope", NULL, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 404);
+    http_response_free(&r);
+}
+
 static void test_command_line_and_configuration_errors(void **state)
 {
     (void)state;
@@ -431,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_latest_maxima_stats_health),
         cmocka_unit_test(test_queries_after_compaction),
         cmocka_unit_test(test_admin_token_and_registration),
+        cmocka_unit_test(test_head_requests),
         cmocka_unit_test(test_command_line_and_configuration_errors),
     };
     return cmocka_run_group_tests(tests, start, stop);
