@@ -673,6 +673,16 @@ static void print_plan(const struct sim *s)
     if (o->batch > 1)
         fprintf(stderr, ", batches of up to %u", o->batch);
     fprintf(stderr, "\n");
+    /* a simulated clock that outruns the wall clock stamps readings in the future */
+    int64_t ahead_s = o->duration_s > 0 ? (s->clock_start_ms - s->start_wall_ms) / 1000 +
+                                              (int64_t)(o->duration_s * (1 - 1 / o->speed))
+                                        : 0;
+    if (o->speed > 1 && ahead_s > 300)
+        fprintf(stderr,
+                "canary simulate: note: the last readings will be stamped %" PRId64 " s ahead of "
+                "the wall clock; canaryd refuses a ts more than ingest.max_future_s (300 s by "
+                "default) ahead: start the clock earlier (--clock-start -%g)\n",
+                ahead_s, o->duration_s);
     if (o->scenario == SIM_SCENARIO_NONE)
         return;
     fprintf(stderr, "canary simulate: scenario %s at +%g s for %g s on",
