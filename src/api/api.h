@@ -111,6 +111,8 @@ enum MHD_Result api_devices_list(struct request *req);
 enum MHD_Result api_device_get(struct request *req);
 enum MHD_Result api_device_create(struct request *req);
 enum MHD_Result api_device_patch(struct request *req);
+enum MHD_Result api_device_release(struct request *req);
+enum MHD_Result api_device_release_resumed(struct request *req);
 enum MHD_Result api_device_readings(struct request *req);
 enum MHD_Result api_device_latest(struct request *req);
 enum MHD_Result api_latest(struct request *req);

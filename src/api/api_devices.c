@@ -3,6 +3,10 @@
  *   POST  /api/v1/devices                      register {"id","name","location","kind"}
  *   GET   /api/v1/devices/<id>                 one device
  *   PATCH /api/v1/devices/<id>                 change name, location, kind
+ *   POST  /api/v1/devices/<id>/release         a person releases a quarantined or suspect
+ *                                              device {"by","comment"} (docs/TAMPER.md)
+ * Every device carries its "trust" as the tamper checks left it (the device_trust table):
+ * state, score, since_ms, reasons, and the last release.
  * A device's status is derived from its last reading: online, stale (devices.stale_after_s),
  * offline (devices.offline_after_s), or never (registered, no reading yet); a device whose
  * MQTT status says offline (its last will) or sleeping is offline at once. "connection" is
@@ -14,6 +18,7 @@
 #include "core/metric.h"
 #include "mqtt/mqtt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +35,49 @@ static const char *status_name(const struct canary_config *cfg, int64_t last_see
     return "online";
 }
 
-static cJSON *device_json(const struct canary_config *cfg, struct mqtt *mq,
+/* The device's trust object from its device_trust row (none: trusted since it was created).
+ * A store error leaves the state "unknown" rather than failing the whole answer. */
+static cJSON *trust_json(struct store *s, const struct store_device *d)
+{
+    cJSON *t = cJSON_CreateObject();
+    struct store_trust *row = calloc(1, sizeof *row);
+    char err[256];
+    int rc =
+        row != NULL && s != NULL ? store_trust_get(s, d->id, row, err, sizeof err) : CANARY_EIO;
+    if (rc == CANARY_ENOTFOUND) {
+        cJSON_AddStringToObject(t, "state", "trusted");
+        cJSON_AddNumberToObject(t, "score", 1);
+        cJSON_AddNumberToObject(t, "since_ms", (double)d->created_ms);
+        cJSON_AddArrayToObject(t, "reasons");
+    } else if (rc != 0) {
+        cJSON_AddStringToObject(t, "state", "unknown");
+        cJSON_AddNullToObject(t, "score");
+        cJSON_AddNullToObject(t, "since_ms");
+        cJSON_AddArrayToObject(t, "reasons");
+    } else {
+        cJSON_AddStringToObject(t, "state", row->state);
+        cJSON_AddNumberToObject(t, "score", round(row->score * 1000) / 1000);
+        cJSON_AddNumberToObject(t, "since_ms", (double)row->since_ms);
+        cJSON *reasons = row->reasons[0] ? cJSON_Parse(row->reasons) : NULL;
+        if (!cJSON_IsArray(reasons)) {
+            cJSON_Delete(reasons);
+            reasons = cJSON_CreateArray();
+        }
+        cJSON_AddItemToObject(t, "reasons", reasons);
+        cJSON_AddNumberToObject(t, "updated_ms", (double)row->updated_ms);
+    }
+    if (rc == 0 && row->released_ms) {
+        cJSON_AddNumberToObject(t, "released_ms", (double)row->released_ms);
+        cJSON_AddStringToObject(t, "released_by", row->released_by);
+    } else {
+        cJSON_AddNullToObject(t, "released_ms");
+        cJSON_AddNullToObject(t, "released_by");
+    }
+    free(row);
+    return t;
+}
+
+static cJSON *device_json(const struct canary_config *cfg, struct mqtt *mq, struct store *s,
                           const struct store_device *d, int64_t now)
 {
     int64_t link_since = 0;
@@ -58,6 +105,7 @@ static cJSON *device_json(const struct canary_config *cfg, struct mqtt *mq,
     else
         cJSON_AddNullToObject(o, "last_seen_ms");
     cJSON_AddNumberToObject(o, "readings", (double)d->readings);
+    cJSON_AddItemToObject(o, "trust", trust_json(s, d));
     return o;
 }
 
@@ -74,8 +122,8 @@ enum MHD_Result api_devices_list(struct request *req)
     struct store_device *list = calloc(limit, sizeof *list);
     char err[512];
     int n = list ? store_devices_list(s, after ? after : "", list, limit, err, sizeof err) : -1;
-    api_reader_release(req, s);
     if (n < 0) {
+        api_reader_release(req, s);
         free(list);
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s",
                                  list ? err : "out of memory");
@@ -84,7 +132,8 @@ enum MHD_Result api_devices_list(struct request *req)
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "devices");
     for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, device_json(req->api->cfg, req->api->mqtt, &list[i], now));
+        cJSON_AddItemToArray(arr, device_json(req->api->cfg, req->api->mqtt, s, &list[i], now));
+    api_reader_release(req, s);
     if ((uint64_t)n == limit)
         cJSON_AddStringToObject(root, "next", list[n - 1].id);
     else
@@ -107,13 +156,13 @@ enum MHD_Result api_device_get(struct request *req)
     struct store_device d;
     char err[512];
     int rc = store_device_get(s, id, &d, err, sizeof err);
+    cJSON *o = rc == 0 ? device_json(req->api->cfg, req->api->mqtt, s, &d, clock_wall_ms()) : NULL;
     api_reader_release(req, s);
     if (rc == CANARY_ENOTFOUND)
         return api_respond_error(req, 404, "not_found", "device", "no device '%s'", id);
     if (rc != 0)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
-    return api_respond_json(req, 200,
-                            device_json(req->api->cfg, req->api->mqtt, &d, clock_wall_ms()), NULL);
+    return api_respond_json(req, 200, o, NULL);
 }
 
 /* Copies an optional string field into dst. Answers 400 when it is not a string or too long. */
@@ -171,6 +220,9 @@ enum MHD_Result api_device_create(struct request *req)
     int rc = store_device_create(req->api->admin, &d, clock_wall_ms(), err, sizeof err);
     if (rc == 0)
         rc = store_device_get(req->api->admin, d.id, &d, err, sizeof err);
+    cJSON *o =
+        rc == 0 ? device_json(req->api->cfg, req->api->mqtt, req->api->admin, &d, clock_wall_ms())
+                : NULL;
     pthread_mutex_unlock(&req->api->admin_lock);
     if (rc == CANARY_ECONFLICT)
         return api_respond_error(req, 409, "conflict", "id", "device '%s' already exists", d.id);
@@ -178,9 +230,7 @@ enum MHD_Result api_device_create(struct request *req)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
     char location[160];
     snprintf(location, sizeof location, "/api/v1/devices/%s", d.id);
-    return api_respond_json(req, 201,
-                            device_json(req->api->cfg, req->api->mqtt, &d, clock_wall_ms()),
-                            "Location", location, NULL);
+    return api_respond_json(req, 201, o, "Location", location, NULL);
 }
 
 enum MHD_Result api_device_patch(struct request *req)
@@ -211,11 +261,75 @@ enum MHD_Result api_device_patch(struct request *req)
                                  sizeof err);
     if (rc == 0)
         rc = store_device_get(req->api->admin, id, &d, err, sizeof err);
+    cJSON *o =
+        rc == 0 ? device_json(req->api->cfg, req->api->mqtt, req->api->admin, &d, clock_wall_ms())
+                : NULL;
     pthread_mutex_unlock(&req->api->admin_lock);
     if (rc == CANARY_ENOTFOUND)
         return api_respond_error(req, 404, "not_found", "device", "no device '%s'", id);
     if (rc != 0)
         return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
-    return api_respond_json(req, 200,
-                            device_json(req->api->cfg, req->api->mqtt, &d, clock_wall_ms()), NULL);
+    return api_respond_json(req, 200, o, NULL);
+}
+
+/* POST /api/v1/devices/<id>/release {"by": "alice", "comment": "sensor replaced"} (both
+ * optional; "by" defaults to "api"): the device's owner worker releases it (JOB_RELEASE);
+ * answered once the release and its event are stored. */
+enum MHD_Result api_device_release(struct request *req)
+{
+    static const char *const params[] = {NULL};
+    static const char *const fields[] = {"by", "comment", NULL};
+    if (!api_query_check(req, params) || !api_authorized(req))
+        return MHD_YES;
+    const char *id = api_device_segment(req);
+    if (id == NULL)
+        return MHD_YES;
+    struct job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return api_respond_error(req, 503, "overloaded", NULL, "out of memory");
+    req->job = job; /* freed with the request */
+    snprintf(job->actor, sizeof job->actor, "api");
+    if (req->body_len > 0) {
+        cJSON *body = api_body_object(req, fields);
+        if (body == NULL)
+            return MHD_YES;
+        bool given;
+        bool ok = text_field(req, body, "by", job->actor, sizeof job->actor, &given) &&
+                  text_field(req, body, "comment", job->comment, sizeof job->comment, &given);
+        cJSON_Delete(body);
+        if (!ok)
+            return MHD_YES;
+        if (job->actor[0] == '\0')
+            return api_respond_error(req, 400, "invalid_field", "by", "must not be empty");
+    }
+    job->kind = JOB_RELEASE;
+    snprintf(job->device, sizeof job->device, "%s", id);
+    ingest_batch_init(&job->batch);
+    return api_suspend_for_job(req, job);
+}
+
+enum MHD_Result api_device_release_resumed(struct request *req)
+{
+    struct job *job = req->job;
+    if (req->submit_rc != 0)
+        return api_respond_error(req, 503, "overloaded", NULL, "canaryd is shutting down; retry");
+    if (job->result == CANARY_ENOTFOUND)
+        return api_respond_error(req, 404, "not_found", "device", "no device '%s'", job->device);
+    if (job->result == CANARY_ECONFLICT)
+        return api_respond_error(req, 409, "conflict", "trust",
+                                 "device '%s' is trusted: nothing to release", job->device);
+    if (job->result != 0)
+        return api_respond_error(req, 503, "store_unavailable", NULL,
+                                 "the release could not be stored; retry");
+    struct store *s = api_reader(req);
+    if (s == NULL)
+        return MHD_YES;
+    struct store_device d;
+    char err[512];
+    int rc = store_device_get(s, job->device, &d, err, sizeof err);
+    cJSON *o = rc == 0 ? device_json(req->api->cfg, req->api->mqtt, s, &d, clock_wall_ms()) : NULL;
+    api_reader_release(req, s);
+    if (rc != 0) /* released in the pipeline, not yet in the devices table: say so plainly */
+        return api_respond_json(req, 200, NULL, NULL);
+    return api_respond_json(req, 200, o, NULL);
 }

@@ -69,6 +69,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/devices/*/keys", api_device_key_create, NULL},
     {"GET", "/api/v1/devices/*/keys", api_device_keys_list, NULL},
     {"POST", "/api/v1/devices/*/revoke", api_device_revoke, NULL},
+    {"POST", "/api/v1/devices/*/release", api_device_release, api_device_release_resumed},
     {"GET", "/api/v1/commands/*", api_command_get, NULL},
     {"GET", "/api/v1/events", api_events, NULL},
     {"GET", "/api/v1/models", api_models_list, NULL},

@@ -40,6 +40,7 @@ static void usage(FILE *out)
             "                    an HTTP bearer token); the secret is printed once\n"
             "  list              devices and their credentials\n"
             "  show ID           one device's credentials (versions and states, no secrets)\n"
+            "  release ID        end ID's quarantine (tamper checks, docs/TAMPER.md) as $USER\n"
             "  rotate-key ID [--overlap S] [--token] [--keys-out FILE]\n"
             "                    a new key; the old one stays valid S seconds (default\n"
             "                    security.key_overlap_s)\n"
@@ -275,6 +276,31 @@ static int cmd_revoke(const struct dev_opts *o, const char *id)
     return 0;
 }
 
+/* POST /api/v1/devices/<id>/release as $USER (the actor recorded with the event). */
+static int cmd_release(const struct dev_opts *o, const char *id)
+{
+    char path[300], body[200];
+    snprintf(path, sizeof path, "/api/v1/devices/%s/release", id);
+    const char *user = getenv("USER");
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "by", user != NULL && user[0] ? user : "cli");
+    char *text = cJSON_PrintUnformatted(b);
+    snprintf(body, sizeof body, "%s", text != NULL ? text : "{}");
+    cJSON_free(text);
+    cJSON_Delete(b);
+    long status;
+    cJSON *j = call(o, "POST", path, body, &status);
+    if (status != 200) {
+        int rc = fail("release", status, j);
+        cJSON_Delete(j);
+        return rc;
+    }
+    const cJSON *trust = cJSON_GetObjectItemCaseSensitive(j, "trust");
+    printf("device %s released: trust %s\n", id, str(trust, "state"));
+    cJSON_Delete(j);
+    return 0;
+}
+
 static int read_admin_token(struct dev_opts *o)
 {
     if (o->token_file != NULL) {
@@ -368,6 +394,8 @@ int cmd_device(int argc, char **argv)
         rc = cmd_list(&o);
     else if (!strcmp(sub, "revoke"))
         rc = cmd_revoke(&o, id);
+    else if (!strcmp(sub, "release"))
+        rc = cmd_release(&o, id);
     else {
         fprintf(stderr, "canary device: unknown command '%s'\n\n", sub);
         usage(stderr);

@@ -738,6 +738,15 @@ static int db_device_rows(struct store *s, const char *device, const struct ml_n
         }
         for (size_t i = 0; i < use; i++) {
             const struct store_reading *r = &res.rows[i];
+            /* A quarantined device's readings, and values the tamper checks doubt, teach no
+             * model what normal looks like. */
+            bool doubted = false;
+            for (uint32_t v = 0; v < r->n_values && !doubted; v++)
+                doubted = (r->values[v].flags & (FLAG_QUARANTINED | FLAG_TAMPER)) != 0;
+            if (doubted) {
+                t->n_doubted++;
+                continue;
+            }
             bool touched = false;
             for (uint32_t v = 0; v < r->n_values; v++) {
                 for (size_t m = 0; m < nm; m++) {

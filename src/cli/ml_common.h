@@ -70,6 +70,8 @@ struct ml_table {
     size_t n_source_rows;   /* rows in the file or readings in the store looked at */
     size_t n_cold;          /* window: rows skipped while a device's series filled up */
     size_t n_devices;       /* window: devices that gave at least one row */
+    size_t n_doubted;       /* store: readings left out, quarantined or doubted by the
+                               tamper checks (docs/TAMPER.md) */
 };
 
 void ml_table_free(struct ml_table *t);

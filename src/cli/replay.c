@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/metric.h"
 #include "detect/detect_config.h"
+#include "tamper/tamper.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -180,6 +181,11 @@ static int run_rows(const struct replay_options *o, struct replay_result *r)
 
     struct series_state *series = calloc(nc ? nc : 1, sizeof *series);
     struct series_state **row_series = calloc(nc ? nc : 1, sizeof *row_series);
+    /* The tamper checks, as canaryd's shard runs them after the detectors (tamper.h). */
+    struct tamper_series *tamper = calloc(nc ? nc : 1, sizeof *tamper);
+    struct tamper_series **row_tamper = calloc(nc ? nc : 1, sizeof *row_tamper);
+    struct tamper_device trust;
+    tamper_device_init(&trust);
     struct metric_value *values = calloc(nc ? nc : 1, sizeof *values);
     const struct metric_info **known = calloc(nc ? nc : 1, sizeof *known);
     r->score = malloc((nr ? nr : 1) * sizeof *r->score);
@@ -187,9 +193,11 @@ static int run_rows(const struct replay_options *o, struct replay_result *r)
     r->status = calloc(nr ? nr : 1, sizeof *r->status);
     int rc = CANARY_ENOMEM;
     if (series == NULL || row_series == NULL || values == NULL || known == NULL ||
-        r->score == NULL || r->flags == NULL || r->status == NULL)
+        r->score == NULL || r->flags == NULL || r->status == NULL || tamper == NULL ||
+        row_tamper == NULL)
         goto done;
     for (size_t c = 0; c < nc; c++) {
+        tamper_series_init(&tamper[c], r->metrics[c]);
         detect_series_setup(&series[c], o->cfg, o->device, r->metrics[c]);
         known[c] = metric_lookup(r->metrics[c]);
     }
@@ -204,6 +212,7 @@ static int run_rows(const struct replay_options *o, struct replay_result *r)
                 continue;
             refused |= !plausible(known[c], x[c]);
             values[n] = (struct metric_value){.name = r->metrics[c], .value = x[c]};
+            row_tamper[n] = &tamper[c];
             row_series[n++] = &series[c];
         }
         r->score[i] = NAN;
@@ -218,6 +227,9 @@ static int run_rows(const struct replay_options *o, struct replay_result *r)
             continue;
         }
         detect_reading(&gap, row_series, &params, values, n, d->ts_ms[i]);
+        struct reading reading = {o->device, 0, d->ts_ms[i], d->ts_ms[i], values, n, false, true};
+        struct tamper_outcome judged;
+        tamper_reading(&o->cfg->tamper, &trust, row_tamper, &reading, &judged);
         float score = 0;
         uint32_t flags = 0;
         for (uint32_t k = 0; k < n; k++) {
@@ -235,6 +247,8 @@ static int run_rows(const struct replay_options *o, struct replay_result *r)
 done:
     free(series);
     free(row_series);
+    free(tamper);
+    free(row_tamper);
     free(values);
     free(known);
     return rc;

@@ -796,6 +796,9 @@ int cmd_train(int argc, char **argv)
             clock_format_ms(t.to_ms, b, sizeof b);
             printf("  time       %s to %s\n", a, b);
         }
+        if (t.n_doubted > 0)
+            printf("  left out   %s readings quarantined or doubted by the tamper checks\n",
+                   ml_thousands(t.n_doubted, c, sizeof c));
         if (!isnan(labelled_share))
             printf("  labels     %.2f%% of the rows are labelled anomalous (not used in "
                    "training)\n",

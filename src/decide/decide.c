@@ -195,6 +195,10 @@ static int observe(const struct decide_ctx *ctx, struct decide_device *dd, const
                    const struct condition *c, const struct alert_fsm_params *fp, int64_t ts_ms)
 {
     struct alert_fsm *f = find_slot(dd, c->metric, c->kind);
+    /* A quarantined device's readings do not clear its open alerts (decide.h, hold_open). */
+    if (dd->hold_open && !c->active && f != NULL && f->phase == FSM_ACTIVE &&
+        c->kind != ALERT_KIND_OFFLINE)
+        return CANARY_OK;
     if (f == NULL) {
         if (!c->active)
             return CANARY_OK;
@@ -492,4 +496,38 @@ int decide_model(const struct decide_ctx *ctx, struct decide_device *dd, const c
                           v->score, v->threshold,       NULL,     NULL,
                           message};
     return observe(ctx, dd, device, &c, &fp, ts_ms);
+}
+
+int decide_tamper(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                  enum alert_severity severity, const char *explanation, int64_t ts_ms)
+{
+    char message[ALERT_MESSAGE_LEN];
+    snprintf(message, sizeof message,
+             "%s is quarantined: its data is doubted (%s). Its readings are kept but flagged; "
+             "check the device, then release it.",
+             device, explanation);
+    struct alert_fsm_params fp = ctx->params->fsm;
+    fp.open_after = 1;
+    fp.resolve_after_ms = INT64_MAX / 4; /* only a release resolves it */
+    struct condition c = {
+        ALERT_METRIC_DEVICE, ALERT_KIND_TAMPER, true, severity, 0, NAN, NULL, NULL, message};
+    struct alert_fsm *f = find_slot(dd, ALERT_METRIC_DEVICE, ALERT_KIND_TAMPER);
+    if (f != NULL && f->phase == FSM_ACTIVE && strcmp(f->rec.message, message) != 0) {
+        /* A new explanation: the record says it (stored without an event). */
+        compose_message(&c, &f->rec);
+        f->rec.updated_ms = ts_ms;
+        ctx->emit(ctx->emit_arg, &f->rec, NULL);
+    }
+    return observe(ctx, dd, device, &c, &fp, ts_ms);
+}
+
+int decide_tamper_release(const struct decide_ctx *ctx, struct decide_device *dd, const char *actor,
+                          const char *comment, int64_t now_ms)
+{
+    struct alert_fsm *f = find_slot(dd, ALERT_METRIC_DEVICE, ALERT_KIND_TAMPER);
+    if (f == NULL || f->phase != FSM_ACTIVE)
+        return CANARY_OK;
+    if (alert_fsm_resolve(f, actor, now_ms) == 0)
+        emit(ctx, f, ALERT_ACTION_RESOLVED, f->rec.resolved_by, comment ? comment : "", now_ms);
+    return CANARY_OK;
 }

@@ -48,6 +48,9 @@ struct decide_device {
     struct alert_fsm *slots; /* heap array */
     uint32_t n;
     uint32_t cap;
+    bool hold_open; /* the device is quarantined (tamper/): its own readings do not resolve
+                       its open alerts (offline aside), so no "all clear" rests on doubted
+                       data; new alerts still open, a person can still resolve */
 };
 
 /* Receives every transition: the alert after it, and its event (NULL for
@@ -123,6 +126,16 @@ struct decide_gas_verdict {
  * CANARY_ENOMEM. */
 int decide_gas(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
                const struct decide_gas_verdict *v, int64_t ts_ms);
+
+/* The device's trust (tamper/tamper.h): while quarantined, its tamper alert (device,
+ * "device", tamper) is open at `severity` with the explanation as its message (a new
+ * explanation rewrites the message); it never resolves by itself. decide_tamper_release
+ * resolves it as `actor` when a person releases the device (no alert: nothing happens).
+ * Return 0 or CANARY_ENOMEM. */
+int decide_tamper(const struct decide_ctx *ctx, struct decide_device *dd, const char *device,
+                  enum alert_severity severity, const char *explanation, int64_t ts_ms);
+int decide_tamper_release(const struct decide_ctx *ctx, struct decide_device *dd, const char *actor,
+                          const char *comment, int64_t now_ms);
 
 /* A person acknowledges or resolves alert `id` of this device, with an optional comment.
  * Return 0, CANARY_ENOTFOUND when the device has no live machine with that id, or

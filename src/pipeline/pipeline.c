@@ -85,10 +85,26 @@ int shard_msg_add_alert(struct shard_msg *m, const struct alert *a, const struct
     return CANARY_OK;
 }
 
+int shard_msg_add_trust(struct shard_msg *m, const struct shard_trust_update *u)
+{
+    if (m->n_trust == m->cap_trust) {
+        size_t cap = m->cap_trust ? m->cap_trust * 2 : 2;
+        struct shard_trust_update *grown = realloc(m->trust, cap * sizeof *grown);
+        if (grown == NULL)
+            return CANARY_ENOMEM;
+        m->trust = grown;
+        m->cap_trust = cap;
+    }
+    m->trust[m->n_trust++] = *u;
+    return CANARY_OK;
+}
+
 void shard_msg_free(struct shard_msg *m)
 {
     if (m == NULL)
         return;
+    free(m->trust);
+    free(m->evidence);
     free(m->alerts);
     free(m->events);
     arena_free(&m->derived);
@@ -184,6 +200,13 @@ static void load_alert(void *arg, const struct alert *a)
         ctx->rc = shard_adopt_alert(&pipeline_owner(ctx->p, a->device)->shard, a, ctx->now_ms);
 }
 
+static void load_trust(void *arg, const struct store_trust *t)
+{
+    struct load_ctx *ctx = arg;
+    if (ctx->rc == 0)
+        ctx->rc = shard_adopt_trust(&pipeline_owner(ctx->p, t->device)->shard, t);
+}
+
 static void stop_checkpointer(struct pipeline *p)
 {
     pthread_mutex_lock(&p->checkpoint_lock);
@@ -220,6 +243,7 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
         free(p);
         return rc;
     }
+    p->neighbours = cfg->tamper.enabled ? neighbours_new() : NULL;
     time_ring_init(&p->accepted_per_s, 1000);
     time_ring_init(&p->anomalies_per_min, 60000);
     atomic_store(&p->store_ok, true);
@@ -259,6 +283,8 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     if (rc == 0)
         rc = store_alerts_live(p->store, now - p->decide.fsm.reopen_window_ms, load_alert, &ctx,
                                err, errlen);
+    if (rc == 0) /* quarantines survive a restart (tamper/) */
+        rc = store_trust_each(p->store, load_trust, &ctx, err, errlen);
     if (rc == 0 && ctx.rc != 0) {
         rc = ctx.rc;
         snprintf(err, errlen, "cannot load the stored devices: %s",
@@ -565,6 +591,7 @@ void pipeline_free(struct pipeline *p)
     pthread_cond_destroy(&p->checkpoint_wake);
     store_close(p->store);
     queue_destroy(&p->writer_q);
+    neighbours_free(p->neighbours);
     models_free(p->models); /* after the workers: their shards held references to sets */
     config_free(&p->cfg);
     free(p);

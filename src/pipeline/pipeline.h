@@ -40,6 +40,9 @@ enum job_kind {
     JOB_RESOLVE,     /* a person resolves an alert */
     JOB_RECORDS,     /* store only the job's event records and commands */
     JOB_DEVICE_LINK, /* a device's MQTT status changed (online, offline, sleeping) */
+    JOB_RELEASE,     /* a person releases a quarantined or suspect device (tamper/):
+                        device, actor, comment; result 0, CANARY_ENOTFOUND or
+                        CANARY_ECONFLICT (it is trusted) */
 };
 
 /* What a device says about its connection on <prefix>/<device>/status. */

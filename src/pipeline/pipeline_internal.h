@@ -25,6 +25,15 @@ enum msg_kind {
     MSG_ACTION,   /* an operator action on an alert */
     MSG_ALERTS,   /* alert transitions a worker produced on its own (offline, expiry) */
     MSG_RECORDS,  /* a job's event records and commands, straight to the writer */
+    MSG_EVIDENCE, /* the writer's neighbours check doubts some of a worker's devices */
+};
+
+/* One finding of the neighbours check (neighbours.c) for the device's owner. */
+struct shard_evidence {
+    char device[READING_ID_BUF];
+    char metric[READING_METRIC_BUF];
+    char detail[TAMPER_DETAIL_LEN];
+    int64_t ts_ms;
 };
 
 /* A message from submitter to worker to writer. The same message travels on: the worker
@@ -39,8 +48,12 @@ struct shard_msg {
     size_t n_events, cap_events;
     struct arena derived; /* MSG_READINGS: derived values added to the readings (shard.h),
                              alive until the readings are stored */
-    size_t n;             /* MSG_READINGS: number of indices */
-    uint32_t idx[];       /* MSG_READINGS: this worker's readings of job->batch */
+    struct shard_trust_update *trust; /* devices' trust rows and events to store (heap) */
+    size_t n_trust, cap_trust;
+    struct shard_evidence *evidence; /* MSG_EVIDENCE: findings for this worker (heap) */
+    size_t n_evidence;
+    size_t n;       /* MSG_READINGS: number of indices */
+    uint32_t idx[]; /* MSG_READINGS: this worker's readings of job->batch */
 };
 
 struct worker {
@@ -86,7 +99,20 @@ struct pipeline {
     _Atomic int64_t lag_max_ms;
     struct time_ring accepted_per_s;
     struct time_ring anomalies_per_min;
+    struct neighbours *neighbours; /* the writer's cross-device tamper check, or NULL */
 };
+
+/* The cross-device tamper check (neighbours.c), owned by the writer thread. */
+struct neighbours;
+struct neighbours *neighbours_new(void);
+void neighbours_free(struct neighbours *n);
+
+/* Feeds a reading about to be committed into its location's rooms: a value that moves while
+ * its neighbours stay flat gets FLAG_TAMPER, and its finding goes to out (at most cap).
+ * Returns the number of findings. */
+size_t neighbours_observe(struct neighbours *n, const struct config_tamper *p, struct store *s,
+                          struct reading *r, int64_t now_ms, struct shard_evidence *out,
+                          size_t cap);
 
 /* Thread bodies (worker.c, writer.c). */
 void *worker_main(void *arg);
@@ -104,6 +130,9 @@ struct worker *pipeline_owner(struct pipeline *p, const char *device);
 /* Appends an alert record and/or event to a message (NULL event: record only). Returns 0
  * or CANARY_ENOMEM. */
 int shard_msg_add_alert(struct shard_msg *m, const struct alert *a, const struct alert_event *ev);
+
+/* Appends a trust update to a message. Returns 0 or CANARY_ENOMEM. */
+int shard_msg_add_trust(struct shard_msg *m, const struct shard_trust_update *u);
 void shard_msg_free(struct shard_msg *m);
 
 /* Marks one part of a job finished; runs done() after the last. */

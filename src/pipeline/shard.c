@@ -8,9 +8,40 @@
 #include "core/metric.h"
 #include "detect/detect_config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The alerts of a device whose data the tamper checks doubt say so, and why, but keep their
+ * severity: a real gas leak must not be dismissed as tampering (docs/TAMPER.md). */
+static void alert_emit(void *arg, const struct alert *a, const struct alert_event *ev)
+{
+    struct shard *s = arg;
+    const struct shard_device *d = s->deciding;
+    if (d == NULL || d->tamper.state == TRUST_TRUSTED || a->kind == ALERT_KIND_TAMPER ||
+        a->kind == ALERT_KIND_OFFLINE) {
+        s->alert_emit(s->alert_arg, a, ev);
+        return;
+    }
+    struct alert copy = *a;
+    char why[200];
+    tamper_explain(&d->tamper, why, sizeof why);
+    size_t used = strlen(copy.message);
+    /* What to do first: a long explanation is what gets cut. */
+    snprintf(copy.message + used, sizeof copy.message - used,
+             " NOTE: this device's data is doubted (%s); the alert stays %s: check on site. "
+             "Why: %s",
+             trust_state_name(d->tamper.state), alert_severity_name(copy.severity), why);
+    if (ev == NULL) {
+        s->alert_emit(s->alert_arg, &copy, NULL);
+        return;
+    }
+    struct alert_event e = *ev;
+    if (strcmp(ev->note, a->message) == 0) /* the note was the message: it is now */
+        snprintf(e.note, sizeof e.note, "%s", copy.message);
+    s->alert_emit(s->alert_arg, &copy, &e);
+}
 
 void shard_init(struct shard *s, const struct shard_params *params,
                 uint64_t (*next_alert_id)(void *arg), void *id_arg, decide_emit_fn emit,
@@ -20,10 +51,21 @@ void shard_init(struct shard *s, const struct shard_params *params,
     s->decide.params = params->decide;
     s->decide.next_alert_id = next_alert_id;
     s->decide.id_arg = id_arg;
-    s->decide.emit = emit;
-    s->decide.emit_arg = emit_arg;
+    s->decide.emit = alert_emit;
+    s->decide.emit_arg = s;
+    s->alert_emit = emit;
+    s->alert_arg = emit_arg;
+    s->deciding = NULL;
+    s->trust_emit = NULL;
+    s->trust_arg = NULL;
     s->derived = NULL;
     strmap_init(&s->devices);
+}
+
+void shard_set_trust_listener(struct shard *s, shard_trust_fn fn, void *arg)
+{
+    s->trust_emit = fn;
+    s->trust_arg = arg;
 }
 
 static void free_device(void *arg, const char *key, void *value)
@@ -34,6 +76,7 @@ static void free_device(void *arg, const char *key, void *value)
     decide_device_free(&d->decide);
     device_models_free(&d->models);
     free(d->series);
+    free(d->tamper_series);
     free(d);
 }
 
@@ -210,6 +253,8 @@ static struct shard_device *new_device(struct shard *s, const char *id)
         return NULL;
     }
     snprintf(d->id, sizeof d->id, "%s", id);
+    tamper_device_init(&d->tamper);
+    d->trust_written = 1; /* a new device is trusted: nothing to store */
     return d;
 }
 
@@ -292,11 +337,16 @@ static int32_t series_add(struct shard *s, struct shard_device *d, const char *m
         if (grown == NULL)
             return -1;
         d->series = grown;
+        struct tamper_series *tgrown = realloc(d->tamper_series, cap * sizeof *tgrown);
+        if (tgrown == NULL)
+            return -1; /* the larger series array is kept; cap_series stays until both grow */
+        d->tamper_series = tgrown;
         d->cap_series = cap;
     }
     struct device_series *ser = &d->series[d->n_series];
     snprintf(ser->metric, sizeof ser->metric, "%s", metric);
     detect_series_setup(&ser->state, s->params.cfg, d->id, metric);
+    tamper_series_init(&d->tamper_series[d->n_series], metric);
     return (int32_t)d->n_series++;
 }
 
@@ -330,6 +380,85 @@ static bool fresh(struct shard *s, struct shard_device *d, struct ingest_batch *
         return false;
     }
     return true;
+}
+
+/* Hands on the device's trust row (and the event of a change of state) when its state
+ * changed, or its score moved by 0.05 or more (at most every TRUST_WRITE_MS), and keeps a
+ * quarantined device's tamper alert open with the current explanation. */
+#define TRUST_WRITE_MS 10000
+
+static void trust_emit(struct shard *s, struct shard_device *d, int64_t now_ms, const char *kind,
+                       const char *actor, const char *comment)
+{
+    d->trust_written = tamper_score(&d->tamper);
+    d->trust_written_ms = now_ms;
+    if (s->trust_emit == NULL)
+        return;
+    struct shard_trust_update *u = calloc(1, sizeof *u);
+    if (u == NULL) {
+        log_error("pipeline.trust_dropped", "device=%s reason=out_of_memory", d->id);
+        return;
+    }
+    struct store_trust *row = &u->row;
+    snprintf(row->device, sizeof row->device, "%s", d->id);
+    snprintf(row->state, sizeof row->state, "%s", trust_state_name(d->tamper.state));
+    row->score = d->trust_written;
+    row->since_ms = d->tamper.since_ms;
+    row->updated_ms = now_ms;
+    tamper_reasons_json(&d->tamper, row->reasons, sizeof row->reasons);
+    /* After a restart the findings are not in memory: the stored ones stay. */
+    u->keep_reasons = d->tamper.n_reasons == 0 && d->tamper.state != TRUST_TRUSTED;
+    if (actor != NULL) {
+        row->released_ms = now_ms;
+        snprintf(row->released_by, sizeof row->released_by, "%s", actor);
+    }
+    if (kind != NULL) {
+        u->has_event = true;
+        struct event_record *e = &u->event;
+        e->ts_ms = now_ms;
+        e->category = EVENT_SECURITY;
+        e->count = 1;
+        snprintf(e->kind, sizeof e->kind, "%s", kind);
+        snprintf(e->device, sizeof e->device, "%s", d->id);
+        if (actor != NULL) {
+            snprintf(e->source, sizeof e->source, "api %s", actor);
+            snprintf(e->detail, sizeof e->detail, "released by %s%s%s", actor,
+                     comment && comment[0] ? ": " : "", comment ? comment : "");
+        } else {
+            char why[200];
+            tamper_explain(&d->tamper, why, sizeof why);
+            snprintf(e->source, sizeof e->source, "tamper");
+            snprintf(e->detail, sizeof e->detail, "trust %.2f: %s", row->score, why);
+        }
+    }
+    s->trust_emit(s->trust_arg, u);
+    free(u);
+}
+
+static void trust_moved(struct shard *s, struct shard_device *d, const struct tamper_outcome *o,
+                        int64_t now_ms)
+{
+    if (d->tamper.state == TRUST_QUARANTINED) {
+        char why[200];
+        tamper_explain(&d->tamper, why, sizeof why);
+        enum alert_severity sev = SEVERITY_HIGH;
+        alert_severity_parse(s->params.cfg->tamper.alert_severity, &sev);
+        if (decide_tamper(&s->decide, &d->decide, d->id, sev, why, now_ms) != 0)
+            log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+        d->decide.hold_open = true;
+    }
+    if (o->after != o->before) {
+        const char *kind = o->after == TRUST_QUARANTINED ? "quarantined"
+                           : o->after == TRUST_SUSPECT   ? "tamper_suspect"
+                                                         : NULL; /* recovered: the row says it */
+        log_info("tamper.trust", "device=%s state=%s score=%.3f", d->id, trust_state_name(o->after),
+                 tamper_score(&d->tamper));
+        trust_emit(s, d, now_ms, kind, NULL, NULL);
+        return;
+    }
+    double score = tamper_score(&d->tamper);
+    if (fabs(score - d->trust_written) >= 0.05 && now_ms - d->trust_written_ms >= TRUST_WRITE_MS)
+        trust_emit(s, d, now_ms, NULL, NULL, NULL);
 }
 
 static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
@@ -383,11 +512,22 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
         states[k] = &d->series[idx[k]].state;
     }
     counts->anomalies += detect_reading(&d->gap, states, dp, r->values, r->n_values, r->ts_ms);
+    /* The tamper checks (their flags are stored with the values) before decide, whose alerts
+     * say when the device's data is doubted. */
+    struct tamper_series *tser[READING_MAX_VALUES];
+    for (uint32_t k = 0; k < r->n_values; k++)
+        tser[k] = &d->tamper_series[idx[k]];
+    struct tamper_outcome judged;
+    tamper_reading(&cfg->tamper, &d->tamper, tser, r, &judged);
+    d->decide.hold_open = d->tamper.state == TRUST_QUARANTINED;
+    s->deciding = d;
     struct model_result gas[CONFIG_MODELS_MAX];
     size_t n_gas;
     score_models(s, d, r, counts, gas, &n_gas);
     if (decide_reading(&s->decide, &d->decide, d->id, r, d->series, d->n_series, value_series) != 0)
         log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+    s->deciding = NULL;
+    trust_moved(s, d, &judged, r->recv_ms);
     add_derived(s, r, gas, n_gas);
 }
 
@@ -397,6 +537,49 @@ void shard_process(struct shard *s, struct ingest_batch *b, const uint32_t *idx,
     refresh_models(s);
     for (size_t k = 0; k < n; k++)
         process_reading(s, b, idx[k], counts);
+}
+
+int shard_adopt_trust(struct shard *s, const struct store_trust *t)
+{
+    enum trust_state st;
+    if (trust_state_parse(t->state, &st) != 0)
+        return CANARY_OK; /* the table's CHECK makes this impossible */
+    struct shard_device *d = device_or_new(s, t->device);
+    if (d == NULL)
+        return CANARY_ELIMIT;
+    tamper_restore(&d->tamper, st, t->score, t->since_ms);
+    d->trust_written = tamper_score(&d->tamper);
+    d->decide.hold_open = st == TRUST_QUARANTINED;
+    return CANARY_OK;
+}
+
+int shard_device_release(struct shard *s, const char *device, const char *actor,
+                         const char *comment, int64_t now_ms)
+{
+    struct shard_device *d = strmap_get(&s->devices, device);
+    if (d == NULL)
+        return CANARY_ENOTFOUND;
+    if (d->tamper.state == TRUST_TRUSTED)
+        return CANARY_ECONFLICT;
+    enum trust_state was = tamper_release(&d->tamper, now_ms);
+    d->decide.hold_open = false;
+    decide_tamper_release(&s->decide, &d->decide, actor, comment, now_ms);
+    log_info("tamper.released", "device=%s was=%s actor=%s", d->id, trust_state_name(was), actor);
+    trust_emit(s, d, now_ms, "released", actor, comment);
+    return CANARY_OK;
+}
+
+void shard_device_evidence(struct shard *s, const char *device, const char *metric,
+                           const char *detail, int64_t ts_ms)
+{
+    struct shard_device *d = strmap_get(&s->devices, device);
+    if (d == NULL)
+        return;
+    const struct config_tamper *p = &s->params.cfg->tamper;
+    struct tamper_outcome o;
+    tamper_add_evidence(p, &d->tamper, TAMPER_NEIGHBOURS, metric, p->weight_neighbours, detail,
+                        ts_ms, &o);
+    trust_moved(s, d, &o, ts_ms);
 }
 
 int shard_alert_action(struct shard *s, const char *device, uint64_t id, bool acknowledge,

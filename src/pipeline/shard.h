@@ -19,6 +19,7 @@
 #include "models/model_live.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
+#include "tamper/tamper.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -45,9 +46,25 @@ struct shard_device {
     struct device_series *series; /* heap array */
     uint32_t n_series, cap_series;
     struct decide_device decide;
-    enum device_link link;       /* what the device last said on its MQTT status topic */
-    struct device_models models; /* the models scoring this device, and their state */
+    enum device_link link;               /* what the device last said on its MQTT status topic */
+    struct device_models models;         /* the models scoring this device, and their state */
+    struct tamper_device tamper;         /* trust (tamper/tamper.h) */
+    struct tamper_series *tamper_series; /* heap array parallel to series (same index) */
+    double trust_written;                /* score of the last trust row handed on (-1: none) */
+    int64_t trust_written_ms;            /* ... and its reading's receive time */
 };
+
+/* A device's trust to store (the device_trust row) and, when its state changed, the
+ * security event that says so ("tamper_suspect", "quarantined", "released"). */
+struct shard_trust_update {
+    struct store_trust row;
+    bool keep_reasons; /* the row's stored reasons stay (these are not newer) */
+    bool has_event;
+    struct event_record event;
+};
+
+/* Receives each trust update while the shard works (the worker forwards it to the writer). */
+typedef void (*shard_trust_fn)(void *arg, const struct shard_trust_update *u);
 
 struct shard {
     struct shard_params params;
@@ -58,6 +75,11 @@ struct shard {
      * allocated while shard_process runs: memory that lives until the readings are stored
      * (the worker's message), set by the caller; NULL: none are added. */
     struct arena *derived;
+    shard_trust_fn trust_emit; /* trust updates (shard_set_trust_listener); NULL: none */
+    void *trust_arg;
+    decide_emit_fn alert_emit; /* the caller's emit: the shard's own wraps it */
+    void *alert_arg;
+    const struct shard_device *deciding; /* the device whose reading decide is judging */
 };
 
 /* What shard_process() did, for the counters. */
@@ -78,6 +100,24 @@ void shard_init(struct shard *s, const struct shard_params *params,
 
 /* Frees every device. */
 void shard_free(struct shard *s);
+
+/* Installs the receiver of trust updates (tamper/). */
+void shard_set_trust_listener(struct shard *s, shard_trust_fn fn, void *arg);
+
+/* Start-up: a device's stored trust (store_trust_each). Returns 0, CANARY_ELIMIT or
+ * CANARY_ENOMEM. */
+int shard_adopt_trust(struct shard *s, const struct store_trust *t);
+
+/* A person releases a quarantined or suspect device: trusted again, its tamper alert
+ * resolved as actor, the event "released". Returns 0, CANARY_ENOTFOUND (no such device) or
+ * CANARY_ECONFLICT (it is trusted). */
+int shard_device_release(struct shard *s, const char *device, const char *actor,
+                         const char *comment, int64_t now_ms);
+
+/* Outside evidence against a device (the writer's neighbours check): as if one of its checks
+ * had found it. Unknown devices are ignored. */
+void shard_device_evidence(struct shard *s, const char *device, const char *metric,
+                           const char *detail, int64_t ts_ms);
 
 /* Start-up: a stored device with its seq window and timing, and a live alert to keep
  * deciding about. Return 0 or CANARY_ENOMEM (or CANARY_ELIMIT beyond devices.max_devices). */

@@ -35,6 +35,14 @@ static void on_transition(void *arg, const struct alert *a, const struct alert_e
                  alert_severity_name(a->severity));
 }
 
+/* The shard's trust updates go into the message being processed, like its alerts. */
+static void on_trust(void *arg, const struct shard_trust_update *u)
+{
+    struct worker *w = arg;
+    if (w->out == NULL || shard_msg_add_trust(w->out, u) != 0)
+        log_error("pipeline.trust_dropped", "device=%s reason=out_of_memory", u->row.device);
+}
+
 void worker_init(struct worker *w, struct pipeline *p, unsigned index, struct store *reader)
 {
     w->p = p;
@@ -42,10 +50,18 @@ void worker_init(struct worker *w, struct pipeline *p, unsigned index, struct st
     queue_init(&w->inbox);
     struct shard_params sp = {&p->cfg, &p->detect, &p->decide, &p->n_devices, reader, p->models};
     shard_init(&w->shard, &sp, next_alert_id, p, on_transition, w);
+    shard_set_trust_listener(&w->shard, on_trust, w);
 }
 
 void worker_free(struct worker *w)
 {
+    /* The writer's last findings may arrive after the thread's last look (shutdown). */
+    struct queue_node *left = queue_take_all(&w->inbox, 0, NULL);
+    while (left != NULL) {
+        struct shard_msg *m = (struct shard_msg *)left;
+        left = left->next;
+        shard_msg_free(m);
+    }
     shard_free(&w->shard);
     store_close(w->shard.params.reader);
     queue_destroy(&w->inbox);
@@ -86,12 +102,29 @@ static void process_action(struct worker *w, struct shard_msg *m)
         w->out = NULL;
         return;
     }
+    if (job->kind == JOB_RELEASE) {
+        job->result =
+            shard_device_release(&w->shard, job->device, job->actor, job->comment, clock_wall_ms());
+        w->out = NULL;
+        return;
+    }
     job->result =
         shard_alert_action(&w->shard, job->device, job->alert_id, job->kind == JOB_ACKNOWLEDGE,
                            job->actor, job->comment, clock_wall_ms());
     w->out = NULL;
     if (job->result == 0 && m->n_alerts > 0)
         job->alert = m->alerts[m->n_alerts - 1];
+}
+
+/* The writer's neighbours check doubts some of this worker's devices. */
+static void process_evidence(struct worker *w, struct shard_msg *m)
+{
+    w->out = m;
+    for (size_t i = 0; i < m->n_evidence; i++) {
+        const struct shard_evidence *e = &m->evidence[i];
+        shard_device_evidence(&w->shard, e->device, e->metric, e->detail, e->ts_ms);
+    }
+    w->out = NULL;
 }
 
 static void tick(struct worker *w)
@@ -123,6 +156,8 @@ void *worker_main(void *arg)
             n = n->next;
             if (m->kind == MSG_READINGS)
                 process_readings(w, m);
+            else if (m->kind == MSG_EVIDENCE)
+                process_evidence(w, m);
             else
                 process_action(w, m);
             if (m->kind == MSG_ACTION && m->job->result != 0) {

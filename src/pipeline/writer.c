@@ -50,6 +50,11 @@ struct commit {
     size_t n_commands, cap_commands;
     struct device_link_change *links; /* for listeners only: the store keeps none */
     size_t n_links, cap_links;
+    struct store_trust *trust; /* devices' trust rows, stored after the commit (tamper/) */
+    bool *trust_keep;          /* ... and whether each keeps its stored reasons */
+    size_t n_trust, cap_trust, cap_trust_keep;
+    struct shard_evidence *evidence; /* the neighbours check's findings for the workers */
+    size_t n_evidence, cap_evidence;
     /* Notifications planned for the commit's alert transitions (notify/plan.h). */
     struct store_notification *notes;
     size_t n_notes, cap_notes;
@@ -115,6 +120,22 @@ static int commit_add(struct commit *c, const struct shard_msg *m)
         for (size_t k = 0; k < m->n; k++) {
             if (b->status[m->idx[k]] == READING_PENDING)
                 c->readings[c->n_readings++] = &b->readings[m->idx[k]];
+        }
+    }
+    if (m->n_trust > 0) {
+        size_t events = 0;
+        for (size_t i = 0; i < m->n_trust; i++)
+            events += m->trust[i].has_event;
+        if (grow((void **)&c->trust, &c->cap_trust, c->n_trust + m->n_trust, sizeof *c->trust) ||
+            grow((void **)&c->trust_keep, &c->cap_trust_keep, c->n_trust + m->n_trust,
+                 sizeof *c->trust_keep) ||
+            grow((void **)&c->records, &c->cap_records, c->n_records + events, sizeof *c->records))
+            return CANARY_ENOMEM;
+        for (size_t i = 0; i < m->n_trust; i++) {
+            c->trust_keep[c->n_trust] = m->trust[i].keep_reasons;
+            c->trust[c->n_trust++] = m->trust[i].row;
+            if (m->trust[i].has_event)
+                c->records[c->n_records++] = m->trust[i].event;
         }
     }
     if (m->n_alerts > 0) /* memcpy from NULL is undefined even for 0 bytes */
@@ -234,6 +255,18 @@ static void outbox_hook(struct pipeline *p)
         fn(arg);
 }
 
+/* Stores the commit's trust rows (tamper/) right after it, before its jobs complete (a
+ * release answered 200 is stored). A separate transaction: a crash between the two loses a
+ * trust row whose event is stored, and the checks find the device again. */
+static void store_trust_rows(struct pipeline *p, struct commit *c)
+{
+    for (size_t i = 0; i < c->n_trust; i++) {
+        char err[512];
+        if (store_trust_put(p->store, &c->trust[i], 1, c->trust_keep[i], err, sizeof err) != 0)
+            log_error("store.trust_failed", "device=%s error=\"%s\"", c->trust[i].device, err);
+    }
+}
+
 /* Commits until it succeeds. Returns false only when stopping and the store keeps
  * refusing. */
 static bool commit_durably(struct pipeline *p, struct commit *c)
@@ -264,6 +297,7 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
             pipeline_count(p, PC_COMMITS, 1);
             if (c->n_records > 0)
                 pipeline_count(p, PC_EVENTS, c->n_records);
+            store_trust_rows(p, c);
             notify_listener(p, c);
             if (c->n_notes > 0) {
                 pipeline_count(p, PC_NOTIFY_QUEUED, c->n_notes);
@@ -345,6 +379,47 @@ static void complete(struct pipeline *p, struct shard_msg *list, bool stored)
         pipeline_count(p, PC_ALERTS_OPENED, opened);
 }
 
+/* The cross-device tamper check (neighbours.c) on the commit's readings, before they are
+ * stored (a doubted value is stored with FLAG_TAMPER). The readings are the jobs', which no
+ * other thread touches until the commit completes them. */
+static void check_neighbours(struct pipeline *p, struct commit *c)
+{
+    c->n_evidence = 0;
+    if (p->neighbours == NULL)
+        return;
+    int64_t now = clock_wall_ms();
+    for (size_t i = 0; i < c->n_readings; i++) {
+        struct shard_evidence found[4];
+        size_t n = neighbours_observe(p->neighbours, &p->cfg.tamper, p->store,
+                                      (struct reading *)c->readings[i], now, found, 4);
+        if (n == 0 || grow((void **)&c->evidence, &c->cap_evidence, c->n_evidence + n,
+                           sizeof *c->evidence) != 0)
+            continue;
+        memcpy(c->evidence + c->n_evidence, found, n * sizeof *found);
+        c->n_evidence += n;
+    }
+}
+
+/* Hands the neighbours check's findings to the devices' owner workers (MSG_EVIDENCE). */
+static void send_evidence(struct pipeline *p, struct commit *c)
+{
+    for (size_t i = 0; i < c->n_evidence && !atomic_load(&p->stopping); i++) {
+        struct shard_msg *m = calloc(1, sizeof *m);
+        struct shard_evidence *e = m ? malloc(sizeof *e) : NULL;
+        if (e == NULL) {
+            free(m);
+            log_error("pipeline.evidence_dropped", "device=%s reason=out_of_memory",
+                      c->evidence[i].device);
+            continue;
+        }
+        *e = c->evidence[i];
+        m->kind = MSG_EVIDENCE;
+        m->evidence = e;
+        m->n_evidence = 1;
+        queue_push(&pipeline_owner(p, e->device)->inbox, &m->node);
+    }
+}
+
 /* Commits the pending messages in groups of at most commit_max_readings readings. */
 static void commit_pending(struct pipeline *p, struct commit *c, struct shard_msg **pending)
 {
@@ -352,6 +427,7 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
     while (*pending != NULL) {
         c->n_readings = c->n_alerts = c->n_events = c->n_records = c->n_commands = 0;
         c->n_links = 0;
+        c->n_trust = 0;
         struct shard_msg *group = *pending, *last = NULL, *m = *pending;
         size_t readings = 0;
         while (m != NULL && (last == NULL || readings + msg_readings(m) <= max)) {
@@ -368,7 +444,10 @@ static void commit_pending(struct pipeline *p, struct commit *c, struct shard_ms
         *pending = m;
         last->node.next = NULL;
         plan_notifications(p, c);
+        check_neighbours(p, c);
         bool stored = commit_durably(p, c);
+        if (stored)
+            send_evidence(p, c);
         complete(p, group, stored);
     }
 }
@@ -483,6 +562,9 @@ void *writer_main(void *arg)
     free(c.records);
     free(c.commands);
     free(c.links);
+    free(c.trust);
+    free(c.trust_keep);
+    free(c.evidence);
     free(c.notes);
     free(c.earlier);
     return NULL;

@@ -170,6 +170,20 @@ static uint32_t window_hash(const struct tamper_series *s, unsigned k)
     return (uint32_t)h | 1u; /* 0 never occurs: it could match nothing by accident */
 }
 
+/* Distinct values among the last k of the window. */
+static unsigned window_distinct(const struct tamper_series *s, unsigned k)
+{
+    unsigned distinct = 0;
+    for (unsigned i = 0; i < k; i++) {
+        int64_t v = s->win[(s->win_head + TAMPER_WINDOW_MAX - 1 - i) % TAMPER_WINDOW_MAX];
+        bool seen = false;
+        for (unsigned j = 0; j < i && !seen; j++)
+            seen = s->win[(s->win_head + TAMPER_WINDOW_MAX - 1 - j) % TAMPER_WINDOW_MAX] == v;
+        distinct += !seen;
+    }
+    return distinct;
+}
+
 /* A finding of one series on this reading, collected before the evidence is added. */
 struct finding {
     enum tamper_check check;
@@ -216,7 +230,9 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
      * the usual step grows in proportion, so the noise of a leak is not a jump. */
     if (s->cls == CLS_DANGER_UP && s->n > 0 && s->base > 0 && s->last > s->base)
         step *= s->last / s->base;
-    double sigma = s->step / 1.128 > q ? s->step / 1.128 : q; /* E|d| = 1.128 sigma */
+    /* E|d| = 1.128 sigma; floored at half the quantum (a DHT11's 1 °C steps flip around a
+     * level between two degrees) */
+    double sigma = s->step / 1.128 > q / 2 ? s->step / 1.128 : q / 2;
     double rel = 0.002 * fabs(s->level);
     if (sigma < rel)
         sigma = rel;
@@ -235,7 +251,9 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
 
     /* frozen */
     double p_same = s->p_same < 0.01 ? 0.01 : (s->p_same > 0.99 ? 0.99 : s->p_same);
-    if (warm && same && pow(p_same, (double)(run - 1)) < p->frozen_probability)
+    /* Dark, silent, switched off: the bottom of a switching signal's range is a state. */
+    bool floor_state = s->cls == CLS_REGIME && x <= metric_info_or_generic(metric)->min;
+    if (warm && same && !floor_state && pow(p_same, (double)(run - 1)) < p->frozen_probability)
         add_finding(fs, TAMPER_FROZEN, p->weight_frozen,
                     "exactly %g for %u readings in a row, where this sensor repeats a value "
                     "%.0f%% of the time",
@@ -254,6 +272,20 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
                         "%s from %g to %g in one reading, %.0f times its usual step",
                         spike ? "a spike: back" : (dir > 0 ? "jumped up" : "jumped down"), s->last,
                         x, fabs(d) / step);
+    }
+    /* Gas or heat that jumps up and then stays where it landed is an offset, not a leak or a
+     * fire: those keep rising for several readings. */
+    bool raised = s->n > 0 && (x - s->base) / sigma > DRIFT_K;
+    bool offset_on = s->offset_on && raised;
+    if (warm && dir == 0 && s->cls == CLS_DANGER_UP && s->jump_dir > 0 && s->jump_age <= 1 &&
+        s->jump_from_base && !s->offset_on && raised && fabs(d) <= 3 * step) {
+        add_finding(fs, TAMPER_SLEW, p->weight_slew,
+                    "jumped up to %g in one reading and stayed there: an offset, not a rise",
+                    s->last);
+        offset_on = true;
+    } else if (warm && offset_on) {
+        add_finding(fs, TAMPER_DRIFT, p->weight_drift,
+                    "still %g above its usual %g since it jumped there", x - s->base, s->base);
     }
 
     /* noise_change: CUSUM of steps against the usual step */
@@ -306,7 +338,10 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     double per_value = log2(GAUSS_ENTROPY_K * (s->step / 1.128) / q);
     if (per_value > 8)
         per_value = 8;
-    bool informative = s->win_fill >= k && per_value * k >= p->replay_min_bits && s->n > 0;
+    /* ... and the window itself must vary: at least half its values distinct (a signal
+     * toggling between two values carries far less than its steps suggest). */
+    bool informative = s->win_fill >= k && per_value * k >= p->replay_min_bits && s->n > 0 &&
+                       window_distinct(s, k) * 2 >= k;
     uint32_t h = informative ? window_hash(s, k) : 0;
     if (warm && informative) {
         for (uint32_t i = 0; i < s->hash_n; i++) {
@@ -329,6 +364,7 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
         hard |= fs->f[i].check != TAMPER_NOISE_CHANGE && fs->f[i].check != TAMPER_DRIFT;
     /* The state moves on whatever was found (the run, the previous value, the window)... */
     s->same_run = run;
+    s->offset_on = offset_on;
     /* While learning, the CUSUMs do not accumulate: a settling sensor is not a drift. */
     s->noise_cusum = warm ? noise_cusum : 0;
     s->drift_up = warm ? up : 0;
@@ -336,6 +372,7 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     if (dir != 0) {
         s->jump_dir = dir;
         s->jump_age = 0;
+        s->jump_from_base = (s->last - s->base) / sigma <= DRIFT_K;
     } else if (s->jump_age < 255) {
         s->jump_age++;
     }
@@ -445,15 +482,20 @@ static void timing_check(const struct config_tamper *p, struct tamper_device *d,
     bool warm = d->n >= p->warmup_readings;
     double offset = (double)(r->recv_ms - r->ts_ms);
     if (r->has_ts) {
+        /* The offset may drift steadily (a device clock running fast or slow, a simulator's
+         * accelerated clock): a jump is a change beyond the usual drift per reading. */
+        double expected = d->clock_offset_ms + d->clock_drift_ms;
         if (d->n == 0) {
             d->clock_offset_ms = offset;
-        } else if (warm && fabs(offset - d->clock_offset_ms) > 1000.0 * p->clock_jump_s) {
+        } else if (warm && fabs(offset - expected) > 1000.0 * p->clock_jump_s) {
             add_finding(fs, TAMPER_TIMING, p->weight_timing,
                         "the device clock jumped by %.0f s against canaryd's",
-                        (d->clock_offset_ms - offset) / 1000);
+                        (expected - offset) / 1000);
             d->clock_offset_ms = offset; /* one jump is one finding */
         } else {
-            d->clock_offset_ms += (offset - d->clock_offset_ms) * 0.05;
+            double a = d->n < 20 ? 1.0 / d->n : 0.05;
+            d->clock_drift_ms += (offset - d->clock_offset_ms - d->clock_drift_ms) * a;
+            d->clock_offset_ms = offset;
         }
     }
     if (r->has_seq) {
@@ -709,7 +751,8 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
         snprintf(me->device, sizeof me->device, "%s", device);
     }
     bool doubted = false;
-    double step = me->step > 1e-9 ? me->step : 1e-9;
+    double floor = me->quantum > 1e-9 ? me->quantum : 1e-9; /* a DHT11 steps by 1 °C */
+    double step = me->step > floor ? me->step : floor;
     double moved = fabs(value - me->level) / step;
     if (me->n >= p->warmup_readings && moved > p->neighbour_factor) {
         uint32_t others = 0, flat = 0;
@@ -718,7 +761,8 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
             if (o == me || o->n < p->warmup_readings || ts_ms - o->ts_ms > max_age_ms)
                 continue;
             others++;
-            double ostep = o->step > 1e-9 ? o->step : 1e-9;
+            double ofloor = o->quantum > 1e-9 ? o->quantum : 1e-9;
+            double ostep = o->step > ofloor ? o->step : ofloor;
             flat += fabs(o->last - o->level) / ostep < p->neighbour_factor / 5;
         }
         if (others > 0 && flat == others) {
@@ -732,6 +776,9 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
     double a = me->n < 20 ? 1.0 / (me->n + 1) : 0.02;
     if (me->n > 0 && !doubted)
         me->step += (fabs(value - me->last) - me->step) * a;
+    double change = fabs(value - me->last);
+    if (me->n > 0 && change > 0 && (me->quantum == 0 || change < me->quantum))
+        me->quantum = change;
     if (!doubted || me->n == 0)
         me->level += (value - me->level) * (me->n < 20 ? 1.0 / (me->n + 1) : LEVEL_ALPHA);
     me->last = value;

@@ -86,6 +86,8 @@ struct tamper_series {
     uint8_t win_head;               /* next slot of win */
     int8_t jump_dir;                /* direction of the last jump (0: none recent) */
     uint8_t jump_age;               /* readings since that jump */
+    bool offset_on;                 /* jumped up and stayed there (an offset), still raised */
+    bool jump_from_base;            /* the last jump started at the series' base */
     uint32_t n;                     /* values learned */
     uint32_t same_run;              /* identical values in a row, this one included */
     uint32_t since_store;           /* windows since one was remembered */
@@ -124,7 +126,8 @@ struct tamper_device {
     int64_t last_ts_ms;     /* newest reading's ts */
     uint64_t last_seq;      /* newest seq (0: none) */
     double interval_ms;     /* EWMA of the interval between readings (by ts) */
-    double clock_offset_ms; /* EWMA of recv_ms - ts_ms */
+    double clock_offset_ms; /* recv_ms - ts_ms of the newest reading */
+    double clock_drift_ms;  /* EWMA of its change per reading */
     uint32_t fast_run;      /* intervals in a row far below the usual */
     /* cross-sensor */
     uint32_t flame_run;        /* readings in a row with flame */
@@ -193,6 +196,7 @@ void tamper_explain(const struct tamper_device *d, char *buf, size_t len);
 struct tamper_neighbour {
     char device[READING_ID_BUF];
     double last, level, step;
+    double quantum; /* smallest change seen: the sensor's step */
     uint32_t n;
     int64_t ts_ms;
 };

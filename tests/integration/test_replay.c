@@ -23,6 +23,7 @@
 #include "core/reading.h"
 #include "detect/detect.h"
 #include "detect/detect_config.h"
+#include "tamper/tamper.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -317,8 +318,9 @@ static void test_scores_flags_and_warmup(void **state)
     run_free(&r);
 }
 
-/* The output is what the detect library gives when called directly, the way canaryd's
- * shards call it, with canaryd's default configuration: same float score, same flags. */
+/* The output is what the detect library (and the tamper checks after it) gives when called
+ * directly, the way canaryd's shards call them, with canaryd's default configuration: same
+ * float score, same flags. */
 static void test_same_as_detect_library(void **state)
 {
     struct fx *f = *state;
@@ -342,9 +344,18 @@ static void test_same_as_detect_library(void **state)
     detect_series_setup(&s, &cfg, NULL, "temperature_c");
     struct series_state *series[1] = {&s};
     struct gap_state gap = {0};
+    struct tamper_series tser;
+    tamper_series_init(&tser, "temperature_c");
+    struct tamper_series *tseries[1] = {&tser};
+    struct tamper_device trust;
+    tamper_device_init(&trust);
     for (int i = 0; i < ROWS; i++) {
         struct metric_value v = {.name = "temperature_c", .value = atof(rows[i].value)};
         detect_reading(&gap, series, &p, &v, 1, base + offset_ms(i));
+        int64_t ts = base + offset_ms(i);
+        struct reading reading = {"replay", 0, ts, ts, &v, 1, false, true};
+        struct tamper_outcome judged;
+        tamper_reading(&cfg.tamper, &trust, tseries, &reading, &judged);
         char want[160];
         flag_names(v.flags, want, sizeof want);
         float got = strtof(rows[i].score, NULL); /* 9 digits: the same float */

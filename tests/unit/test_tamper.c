@@ -208,6 +208,44 @@ static void attack_noise(struct dev *v, unsigned i, double *vals)
     vals[0] = round(vals[0] + 60 * test_rng_gauss(&v->rng));
 }
 
+/* `canary attack device`'s default sizes on gas (3000 ppm spikes every 5th reading, +300 ppm,
+ * x1.5, noise of 150 ppm) and on a DHT11's temperature (+5 °C), rounded like the sensor. */
+static void attack_gas_spikes(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    if (i % 5 == 0)
+        vals[0] += 3000;
+}
+
+static void attack_gas_bias_up(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    (void)i;
+    vals[0] += 300;
+}
+
+static void attack_gas_scale_up(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    (void)i;
+    vals[0] = round(vals[0] * 1.5);
+}
+
+static void attack_gas_noise(struct dev *v, unsigned i, double *vals)
+{
+    static double before;
+    if (i == 0)
+        before = v->values[0].value;
+    vals[0] = fmax(0, round(before + 150 * test_rng_gauss(&v->rng)));
+}
+
+static void attack_dht11_bias(struct dev *v, unsigned i, double *vals)
+{
+    (void)v;
+    (void)i;
+    vals[1] += 5;
+}
+
 static double replay_buf[64];
 
 static void attack_replay(struct dev *v, unsigned i, double *vals)
@@ -231,6 +269,11 @@ static void test_attacks_detected_within_10(void **state)
         {"scaling", attack_scale, lab},
         {"frozen", attack_frozen, kitchen},
         {"noise", attack_noise, kitchen},
+        {"gas spikes every 5th reading", attack_gas_spikes, kitchen},
+        {"gas +300 ppm", attack_gas_bias_up, kitchen},
+        {"gas x1.5", attack_gas_scale_up, lab},
+        {"gas noise 150 ppm", attack_gas_noise, kitchen},
+        {"DHT11 +5 °C", attack_dht11_bias, kitchen},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         for (uint64_t seed = 1; seed <= 20; seed++) {
@@ -401,6 +444,15 @@ static void test_timing(void **state)
     v.recv_skew_ms = -3600000;
     send_clean(&v, NULL);
     assert_non_null(strstr(v.d.reasons[0].detail, "clock jumped"));
+    /* a clock that runs steadily fast (an accelerated simulator: 10 s of ts per 0.7 s of
+     * receive time) is not a jump */
+    struct dev w;
+    dev_init(&w, 10, kitchen, 3);
+    for (unsigned i = 0; i < 500; i++) {
+        w.recv_skew_ms -= 9300;
+        send_clean(&w, NULL);
+    }
+    assert_int_equal(w.d.n_reasons, 0);
     /* a flood: 5 readings 100 ms apart */
     for (int i = 0; i < 6; i++) {
         v.ts -= INTERVAL_MS - 100;
