@@ -39,9 +39,29 @@ struct api_ctx {
     pthread_mutex_t admin_lock;
     int64_t started_ms;
     struct stream_hub *stream; /* the live stream's clients and recent events (api_stream.c) */
+    struct api_access *access; /* users, sessions, login limits, audit (api_access.c) */
 };
 
 #define API_MAX_SEGMENTS 6
+
+/* Who is calling (api_access.c), resolved before the handler runs. */
+enum api_auth_kind {
+    API_AUTH_NONE = 0,    /* no credential (or, before access control is on, an invalid one) */
+    API_AUTH_ADMIN_TOKEN, /* api.admin_token: the bootstrap admin */
+    API_AUTH_TOKEN,       /* an API token (cnu_...) */
+    API_AUTH_SESSION,     /* the dashboard's session cookie */
+};
+
+struct api_principal {
+    enum api_auth_kind kind;
+    int role;         /* enum store_role; 0 = none */
+    int64_t user_id;  /* the session's user or the token's maker; 0 = none */
+    int64_t token_id; /* API_AUTH_TOKEN */
+    char name[80];    /* user name, "token:<name>", "admin-token" */
+    uint8_t session_hash[32];
+    char csrf[48];
+    int64_t session_expires_ms;
+};
 
 struct request {
     struct api_ctx *api;
@@ -65,6 +85,11 @@ struct request {
     int submit_rc;
     /* Response bookkeeping for the request log */
     unsigned status;
+    /* Access control and the audit log (api_access.c) */
+    struct api_principal who;
+    char audit_target[128]; /* set by a handler to name what it changed ("" = from the path) */
+    char audit_detail[128]; /* a short note, never a secret; errors put their code here */
+    char audit_method[8];   /* the method, copied: MHD's string is gone when it completes */
 };
 
 /* Queues a JSON response (takes ownership of body; NULL sends "{}"). Extra headers are
@@ -163,6 +188,38 @@ enum MHD_Result api_device_keys_list(struct request *req);
 enum MHD_Result api_device_revoke(struct request *req);
 void api_security_event(struct request *req, const char *kind, const char *device, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
+
+/* Access control (api_access.c, docs/ACCESS.md). start returns 0 or CANARY_ENOMEM; free
+ * after the HTTP daemon has stopped. check runs before every handler: it resolves the
+ * caller (req->who) and, once access control is on, answers 401/403 (CSRF, Origin, role)
+ * and returns false. audit runs when a request completes and stores state-changing ones. */
+struct api_access;
+int api_access_start(struct api_access **out, const struct canary_config *cfg);
+void api_access_free(struct api_access *a);
+bool api_access_check(struct request *req);
+void api_access_audit(struct request *req);
+/* True when every /api/v1 call needs a credential (a user exists, or api.require_auth). */
+bool api_access_on(struct request *req);
+/* The "access" object of GET /api/v1/stats. */
+cJSON *api_access_stats_json(struct api_access *a);
+/* The client's address as text ("?" when unknown). */
+void api_client_address(struct request *req, char *buf, size_t len);
+/* Replaces a client-claimed actor ("by") with the authenticated caller's name, if any. */
+void api_actor_override(struct request *req, char *actor, size_t len);
+/* Forget the cached user count (after users are added or removed). */
+void api_access_users_changed(struct api_access *a);
+enum MHD_Result api_session_create(struct request *req);
+enum MHD_Result api_session_get(struct request *req);
+enum MHD_Result api_session_delete(struct request *req);
+/* Users, API tokens and the audit log (api_users.c): admin only. */
+enum MHD_Result api_users_list(struct request *req);
+enum MHD_Result api_user_create(struct request *req);
+enum MHD_Result api_user_patch(struct request *req);
+enum MHD_Result api_user_delete(struct request *req);
+enum MHD_Result api_tokens_list(struct request *req);
+enum MHD_Result api_token_create(struct request *req);
+enum MHD_Result api_token_delete(struct request *req);
+enum MHD_Result api_audit_list(struct request *req);
 
 /* Ends a page of a list answered newest first: "next_before" is the last item's id when the
  * page is full (there may be more), null on the last page. */

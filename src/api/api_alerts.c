@@ -234,6 +234,7 @@ enum MHD_Result api_alert_action(struct request *req)
     if (!actor_and_text(req, "comment", job->actor, sizeof job->actor, job->comment,
                         sizeof job->comment))
         return MHD_YES;
+    api_actor_override(req, job->actor, sizeof job->actor);
     struct alert a;
     if (!fetch_alert(req, id, &a, NULL))
         return MHD_YES;
@@ -283,6 +284,7 @@ enum MHD_Result api_alert_comment(struct request *req)
     memset(&ev, 0, sizeof ev);
     if (!actor_and_text(req, "text", ev.actor, sizeof ev.actor, ev.note, sizeof ev.note))
         return MHD_YES;
+    api_actor_override(req, ev.actor, sizeof ev.actor);
     if (ev.note[0] == '\0')
         return api_respond_error(req, 400, "invalid_field", "text", "a comment needs a text");
     struct alert a;

@@ -97,6 +97,7 @@ enum MHD_Result api_device_command(struct request *req)
     snprintf(c->state, sizeof c->state, "%s", state ? state->valuestring : "");
     c->value = value ? value->valuedouble : 0;
     snprintf(c->actor, sizeof c->actor, "%s", by ? by->valuestring : "api");
+    api_actor_override(req, c->actor, sizeof c->actor);
     cJSON_Delete(body);
     char err[200];
     int rc = mqtt_send_command(req->api->mqtt, c, err, sizeof err);

@@ -76,6 +76,7 @@ enum MHD_Result api_stats(struct request *req)
     for (int i = 0; i < PC_COUNT; i++)
         cJSON_AddNumberToObject(counters, pipeline_counter_name((enum pipeline_counter)i),
                                 (double)ps.counters[i]);
+    cJSON_AddItemToObject(o, "access", api_access_stats_json(req->api->access)); /* ACCESS.md */
     cJSON *pl = cJSON_AddObjectToObject(o, "pipeline");
     cJSON_AddNumberToObject(pl, "workers", ps.workers);
     cJSON_AddNumberToObject(pl, "inflight", (double)ps.inflight);

@@ -62,6 +62,8 @@ enum MHD_Result api_respond_error(struct request *req, unsigned status, const ch
     if (field != NULL)
         cJSON_AddStringToObject(e, "field", field);
     cJSON_AddStringToObject(e, "message", msg);
+    if (req->audit_detail[0] == '\0')
+        snprintf(req->audit_detail, sizeof req->audit_detail, "%s", code);
     log_debug("http.error", "method=%s path=%s status=%u code=%s field=%s message=\"%s\"",
               req->method, req->path, status, code, field ? field : "", msg);
     if (status == 503)
@@ -295,6 +297,9 @@ static bool equal_secret(const char *a, const char *b)
 
 bool api_authorized(struct request *req)
 {
+    /* With access control on, api_access_check() has checked the route's role already. */
+    if (api_access_on(req) || req->who.role == STORE_ROLE_ADMIN)
+        return true;
     const char *token = req->api->cfg->api.admin_token;
     if (token[0] == '\0')
         return true;

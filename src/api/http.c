@@ -86,6 +86,17 @@ static const struct route routes[] = {
     {"GET", "/api/v1/stream", api_stream, NULL},
     {"GET", "/api/v1/stats", api_stats, NULL},
     {"GET", "/api/v1/metrics", api_metrics_catalogue, NULL},
+    {"POST", "/api/v1/session", api_session_create, NULL},
+    {"GET", "/api/v1/session", api_session_get, NULL},
+    {"DELETE", "/api/v1/session", api_session_delete, NULL},
+    {"GET", "/api/v1/users", api_users_list, NULL},
+    {"POST", "/api/v1/users", api_user_create, NULL},
+    {"PATCH", "/api/v1/users/*", api_user_patch, NULL},
+    {"DELETE", "/api/v1/users/*", api_user_delete, NULL},
+    {"GET", "/api/v1/tokens", api_tokens_list, NULL},
+    {"POST", "/api/v1/tokens", api_token_create, NULL},
+    {"DELETE", "/api/v1/tokens/*", api_token_delete, NULL},
+    {"GET", "/api/v1/audit", api_audit_list, NULL},
     {"GET", "/healthz", api_healthz, NULL},
     {"GET", "/readyz", api_readyz, NULL},
     {"GET", "/", api_web, NULL},
@@ -275,6 +286,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  req->path, req->status, (long long)(clock_mono_ms() - req->started_mono_ms), addr,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     }
+    api_access_audit(req); /* state-changing calls go to the audit log (api_access.c) */
     if (req->job != NULL) {
         ingest_batch_free(&req->job->batch);
         free(req->job);
@@ -395,6 +407,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return api_respond_error(req, 404, "not_found", NULL, "no such endpoint: %s %s", method,
                                  req->path);
     }
+    if (!api_access_check(req)) /* credentials, role, CSRF (api_access.c) */
+        return MHD_YES;
     return slot->route->handler(req);
 }
 
@@ -424,6 +438,7 @@ static void store_pool_free(struct store_pool *pool)
 static void free_server(struct http_server *srv)
 {
     stream_hub_free(srv->api.stream);
+    api_access_free(srv->api.access);
     store_pool_free(&srv->api.readers);
     store_close(srv->api.admin);
     pthread_mutex_destroy(&srv->api.admin_lock);
@@ -493,6 +508,12 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
     admin.synchronous_full = strcmp(cfg->store.synchronous, "full") == 0;
     int rc = store_open(&srv->api.admin, &admin, err, errlen);
     if (rc != 0) {
+        free_server(srv);
+        return rc;
+    }
+    rc = api_access_start(&srv->api.access, cfg);
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory for access control");
         free_server(srv);
         return rc;
     }

@@ -260,6 +260,26 @@ static const struct key_def key_table[] = {
            "Secret. When set, state-changing API calls (acknowledge, resolve, comment, device "
            "changes) need 'Authorization: Bearer <token>'. Set via CANARY_API_ADMIN_TOKEN or "
            "api.admin_token_file (mode 0600)."),
+    BOOL("api", "require_auth", api.require_auth, "false",
+         "Every /api/v1 call (but ingest, login and /healthz) needs a credential even before "
+         "the first user exists; access control is on anyway once a user exists "
+         "(docs/ACCESS.md)."),
+    UINT("api", "session_ttl_s", api.session_ttl_s, "43200", 1, 2592000,
+         "A dashboard session ends this long after its login."),
+    UINT("api", "session_idle_s", api.session_idle_s, "1800", 1, 2592000,
+         "A dashboard session ends after this long without a request."),
+    BOOL("api", "cookie_secure", api.cookie_secure, "false",
+         "Mark the session cookie Secure even when canaryd speaks plain HTTP (behind an HTTPS "
+         "proxy); with http.tls_cert it is Secure anyway."),
+    UINT("api", "login_max_failures", api.login_max_failures, "5", 1, 1000,
+         "Failed logins of one user name within api.login_window_s that lock it out "
+         "(4 times as many from one address)."),
+    UINT("api", "login_window_s", api.login_window_s, "300", 1, 86400,
+         "Failed logins older than this are forgotten."),
+    UINT("api", "login_lockout_s", api.login_lockout_s, "30", 1, 86400,
+         "The first lockout after too many failed logins; each further one doubles it."),
+    UINT("api", "login_lockout_max_s", api.login_lockout_max_s, "3600", 1, 604800,
+         "The longest lockout."),
 
     STR("notify", "twilio_base_url", notify.twilio_base_url, "https://api.twilio.com",
         "Twilio REST API base URL (tests point it at a local fake)."),

@@ -230,6 +230,15 @@ struct canary_config {
     } log;
     struct {
         char admin_token[CONFIG_STR_MAX]; /* secret: bearer token for state-changing calls */
+        /* Access control (docs/ACCESS.md): on once a user exists, or always with require_auth */
+        bool require_auth;            /* every /api/v1 call needs a credential even without users */
+        unsigned session_ttl_s;       /* a dashboard session ends this long after login */
+        unsigned session_idle_s;      /* ... or after this long without a request */
+        bool cookie_secure;           /* Secure on the session cookie without HTTPS (a TLS proxy) */
+        unsigned login_max_failures;  /* failed logins of one name in login_window_s: lockout */
+        unsigned login_window_s;      /* failures older than this are forgotten */
+        unsigned login_lockout_s;     /* the first lockout, doubled at each repeat */
+        unsigned login_lockout_max_s; /* the longest lockout */
     } api;
     struct {
         char twilio_base_url[CONFIG_STR_MAX]; /* tests point it at a fake */
