@@ -34,6 +34,10 @@ int cmd_notify(int argc, char **argv);
 /* canary device: device credentials through canaryd's REST API (device.c). */
 int cmd_device(int argc, char **argv);
 
+/* canary user / canary token: users and API tokens through canaryd's REST API (user.c). */
+int cmd_user(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+
 /* canary broker-config: a locked-down Mosquitto configuration, password file and ACL
  * (broker_config.c). */
 int cmd_broker_config(int argc, char **argv);

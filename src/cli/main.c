@@ -31,6 +31,8 @@ static const struct subcommand subcommands[] = {
     {"replay", cmd_replay, "score a CSV file (or a directory) with canaryd's live detectors"},
     {"notify", cmd_notify, "send a test message over an alert channel (notify test)"},
     {"device", cmd_device, "provision devices: add, list, show, rotate-key, revoke"},
+    {"user", cmd_user, "who may use the API and dashboard: add, list, passwd, disable, remove"},
+    {"token", cmd_token, "API tokens with a role: create, list, revoke"},
     {"broker-config", cmd_broker_config,
      "write a Mosquitto config, password file and ACL: each device only its own topics"},
     {"export", cmd_export, "write readings from canaryd's store as CSV, to label and train on"},

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1071,6 +1072,134 @@ static void test_restart_and_secrets(void **state)
     daemon_cleanup(&f.d);
 }
 
+/* Runs the canary CLI with args (NULL-terminated), stdin from `input` (may be NULL), stdout
+ * into out. Returns the exit status. */
+static int run_cli(const char *input, char *out, size_t cap, const char *const *args)
+{
+    int in[2], o[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(o), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(o[1], 1);
+        close(in[1]);
+        close(o[0]);
+        const char *argv[32] = {"canary"};
+        int n = 1;
+        for (; args[n - 1] != NULL && n < 31; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(CANARY_CLI_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(o[1]);
+    if (input != NULL)
+        assert_true(write(in[1], input, strlen(input)) == (ssize_t)strlen(input));
+    close(in[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap - 1 && (n = read(o[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(o[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* The value after "<label>: " in CLI output. */
+static void cli_value(const char *out, const char *label, char *val, size_t cap)
+{
+    const char *p = strstr(out, label);
+    assert_non_null(p);
+    p += strlen(label);
+    size_t n = strcspn(p, "\n");
+    assert_true(n < cap);
+    memcpy(val, p, n);
+    val[n] = '\0';
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    struct fx f;
+    start_fx(&f, NULL);
+    char out[8192], url[96];
+    snprintf(url, sizeof url, "%s", f.d.base_url);
+    /* The first admin through the bootstrap admin token, the password from stdin. */
+    const char *add[] = {"user",  "add", "alice", "--role", "admin", "--password-stdin",
+                         "--url", url,   NULL};
+    assert_int_equal(run_cli(PASSWORD_A "\n", out, sizeof out, add), 0);
+    assert_non_null(strstr(out, "user alice: role admin"));
+    assert_null(strstr(out, PASSWORD_A));
+    /* A password on the command line is refused. */
+    const char *argv_pw[] = {"user", "add", "bob", "--role", "viewer", "--password", "x", NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, argv_pw), 2);
+    /* A generated password, printed once, works. */
+    const char *gen[] = {"user", "add", "bob", "--role", "viewer", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, gen), 0);
+    char bob_pw[64];
+    cli_value(out, "password: ", bob_pw, sizeof bob_pw);
+    char body[200];
+    snprintf(body, sizeof body, "{\"user\":\"bob\",\"password\":\"%s\"}", bob_pw);
+    struct resp r;
+    assert_int_equal(req(&f.d, "POST", "/api/v1/session", NULL, body, &r), 200);
+    resp_free(&r);
+    /* A token made by the CLI, then used by the CLI instead of the admin token. */
+    const char *tok[] = {"token",     "create", "ops",   "--role", "admin",
+                         "--expires", "3600",   "--url", url,      NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, tok), 0);
+    char token[80];
+    cli_value(out, "token: ", token, sizeof token);
+    assert_int_equal(strlen(token), 47);
+    unsetenv("CANARY_API_ADMIN_TOKEN");
+    setenv("CANARY_API_TOKEN", token, 1);
+    const char *list[] = {"user", "list", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, list), 0);
+    assert_non_null(strstr(out, "alice"));
+    assert_non_null(strstr(out, "bob"));
+    /* passwd from a file, disable, enable, role, remove. */
+    char pwfile[128];
+    snprintf(pwfile, sizeof pwfile, "%s/pw", f.d.dir);
+    FILE *fp = fopen(pwfile, "w");
+    fputs("bobs-new-password\n", fp);
+    fclose(fp);
+    const char *pw[] = {"user", "passwd", "bob", "--password-file", pwfile, "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, pw), 0);
+    assert_int_equal(req(&f.d, "POST", "/api/v1/session", NULL,
+                         "{\"user\":\"bob\",\"password\":\"bobs-new-password\"}", &r),
+                     200);
+    resp_free(&r);
+    const char *dis[] = {"user", "disable", "bob", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, dis), 0);
+    assert_non_null(strstr(out, "disabled"));
+    req(&f.d, "POST", "/api/v1/session", NULL,
+        "{\"user\":\"bob\",\"password\":\"bobs-new-password\"}", &r);
+    expect_error(&r, 401, "login_failed");
+    resp_free(&r);
+    const char *role[] = {"user", "role", "bob", "--role", "operator", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, role), 0);
+    assert_non_null(strstr(out, "role operator"));
+    const char *last[] = {"user", "remove", "alice", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, last), 1); /* the last admin */
+    const char *rm[] = {"user", "remove", "bob", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, rm), 0);
+    const char *tl[] = {"token", "list", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, tl), 0);
+    assert_non_null(strstr(out, "ops"));
+    assert_null(strstr(out, token));
+    /* The token revokes itself: the next call is refused. */
+    const char *rv[] = {"token", "revoke", "1", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, rv), 0);
+    assert_int_equal(run_cli(NULL, out, sizeof out, list), 1);
+    unsetenv("CANARY_API_TOKEN");
+    setenv("CANARY_API_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    stop_fx(&f);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1085,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_audit),
         cmocka_unit_test(test_hostile_headers),
         cmocka_unit_test(test_restart_and_secrets),
+        cmocka_unit_test(test_cli),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
