@@ -104,6 +104,13 @@ bench-security-device: deps
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd canary_cli bench_security_device -- --no-print-directory
 	@bash bench/security_device.sh $(BENCH_BUILD)
 
+# What a rate-limit check costs (bench/bench_limiter.c; docs/BENCHMARKS.md, "Rate limits"; ~10 s).
+.PHONY: bench-limits
+bench-limits: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_limiter -- --no-print-directory
+	@$(BENCH_BUILD)/bench/bench_limiter
+
 # Regenerates the configuration reference from the key table (a test checks they agree).
 docs: build
 	@$(BUILD)/canaryd --print-config --defaults > etc/canary.conf.example

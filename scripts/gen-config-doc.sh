@@ -26,7 +26,7 @@ configuration; `canaryd --print-config --defaults` prints the annotated defaults
 ## Secrets
 
 Keys marked secret (`api.admin_token`, `mqtt.password`, `notify.twilio_auth_token`,
-`notify.smtp_password`, `notify.webhook_secret`) are accepted only from
+`notify.smtp_password`, `notify.webhook_secret`, `http.tls_key_password`) are accepted only from
 
 - the environment (`CANARY_API_ADMIN_TOKEN`),
 - a file named by the companion key `api.admin_token_file` (or

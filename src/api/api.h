@@ -32,6 +32,7 @@ struct store_pool {
 struct api_ctx {
     const struct canary_config *cfg;
     bool https; /* the server speaks only HTTPS (http.tls_cert): cookies get Secure */
+    struct limiter *address_limiter; /* per-address rate limit (api_limits.h); NULL: off */
     struct pipeline *pipeline;
     struct mqtt *mqtt; /* NULL-safe: mqtt.h functions report MQTT as disabled */
     struct store_pool readers;

@@ -17,6 +17,7 @@
  *                    "status":"invalid","field":"values.gas_ppm","error":"..."}]}
  *   503 with Retry-After when the pipeline is full or stopping (nothing was taken). */
 #include "api/api.h"
+#include "api/api_limits.h"
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -163,6 +164,9 @@ enum MHD_Result api_ingest(struct request *req)
     if (verdict.how != AUTH_NONE)
         note_stale(req, &job->batch);
     note_invalid(req, &job->batch);
+    enum MHD_Result limited; /* after authenticity: forged messages cost a device nothing */
+    if (api_limits_refuse_devices(req, &job->batch, &limited))
+        return limited;
     return api_suspend_for_job(req, job);
 }
 

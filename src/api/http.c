@@ -12,6 +12,7 @@
 #include "api/http.h"
 
 #include "api/api.h"
+#include "api/api_limits.h"
 #include "api/http_tls.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -317,6 +318,9 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
         return api_respond_error(req, 414, "uri_too_long", NULL,
                                  "the URL path is longer than %zu bytes", sizeof req->path - 1);
     snprintf(req->path, sizeof req->path, "%s", url);
+    enum MHD_Result limited;
+    if (api_limits_refuse_address(req, &limited)) /* before any other work (api_limits.h) */
+        return limited;
     route_request(slot);
     const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (length != NULL) {
@@ -446,6 +450,7 @@ static void free_server(struct http_server *srv)
     pthread_mutex_destroy(&srv->reaper_lock);
     pthread_cond_destroy(&srv->reaper_wake);
     http_tls_free(&srv->tls);
+    api_limits_free(&srv->api);
     free(srv);
 }
 
@@ -501,6 +506,11 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
         return tls_rc;
     }
     srv->api.https = srv->tls.enabled;
+    tls_rc = api_limits_start(&srv->api, cfg, err, errlen); /* the address limiter */
+    if (tls_rc != 0) {
+        free_server(srv);
+        return tls_rc;
+    }
     store_pool_init(&srv->api.readers, cfg);
     struct store_options admin = srv->api.readers.opt;
     admin.read_only = false;

@@ -91,6 +91,31 @@ static const struct key_def key_table[] = {
            "Secret. Password of an encrypted http.tls_key. Set via CANARY_HTTP_TLS_KEY_PASSWORD "
            "or http.tls_key_password_file (mode 0600)."),
 
+    DBL("limits", "http_rate", limits.http_rate, "2000", 0, 1000000,
+        "Requests per second one client address may make (an IPv6 address counts by its /64); "
+        "beyond the burst they get 429 with Retry-After, before any other work. 0: no limit. "
+        "A fleet behind one NAT address counts as one client."),
+    DBL("limits", "http_burst", limits.http_burst, "4000", 1, 10000000,
+        "Requests one client address may make at once above limits.http_rate."),
+    BOOL("limits", "http_exempt_loopback", limits.http_exempt_loopback, "true",
+         "Requests from 127.0.0.0/8 and ::1 are not limited (the host itself; a reverse proxy "
+         "on the host must then limit on its side)."),
+    UINT("limits", "http_table", limits.http_table, "65536", 64, 16777216,
+         "Client addresses tracked (24 bytes each, allocated at start). When full, the address "
+         "seen least recently in its set is forgotten: a flood of addresses cannot grow memory."),
+    DBL("limits", "device_rate", limits.device_rate, "100", 0, 1000000,
+        "Readings per second one device may send, over HTTP and MQTT together, counted after "
+        "its signature or token is verified (forged messages cost the device nothing). Over "
+        "the limit: HTTP 429 with Retry-After, MQTT messages dropped and recorded as a "
+        "rate_limited security event. 0: no limit."),
+    DBL("limits", "device_burst", limits.device_burst, "100000", 1, 100000000,
+        "Readings one device may send at once above limits.device_rate: room for a backlog "
+        "(what the broker kept for canaryd while it was down, what a device buffered while "
+        "offline: a day at one reading a second). A single batch of one device larger than "
+        "this never passes."),
+    UINT("limits", "device_table", limits.device_table, "131072", 64, 16777216,
+         "Devices tracked by the per-device limit (24 bytes each, allocated at start)."),
+
     UINT("ingest", "max_batch", ingest.max_batch, "10000", 1, 1000000,
          "Readings in one request; more gets 413."),
     UINT("ingest", "max_metrics", ingest.max_metrics, "32", 1, READING_MAX_VALUES,

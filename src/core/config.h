@@ -134,6 +134,16 @@ struct canary_config {
         char tls_key_password[CONFIG_STR_MAX]; /* secret: opens an encrypted tls_key */
     } http;
     struct {
+        /* Rate limits (core/limiter.h, docs/HARDENING.md); a rate of 0 switches one off. */
+        double http_rate;          /* requests/s from one client address (IPv6: its /64) */
+        double http_burst;         /* ... and the burst above that rate */
+        bool http_exempt_loopback; /* 127.0.0.0/8 and ::1 are not limited */
+        unsigned http_table;       /* addresses tracked (fixed memory; least recent evicted) */
+        double device_rate;        /* readings/s of one device, HTTP and MQTT together */
+        double device_burst;       /* ... and the burst above that rate */
+        unsigned device_table;     /* devices tracked */
+    } limits;
+    struct {
         unsigned max_batch;      /* readings in one request */
         unsigned max_metrics;    /* values in one reading */
         unsigned max_device_len; /* bytes in a device id */

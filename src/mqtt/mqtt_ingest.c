@@ -25,6 +25,7 @@
 #include "ingest/ingest.h"
 #include "mqtt/mqtt_topic.h"
 #include "verify/auth.h"
+#include "verify/device_limit.h"
 #include "verify/verify.h"
 
 #include <stdarg.h>
@@ -491,6 +492,19 @@ static bool parse_message(struct mqtt *m, const struct pending_msg *msg, struct 
     }
     if (invalid)
         pipeline_count(m->pipeline, PC_READINGS_INVALID, invalid);
+    /* The per-device rate limit, after authenticity: a forged message costs the device nothing
+     * (verify/device_limit.h). Over it, the message is dropped (it was acknowledged). */
+    struct device_limit_refusal why;
+    if (!device_limit_charge(pipeline_device_limit(m->pipeline), tmp, DEVICE_LIMIT_MQTT,
+                             clock_mono_ms(), &why)) {
+        ingest_event(m, EVENT_SECURITY, "rate_limited", device, topic,
+                     "a message of %zu readings was dropped: more than %g readings a second "
+                     "(limits.device_rate, bursts of %g)",
+                     why.readings, c->limits.device_rate, c->limits.device_burst);
+        for (size_t i = 0; i < tmp->n; i++)
+            if (tmp->status[i] == READING_PENDING)
+                ingest_batch_reject(tmp, i, "device", "rate limited (limits.device_rate)");
+    }
     return true;
 }
 

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "detect/detect_config.h"
+#include "verify/device_limit.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -334,6 +335,11 @@ int pipeline_start(struct pipeline **out, const struct canary_config *cfg, char 
     }
     log_info("pipeline.started", "workers=%u devices=%llu path=%s", p->n_workers,
              (unsigned long long)atomic_load(&p->n_devices), cfg->store.path);
+    if (device_limit_create(&p->device_limit, cfg) != 0) {
+        pipeline_free(p);
+        snprintf(err, errlen, "out of memory for the per-device rate limit (limits.device_table)");
+        return CANARY_ENOMEM;
+    }
     *out = p;
     return CANARY_OK;
 }
@@ -579,6 +585,7 @@ void pipeline_free(struct pipeline *p)
     if (p == NULL)
         return;
     pipeline_stop(p);
+    device_limit_free(p->device_limit); /* HTTP and MQTT, its users, have stopped */
     if (p->listener == fan_out) {
         struct fan_out *f = p->listener_arg;
         pthread_mutex_destroy(&f->lock);
@@ -610,6 +617,11 @@ void pipeline_set_auth(struct pipeline *p, struct auth *a)
 struct auth *pipeline_auth(struct pipeline *p)
 {
     return atomic_load(&p->auth);
+}
+
+struct device_limit *pipeline_device_limit(struct pipeline *p)
+{
+    return p->device_limit;
 }
 
 unsigned lag_bucket(int64_t ms)

@@ -186,6 +186,11 @@ struct auth;
 void pipeline_set_auth(struct pipeline *p, struct auth *a);
 struct auth *pipeline_auth(struct pipeline *p);
 
+/* The per-device ingest rate limit (verify/device_limit.h) HTTP and MQTT ingest charge,
+ * made from limits.device_* at start and owned by the pipeline; NULL when switched off. */
+struct device_limit;
+struct device_limit *pipeline_device_limit(struct pipeline *p);
+
 /* Adds n to a counter (thread-safe). */
 void pipeline_count(struct pipeline *p, enum pipeline_counter c, uint64_t n);
 
