@@ -245,6 +245,11 @@ static void *conn_main(void *arg)
         pthread_mutex_lock(&m->lock);
         if (atomic_load(&m->refused))
             snprintf(why, sizeof why, "%s", m->last_error); /* the broker's refusal */
+        else if (rc == MOSQ_ERR_TLS && m->tls_error[0] != '\0')
+            snprintf(why, sizeof why,
+                     "TLS: %.60s (is the broker's certificate from mqtt.tls_ca, for mqtt.host?)",
+                     m->tls_error);
+        m->tls_error[0] = '\0';
         pthread_mutex_unlock(&m->lock);
         /* A refusal was counted by on_connect; a failed TCP connect is counted here. */
         if (!was_connected && rc != MOSQ_ERR_SUCCESS)
@@ -285,6 +290,23 @@ static void commit_listener(void *arg, const struct commit_view *c)
         ha_on_commit(m, c);
 }
 
+/* libmosquitto says why a TLS handshake failed (OpenSSL's reason: "certificate verify
+ * failed", a wrong host name...) only through its log callback; keep the first such line of
+ * an attempt for the connect_failed log line and /api/v1/stats. Called on the connection
+ * thread. */
+static void on_mosq_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+    (void)mosq;
+    struct mqtt *m = obj;
+    if (level != MOSQ_LOG_ERR || strncmp(str, "OpenSSL Error", 13) != 0)
+        return;
+    const char *reason = strstr(str, "::");
+    pthread_mutex_lock(&m->lock);
+    if (m->tls_error[0] == '\0')
+        snprintf(m->tls_error, sizeof m->tls_error, "%s", reason != NULL ? reason + 2 : str);
+    pthread_mutex_unlock(&m->lock);
+}
+
 static int setup_mosq(struct mqtt *m, char *err, size_t errlen)
 {
     mosquitto_lib_init();
@@ -300,6 +322,7 @@ static int setup_mosq(struct mqtt *m, char *err, size_t errlen)
         mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, (int)m->cfg.mqtt.receive_maximum);
     mosquitto_threaded_set(m->mosq, true);
     mosquitto_connect_v5_callback_set(m->mosq, on_connect);
+    mosquitto_log_callback_set(m->mosq, on_mosq_log);
     mosquitto_message_v5_callback_set(m->mosq, on_message);
     int rc = MOSQ_ERR_SUCCESS;
     if (m->cfg.mqtt.username[0] != '\0')

@@ -72,6 +72,7 @@ struct mqtt {
     enum mqtt_state state;
     int64_t since_ms;
     char last_error[160];
+    char tls_error[160]; /* OpenSSL's reason for the last failed TLS handshake (on_mosq_log) */
     _Atomic bool connected;
     _Atomic bool refused;              /* the broker answered the last CONNECT with an error */
     _Atomic int64_t connected_wall_ms; /* when the last CONNECT succeeded (Unix ms) */
