@@ -62,21 +62,25 @@
   }
 
   // ---------- API ----------
-  // A state-changing call answered 401 asks for the admin token once (api.admin_token); the
-  // login and roles of the security work will replace this hook.
+  // With access control on (docs/ACCESS.md) the session cookie authenticates every call and a
+  // state-changing one carries the session's CSRF token; a 401 shows the login page. Without
+  // users (no access control) a state-changing call answered 401 asks for the admin token once
+  // (api.admin_token), as before.
   async function api(path, opts) {
     const o = Object.assign({ headers: {} }, opts || {});
     const token = sessionStorage.getItem('canary.token');
-    if (token) o.headers.Authorization = 'Bearer ' + token;
+    if (token && !session.authRequired) o.headers.Authorization = 'Bearer ' + token;
     if (o.json !== undefined) {
       o.method = o.method || 'POST';
       o.headers['Content-Type'] = 'application/json';
       o.body = JSON.stringify(o.json);
     }
+    if (session.csrf && o.method && o.method !== 'GET') o.headers['X-CSRF-Token'] = session.csrf;
     const r = await fetch(path, o);
     let body = null;
     try { body = await r.json(); } catch (e) { body = null; }
-    if (r.status === 401 && !o.retried) {
+    if (r.status === 401 && session.authRequired) showLogin(body && body.error ? body.error.message : '');
+    else if (r.status === 401 && !o.retried) {
       const t = window.prompt('canaryd needs the admin token for this action:');
       if (t) {
         sessionStorage.setItem('canary.token', t);
@@ -104,6 +108,73 @@
     }
     return out;
   }
+
+  // ---------- access: who is logged in (GET /api/v1/session), login, logout ----------
+  // The role decides which controls show (style.css hides operator controls from viewers
+  // through body[data-role]); canaryd checks every call anyway.
+  const session = { user: null, role: null, csrf: null, authRequired: false };
+  async function loadSession() {
+    const r = await fetch('/api/v1/session', { headers: {} });
+    let body = null;
+    try { body = await r.json(); } catch (e) { body = null; }
+    if (r.status === 401) {
+      session.authRequired = true;
+      showLogin('');
+      return false;
+    }
+    if (!r.ok || !body) throw new Error(body && body.error ? body.error.message : 'HTTP ' + r.status);
+    Object.assign(session, { user: body.user, role: body.role, csrf: body.csrf_token || null, authRequired: body.auth_required });
+    renderWho();
+    return true;
+  }
+  function renderWho() {
+    const who = $('#who');
+    document.body.dataset.role = session.role || (session.authRequired ? 'none' : 'open');
+    if (!session.user) { who.hidden = true; return; }
+    who.hidden = false;
+    $('#who-name').textContent = session.user;
+    $('#who-role').textContent = session.role;
+    $('#logout').hidden = !session.csrf; // a session, not a token
+  }
+  function showLogin(message) {
+    if (document.body.dataset.login === 'shown') {
+      if (message) $('#login-error').textContent = message;
+      return;
+    }
+    document.body.dataset.login = 'shown';
+    if (source) source.close();
+    $('#banner').hidden = true;
+    const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true });
+    const pass = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+    const error = h('p', { id: 'login-error', class: 'login-error', role: 'alert', text: message || '' });
+    const submit = h('button', { class: 'btn', type: 'submit', id: 'login-submit', text: 'Log in' });
+    const form = h('form', { class: 'panel login', id: 'login-form' },
+      h('h1', { text: 'Log in to canary' }),
+      h('label', { text: 'User' }, user), h('label', { text: 'Password' }, pass), error, submit);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      error.textContent = '';
+      try {
+        const r = await fetch('/api/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: user.value, password: pass.value }) });
+        let body = null;
+        try { body = await r.json(); } catch (e) { body = null; }
+        if (r.ok) { pass.value = ''; location.reload(); return; }
+        error.textContent = body && body.error ? body.error.message : 'HTTP ' + r.status;
+        if (r.status === 429) error.textContent += ` (Retry-After: ${r.headers.get('Retry-After')} s)`;
+      } catch (e) { error.textContent = 'Cannot reach canaryd: ' + e.message; }
+      pass.value = '';
+      submit.disabled = false;
+      pass.focus();
+    });
+    $('#view').replaceChildren(form);
+    user.focus();
+  }
+  async function logout() {
+    try { await api('/api/v1/session', { method: 'DELETE' }); } catch (e) { /* the cookie is gone anyway */ }
+    location.reload();
+  }
+  $('#logout').addEventListener('click', logout);
 
   // ---------- state ----------
   const SPARK_POINTS = 60;
@@ -260,6 +331,7 @@
       live.dataset.state = source.readyState === EventSource.CLOSED ? 'offline' : 'connecting';
       live.textContent = source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting';
       if (source.readyState === EventSource.CLOSED) {
+        if (session.authRequired) loadSession().catch(() => {}); // ended session: the login page
         reloadOnHello = true;
         setTimeout(connect, 3000);
       }
@@ -1270,7 +1342,9 @@
   showSound();
   window.addEventListener('hashchange', render);
   state.route = parseRoute();
-  connect(); // first, so nothing committed while the page loads is missed
-  loadAll().then(() => { render(); renderBanner(); renderNavCount(); })
-    .catch((e) => { $('#view').replaceChildren(h('div', { class: 'panel', text: 'Cannot reach canaryd: ' + e.message })); setTimeout(() => location.reload(), 5000); });
+  loadSession().then((ok) => { // who is here first: the login page when canaryd asks for one
+    if (!ok) return;
+    connect(); // first, so nothing committed while the page loads is missed
+    return loadAll().then(() => { render(); renderBanner(); renderNavCount(); });
+  }).catch((e) => { $('#view').replaceChildren(h('div', { class: 'panel', text: 'Cannot reach canaryd: ' + e.message })); setTimeout(() => location.reload(), 5000); });
 })();
