@@ -114,6 +114,8 @@ static long req_timed(struct daemon *d, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms ? timeout_ms : 10000L);
+    if (d->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, d->ca_file);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
@@ -580,6 +582,48 @@ static void test_session_lifetime(void **state)
     usleep(2300 * 1000); /* used or not, it ends with its lifetime */
     req(&f.d, "GET", "/api/v1/users", hc, NULL, &r);
     expect_error(&r, 401, "session_ended");
+    resp_free(&r);
+    stop_fx(&f);
+}
+
+/* The cookie is Secure over HTTPS (http.tls_cert) and with api.cookie_secure behind a proxy. */
+static void test_secure_cookie(void **state)
+{
+    (void)state;
+    struct fx f;
+    setenv("CANARY_API_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    daemon_init(&f.d, NULL);
+    char cmd[512], cert[128], key[128], set_cert[160], set_key[160];
+    snprintf(cmd, sizeof cmd, "%s cert --out-dir %s/tls >/dev/null", CANARY_CLI_PATH, f.d.dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cert, sizeof cert, "%s/tls/cert.pem", f.d.dir);
+    snprintf(key, sizeof key, "%s/tls/key.pem", f.d.dir);
+    snprintf(set_cert, sizeof set_cert, "http.tls_cert=%s", cert);
+    snprintf(set_key, sizeof set_key, "http.tls_key=%s", key);
+    const char *extra[] = {"--set", set_cert, "--set", set_key, NULL};
+    for (int i = 0; extra[i] != NULL; i++)
+        f.d.extra[i] = extra[i];
+    f.d.extra[4] = NULL;
+    daemon_start(&f.d);
+    snprintf(f.d.base_url, sizeof f.d.base_url, "https://127.0.0.1:%u", f.d.port);
+    f.d.ca_file = cert;
+    create_user(&f.d, "alice", "admin", PASSWORD_A);
+    struct resp r;
+    assert_int_equal(req(&f.d, "POST", "/api/v1/session", NULL,
+                         "{\"user\":\"alice\",\"password\":\"" PASSWORD_A "\"}", &r),
+                     200);
+    assert_true(has_attr(r.set_cookie, "; Secure"));
+    assert_true(has_attr(r.set_cookie, "; HttpOnly"));
+    resp_free(&r);
+    stop_fx(&f);
+
+    const char *proxy[] = {"--set", "api.cookie_secure=true", NULL};
+    start_fx(&f, proxy);
+    create_user(&f.d, "alice", "admin", PASSWORD_A);
+    assert_int_equal(req(&f.d, "POST", "/api/v1/session", NULL,
+                         "{\"user\":\"alice\",\"password\":\"" PASSWORD_A "\"}", &r),
+                     200);
+    assert_true(has_attr(r.set_cookie, "; Secure"));
     resp_free(&r);
     stop_fx(&f);
 }
@@ -1215,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_hostile_headers),
         cmocka_unit_test(test_restart_and_secrets),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_secure_cookie),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
