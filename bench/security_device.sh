@@ -8,10 +8,11 @@
 # prints the table (docs/ATTACK.md explains it, docs/BENCHMARKS.md has the numbers).
 #
 # The hour is accelerated: the simulator stamps readings with a simulated clock that runs
-# SPEED times faster than the wall clock and starts an hour before now (--speed,
-# --clock-start -3600), so the last reading's ts is about now and no reading is in the future:
-# canaryd's freshness window (ingest.max_past_s = 7 days, max_future_s = 300 s, the defaults)
-# is left as it is and every reading passes it honestly.
+# SPEED times faster than the wall clock and starts early enough (--speed, --clock-start
+# -(3600 - 3600/SPEED)) that the last reading's ts is the wall-clock time at which it is sent,
+# so no reading is ever in the future: canaryd's freshness window (ingest.max_past_s = 7 days,
+# max_future_s = 300 s, the defaults) is left as it is and every reading passes it honestly.
+# SPEED=1 runs the hour in real time (ts = the time of sending).
 #
 # usage: bench/security_device.sh [BUILD_DIR]      (default build-release)
 # environment: DEVICES (336), PER_KIND (8 attacks of each kind), RATE (0.2 readings/s per
@@ -69,11 +70,12 @@ run_round() {
     "$bdir/bench/bench_security_device" plan --devices "$devices" --seed "$s" \
         --per-kind "$per_kind" --first 900 --last 2700 --length 600 >"$dir/plan.txt"
 
-    local t0 t1
+    local t0 t1 back_s
+    back_s=$(awk -v h="$hour_s" -v s="$speed" 'BEGIN { printf "%.3f", h - h / s }')
     t0=$(date +%s%3N)
     "$bdir/canary" attack device --plan "$dir/plan.txt" --truth "$dir/truth.jsonl" \
         --devices "$devices" --seed "$s" --rate "$rate" --speed "$speed" \
-        --clock-start "-$hour_s" --run "$hour_s" --drain 600 \
+        --clock-start "-$back_s" --run "$hour_s" --drain 600 \
         --sign "$dir/keys.txt" --url "$url" --register --quiet >"$dir/attack.out" 2>"$dir/attack.err" || true
     t1=$(date +%s%3N)
     sleep 2 # canaryd's pipeline commits asynchronously
