@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define COOKIE_NAME      "canary_session"
 #define SECRET_TEXT_LEN  43 /* base64url of 32 bytes */
@@ -65,6 +66,9 @@ struct api_access {
     _Atomic uint64_t logins_ok, logins_failed, logins_rate_limited, lockouts;
     _Atomic uint64_t unauthenticated, forbidden, csrf_refused;
     _Atomic uint64_t audit_rows, audit_suppressed, audit_lost;
+    _Atomic unsigned kdf_busy; /* logins hashing a password now */
+    unsigned kdf_max;          /* at most this many at once: the other HTTP threads stay free */
+    _Atomic uint64_t logins_busy;
 };
 
 int api_access_start(struct api_access **out, const struct canary_config *cfg)
@@ -73,6 +77,9 @@ int api_access_start(struct api_access **out, const struct canary_config *cfg)
     if (a == NULL)
         return CANARY_ENOMEM;
     a->cfg = cfg;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = cfg->http.threads ? cfg->http.threads : (unsigned)(cores > 0 ? cores : 1);
+    a->kdf_max = threads / 2 > 0 ? threads / 2 : 1;
     struct login_limit_config lc = {
         .window_ms = (int64_t)cfg->api.login_window_s * 1000,
         .lockout_ms = (int64_t)cfg->api.login_lockout_s * 1000,
@@ -713,6 +720,18 @@ enum MHD_Result api_session_create(struct request *req)
     const char *pw = p->valuestring;
     size_t pw_len = strlen(pw);
     const char *why = NULL;
+    /* scrypt takes its HTTP thread for ~0.1 s: a burst of logins may take only some of the
+     * threads, so reads and acknowledgements go on during a guessing attack. */
+    if (atomic_fetch_add(&a->kdf_busy, 1) >= a->kdf_max) {
+        atomic_fetch_sub(&a->kdf_busy, 1);
+        atomic_fetch_add(&a->logins_busy, 1);
+        OPENSSL_cleanse(p->valuestring, pw_len);
+        cJSON_Delete(body);
+        snprintf(req->audit_target, sizeof req->audit_target, "%s",
+                 name_ok ? user : "(an invalid user name)");
+        return api_respond_error(req, 503, "login_busy", NULL,
+                                 "other logins are being checked right now: try again in a second");
+    }
     if (rc == CANARY_ENOTFOUND) {
         password_verify_dummy(pw, pw_len);
         why = "unknown user";
@@ -722,10 +741,24 @@ enum MHD_Result api_session_create(struct request *req)
     } else if (password_verify(pw, pw_len, su.password_hash) != 0) {
         why = "wrong password";
     }
+    /* Hashes made with weaker parameters than today's are renewed while the password is here. */
+    char renewed[PASSWORD_HASH_MAX] = "";
+    if (why == NULL && password_needs_rehash(su.password_hash, password_default_params()) &&
+        password_hash(pw, pw_len, password_default_params(), renewed, err, sizeof err) != 0)
+        renewed[0] = '\0';
+    atomic_fetch_sub(&a->kdf_busy, 1);
     OPENSSL_cleanse(p->valuestring, pw_len);
     cJSON_Delete(body);
     if (why != NULL)
         return login_failed(req, user, rc == 0, why);
+    if (renewed[0] != '\0') {
+        snprintf(su.password_hash, sizeof su.password_hash, "%s", renewed);
+        su.updated_ms = clock_wall_ms();
+        pthread_mutex_lock(&req->api->admin_lock);
+        if (store_user_update(req->api->admin, &su, false, err, sizeof err) == 0)
+            log_info("api.password_rehashed", "user=%s", su.name);
+        pthread_mutex_unlock(&req->api->admin_lock);
+    }
     pthread_mutex_lock(&a->lock);
     login_limit_succeed(a->logins, ukey);
     pthread_mutex_unlock(&a->lock);
@@ -821,6 +854,7 @@ cJSON *api_access_stats_json(struct api_access *a)
     cJSON_AddNumberToObject(o, "login_failures", (double)atomic_load(&a->logins_failed));
     cJSON_AddNumberToObject(o, "login_rate_limited", (double)atomic_load(&a->logins_rate_limited));
     cJSON_AddNumberToObject(o, "login_lockouts", (double)atomic_load(&a->lockouts));
+    cJSON_AddNumberToObject(o, "login_busy", (double)atomic_load(&a->logins_busy));
     cJSON_AddNumberToObject(o, "unauthenticated", (double)atomic_load(&a->unauthenticated));
     cJSON_AddNumberToObject(o, "forbidden", (double)atomic_load(&a->forbidden));
     cJSON_AddNumberToObject(o, "csrf_refused", (double)atomic_load(&a->csrf_refused));

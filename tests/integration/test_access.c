@@ -7,6 +7,10 @@
  * the log or the database file in clear. */
 #include "harness.h"
 
+#include "access/password.h"
+
+#include <sqlite3.h>
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
@@ -1244,6 +1248,44 @@ static void test_cli(void **state)
     stop_fx(&f);
 }
 
+/* A hash made with weaker scrypt parameters than today's is renewed at the next login. */
+static void test_rehash_at_login(void **state)
+{
+    (void)state;
+    struct fx f;
+    start_fx(&f, NULL);
+    create_user(&f.d, "alice", "admin", PASSWORD_A);
+    assert_int_equal(daemon_stop(&f.d, SIGTERM), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f.d.db, &db), SQLITE_OK);
+    char weak[PASSWORD_HASH_MAX], err[256], sql[400];
+    struct password_params p = {10, 8, 1};
+    assert_int_equal(password_hash(PASSWORD_A, strlen(PASSWORD_A), p, weak, err, sizeof err), 0);
+    snprintf(sql, sizeof sql, "UPDATE users SET password_hash = '%s' WHERE name = 'alice'", weak);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    daemon_start(&f.d);
+    struct resp r;
+    assert_int_equal(req(&f.d, "POST", "/api/v1/session", NULL,
+                         "{\"user\":\"alice\",\"password\":\"" PASSWORD_A "\"}", &r),
+                     200);
+    resp_free(&r);
+    assert_int_equal(daemon_stop(&f.d, SIGTERM), 0);
+    assert_int_equal(sqlite3_open(f.d.db, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE name = 'alice'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *now = (const char *)sqlite3_column_text(st, 0);
+    assert_true(strncmp(now, "$scrypt$ln=15$r=8$p=1$", 22) == 0);
+    assert_int_equal(password_verify(PASSWORD_A, strlen(PASSWORD_A), now), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    daemon_start(&f.d);
+    stop_fx(&f);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1260,6 +1302,7 @@ int main(void)
         cmocka_unit_test(test_restart_and_secrets),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_secure_cookie),
+        cmocka_unit_test(test_rehash_at_login),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -156,7 +156,12 @@
       submit.disabled = true;
       error.textContent = '';
       try {
-        const r = await fetch('/api/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: user.value, password: pass.value }) });
+        let r = null;
+        for (let i = 0; i < 4; i++) { // 503 login_busy: other logins are being hashed right now
+          if (i > 0) await new Promise((res) => setTimeout(res, 1000));
+          r = await fetch('/api/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: user.value, password: pass.value }) });
+          if (r.status !== 503) break;
+        }
         let body = null;
         try { body = await r.json(); } catch (e) { body = null; }
         if (r.ok) { pass.value = ''; location.reload(); return; }
