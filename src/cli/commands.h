@@ -8,6 +8,10 @@
 /* canary simulate: a simulated fleet sending readings to canaryd (simulate.c). */
 int cmd_simulate(int argc, char **argv);
 
+/* canary attack: the attack simulator's dispatcher — mitm-mqtt, mitm-http, device
+ * (attack.c). */
+int cmd_attack(int argc, char **argv);
+
 /* canary attack device: a compromised device, holding its key, that lies about its values
  * (attack_device.c). argv[0] is "device". */
 int attack_device_main(int argc, char **argv);

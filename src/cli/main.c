@@ -10,18 +10,10 @@ struct subcommand {
     const char *summary;
 };
 
-/* canary attack: until the attack dispatcher (attack.c) lands, `device` only. */
-static int cmd_attack(int argc, char **argv)
-{
-    if (argc >= 2 && strcmp(argv[1], "device") == 0)
-        return attack_device_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: canary attack device [options]   (canary attack device --help)\n");
-    return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
-}
-
 static const struct subcommand subcommands[] = {
     {"simulate", cmd_simulate, "send readings from a simulated fleet to canaryd"},
-    {"attack", cmd_attack, "attack canary as a compromised device (attack device)"},
+    {"attack", cmd_attack,
+     "attack canary: a man in the middle (mitm-mqtt, mitm-http) or a compromised device"},
     {"alerts", cmd_alerts, "show canaryd's alerts, or follow them as they happen"},
     {"train", cmd_train,
      "train an Isolation Forest (CSV or canaryd's store) or, with --model gas, the gas classifier"},

@@ -163,6 +163,5 @@ int mitm_split_hostport(const char *s, char *host, size_t cap, unsigned *port);
 /* The subcommands (argv[0] is the subcommand's name); exit status 0, 1 or 2 (usage). */
 int attack_mitm_mqtt_main(int argc, char **argv); /* mitm_mqtt.c */
 int attack_mitm_http_main(int argc, char **argv); /* mitm_http.c */
-int cmd_attack(int argc, char **argv);            /* attack.c (TEMPORARY: commands.h) */
 
 #endif
