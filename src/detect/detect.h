@@ -20,7 +20,9 @@
  *    -log10 of its Gaussian tail probability — in [0,1), never stuck at 1, 0.5 at a tail of
  *    1e-5; and the same for a slow view (an EWMA of the last ~LIK_SHORT values against the
  *    level, in its own spread), the larger likelihood counting, so that a sustained shift
- *    within the noise of single values is seen too. A score at or above anomaly_threshold is
+ *    within the noise of single values is seen too; a series that has opened episodes more
+ *    often than once per 1,000 values lately has its tail probabilities multiplied by that
+ *    excess (alarm-rate calibration). A score at or above anomaly_threshold is
  *    an episode's onset, reported once; the episode's values that are themselves unusual
  *    carry FLAG_ANOMALY. The scale has two floors: the sensor's resolution (or the series'
  *    own quantum, the smallest step it has shown: a DHT11 steps by 1 °C), and
@@ -105,6 +107,7 @@ struct robust_state {
     struct likelihood_state slow_lik; /* of the slow view's raw score */
     struct likelihood_state hour_lik; /* of the young hour profile's raw score */
     uint32_t since_onset;             /* readings since the last episode's onset */
+    float onset_rate;                 /* episode onsets per value, EWMA (alarm-rate calibration) */
     float likely;                     /* the last likelihood score, before the episode cap */
     bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
     /* The hour-of-day profile (seasonal context, robust.c): */

@@ -55,7 +55,10 @@
  * the score marks each episode once. `likely` keeps the uncapped value, and `anomalous`
  * (FLAG_ANOMALY) marks every reading of an episode whose own raw score is above the usual:
  * a sustained change is flagged on each reading (so alert hold-off opens an alert), a lone
- * spike on one (so it opens none). */
+ * spike on one (so it opens none). A series that opens episodes more often than once per
+ * 1 / ONSET_NOMINAL values (onset_rate) has its tail probabilities multiplied by the excess
+ * before the threshold is applied (calibrated_to_onset_rate()): a chatty series' likelihood
+ * is overconfident, and its next alarms need that much more evidence. */
 #include "detect/detect.h"
 
 #include <float.h>
@@ -75,6 +78,7 @@
 #define LIK_Q_HALF        5.0    /* -log10(tail) that scores 0.5 */
 #define EPISODE_READINGS  20     /* readings after an onset that belong to its episode */
 #define EPISODE_CAP       0.75   /* in an episode the score is at most this x threshold */
+#define ONSET_NOMINAL     0.001  /* onsets per value of a calibrated series, at most */
 #define SMOOTH_ALPHA      (1.0 / LIK_SHORT) /* the slow view averages about LIK_SHORT values */
 
 #define HOUR_MS       3600000LL
@@ -231,6 +235,22 @@ static double significance(double z)
     return q / (q + LIK_Q_HALF);
 }
 
+/* Alarm-rate calibration: a likelihood that is calibrated opens an episode (a tail of 1e-5 or
+ * less in one of its views) rarely — at most about once per 1 / ONSET_NOMINAL values. A
+ * series that has opened them more often lately (onset_rate: an EWMA of onsets per value over
+ * the likelihood's memory) has shown that its likelihood is overconfident by that factor, so
+ * every tail probability of the series is multiplied by it (-log10 of the excess subtracted
+ * from q): a chatty series' next alarms need that much more evidence, a quiet one keeps its
+ * sensitivity. onset_rate starts at the nominal rate (the prior of a new series). */
+static double calibrated_to_onset_rate(const struct robust_state *s, double score)
+{
+    double excess = s->onset_rate / ONSET_NOMINAL;
+    if (!(excess > 1) || !(score < 1))
+        return score;
+    double q = LIK_Q_HALF * score / (1 - score) - log10(excess);
+    return q > 0 ? q / (q + LIK_Q_HALF) : 0;
+}
+
 /* Feeds the raw scores of the value, of the slow view (z_slow: the slow view's distance
  * from the level in its own spread) and of the young hour profile (young_z: the value's z
  * against its hour, < 0: none) to their likelihoods; returns the reported (episode-capped)
@@ -256,6 +276,9 @@ static double likelihood(struct robust_state *s, const struct detect_params *p, 
     if (young_raw >= 0)
         score = fmax(score, fmin(likelihood_of(&s->hour_lik, young_raw, learn, &young_usual),
                                  significance(young_z)));
+    score = calibrated_to_onset_rate(s, score);
+    if (learn) /* the onset rate's memory is the likelihood's */
+        s->onset_rate -= s->onset_rate / LIK_LONG;
     if (s->since_onset < UINT32_MAX)
         s->since_onset++;
 
@@ -269,8 +292,11 @@ static double likelihood(struct robust_state *s, const struct detect_params *p, 
     if (score >= p->anomaly_threshold) {
         if (was || s->since_onset < EPISODE_READINGS)
             score = fmin(score, EPISODE_CAP * p->anomaly_threshold);
-        else
+        else {
             s->since_onset = 0;
+            if (learn)
+                s->onset_rate += (float)(1.0 / LIK_LONG);
+        }
     }
     return score;
 }
@@ -315,6 +341,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         s->alt_scale = -1; /* no other regime yet */
         s->run = 0;
         s->since_onset = UINT32_MAX;
+        s->onset_rate = (float)ONSET_NOMINAL;
         *warm = true;
         return 0;
     }

@@ -391,6 +391,56 @@ static double feed_noise(struct robust_state *r, const struct detect_params *p, 
     return max_score;
 }
 
+/* Alarm-rate calibration: a quiet series never has its tails discounted; a series that opens
+ * an episode every 200 values (five times the nominal one per 1,000) has, and the discount of
+ * a value's likelihood is exactly -log10 of the excess (compared with the same state at the
+ * nominal rate), never a raise. */
+static void test_robust_chatty_series_is_calibrated(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct test_rng g = {0xC0FFEE1234ULL};
+
+    struct robust_state quiet = {0};
+    feed_noise(&quiet, &p, &g, 50, 1, 20000);
+    assert_true(quiet.onset_rate > 0);
+    assert_true(quiet.onset_rate < 0.001f); /* white noise: no onsets, the prior decays */
+
+    struct robust_state r = {0};
+    int onsets = 0;
+    for (int i = 0; i < 12000; i++) {
+        bool warm;
+        double x = 50 + test_rng_gauss(&g) + (i % 200 >= 190 ? 40 : 0); /* 10-value bursts */
+        double sc = robust_update(&r, &p, 0.01, x, 0, true, &warm);
+        assert_score_valid(sc);
+        onsets += sc >= p.anomaly_threshold;
+    }
+    print_message("bursts every 200 values: %d onsets, onset rate %.5f\n", onsets,
+                  (double)r.onset_rate);
+    assert_true(onsets >= 20);
+    assert_true(r.onset_rate > 0.002f); /* more than twice the nominal rate */
+
+    /* The same state at the nominal rate, the same next values: the calibrated likelihood is
+     * the nominal one with its tail multiplied by the excess. */
+    int compared = 0;
+    for (int i = 0; i < 10; i++) {
+        struct robust_state nominal = r;
+        nominal.onset_rate = 0.001f;
+        double excess = (double)r.onset_rate / 0.001, x = 50 + 40 + test_rng_gauss(&g);
+        bool warm;
+        robust_update(&r, &p, 0.01, x, 0, true, &warm);
+        robust_update(&nominal, &p, 0.01, x, 0, true, &warm);
+        double lc = r.likely, ln = nominal.likely;
+        assert_true(lc <= ln);
+        double qc = 5 * lc / (1 - lc), qn = 5 * ln / (1 - ln);
+        if (qn - log10(excess) > 0.01) {
+            assert_near(qc, qn - log10(excess), 1e-3 * qn + 1e-4);
+            compared++;
+        }
+    }
+    assert_true(compared >= 5);
+}
+
 /* A 20-sigma spike on a noisy series: its score is the highest the series has had, it does
  * not drag the level, and the usual values after it are not anomalies. */
 static void test_robust_spike_flagged_and_does_not_drag(void **state)
@@ -1065,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_robust_learns_the_sensor_quantum),
         cmocka_unit_test(test_robust_gaussian_noise_false_rate),
         cmocka_unit_test(test_robust_spike_flagged_and_does_not_drag),
+        cmocka_unit_test(test_robust_chatty_series_is_calibrated),
         cmocka_unit_test(test_robust_level_shift_rebaselined),
         cmocka_unit_test(test_robust_sensitive_after_level_shift),
         cmocka_unit_test(test_robust_slow_view_sees_a_small_sustained_shift),
