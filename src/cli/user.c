@@ -12,6 +12,7 @@
  * is printed once. A new API token is printed once too. Nothing here logs a secret, and the
  * buffers that held one are wiped. */
 #include "access/password.h"
+#include "cli/cli_tls.h"
 #include "cli/commands.h"
 
 #include <cjson/cJSON.h>
@@ -54,7 +55,8 @@ static void usage_user(FILE *out)
             "  --url URL          canaryd's base URL (default http://127.0.0.1:8080)\n"
             "  --token-file F     file holding an admin credential (default: $CANARY_API_TOKEN,\n"
             "                     else $CANARY_API_ADMIN_TOKEN, the bootstrap api.admin_token)\n"
-            "  --cacert F         CA certificate to trust for an https:// URL\n");
+            "  --ca F, --cacert F CA certificate to trust for an https:// URL (default\n"
+            "                     $CANARY_CA, else the system's CA store)\n");
 }
 
 static void usage_token(FILE *out)
@@ -110,8 +112,7 @@ static cJSON *call(const struct user_opts *o, const char *method, const char *pa
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (body != NULL)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (o->cacert != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+    cli_tls_apply(c, o->cacert); /* verification on; the CA of --ca / $CANARY_CA */
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
@@ -434,7 +435,7 @@ static int parse(struct user_opts *o, int argc, char **argv, const char **arg)
             o->token_file = val;
         else if (!strcmp(a, "--password-file"))
             o->password_file = val;
-        else if (!strcmp(a, "--cacert"))
+        else if (!strcmp(a, "--cacert") || !strcmp(a, "--ca"))
             o->cacert = val;
         else if (!strcmp(a, "--role"))
             o->role = val;
@@ -450,6 +451,9 @@ static int parse(struct user_opts *o, int argc, char **argv, const char **arg)
             return 2;
         }
     }
+    o->cacert = cli_tls_ca(o->cacert); /* --ca, else $CANARY_CA (cli_tls.h) */
+    if (!cli_tls_check_ca(o->prog, o->cacert))
+        return 2;
     return read_credential(o);
 }
 

@@ -112,6 +112,15 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Whether the JSON's text contains needle. */
+static bool json_has(const cJSON *j, const char *needle)
+{
+    char *text = cJSON_PrintUnformatted(j);
+    bool found = text != NULL && strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *u)
 {
     (void)p;
@@ -144,7 +153,7 @@ static void test_ingest_and_api(void **state)
                      200);
     cJSON_Delete(j);
     assert_int_equal(http_get_json(&f->d, "/api/v1/devices/tls-1/latest", &j), 200);
-    assert_non_null(strstr(cJSON_PrintUnformatted(j), "411"));
+    assert_true(json_has(j, "411"));
     cJSON_Delete(j);
 
     /* A batch of ~1 MB: the body arrives in many TLS records and is accumulated whole. */
@@ -210,7 +219,7 @@ static void test_keep_alive_connection(void **state)
     curl_easy_cleanup(c);
     cJSON *j = NULL;
     assert_int_equal(http_get_json(&f->d, "/api/v1/devices/tls-ka/latest", &j), 200);
-    assert_non_null(strstr(cJSON_PrintUnformatted(j), "420"));
+    assert_true(json_has(j, "420"));
     cJSON_Delete(j);
 }
 
@@ -518,6 +527,19 @@ static void test_cli_clients(void **state)
              CANARY_CLI_PATH, url);
     assert_int_not_equal(run_cli(f, cmd, out, sizeof out), 0);
 
+    /* canary user (access control's client) shares the TLS setup: no CA, a certificate
+     * error; with --ca, canaryd's own answer. */
+    snprintf(cmd, sizeof cmd,
+             "env -u CANARY_CA CANARY_API_ADMIN_TOKEN=not-set-here %s user list --url %s",
+             CANARY_CLI_PATH, url);
+    assert_int_not_equal(run_cli(f, cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "certificate"));
+    snprintf(cmd, sizeof cmd, "CANARY_API_ADMIN_TOKEN=not-set-here %s user list --url %s --ca %s",
+             CANARY_CLI_PATH, url, f->cert);
+    run_cli(f, cmd, out, sizeof out);
+    assert_null(strstr(out, "certificate"));
+    assert_null(strstr(out, "SSL"));
+
     /* canary alerts and canary broker-config --from-api. */
     snprintf(cmd, sizeof cmd, "%s alerts --url %s --ca %s", CANARY_CLI_PATH, url, f->cert);
     assert_int_equal(run_cli(f, cmd, out, sizeof out), 0);
@@ -674,6 +696,17 @@ static void test_bad_configurations(void **state)
     expect_refused(f, f->cert, garbage, NULL, "holds no PEM private key", garbage);
     expect_refused(f, empty, f->key, NULL, "is empty", empty);
     expect_refused(f, f->dir, f->key, NULL, "not a regular file", NULL);
+    /* The files swapped: a key where the certificate belongs, and the reverse. */
+    expect_refused(f, f->key, f->cert, NULL, "holds no PEM certificate", f->key);
+    expect_refused(f, f->cert, f->cert, NULL, "holds no PEM private key", f->cert);
+    /* A file far larger than any PEM chain is refused before it is read. */
+    char huge[160];
+    snprintf(huge, sizeof huge, "%s/huge.pem", f->dir);
+    FILE *h = fopen(huge, "w");
+    for (int i = 0; i < 40000; i++)
+        fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", h);
+    fclose(h);
+    expect_refused(f, huge, f->key, NULL, "a PEM file is at most", huge);
     expect_refused(f, f->cert, f->key_b, NULL, "does not belong to the certificate", f->key_b);
     expect_refused(f, f->cert, NULL, NULL, "http.tls_cert is set but http.tls_key is not", NULL);
     expect_refused(f, NULL, f->key, NULL, "http.tls_key is set but http.tls_cert is not", NULL);
