@@ -102,7 +102,7 @@ async function main() {
   check(!(await page.isVisible('#banner-ack')), 'the critical banner shows, without an Acknowledge button for a viewer');
   await page.goto(base + '/#/alerts/' + alert.id);
   await page.waitForSelector('#alert-comment-add', { state: 'attached', timeout: 10000 });
-  check(!(await page.isVisible('#alert-ack')) && !(await page.isVisible('#alert-resolve')), 'the alert page has no Acknowledge or Resolve for a viewer');
+  check(!(await page.isVisible('#alert-ack')) && !(await page.isVisible('#alert-resolve')) && !(await page.isVisible('#alert-comment')), 'the alert page has no Acknowledge, Resolve or comment box for a viewer');
   const forced = await page.evaluate(async (id) => {
     const s = await (await fetch('/api/v1/session')).json();
     const r = await fetch(`/api/v1/alerts/${id}/ack`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf_token }, body: '{}' });
@@ -123,6 +123,9 @@ async function main() {
   await page.click('#login-submit');
   await page.waitForSelector('#who:not([hidden])', { timeout: 10000 });
   check((await page.textContent('#who-role')) === 'operator', 'the header shows the operator role');
+  await page.goto(base + '/#/alerts/' + alert.id);
+  await page.waitForSelector('#alert-ack', { state: 'visible', timeout: 10000 });
+  check(await page.isVisible('#alert-comment') && !(await page.isVisible('#alert-by')), 'an operator has the alert controls, without the "as" name field (canaryd signs with the login)');
   await page.waitForSelector('#banner-ack', { state: 'visible', timeout: 10000 });
   await page.click('#banner-ack');
   const acked = await waitFor(async () => {

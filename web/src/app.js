@@ -198,7 +198,7 @@
     filter: { text: '', status: '' }, // the overview's device filter
     ackedBanner: new Set(),
   };
-  const operator = () => localStorage.getItem('canary.operator') || 'operator';
+  const operator = () => session.user || localStorage.getItem('canary.operator') || 'operator'; // canaryd signs with the logged-in user
 
   function device(id) {
     let d = state.devices.get(id);
