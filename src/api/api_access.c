@@ -129,8 +129,9 @@ void api_client_address(struct request *req, char *buf, size_t len)
 /* ---- what each endpoint needs ------------------------------------------------------------ */
 
 enum gate {
-    GATE_SKIP,   /* ingest: devices authenticate themselves (verify/auth.h) */
-    GATE_PUBLIC, /* health, the dashboard's files, the session endpoints */
+    GATE_SKIP,   /* ingest (devices authenticate themselves, verify/auth.h), /healthz, /readyz
+                  * (always answer, even when the store cannot be read), the dashboard's files */
+    GATE_PUBLIC, /* the session endpoints: the caller is resolved, nothing is required */
     GATE_ROLE,   /* needs a role */
 };
 
@@ -150,7 +151,7 @@ static enum gate gate_of(const struct request *req, enum store_role *role)
 {
     *role = STORE_ROLE_ADMIN;
     if (!seg_is(req, 0, "api") || !seg_is(req, 1, "v1"))
-        return GATE_PUBLIC; /* the dashboard's files, /healthz, /readyz */
+        return GATE_SKIP; /* the dashboard's files, /healthz, /readyz */
     if (seg_is(req, 2, "ingest"))
         return GATE_SKIP;
     if (seg_is(req, 2, "session") && req->n_segments == 3)

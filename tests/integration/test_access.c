@@ -1145,7 +1145,11 @@ static void test_restart_and_secrets(void **state)
     assert_int_equal(daemon_stop(&f.d, SIGTERM), 0);
     daemon_start(&f.d);
     struct resp r;
-    /* Users, tokens and sessions survive; access control is on from the first request. */
+    /* Users, tokens and sessions survive; access control is on from the first request, even
+     * when that is the dashboard asking who is logged in. */
+    req(&f.d, "GET", "/api/v1/session", NULL, NULL, &r);
+    expect_error(&r, 401, "unauthenticated");
+    resp_free(&r);
     req(&f.d, "GET", "/api/v1/alerts", NULL, NULL, &r);
     expect_error(&r, 401, "unauthenticated");
     resp_free(&r);
