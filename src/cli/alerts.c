@@ -3,7 +3,7 @@
  * Lists alerts (newest first) from the REST API, or with --follow keeps watching and
  * prints one line whenever an alert opens, changes severity or state, or resolves — what
  * the demo shows, and what an operator can leave running in a terminal. Only the public
- * API is used (GET /api/v1/alerts). */
+ * API is used (GET /api/v1/alerts), with $CANARY_API_TOKEN once access control is on. */
 #include "cli/cli_tls.h"
 #include "cli/commands.h"
 
@@ -65,11 +65,26 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 static cJSON *get_json(CURL *curl, const char *url)
 {
     struct buffer b = {NULL, 0};
+    /* With access control on (docs/ACCESS.md): an API token (a viewer's is enough) from
+     * $CANARY_API_TOKEN, else the admin token; never from an argument. */
+    const char *tok = getenv("CANARY_API_TOKEN");
+    if (tok == NULL || tok[0] == '\0')
+        tok = getenv("CANARY_API_ADMIN_TOKEN");
+    char auth[600];
+    struct curl_slist *h = NULL;
+    if (tok != NULL && tok[0] != '\0') {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+        h = curl_slist_append(NULL, auth);
+        memset(auth, 0, sizeof auth);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
     CURLcode rc = curl_easy_perform(curl);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(h);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     cJSON *j = NULL;

@@ -1309,6 +1309,17 @@ static void test_cli(void **state)
     assert_int_equal(run_cli(NULL, out, sizeof out, tl), 0);
     assert_non_null(strstr(out, "ops"));
     assert_null(strstr(out, token));
+    /* canary alerts reads with a viewer's token once access control is on. */
+    const char *vt[] = {"token", "create", "watcher", "--role", "viewer", "--url", url, NULL};
+    assert_int_equal(run_cli(NULL, out, sizeof out, vt), 0);
+    char viewer[80];
+    cli_value(out, "token: ", viewer, sizeof viewer);
+    const char *alerts[] = {"alerts", "--url", url, NULL};
+    setenv("CANARY_API_TOKEN", viewer, 1);
+    assert_int_equal(run_cli(NULL, out, sizeof out, alerts), 0);
+    setenv("CANARY_API_TOKEN", "cnu_not-a-token", 1);
+    assert_true(run_cli(NULL, out, sizeof out, alerts) != 0);
+    setenv("CANARY_API_TOKEN", token, 1);
     /* The token revokes itself: the next call is refused. */
     const char *rv[] = {"token", "revoke", "1", "--url", url, NULL};
     assert_int_equal(run_cli(NULL, out, sizeof out, rv), 0);
