@@ -9,6 +9,7 @@
  *     refused; a rate_limited security event; counters in /api/v1/stats;
  *   - forged messages (wrong key) for a signed device do not spend its budget: after 40
  *     refused forgeries, its real readings still pass;
+ *   - http.max_body_bytes holds for callers with the admin credential or a device token;
  *   - over MQTT (a private Mosquitto): messages past the device's burst are dropped, counted,
  *     and recorded as rate_limited security events; another device's readings go on. */
 #include "broker.h"
@@ -86,6 +87,19 @@ static int start_address(void **state)
     daemon_start(d);
     *state = d;
     return 0;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *u)
+{
+    struct http_response *r = u;
+    char *grown = realloc(r->body, r->body_len + size * n + 1);
+    if (grown == NULL)
+        return 0;
+    r->body = grown;
+    memcpy(r->body + r->body_len, p, size * n);
+    r->body_len += size * n;
+    r->body[r->body_len] = '\0';
+    return size * n;
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *u)
@@ -198,7 +212,8 @@ static int start_device(void **state)
 {
     struct daemon *d = calloc(1, sizeof *d);
     setenv("CANARY_API_ADMIN_TOKEN", ADMIN_TOKEN, 1);
-    daemon_init(d, "--set", "limits.device_rate=1", "--set", "limits.device_burst=3", NULL);
+    daemon_init(d, "--set", "limits.device_rate=1", "--set", "limits.device_burst=3", "--set",
+                "http.max_body_bytes=65536", NULL);
     snprintf(master_file, sizeof master_file, "%s/master.key", d->dir);
     int fd = open(master_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
@@ -355,6 +370,85 @@ static void test_forgeries_do_not_spend_the_budget(void **state)
     }
 }
 
+/* POSTs len bytes of JSON-ish filler to path with an Authorization header, announcing the
+ * length (with Expect: 100-continue, so a 413 comes before the body) or chunked (the length
+ * unknown until the end). Returns the status; the error code goes to code. */
+static long post_big(struct daemon *d, const char *path, const char *auth, size_t len, bool chunked,
+                     char *code, size_t cap)
+{
+    char *body = malloc(len + 1);
+    memset(body, ' ', len);
+    body[0] = '{';
+    body[len - 1] = '}';
+    body[len] = '\0';
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", d->base_url, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, chunked ? "Transfer-Encoding: chunked" : "Expect: 100-continue");
+    h = curl_slist_append(h, auth);
+    struct http_response r = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (!chunked)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    long status = -1;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    cJSON *j = r.body != NULL ? cJSON_Parse(r.body) : NULL;
+    const char *e = j != NULL ? json_error_code(j) : NULL;
+    snprintf(code, cap, "%s", e != NULL ? e : "");
+    cJSON_Delete(j);
+    free(r.body);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(body);
+    return status;
+}
+
+/* http.max_body_bytes holds for a caller with the admin credential and for a device with its
+ * token, on every path, announced or chunked. */
+static void test_body_limit_with_credentials(void **state)
+{
+    struct daemon *d = *state;
+    const char *const admin[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+    struct http_response r;
+    assert_int_equal(http_call_with(d, "POST", "/api/v1/devices", admin, "application/json",
+                                    "{\"id\":\"tok-1\"}", 14, &r),
+                     0);
+    http_response_free(&r);
+    assert_int_equal(http_call_with(d, "POST", "/api/v1/devices/tok-1/keys", admin,
+                                    "application/json", "{\"kind\":\"token\"}", 16, &r),
+                     0);
+    cJSON *j = cJSON_Parse(r.body);
+    const char *token = cJSON_GetStringValue(cJSON_GetObjectItem(j, "token"));
+    assert_non_null(token);
+    char device_auth[256];
+    snprintf(device_auth, sizeof device_auth, "Authorization: Bearer %s", token);
+    cJSON_Delete(j);
+    http_response_free(&r);
+    const char *paths[] = {"/api/v1/devices", "/api/v1/ingest", "/api/v1/alerts/1/ack"};
+    const char *auths[] = {admin[0], device_auth, admin[0]};
+    for (int i = 0; i < 3; i++) {
+        for (int chunked = 0; chunked < 2; chunked++) {
+            char code[64];
+            long st = post_big(d, paths[i], auths[i], 65537, chunked, code, sizeof code);
+            if (st != 413 || strcmp(code, "body_too_large") != 0)
+                fail_msg("%s (%s): %ld %s", paths[i], chunked ? "chunked" : "announced", st, code);
+        }
+    }
+    /* Just under the limit is read (and judged on its content). */
+    char code[64];
+    long st = post_big(d, "/api/v1/ingest", device_auth, 65536, true, code, sizeof code);
+    assert_int_not_equal(st, 413);
+}
+
 /* ---- per device, MQTT ---- */
 
 struct mqtt_fixture {
@@ -446,6 +540,7 @@ int main(void)
                                         stop),
         cmocka_unit_test_setup_teardown(test_device_limit_http, start_device, stop),
         cmocka_unit_test_setup_teardown(test_forgeries_do_not_spend_the_budget, start_device, stop),
+        cmocka_unit_test_setup_teardown(test_body_limit_with_credentials, start_device, stop),
         cmocka_unit_test_setup_teardown(test_device_limit_mqtt, start_mqtt, stop_mqtt),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
