@@ -16,6 +16,8 @@
  *
  * usage: bench_security_device --url URL --truth FILE --devices N [--prefix P]
  *                              [--within N] [--from MS] [--to MS] [--flag F]
+ * --save FILE appends the per-attack and per-clean-device results to FILE, and
+ * `bench_security_device summary FILE...` prints one table over several saved rounds.
  * --flag counts another reading flag instead of "tamper" (e.g. "anomaly": what the anomaly
  * detectors alone would have caught). The admin token, when canaryd has one, comes from
  * $CANARY_API_ADMIN_TOKEN.
@@ -470,16 +472,206 @@ static int write_plan(int argc, char **argv)
     return 0;
 }
 
+/* ---- results: printed, saved, summed over rounds ------------------------------------ */
+
+struct result {
+    char kind[32], device[80], checks[160];
+    bool detected;
+    long index;
+    double delay_s;
+};
+
+struct clean_result {
+    char device[80], checks[160];
+    bool flagged, suspect;
+    uint64_t readings, tamper;
+};
+
+static void print_tables(const struct result *res, unsigned n_res, const struct clean_result *cres,
+                         unsigned n_clean, unsigned within)
+{
+    printf("\nCompromised devices (canary attack device): detection within %u readings\n\n",
+           within);
+    printf("| attack | attacks | detected within %u | detected at all | median delay (readings) "
+           "| median delay (s) | missed | checks in trust.reasons |\n",
+           within);
+    printf("|---|---|---|---|---|---|---|---|\n");
+    unsigned tot = 0, tot_within = 0;
+    for (int kk = 0; kk < KINDS; kk++) {
+        static double idx[MAX_ATTACKS], secs[MAX_ATTACKS];
+        size_t nd = 0;
+        unsigned n = 0, in_time = 0;
+        char missed[1024] = "", checks[256] = "";
+        for (unsigned k = 0; k < n_res; k++) {
+            const struct result *a = &res[k];
+            if (strcmp(a->kind, kind_order[kk]) != 0)
+                continue;
+            n++;
+            char copy[160];
+            snprintf(copy, sizeof copy, "%s", a->checks);
+            for (char *save = NULL, *w = strtok_r(copy, " ", &save); w != NULL;
+                 w = strtok_r(NULL, " ", &save))
+                add_word(checks, sizeof checks, w);
+            if (a->detected) {
+                idx[nd] = (double)a->index;
+                secs[nd++] = a->delay_s;
+            }
+            if (a->detected && a->index < (long)within)
+                in_time++;
+            else if (strlen(missed) + strlen(a->device) + 2 < sizeof missed)
+                snprintf(missed + strlen(missed), sizeof missed - strlen(missed), "%s%s",
+                         missed[0] ? " " : "", a->device);
+        }
+        if (n == 0)
+            continue;
+        tot += n;
+        tot_within += in_time;
+        double mi = median(idx, nd), ms = median(secs, nd);
+        char mis[32], mss[32];
+        snprintf(mis, sizeof mis, isnan(mi) ? "-" : "%.1f", mi);
+        snprintf(mss, sizeof mss, isnan(ms) ? "-" : "%.0f", ms);
+        printf("| %s | %u | %u (%.0f %%) | %zu | %s | %s | %s | %s |\n", kind_order[kk], n, in_time,
+               100.0 * in_time / n, nd, mis, mss, missed[0] ? missed : "-",
+               checks[0] ? checks : "-");
+    }
+    printf("| **all** | %u | %u (%.1f %%) | | | | | |\n", tot, tot_within,
+           tot ? 100.0 * tot_within / tot : 0.0);
+
+    unsigned flagged = 0, suspect = 0;
+    uint64_t clean_readings = 0, clean_tamper = 0;
+    char flagged_ids[4096] = "";
+    for (unsigned i = 0; i < n_clean; i++) {
+        const struct clean_result *c = &cres[i];
+        flagged += c->flagged;
+        suspect += c->suspect;
+        clean_readings += c->readings;
+        clean_tamper += c->tamper;
+        if (c->flagged &&
+            strlen(flagged_ids) + strlen(c->device) + strlen(c->checks) + 16 < sizeof flagged_ids)
+            snprintf(flagged_ids + strlen(flagged_ids), sizeof flagged_ids - strlen(flagged_ids),
+                     "%s%s (%s)", flagged_ids[0] ? ", " : "", c->device,
+                     c->checks[0] ? c->checks : "no reasons");
+    }
+    printf("\n| clean devices | flagged (tamper alert or quarantine) | only suspected | clean "
+           "readings | flagged \"tamper\" |\n");
+    printf("|---|---|---|---|---|\n");
+    printf("| %u | %u (%.2f %%) | %u | %" PRIu64 " | %" PRIu64 " (%.3f %%) |\n", n_clean, flagged,
+           n_clean ? 100.0 * flagged / n_clean : 0.0, suspect, clean_readings, clean_tamper,
+           clean_readings ? 100.0 * (double)clean_tamper / (double)clean_readings : 0.0);
+    if (flagged_ids[0])
+        printf("\nclean devices flagged: %s\n", flagged_ids);
+    printf("\ntargets: >= 95 %% of attacks detected within %u readings: %s; <= 1 %% of clean "
+           "devices flagged: %s\n",
+           within, tot && 100.0 * tot_within / tot >= 95 ? "met" : "NOT met",
+           n_clean && 100.0 * flagged / n_clean <= 1 ? "met" : "NOT met");
+}
+
+/* Appends the results to path, one line each ('-' for no checks):
+ *   attack KIND DEVICE DETECTED INDEX DELAY_S CHECKS,...
+ *   clean DEVICE FLAGGED SUSPECT READINGS TAMPER CHECKS,... */
+static void commas(char *dst, size_t cap, const char *checks)
+{
+    snprintf(dst, cap, "%s", checks[0] ? checks : "-");
+    for (char *p = dst; *p; p++)
+        *p = *p == ' ' ? ',' : *p;
+}
+
+static int save_results(const char *path, const struct result *res, unsigned n_res,
+                        const struct clean_result *cres, unsigned n_clean)
+{
+    FILE *fp = fopen(path, "a");
+    if (fp == NULL) {
+        fprintf(stderr, "bench_security_device: --save %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char c[160];
+    for (unsigned k = 0; k < n_res; k++) {
+        commas(c, sizeof c, res[k].checks);
+        fprintf(fp, "attack %s %s %d %ld %.3f %s\n", res[k].kind, res[k].device, res[k].detected,
+                res[k].index, res[k].delay_s, c);
+    }
+    for (unsigned i = 0; i < n_clean; i++) {
+        commas(c, sizeof c, cres[i].checks);
+        fprintf(fp, "clean %s %d %d %" PRIu64 " %" PRIu64 " %s\n", cres[i].device, cres[i].flagged,
+                cres[i].suspect, cres[i].readings, cres[i].tamper, c);
+    }
+    return fclose(fp) == 0 ? 0 : -1;
+}
+
+/* bench_security_device summary [--within N] FILE...: one table over saved rounds. Device
+ * names get the file's position as a prefix ("2:sim-0042") so rounds stay apart. */
+static int summary(int argc, char **argv)
+{
+    static struct result res[MAX_ATTACKS * 4];
+    static struct clean_result cres[MAX_DEVICES];
+    unsigned n_res = 0, n_clean = 0, within = 10, files = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--within") && i + 1 < argc) {
+            within = (unsigned)strtoul(argv[++i], NULL, 10);
+            continue;
+        }
+        FILE *fp = fopen(argv[i], "r");
+        if (fp == NULL) {
+            fprintf(stderr, "bench_security_device summary: %s: %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        files++;
+        char line[512], kind[32], dev[64], checks[160];
+        while (fgets(line, sizeof line, fp) != NULL) {
+            int det, fl, su;
+            long index;
+            double delay;
+            unsigned long long rd, tm;
+            if (sscanf(line, "attack %31s %63s %d %ld %lf %159s", kind, dev, &det, &index, &delay,
+                       checks) == 6 &&
+                n_res < sizeof res / sizeof res[0]) {
+                struct result *r = &res[n_res++];
+                memset(r, 0, sizeof *r);
+                snprintf(r->kind, sizeof r->kind, "%s", kind);
+                snprintf(r->device, sizeof r->device, "%u:%s", files, dev);
+                r->detected = det != 0;
+                r->index = index;
+                r->delay_s = delay;
+                for (char *p = checks; *p; p++)
+                    *p = *p == ',' ? ' ' : *p;
+                snprintf(r->checks, sizeof r->checks, "%s", strcmp(checks, "-") ? checks : "");
+            } else if (sscanf(line, "clean %63s %d %d %llu %llu %159s", dev, &fl, &su, &rd, &tm,
+                              checks) == 6 &&
+                       n_clean < MAX_DEVICES) {
+                struct clean_result *c = &cres[n_clean++];
+                memset(c, 0, sizeof *c);
+                snprintf(c->device, sizeof c->device, "%u:%s", files, dev);
+                c->flagged = fl != 0;
+                c->suspect = su != 0;
+                c->readings = rd;
+                c->tamper = tm;
+                for (char *p = checks; *p; p++)
+                    *p = *p == ',' ? ' ' : *p;
+                snprintf(c->checks, sizeof c->checks, "%s", strcmp(checks, "-") ? checks : "");
+            }
+        }
+        fclose(fp);
+    }
+    printf("\nAll rounds together (%u result files):\n", files);
+    print_tables(res, n_res, cres, n_clean, within);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_security_device --url URL --truth FILE --devices N [--prefix P] "
-                    "[--within N] [--from MS] [--to MS] [--flag F]\n");
+                    "[--within N] [--from MS] [--to MS] [--flag F] [--save FILE]\n"
+                    "       bench_security_device summary [--within N] FILE...\n"
+                    "       bench_security_device plan --devices N --seed S --per-kind K ...\n");
 }
 
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "plan"))
         return write_plan(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "summary"))
+        return summary(argc, argv);
+    const char *save = NULL;
     const char *truth = NULL, *prefix = "sim";
     unsigned n_devices = 0, within = 10;
     int64_t from = 0, to = INT64_MAX / 2;
@@ -500,6 +692,8 @@ int main(int argc, char **argv)
             to = strtoll(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--flag"))
             detect_flag = argv[i + 1];
+        else if (!strcmp(argv[i], "--save"))
+            save = argv[i + 1];
         else {
             usage();
             return 2;
@@ -554,86 +748,34 @@ int main(int argc, char **argv)
     for (unsigned k = 0; k < n_attacks; k++)
         score_attack(&attacks[k], find_device(devs, n_devices, attacks[k].device), within);
 
-    printf("\nCompromised devices (canary attack device): detection within %u readings\n\n",
-           within);
-    printf("| attack | attacks | detected within %u | detected at all | median delay (readings) "
-           "| median delay (s) | missed | checks in trust.reasons |\n",
-           within);
-    printf("|---|---|---|---|---|---|---|---|\n");
-    unsigned tot = 0, tot_within = 0;
-    for (int kk = 0; kk < KINDS; kk++) {
-        double idx[MAX_ATTACKS], secs[MAX_ATTACKS];
-        size_t nd = 0;
-        unsigned n = 0, in_time = 0;
-        char missed[512] = "", checks[256] = "";
-        for (unsigned k = 0; k < n_attacks; k++) {
-            const struct attack *a = &attacks[k];
-            if (strcmp(a->kind, kind_order[kk]) != 0)
-                continue;
-            n++;
-            const struct device *dev = find_device(devs, n_devices, a->device);
-            char copy[160];
-            snprintf(copy, sizeof copy, "%s", dev->checks);
-            for (char *save = NULL, *w = strtok_r(copy, " ", &save); w != NULL;
-                 w = strtok_r(NULL, " ", &save))
-                add_word(checks, sizeof checks, w);
-            if (a->detected) {
-                idx[nd] = (double)a->index;
-                secs[nd++] = a->delay_s;
-            }
-            if (a->detected && a->index < (long)within)
-                in_time++;
-            else if (strlen(missed) + strlen(a->device) + 2 < sizeof missed)
-                snprintf(missed + strlen(missed), sizeof missed - strlen(missed), "%s%s",
-                         missed[0] ? " " : "", a->device);
-        }
-        if (n == 0)
-            continue;
-        tot += n;
-        tot_within += in_time;
-        double mi = median(idx, nd), ms = median(secs, nd);
-        char mis[32], mss[32];
-        snprintf(mis, sizeof mis, isnan(mi) ? "-" : "%.1f", mi);
-        snprintf(mss, sizeof mss, isnan(ms) ? "-" : "%.0f", ms);
-        printf("| %s | %u | %u (%.0f %%) | %zu | %s | %s | %s | %s |\n", kind_order[kk], n, in_time,
-               100.0 * in_time / n, nd, mis, mss, missed[0] ? missed : "-",
-               checks[0] ? checks : "-");
+    static struct result res[MAX_ATTACKS];
+    static struct clean_result cres[MAX_DEVICES];
+    unsigned n_clean = 0;
+    for (unsigned k = 0; k < n_attacks; k++) {
+        const struct attack *a = &attacks[k];
+        const struct device *dev = find_device(devs, n_devices, a->device);
+        res[k] = (struct result){.detected = a->detected, .index = a->index, .delay_s = a->delay_s};
+        snprintf(res[k].kind, sizeof res[k].kind, "%.31s", a->kind);
+        snprintf(res[k].device, sizeof res[k].device, "%.79s", a->device);
+        snprintf(res[k].checks, sizeof res[k].checks, "%.159s", dev->checks);
     }
-    printf("| **all** | %u | %u (%.1f %%) | | | | | |\n", tot, tot_within,
-           tot ? 100.0 * tot_within / tot : 0.0);
-
-    unsigned clean = 0, flagged = 0, suspect = 0;
-    uint64_t clean_readings = 0, clean_tamper = 0;
-    char flagged_ids[4096] = "";
     for (unsigned i = 0; i < n_devices; i++) {
         const struct device *d = &devs[i];
         if (d->attack >= 0)
             continue;
-        clean++;
-        bool f = d->tamper_alert || d->quarantined_event || d->quarantined_now;
-        flagged += f;
-        suspect += d->suspect_event && !f;
-        if (f && strlen(flagged_ids) + strlen(d->id) + strlen(d->checks) + 8 < sizeof flagged_ids)
-            snprintf(flagged_ids + strlen(flagged_ids), sizeof flagged_ids - strlen(flagged_ids),
-                     "%s%s (%s)", flagged_ids[0] ? ", " : "", d->id,
-                     d->checks[0] ? d->checks : "no reasons");
-        for (size_t k = 0; k < d->n; k++) {
-            clean_readings++;
-            clean_tamper += d->r[k].tamper;
-        }
+        struct clean_result *c = &cres[n_clean++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->device, sizeof c->device, "%.79s", d->id);
+        snprintf(c->checks, sizeof c->checks, "%.159s", d->checks);
+        c->flagged = d->tamper_alert || d->quarantined_event || d->quarantined_now;
+        c->suspect = d->suspect_event && !c->flagged;
+        c->readings = d->n;
+        for (size_t k = 0; k < d->n; k++)
+            c->tamper += d->r[k].tamper;
     }
-    printf("\n| clean devices | flagged (tamper alert or quarantine) | only suspected | clean "
-           "readings | flagged \"tamper\" |\n");
-    printf("|---|---|---|---|---|\n");
-    printf("| %u | %u (%.2f %%) | %u | %" PRIu64 " | %" PRIu64 " (%.3f %%) |\n", clean, flagged,
-           clean ? 100.0 * flagged / clean : 0.0, suspect, clean_readings, clean_tamper,
-           clean_readings ? 100.0 * (double)clean_tamper / (double)clean_readings : 0.0);
-    if (flagged_ids[0])
-        printf("\nclean devices flagged: %s\n", flagged_ids);
-    printf("\ntargets: >= 95 %% of attacks detected within %u readings: %s; <= 1 %% of clean "
-           "devices flagged: %s\n",
-           within, tot && 100.0 * tot_within / tot >= 95 ? "met" : "NOT met",
-           clean && 100.0 * flagged / clean <= 1 ? "met" : "NOT met");
+    print_tables(res, n_attacks, cres, n_clean, within);
+    if (save != NULL && save_results(save, res, n_attacks, cres, n_clean) != 0)
+        return 1;
     for (unsigned i = 0; i < n_devices; i++)
         free(devs[i].r);
     free(devs);

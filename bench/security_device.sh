@@ -17,7 +17,7 @@
 # usage: bench/security_device.sh [BUILD_DIR]      (default build-release)
 # environment: DEVICES (336), PER_KIND (8 attacks of each kind), RATE (0.2 readings/s per
 # device in simulated time), SPEED (15), SEED (1), ROUNDS (1: runs with seeds SEED, SEED+1, ...
-# each scored on its own), KEEP=1 keeps the temporary directory.
+# each scored on its own, then one table over all), KEEP=1 keeps the temporary directory.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,7 +81,8 @@ run_round() {
     sleep 2 # canaryd's pipeline commits asynchronously
     echo "round $s: $(cat "$dir/attack.out") wall=$(( (t1 - t0) / 1000 ))s"
     "$bdir/bench/bench_security_device" --url "$url" --truth "$dir/truth.jsonl" \
-        --devices "$devices" --from "$(( t0 - hour_s * 1000 - 60000 ))" --to "$(( t1 + 600000 ))"
+        --devices "$devices" --from "$(( t0 - hour_s * 1000 - 60000 ))" --to "$(( t1 + 600000 ))" \
+        --save "$tmp/results.txt"
     kill -TERM "$pid"; wait "$pid" || true; pid=""
 }
 
@@ -90,3 +91,6 @@ echo "Compromised-device benchmark: $devices devices, $per_kind attacks of each 
 for r in $(seq 0 $((rounds - 1))); do
     run_round $((seed + r))
 done
+if [ "$rounds" -gt 1 ]; then
+    "$bdir/bench/bench_security_device" summary "$tmp/results.txt"
+fi
