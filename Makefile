@@ -9,6 +9,7 @@
 #   make bench-gas       the gas classifier against scikit-learn's stack (~1 min)
 #   make bench-gas-windows  the gas classifier with and without window features (~5 min)
 #   make bench-dashboard the dashboard in headless Chromium and a stream client's ingest cost (~3 min)
+#   make bench-security  what canaryd refuses of a network attacker's and a compromised device's attacks
 #   make bench-sdk       the device SDK: code size of its core, time per signed reading (~10 s)
 
 BUILD      ?= build
@@ -103,6 +104,17 @@ bench-security-device: deps
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd canary_cli bench_security_device -- --no-print-directory
 	@bash bench/security_device.sh $(BENCH_BUILD)
+
+# The security benchmark (issue 7): a network attacker (canary attack mitm-mqtt and mitm-http)
+# against a real canaryd and Mosquitto, one run per attack kind and transport, scored from the
+# attacker's ground truth and canaryd's API; then the compromised-device part above when
+# bench/security_device.sh is there (docs/BENCHMARKS.md, "Security: network attacker";
+# ~4 min plus that part).
+.PHONY: bench-security
+bench-security: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd canary_cli bench_security_device -- --no-print-directory
+	@bash bench/security.sh $(BENCH_BUILD)
 
 # What a rate-limit check costs (bench/bench_limiter.c; docs/BENCHMARKS.md, "Rate limits"; ~10 s).
 .PHONY: bench-limits

@@ -28,6 +28,7 @@ packages=(
     libmbedtls-dev                        # the device SDK's mbedtls backend (ESP-IDF's), tested here
     locales                               # localedef's sources: the SDK's test under a comma locale
     wrk                                   # HTTP load generator for bench/
+    jq openssl                            # bench/security.sh: scoring JSON, random keys
 )
 
 # ---- benchmarks only (--bench): not installed by CI or `make test` ----
