@@ -312,7 +312,7 @@ static int parse_clock_start(struct sim_options *o, const char *val)
             return rc;
         o->clock_start_ms = now - (int64_t)llround(back_s * 1000);
     } else {
-        uint64_t ms;
+        uint64_t ms = 0; /* -O3 cannot see that parse_u64 sets it whenever it returns 0 */
         int rc = parse_u64("--clock-start", val, &ms);
         if (rc != 0)
             return rc;
