@@ -75,9 +75,9 @@ static const struct tkey tkeys[] = {
     {"cross_heat_c", TK_DOUBLE, TF(cross_heat_c), "1", 0.1, 100,
      "Flame reported for three readings while the temperature has risen less than this: fire "
      "without heat."},
-    {"neighbour_factor", TK_DOUBLE, TF(neighbour_factor), "10", 2, 1000,
+    {"neighbour_factor", TK_DOUBLE, TF(neighbour_factor), "6", 2, 1000,
      "A device's value shifting from its level by this many usual steps while every "
-     "neighbour at the same location stays within a fifth of that (its own steps): the "
+     "neighbour at the same location stays within a third of that (its own steps): the "
      "neighbours check."},
     {"weight_slew", TK_DOUBLE, TF(weight_slew), "0.3", 0, 100,
      "Doubt a jump adds (a jump that comes back at once, a spike, adds it twice)."},
@@ -208,6 +208,10 @@ static void format_value(const struct config_tamper *t, const struct tkey *k, ch
         snprintf(buf, len, "%u", *(const unsigned *)p);
         break;
     case TK_DOUBLE:
+        if (*(const double *)p == floor(*(const double *)p) && fabs(*(const double *)p) < 1e15) {
+            snprintf(buf, len, "%.0f", *(const double *)p); /* 10, not 1e+01 */
+            break;
+        }
         snprintf(buf, len, "%.17g", *(const double *)p);
         /* The shortest text that reads back the same. */
         for (int prec = 1; prec <= 17; prec++) {

@@ -7,7 +7,8 @@
  * a value that moves far while every other member stays flat carries FLAG_TAMPER when it is
  * stored, and the evidence goes to the device's owner worker (MSG_EVIDENCE), which adds it
  * to the device's trust. Locations come from the store's devices table, looked up once per
- * device and again after NEIGHBOURS_REFRESH_MS (a PATCH of the location is seen then).
+ * device and again after NEIGHBOURS_REFRESH_MS (a PATCH of the location is seen then; a
+ * device without one is asked again after NEIGHBOURS_RETRY_MS).
  * Devices without a location are not compared. Memory: one cache entry per device, one
  * room (about 5.5 KB) per (location, metric) with at least one member. */
 #include "pipeline/pipeline_internal.h"
@@ -20,6 +21,9 @@
 #include <string.h>
 
 #define NEIGHBOURS_REFRESH_MS 60000
+#define NEIGHBOURS_RETRY_MS                                                                        \
+    5000 /* a device without a location yet (registered after its                                  \
+            first reading): asked again sooner */
 
 struct location_entry {
     char location[STORE_TEXT_LEN];
@@ -64,7 +68,8 @@ static const char *location_of(struct neighbours *n, struct store *s, const char
                                int64_t now_ms)
 {
     struct location_entry *e = strmap_get(&n->locations, device);
-    if (e != NULL && now_ms - e->fetched_ms < NEIGHBOURS_REFRESH_MS)
+    if (e != NULL &&
+        now_ms - e->fetched_ms < (e->location[0] ? NEIGHBOURS_REFRESH_MS : NEIGHBOURS_RETRY_MS))
         return e->location;
     if (e == NULL) {
         e = calloc(1, sizeof *e);

@@ -250,7 +250,17 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
                     x, unit[0] ? " " : "", unit, grid, s->n);
 
     /* frozen */
-    double p_same = s->p_same < 0.01 ? 0.01 : (s->p_same > 0.99 ? 0.99 : s->p_same);
+    /* The repeat rate of a quantised sensor varies with where its level sits between two
+     * steps (a DHT11 at 21.0 °C repeats more than at 21.5): the highest rate seen lately
+     * counts, fading slowly. */
+    double p_rate = s->p_same_max > s->p_same ? s->p_same_max : s->p_same;
+    /* A sensor whose usual step is below its resolution mostly repeats itself, and how much
+     * depends on where its level sits between two steps (up to ~0.9 for a DHT11 at 21.0 °C
+     * with 0.3 °C of noise): only very long runs mean anything there. */
+    double grid_now = series_grid(s);
+    if (grid_now > 0 && s->step < grid_now && p_rate < 0.9)
+        p_rate = 0.9;
+    double p_same = p_rate < 0.01 ? 0.01 : (p_rate > 0.99 ? 0.99 : p_rate);
     /* Dark, silent, switched off: the bottom of a switching signal's range is a state. */
     bool floor_state = s->cls == CLS_REGIME && x <= metric_info_or_generic(metric)->min;
     if (warm && same && !floor_state && pow(p_same, (double)(run - 1)) < p->frozen_probability)
@@ -390,10 +400,15 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
      * it its own noise); clipped, a burst moves it by a bounded amount. */
     if (!hard && s->n > 0 && noise_cusum < p->noise_cusum)
         s->step += (fmin(fabs(d), 3 * step) - s->step) * a;
+    /* The repeat rate learns from values only the frozen check doubts: a sensor that really
+     * is steadier than it was stops being doubted (an attack is quarantined long before). */
+    bool frozen_only = fs->n == 1 && fs->f[0].check == TAMPER_FROZEN;
+    if ((!found || frozen_only) && s->n > 0) {
+        s->p_same += ((same ? 1.0 : 0.0) - s->p_same) * a;
+        s->p_same_max = s->p_same > s->p_same_max * 0.998 ? s->p_same : s->p_same_max * 0.998;
+    }
     /* ... but only a value nothing doubted teaches the other statistics. */
     if (!found) {
-        if (s->n > 0)
-            s->p_same += ((same ? 1.0 : 0.0) - s->p_same) * a;
         double la = s->n == 0 ? 1 : LEVEL_ALPHA;
         s->level += (x - s->level) * la;
         /* The base comes down quickly (a sensor settling after its warm-up) and goes up
@@ -738,6 +753,8 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
                          size_t detail_len)
 {
     const int64_t max_age_ms = 15 * 60 * 1000;
+    /* A room member's level and step settle faster than a series' statistics. */
+    uint32_t warm = p->warmup_readings / 2 > 10 ? p->warmup_readings / 2 : 10;
     struct tamper_neighbour *me = NULL;
     for (uint32_t i = 0; i < room->n_members && me == NULL; i++) {
         if (strcmp(room->members[i].device, device) == 0)
@@ -754,16 +771,16 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
     double floor = me->quantum > 1e-9 ? me->quantum : 1e-9; /* a DHT11 steps by 1 °C */
     double step = me->step > floor ? me->step : floor;
     double moved = fabs(value - me->level) / step;
-    if (me->n >= p->warmup_readings && moved > p->neighbour_factor) {
+    if (me->n >= warm && moved > p->neighbour_factor) {
         uint32_t others = 0, flat = 0;
         for (uint32_t i = 0; i < room->n_members; i++) {
             const struct tamper_neighbour *o = &room->members[i];
-            if (o == me || o->n < p->warmup_readings || ts_ms - o->ts_ms > max_age_ms)
+            if (o == me || o->n < warm || ts_ms - o->ts_ms > max_age_ms)
                 continue;
             others++;
             double ofloor = o->quantum > 1e-9 ? o->quantum : 1e-9;
             double ostep = o->step > ofloor ? o->step : ofloor;
-            flat += fabs(o->last - o->level) / ostep < p->neighbour_factor / 5;
+            flat += fabs(o->last - o->level) / ostep < p->neighbour_factor / 3;
         }
         if (others > 0 && flat == others) {
             doubted = true;

@@ -99,6 +99,7 @@ struct tamper_series {
     double base;                    /* the level learned while the value was not raised (gas) */
     double step;                    /* EWMA of |x - previous| (the usual step) */
     double p_same;                  /* EWMA of (x == previous) */
+    double p_same_max;              /* its highest value lately (fades by 0.2 % a reading) */
     double noise_cusum;             /* CUSUM of step / usual step */
     double drift_up;                /* CUSUMs of the distance from the level, upwards ... */
     double drift_down;              /* ... and downwards */
@@ -186,7 +187,7 @@ void tamper_explain(const struct tamper_device *d, char *buf, size_t len);
  * should see the same room. For each (location, metric) the table keeps each member's
  * latest value, slow level and usual step; when one member's value moves from its level by
  * more than tamper.neighbour_factor of its usual steps while every other member (at least
- * one, seen within the last neighbour_max_age_ms) stays within a fifth of that many of its
+ * one, seen within the last 15 minutes) stays within a third of that many of its
  * own, the mover is doubted. A real leak spreads to the other sensors of the room within a
  * few readings; a forged one does not. Single-threaded: canaryd runs it on the writer
  * thread, which sees every committed reading. */

@@ -395,6 +395,25 @@ static void test_dht11_integer_steps(void **state)
     assert_true(v.flags[0] & FLAG_TAMPER);
     assert_false(v.flags[1] & FLAG_TAMPER);
     assert_int_equal(v.d.reasons[0].check, TAMPER_RESOLUTION);
+
+    /* The other extreme: a level in the middle of a degree repeats itself for dozens of
+     * readings (P(same) ~ 0.9), which is not a frozen sensor. */
+    static const struct sensor steady[] = {
+        {"temperature_c", 20.5, 0.3, 1, false},
+        {"humidity_pct", 40.5, 0.3, 1, false},
+    };
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        dev_init(&v, seed * 101, steady, 2);
+        for (unsigned i = 0; i < 8640; i++) {
+            /* the level moves between the edge and the middle of a degree every 3 hours */
+            double mid = (i / 1080) % 2 ? 0.5 : 0;
+            double extra[MAXV] = {mid, mid};
+            send_clean(&v, extra);
+        }
+        if (v.worst != TRUST_TRUSTED)
+            fail_msg("steady DHT11 (seed %llu) became %s: %s", (unsigned long long)seed,
+                     trust_state_name(v.worst), v.d.reasons[0].detail);
+    }
 }
 
 static void test_flame_without_heat(void **state)
