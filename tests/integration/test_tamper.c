@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STEP_MS 5000
 
@@ -403,11 +404,85 @@ static void test_leak_on_suspect_device_stays_critical(void **state)
     cJSON_Delete(j);
 }
 
+/* Three devices registered in one room; one of them reports a leak the others do not see:
+ * the writer's neighbours check doubts it, and the leak alert still opens at critical. */
+static void test_fake_leak_against_neighbours(void **state)
+{
+    struct daemon *d = *state;
+    static const char *const ids[] = {"room-a", "room-b", "room-c"};
+    for (int k = 0; k < 3; k++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"location\":\"Site 9, lab\"}", ids[k]);
+        cJSON *r;
+        assert_int_equal(http_post_json(d, "/api/v1/devices", body, &r), 201);
+        cJSON_Delete(r);
+    }
+    enum { CLEAN = 80, LEAK = 6 };
+    /* The room's clean history, device by device ... */
+    for (int k = 0; k < 3; k++) {
+        char *v[CLEAN];
+        for (int i = 0; i < CLEAN; i++)
+            v[i] = values_text(round((420 + 30 * k) * (1 + 0.02 * gauss())),
+                               round((21 + 0.1 * gauss()) * 10) / 10);
+        post(d, ids[k], 1, v, CLEAN);
+        free_values(v, CLEAN);
+    }
+    /* ... then reading by reading, the neighbours first: only room-a sees the "leak". */
+    for (int i = CLEAN; i < CLEAN + LEAK; i++) {
+        for (int k = 2; k >= 0; k--) {
+            double gas = round((420 + 30 * k) * (1 + 0.02 * gauss()));
+            if (k == 0)
+                gas += 900.0 * (i - CLEAN + 1);
+            char *v = values_text(gas, round((21 + 0.1 * gauss()) * 10) / 10);
+            post(d, ids[k], i + 1, &v, 1);
+            free(v);
+        }
+    }
+    /* The neighbours' evidence reaches room-a's owner after the commit: poll briefly. */
+    cJSON *dev = NULL;
+    for (int tries = 0; tries < 100; tries++) {
+        cJSON_Delete(dev);
+        dev = device(d, "room-a");
+        if (strcmp(trust_state(dev), "trusted") != 0)
+            break;
+        usleep(20000);
+    }
+    assert_string_not_equal(trust_state(dev), "trusted");
+    bool neighbours = false;
+    cJSON *reason;
+    cJSON_ArrayForEach(reason, cJSON_GetObjectItem(cJSON_GetObjectItem(dev, "trust"), "reasons"))
+    {
+        if (strcmp(str(reason, "check"), "neighbours") == 0) {
+            neighbours = true;
+            assert_string_equal(str(reason, "metric"), "gas_ppm");
+            assert_non_null(strstr(str(reason, "detail"), "neighbours at the same location"));
+        }
+    }
+    assert_true(neighbours);
+    cJSON_Delete(dev);
+    char flags[4096];
+    latest_gas_flags(d, "room-a", flags, sizeof flags);
+    assert_non_null(strstr(flags, "\"tamper\""));
+    /* The neighbours themselves are not doubted. */
+    for (int k = 1; k < 3; k++) {
+        dev = device(d, ids[k]);
+        assert_string_equal(trust_state(dev), "trusted");
+        cJSON_Delete(dev);
+    }
+    /* And the leak still alarms. */
+    cJSON *j = alerts(d, "room-a");
+    cJSON *leak = alert_of(j, "gas_leak");
+    assert_non_null(leak);
+    assert_string_equal(str(leak, "severity"), "critical");
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replayed_window_quarantine_release_restart),
         cmocka_unit_test(test_leak_on_suspect_device_stays_critical),
+        cmocka_unit_test(test_fake_leak_against_neighbours),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
