@@ -17,8 +17,8 @@
 #                  against the replays sent. Target 100 %.
 #   value stored   attacked values found in the store (target 0)
 #   canaryd saw    security events of the run by kind (event counts), or for drop/delay/
-#                  reorder what the store shows: seq gaps, late arrivals (recv - ts), seqs
-#                  stored out of order
+#                  reorder what the store shows: seq gaps, late arrivals (recv - ts), held
+#                  readings received no earlier than the device's next seq
 #   clean stored   readings stored / readings that should have been (all not attacked, plus
 #                  delayed and reordered ones): target 100 %
 #
@@ -183,7 +183,7 @@ score() {
     # attacked seqs that are in the store, and attacked values in the store
     local in_store value_stored
     in_store=$(jq -s --arg k "$kind" --slurpfile s "$stored" '
-        [.[] | select(.kind == $k and .seq != null) | . as $a
+        [.[] | select(.kind == $k and .seq != null and (.phase // "held") == "held") | . as $a
          | select(any($s[]; .device == $a.device and .seq == $a.seq))] | length' "$truth")
     value_stored=$(jq -s --arg k "$kind" --slurpfile s "$stored" '
         [.[] | select(.kind == $k and .seq != null and .to != null) | . as $a
@@ -228,9 +228,15 @@ score() {
         ;;
     reorder)
         refused="n/a"
-        local inv
-        inv=$(jq -s 'group_by(.device) | map(sort_by(.recv_ms) | [range(1; length) as $i | select(.[$i].seq < .[$i - 1].seq)] | length) | add // 0' "$stored")
-        saw="$in_store of $attacks stored, $inv arrived after a later seq; $events"
+        # canaryd sees order only by when it receives: a held reading that it received no
+        # earlier than the device's next one (same-millisecond commits cannot be told apart)
+        local after
+        after=$(jq -s --arg k "$kind" --slurpfile s "$stored" '
+            [.[] | select(.kind == $k and .seq != null and (.phase // "held") == "held") | . as $a
+             | ([$s[] | select(.device == $a.device and .seq == $a.seq)][0]) as $h
+             | ([$s[] | select(.device == $a.device and .seq == $a.seq + 1)][0]) as $n
+             | select($h != null and $n != null and $h.recv_ms >= $n.recv_ms)] | length' "$truth")
+        saw="$in_store of $attacks stored, $after received no earlier than the next seq; $events"
         value_stored=0
         ;;
     esac
