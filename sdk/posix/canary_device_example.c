@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_VALUES 16
 
@@ -35,6 +36,7 @@ struct opts {
     const char *mqtt_host;
     int mqtt_port;
     const char *mqtt_user, *mqtt_password_file, *prefix;
+    const char *ca_file; /* --ca: TLS to canaryd (https://) or to the broker */
     long count, interval_ms;
     uint32_t block;
     uint64_t first_seq;
@@ -68,6 +70,8 @@ static void usage(FILE *out)
             "  --mqtt-user U           broker user (default: none)\n"
             "  --mqtt-password-file F  broker password, first line of F\n"
             "  --topic-prefix P        MQTT topic prefix (default canary)\n"
+            "  --ca F                  the CA's PEM file (e.g. the certificate `canary cert`\n"
+            "                          made): https:// for --http, TLS to the broker for --mqtt\n"
             "  --count N               readings to send, 0 = until SIGINT/SIGTERM (default 0)\n"
             "  --interval-ms MS        between readings (default 5000)\n"
             "  --value NAME=V          send this metric with this value (repeatable); without\n"
@@ -127,6 +131,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->seq_file = v;
         } else if (!strcmp(a, "--http")) {
             o->http_url = v;
+        } else if (!strcmp(a, "--ca")) {
+            if (access(v, R_OK) != 0) {
+                fprintf(stderr, "canary-device-example: --ca %s: %s\n", v, strerror(errno));
+                return -1;
+            }
+            o->ca_file = v;
         } else if (!strcmp(a, "--mqtt")) {
             static char host[256];
             snprintf(host, sizeof host, "%s", v);
@@ -282,8 +292,8 @@ int main(int argc, char **argv)
     struct cdev_mqtt mqtt;
     if (o.http_url != NULL) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (cdev_http_open(&http, o.http_url) != 0) {
-            fprintf(stderr, "canary-device-example: --http %s: bad URL\n", o.http_url);
+        if (cdev_http_open(&http, o.http_url, o.ca_file) != 0) {
+            fprintf(stderr, "canary-device-example: --http %s: bad URL or --ca\n", o.http_url);
             return 2;
         }
     } else {
@@ -294,7 +304,8 @@ int main(int argc, char **argv)
             return 3;
         }
         if (cdev_mqtt_open(&mqtt, o.mqtt_host, o.mqtt_port, o.device, o.prefix, o.mqtt_user,
-                           o.mqtt_user != NULL ? password : NULL, 5000, err, sizeof err) != 0) {
+                           o.mqtt_user != NULL ? password : NULL, o.ca_file, 5000, err,
+                           sizeof err) != 0) {
             fprintf(stderr, "canary-device-example: %s\n", err);
             cdev_wipe(password, sizeof password);
             return 4;

@@ -25,7 +25,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     return got;
 }
 
-int cdev_http_open(struct cdev_http *h, const char *base_url)
+int cdev_http_open(struct cdev_http *h, const char *base_url, const char *ca_file)
 {
     memset(h, 0, sizeof *h);
     size_t n = strlen(base_url);
@@ -35,7 +35,20 @@ int cdev_http_open(struct cdev_http *h, const char *base_url)
                       sizeof h->url)
         return -1;
     h->curl = curl_easy_init();
-    return h->curl != NULL ? 0 : -1;
+    if (h->curl == NULL)
+        return -1;
+    /* http and https only (no redirects to file:// or elsewhere); TLS 1.2 or newer, with the
+     * peer and its name verified (libcurl's defaults, stated). */
+    curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (ca_file != NULL && curl_easy_setopt(h->curl, CURLOPT_CAINFO, ca_file) != CURLE_OK) {
+        curl_easy_cleanup(h->curl);
+        h->curl = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 long cdev_http_send(struct cdev_http *h, const char *token, size_t len, long timeout_ms,

@@ -13,8 +13,11 @@ struct cdev_http {
     char url[600]; /* <base>/api/v1/ingest */
 };
 
-/* Prepares a sender for canaryd at base_url (e.g. http://127.0.0.1:8080). Returns 0 or -1. */
-int cdev_http_open(struct cdev_http *h, const char *base_url);
+/* Prepares a sender for canaryd at base_url (http://127.0.0.1:8080 or https://...). ca_file
+ * (may be NULL: the system's CAs) is the PEM file of the CA that signed canaryd's certificate,
+ * e.g. the certificate `canary cert` made. Certificates and host names are always verified.
+ * Returns 0 or -1. */
+int cdev_http_open(struct cdev_http *h, const char *base_url, const char *ca_file);
 
 /* Posts one token. Returns the HTTP status (200 accepted; 401, 403, 409 ... refused: canaryd's
  * JSON answer, cut to cap - 1 bytes, is in answer), or 0 when canaryd could not be reached

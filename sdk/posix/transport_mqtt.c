@@ -69,8 +69,8 @@ static int publish(struct cdev_mqtt *m, const char *topic, const void *p, size_t
 }
 
 int cdev_mqtt_open(struct cdev_mqtt *m, const char *host, int port, const char *device,
-                   const char *prefix, const char *username, const char *password, long timeout_ms,
-                   char *err, size_t errlen)
+                   const char *prefix, const char *username, const char *password,
+                   const char *ca_file, long timeout_ms, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
     m->connack = -1;
@@ -90,7 +90,18 @@ int cdev_mqtt_open(struct cdev_mqtt *m, const char *host, int port, const char *
     mosquitto_will_set(mosq, m->status_topic, 7, "offline", 1, true);
     if (username != NULL)
         mosquitto_username_pw_set(mosq, username, password);
-    int rc = mosquitto_connect(mosq, host, port, 30);
+    int rc;
+    if (ca_file != NULL) {
+        /* libmosquitto verifies the certificate and the host name once a CA is set. */
+        rc = mosquitto_tls_set(mosq, ca_file, NULL, NULL, NULL, NULL);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_tls_opts_set(mosq, 1, "tlsv1.2", NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            snprintf(err, errlen, "TLS with CA %s: %s", ca_file, mosquitto_strerror(rc));
+            goto fail;
+        }
+    }
+    rc = mosquitto_connect(mosq, host, port, 30);
     if (rc != MOSQ_ERR_SUCCESS) {
         snprintf(err, errlen, "connect to %s:%d: %s", host, port, mosquitto_strerror(rc));
         goto fail;

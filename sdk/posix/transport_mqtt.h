@@ -20,10 +20,11 @@ struct cdev_mqtt {
 };
 
 /* Connects to host:port as device (username/password may be NULL) and announces "online".
- * Returns 0, or -1 with a sentence in err. */
+ * With ca_file (a PEM CA file; NULL: plain MQTT) the connection is TLS, the broker's
+ * certificate and host name verified against it. Returns 0, or -1 with a sentence in err. */
 int cdev_mqtt_open(struct cdev_mqtt *m, const char *host, int port, const char *device,
-                   const char *prefix, const char *username, const char *password, long timeout_ms,
-                   char *err, size_t errlen);
+                   const char *prefix, const char *username, const char *password,
+                   const char *ca_file, long timeout_ms, char *err, size_t errlen);
 
 /* Publishes one token on the up topic and waits for its PUBACK. Returns 0, or -1 with err. */
 int cdev_mqtt_send(struct cdev_mqtt *m, const char *token, size_t len, long timeout_ms, char *err,

@@ -379,6 +379,59 @@ static void wait_count(struct fixture *f, const char *id, int want)
         fail_msg("%s: fewer than %d readings stored", id, want);
 }
 
+/* HTTPS: a canaryd serving a `canary cert` pair; the example reaches it with --ca and that
+ * certificate (readings stored), not without it (the system CAs do not know it: exit 4,
+ * nothing sent), and a --ca that cannot be read is a usage error. */
+static void test_https_with_ca(void **state)
+{
+    (void)state;
+    struct fixture tf;
+    memset(&tf, 0, sizeof tf);
+    char cmd[400], cert[200], key[200], set_cert[240], set_key[240];
+    daemon_init(&tf.d, "--set", "security.unsigned=reject", NULL);
+    snprintf(cmd, sizeof cmd, "%s cert --out-dir %s/tls >/dev/null", CANARY_CLI_PATH, tf.d.dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cert, sizeof cert, "%s/tls/cert.pem", tf.d.dir);
+    snprintf(key, sizeof key, "%s/tls/key.pem", tf.d.dir);
+    snprintf(set_cert, sizeof set_cert, "http.tls_cert=%s", cert);
+    snprintf(set_key, sizeof set_key, "http.tls_key=%s", key);
+    int n = 0;
+    while (tf.d.extra[n] != NULL)
+        n++;
+    const char *more[] = {"--set", set_cert, "--set", set_key, NULL};
+    for (int i = 0; more[i] != NULL; i++)
+        tf.d.extra[n++] = more[i];
+    tf.d.extra[n] = NULL;
+    daemon_start(&tf.d);
+    snprintf(tf.d.base_url, sizeof tf.d.base_url, "https://127.0.0.1:%u", tf.d.port);
+    tf.d.ca_file = cert;
+
+    char keys[200], out[4096];
+    snprintf(keys, sizeof keys, "%s/tls-dev.keys", tf.d.dir);
+    const char *add[] = {"canary", "device", "add",        "tls-dev", "--url", tf.d.base_url,
+                         "--ca",   cert,     "--keys-out", keys,      NULL};
+    assert_int_equal(run(CANARY_CLI_PATH, add, out, sizeof out), 0);
+
+    int rc = example(&tf, "tls-dev", keys, "--http", tf.d.base_url, out, sizeof out, "--count", "1",
+                     "--quiet", NULL);
+    if (rc != 4)
+        fail_msg("without --ca: exit %d, expected 4 (certificate not trusted): %s", rc, out);
+    rc = example(&tf, "tls-dev", keys, "--http", tf.d.base_url, out, sizeof out, "--count", "2",
+                 "--ca", cert, "--quiet", NULL);
+    if (rc != 0)
+        fail_msg("with --ca: exit %d: %s", rc, out);
+    long long got[8];
+    int m = stored_seqs(&tf, "tls-dev", got, 8);
+    assert_int_equal(m, 2);
+    assert_true(got[0] < got[1]);
+    rc = example(&tf, "tls-dev", keys, "--http", tf.d.base_url, out, sizeof out, "--count", "1",
+                 "--ca", "/nonexistent/ca.pem", NULL);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--ca /nonexistent/ca.pem"));
+    assert_int_equal(daemon_stop(&tf.d, SIGTERM), 0);
+    daemon_cleanup(&tf.d);
+}
+
 static void test_mqtt_and_reboot(void **state)
 {
     struct fixture *f = *state;
@@ -427,9 +480,8 @@ static void test_mqtt_and_reboot(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_http_and_reboot),
-        cmocka_unit_test(test_wrong_key_and_bad_files),
-        cmocka_unit_test(test_example_refusals),
+        cmocka_unit_test(test_http_and_reboot),  cmocka_unit_test(test_wrong_key_and_bad_files),
+        cmocka_unit_test(test_example_refusals), cmocka_unit_test(test_https_with_ca),
         cmocka_unit_test(test_mqtt_and_reboot),
     };
     return cmocka_run_group_tests(tests, start, stop);
