@@ -747,7 +747,8 @@ static void make_lead(struct sb *b, const struct facts *f, const struct explain_
         return;
     }
     case ALERT_KIND_TAMPER:
-        sb_add(b, "canary refused readings that claim to come from it");
+        /* The only tamper alert is a quarantine (docs/TAMPER.md): its data is doubted. */
+        sb_add(b, "its readings look tampered with and it is quarantined");
         return;
     case ALERT_KIND_GAS_LEAK:
     case ALERT_KIND_THRESHOLD:
@@ -908,10 +909,10 @@ static struct advice advice_for(const struct facts *f, enum alert_kind kind)
         a.brief = "Check its power and network.";
         return a;
     case ALERT_KIND_TAMPER:
-        a.action = "Check that the device is yours and has not been tampered with. If its key "
-                   "may have leaked, give the device a new key, and look at the security events "
-                   "for where the data came from.";
-        a.brief = "Check the device; change its key if in doubt.";
+        a.action = "Check the device and its sensor on site (moved, covered, opened, replaced?). "
+                   "Its readings are kept but not trusted. When it is fine, release it (canary "
+                   "device release); if its key may have leaked, give it a new key first.";
+        a.brief = "Check the device on site, then release it.";
         return a;
     }
     return family_advice(f, kind);

@@ -317,6 +317,8 @@ static void test_kind_templates(void **state)
     print("tamper", &e);
     assert_string_equal(e.title, "Suspicious data from Kitchen sensor");
     assert_non_null(strstr(e.description, "Reason: signature did not verify for seq 1042."));
+    assert_non_null(strstr(e.description, "quarantined")); /* a tamper alert is a quarantine */
+    assert_non_null(strstr(e.action, "release it"));
     assert_non_null(strstr(e.action, "new key"));
 }
 
