@@ -16,7 +16,8 @@
  *
  * usage: bench_security_device --url URL --truth FILE --devices N [--prefix P]
  *                              [--within N] [--from MS] [--to MS] [--flag F]
- * --save FILE appends the per-attack and per-clean-device results to FILE, and
+ * --save FILE appends the per-attack and per-clean-device results to FILE (device names
+ * prefixed with --label, e.g. "seed2:"), and
  * `bench_security_device summary FILE...` prints one table over several saved rounds.
  * --flag counts another reading flag instead of "tamper" (e.g. "anomaly": what the anomaly
  * detectors alone would have caught). The admin token, when canaryd has one, comes from
@@ -576,8 +577,8 @@ static void commas(char *dst, size_t cap, const char *checks)
         *p = *p == ' ' ? ',' : *p;
 }
 
-static int save_results(const char *path, const struct result *res, unsigned n_res,
-                        const struct clean_result *cres, unsigned n_clean)
+static int save_results(const char *path, const char *label, const struct result *res,
+                        unsigned n_res, const struct clean_result *cres, unsigned n_clean)
 {
     FILE *fp = fopen(path, "a");
     if (fp == NULL) {
@@ -587,24 +588,24 @@ static int save_results(const char *path, const struct result *res, unsigned n_r
     char c[160];
     for (unsigned k = 0; k < n_res; k++) {
         commas(c, sizeof c, res[k].checks);
-        fprintf(fp, "attack %s %s %d %ld %.3f %s\n", res[k].kind, res[k].device, res[k].detected,
-                res[k].index, res[k].delay_s, c);
+        fprintf(fp, "attack %s %s%s %d %ld %.3f %s\n", res[k].kind, label, res[k].device,
+                res[k].detected, res[k].index, res[k].delay_s, c);
     }
     for (unsigned i = 0; i < n_clean; i++) {
         commas(c, sizeof c, cres[i].checks);
-        fprintf(fp, "clean %s %d %d %" PRIu64 " %" PRIu64 " %s\n", cres[i].device, cres[i].flagged,
-                cres[i].suspect, cres[i].readings, cres[i].tamper, c);
+        fprintf(fp, "clean %s%s %d %d %" PRIu64 " %" PRIu64 " %s\n", label, cres[i].device,
+                cres[i].flagged, cres[i].suspect, cres[i].readings, cres[i].tamper, c);
     }
     return fclose(fp) == 0 ? 0 : -1;
 }
 
-/* bench_security_device summary [--within N] FILE...: one table over saved rounds. Device
- * names get the file's position as a prefix ("2:sim-0042") so rounds stay apart. */
+/* bench_security_device summary [--within N] FILE...: one table over saved rounds (device
+ * names as saved, with their --label: "seed2:sim-0042"). */
 static int summary(int argc, char **argv)
 {
     static struct result res[MAX_ATTACKS * 4];
     static struct clean_result cres[MAX_DEVICES];
-    unsigned n_res = 0, n_clean = 0, within = 10, files = 0;
+    unsigned n_res = 0, n_clean = 0, within = 10;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--within") && i + 1 < argc) {
             within = (unsigned)strtoul(argv[++i], NULL, 10);
@@ -615,7 +616,6 @@ static int summary(int argc, char **argv)
             fprintf(stderr, "bench_security_device summary: %s: %s\n", argv[i], strerror(errno));
             return 1;
         }
-        files++;
         char line[512], kind[32], dev[64], checks[160];
         while (fgets(line, sizeof line, fp) != NULL) {
             int det, fl, su;
@@ -628,7 +628,7 @@ static int summary(int argc, char **argv)
                 struct result *r = &res[n_res++];
                 memset(r, 0, sizeof *r);
                 snprintf(r->kind, sizeof r->kind, "%s", kind);
-                snprintf(r->device, sizeof r->device, "%u:%s", files, dev);
+                snprintf(r->device, sizeof r->device, "%s", dev);
                 r->detected = det != 0;
                 r->index = index;
                 r->delay_s = delay;
@@ -640,7 +640,7 @@ static int summary(int argc, char **argv)
                        n_clean < MAX_DEVICES) {
                 struct clean_result *c = &cres[n_clean++];
                 memset(c, 0, sizeof *c);
-                snprintf(c->device, sizeof c->device, "%u:%s", files, dev);
+                snprintf(c->device, sizeof c->device, "%s", dev);
                 c->flagged = fl != 0;
                 c->suspect = su != 0;
                 c->readings = rd;
@@ -652,7 +652,7 @@ static int summary(int argc, char **argv)
         }
         fclose(fp);
     }
-    printf("\nAll rounds together (%u result files):\n", files);
+    printf("\nAll rounds together:\n");
     print_tables(res, n_res, cres, n_clean, within);
     return 0;
 }
@@ -660,7 +660,7 @@ static int summary(int argc, char **argv)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_security_device --url URL --truth FILE --devices N [--prefix P] "
-                    "[--within N] [--from MS] [--to MS] [--flag F] [--save FILE]\n"
+                    "[--within N] [--from MS] [--to MS] [--flag F] [--save FILE [--label L]]\n"
                     "       bench_security_device summary [--within N] FILE...\n"
                     "       bench_security_device plan --devices N --seed S --per-kind K ...\n");
 }
@@ -671,7 +671,7 @@ int main(int argc, char **argv)
         return write_plan(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "summary"))
         return summary(argc, argv);
-    const char *save = NULL;
+    const char *save = NULL, *label = "";
     const char *truth = NULL, *prefix = "sim";
     unsigned n_devices = 0, within = 10;
     int64_t from = 0, to = INT64_MAX / 2;
@@ -694,6 +694,8 @@ int main(int argc, char **argv)
             detect_flag = argv[i + 1];
         else if (!strcmp(argv[i], "--save"))
             save = argv[i + 1];
+        else if (!strcmp(argv[i], "--label"))
+            label = argv[i + 1];
         else {
             usage();
             return 2;
@@ -774,7 +776,7 @@ int main(int argc, char **argv)
             c->tamper += d->r[k].tamper;
     }
     print_tables(res, n_attacks, cres, n_clean, within);
-    if (save != NULL && save_results(save, res, n_attacks, cres, n_clean) != 0)
+    if (save != NULL && save_results(save, label, res, n_attacks, cres, n_clean) != 0)
         return 1;
     for (unsigned i = 0; i < n_devices; i++)
         free(devs[i].r);

@@ -82,7 +82,7 @@ run_round() {
     echo "round $s: $(cat "$dir/attack.out") wall=$(( (t1 - t0) / 1000 ))s"
     "$bdir/bench/bench_security_device" --url "$url" --truth "$dir/truth.jsonl" \
         --devices "$devices" --from "$(( t0 - hour_s * 1000 - 60000 ))" --to "$(( t1 + 600000 ))" \
-        --save "$tmp/results.txt"
+        --save "$tmp/results.txt" --label "seed$s:"
     kill -TERM "$pid"; wait "$pid" || true; pid=""
 }
 
