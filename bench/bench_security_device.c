@@ -28,7 +28,9 @@
  *        bench_security_device plan --devices N --seed S --per-kind K --first S --last S
  *                                   --length S
  * K attacks of every kind, each on a device in a room (location) no other attack touches, so
- * every attacked device has clean neighbours; fake leaks on devices with a gas sensor; start
+ * every attacked device has clean neighbours; fake leaks on devices with a gas sensor, and
+ * every other replay (rounds 1, 3, ...) hides a real leak of 8000 ppm that its room's other
+ * gas sensors see (--real-leak; reported apart, those devices count as clean); start
  * times spread evenly from --first to --last (simulated seconds), each --length long. */
 #include "cli/attack_transform.h"
 #include "cli/sim_fleet.h"
@@ -380,6 +382,59 @@ static void score_attack(struct attack *a, const struct device *d, unsigned with
     (void)within;
 }
 
+/* The real leaks a replay hid (truth kind "real-leak", --real-leak): their devices are clean
+ * ones, and a real leak must raise its gas_leak alert and not be doubted as tampering. */
+static void report_real_leaks(const struct attack *attacks, unsigned n_attacks, struct device *devs,
+                              unsigned n_devices)
+{
+    unsigned n = 0, alerted = 0, critical = 0, flagged = 0;
+    uint64_t readings = 0, doubted = 0;
+    char flagged_ids[1024] = "";
+    for (unsigned k = 0; k < n_attacks; k++) {
+        const struct attack *a = &attacks[k];
+        if (strcmp(a->kind, "real-leak") != 0)
+            continue;
+        struct device *d = find_device(devs, n_devices, a->device);
+        if (d == NULL || !a->any)
+            continue;
+        n++;
+        for (size_t i = 0; i < d->n; i++) {
+            if (d->r[i].ts_ms >= a->first_ts && d->r[i].ts_ms <= a->last_ts) {
+                readings++;
+                doubted += d->r[i].tamper;
+            }
+        }
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/alerts?kind=gas_leak&device=%s&limit=100", d->id);
+        cJSON *j = get_json_soft(path, true);
+        const cJSON *al, *list = j ? cJSON_GetObjectItemCaseSensitive(j, "alerts") : NULL;
+        bool any = false, crit = false;
+        cJSON_ArrayForEach(al, list)
+        {
+            any = true;
+            crit |= strcmp(str(al, "severity"), "critical") == 0;
+        }
+        cJSON_Delete(j);
+        alerted += any;
+        critical += crit;
+        bool f = d->tamper_alert || d->quarantined_event || d->quarantined_now;
+        flagged += f;
+        if (f && strlen(flagged_ids) + strlen(d->id) + 3 < sizeof flagged_ids)
+            snprintf(flagged_ids + strlen(flagged_ids), sizeof flagged_ids - strlen(flagged_ids),
+                     "%s%s", flagged_ids[0] ? " " : "", d->id);
+    }
+    if (n == 0)
+        return;
+    printf("\nReal leaks hidden by a replaying neighbour (--real-leak; these devices count as "
+           "clean above):\n\n");
+    printf("| devices with a real leak | gas_leak alert | critical | leak readings flagged "
+           "\"tamper\" | devices flagged (tamper alert or quarantine) |\n");
+    printf("|---|---|---|---|---|\n");
+    printf("| %u | %u | %u | %" PRIu64 " of %" PRIu64 " | %u%s%s%s |\n", n, alerted, critical,
+           doubted, readings, flagged, flagged_ids[0] ? " (" : "", flagged_ids,
+           flagged_ids[0] ? ")" : "");
+}
+
 static int cmp_double(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;
@@ -434,7 +489,9 @@ static int write_plan(int argc, char **argv)
     /* kinds interleaved (spike, ramp, ..., spike, ...) so start times mix the kinds */
     for (unsigned round = 0; round < per_kind; round++) {
         for (int k = 0; k < ATTACK_KIND_COUNT; k++) {
-            bool need_gas = k == ATTACK_FAKE_LEAK;
+            /* every other replay hides a real leak: its room needs gas sensors */
+            bool real_leak = k == ATTACK_REPLAY && round % 2 == 0;
+            bool need_gas = k == ATTACK_FAKE_LEAK || real_leak;
             unsigned pick = n;
             /* walk the fleet from a spread-out place so attacks land on every site */
             unsigned from = (unsigned)(((uint64_t)made * 7919u) % n);
@@ -461,9 +518,9 @@ static int write_plan(int argc, char **argv)
             }
             used_dev[pick] = used_room[pick] = true;
             double start = total > 1 ? first + (last - first) * made / (total - 1) : first;
-            printf("--kind %s --device %s --start %.0f --duration %.0f --attack-seed %u\n",
+            printf("--kind %s --device %s --start %.0f --duration %.0f --attack-seed %u%s\n",
                    attack_kind_name((enum attack_kind)k), sim_fleet_device(&f, pick)->id, start,
-                   length, made + 1);
+                   length, made + 1, real_leak ? " --real-leak 8000" : "");
             made++;
         }
     }
@@ -731,6 +788,8 @@ int main(int argc, char **argv)
         devs[i].first_signal_ms = INT64_MAX;
     }
     for (unsigned k = 0; k < n_attacks; k++) {
+        if (strcmp(attacks[k].kind, "real-leak") == 0)
+            continue; /* a real event on a clean device, not an attack */
         struct device *d = find_device(devs, n_devices, attacks[k].device);
         if (d == NULL) {
             fprintf(stderr, "bench_security_device: attacked device %s is not in the fleet\n",
@@ -747,19 +806,24 @@ int main(int argc, char **argv)
     load_events(devs, n_devices, "quarantined");
     load_alerts(devs, n_devices);
 
-    for (unsigned k = 0; k < n_attacks; k++)
-        score_attack(&attacks[k], find_device(devs, n_devices, attacks[k].device), within);
+    for (unsigned k = 0; k < n_attacks; k++) {
+        if (strcmp(attacks[k].kind, "real-leak") != 0)
+            score_attack(&attacks[k], find_device(devs, n_devices, attacks[k].device), within);
+    }
 
     static struct result res[MAX_ATTACKS];
     static struct clean_result cres[MAX_DEVICES];
-    unsigned n_clean = 0;
+    unsigned n_clean = 0, n_res = 0;
     for (unsigned k = 0; k < n_attacks; k++) {
         const struct attack *a = &attacks[k];
+        if (strcmp(a->kind, "real-leak") == 0)
+            continue;
         const struct device *dev = find_device(devs, n_devices, a->device);
-        res[k] = (struct result){.detected = a->detected, .index = a->index, .delay_s = a->delay_s};
-        snprintf(res[k].kind, sizeof res[k].kind, "%.31s", a->kind);
-        snprintf(res[k].device, sizeof res[k].device, "%.79s", a->device);
-        snprintf(res[k].checks, sizeof res[k].checks, "%.159s", dev->checks);
+        struct result *r = &res[n_res++];
+        *r = (struct result){.detected = a->detected, .index = a->index, .delay_s = a->delay_s};
+        snprintf(r->kind, sizeof r->kind, "%.31s", a->kind);
+        snprintf(r->device, sizeof r->device, "%.79s", a->device);
+        snprintf(r->checks, sizeof r->checks, "%.159s", dev->checks);
     }
     for (unsigned i = 0; i < n_devices; i++) {
         const struct device *d = &devs[i];
@@ -775,8 +839,9 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < d->n; k++)
             c->tamper += d->r[k].tamper;
     }
-    print_tables(res, n_attacks, cres, n_clean, within);
-    if (save != NULL && save_results(save, label, res, n_attacks, cres, n_clean) != 0)
+    print_tables(res, n_res, cres, n_clean, within);
+    report_real_leaks(attacks, n_attacks, devs, n_devices);
+    if (save != NULL && save_results(save, label, res, n_res, cres, n_clean) != 0)
         return 1;
     for (unsigned i = 0; i < n_devices; i++)
         free(devs[i].r);

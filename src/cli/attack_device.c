@@ -39,9 +39,14 @@ struct attack_run {
     struct attack_spec specs[MAX_ATTACKS];
     struct attack_state states[MAX_ATTACKS];
     unsigned n;
-    bool initialised;       /* states[0..n) were initialised */
-    unsigned *by_device;    /* fleet index -> attack index + 1 (0: not attacked) */
-    const char *truth_path; /* --truth */
+    bool initialised;    /* states[0..n) were initialised */
+    unsigned *by_device; /* fleet index -> attack index + 1 (0: not attacked) */
+    /* --real-leak: the room's other gas sensors see a real leak while a replay hides it */
+    struct attack_state *leaks; /* n_leaks entries (kind fake-leak: the same rise) */
+    unsigned *leak_hidden_by;   /* per leak: the attack index of the replay hiding it */
+    unsigned n_leaks;
+    unsigned *leak_by_device; /* fleet index -> leak index + 1 */
+    const char *truth_path;   /* --truth */
     int64_t clock_start_ms;
 };
 
@@ -95,6 +100,9 @@ static void usage(FILE *out)
             "  --replay-from S       replay: the replayed window starts S s before --start\n"
             "                        (default: --duration; it loops when shorter)\n"
             "  --attack-seed K       seed of the attack's own noise (default 1)\n"
+            "  --real-leak PPM       replay: the room really has a leak; the other devices at\n"
+            "                        the attacked one's location with a gas sensor see gas rise\n"
+            "                        to PPM in the same window (ground truth kind real-leak)\n"
             "  --plan FILE           more attacks, one per line in the options above ('#'\n"
             "                        comments); each device at most once\n"
             "  --truth FILE          ground truth, one JSON line per attack: device, kind,\n"
@@ -133,7 +141,7 @@ static int plan_line(struct attack_spec *spec, char *line, const char *path, uns
         if (!attack_spec_has_option(name))
             return bad_usage("--plan %s line %u: '%s' is not an attack option (--kind, --device, "
                              "--metric, --start, --duration, --magnitude, --every, "
-                             "--replay-from, --attack-seed)",
+                             "--replay-from, --attack-seed, --real-leak)",
                              path, lineno, name);
         if (val == NULL)
             return bad_usage("--plan %s line %u: %s needs a value", path, lineno, name);
@@ -271,12 +279,54 @@ static int parse_args(struct attack_run *ar, int argc, char **argv, char **sim_a
 
 /* ---- hooks --------------------------------------------------------------------------- */
 
+/* --real-leak of attack i (a replay on fleet device d): every other device at d's location
+ * with a gas sensor gets the leak, a fake-leak-shaped rise in the same window. Returns 0 or 2. */
+static int add_real_leaks(struct attack_run *ar, struct sim *s, unsigned i, unsigned d)
+{
+    const struct attack_spec *sp = &ar->specs[i];
+    const char *room = sim_fleet_device(&s->fleet, d)->location;
+    unsigned added = 0;
+    for (unsigned e = 0; e < s->fleet.n_devices; e++) {
+        const struct sim_device_info *info = sim_fleet_device(&s->fleet, e);
+        if (e == d || strcmp(info->location, room) != 0 ||
+            !sim_fleet_has_metric(&s->fleet, e, "gas_ppm"))
+            continue;
+        if (ar->by_device[e] != 0 || ar->leak_by_device[e] != 0)
+            return bad_usage("device %s, in the room of %s's --real-leak, is attacked too",
+                             info->id, sp->device);
+        struct attack_spec leak;
+        attack_spec_defaults(&leak);
+        leak.kind = ATTACK_FAKE_LEAK;
+        leak.kind_set = true;
+        snprintf(leak.device, sizeof leak.device, "%s", info->id);
+        leak.start_s = sp->start_s;
+        leak.duration_s = sp->duration_s;
+        leak.magnitude = sp->real_leak_ppm;
+        leak.seed = sp->seed * 1000003u + e;
+        char err[256];
+        if (attack_state_init(&ar->leaks[ar->n_leaks], &leak, true, s->clock_start_ms, err,
+                              sizeof err) != 0)
+            return bad_usage("--real-leak on %s: %s", sp->device, err);
+        ar->leak_hidden_by[ar->n_leaks] = i;
+        ar->leak_by_device[e] = ++ar->n_leaks;
+        added++;
+    }
+    if (added == 0)
+        return bad_usage("--real-leak on %s: no other device at '%s' has a gas sensor to see it",
+                         sp->device, room);
+    return 0;
+}
+
 static int on_ready(void *ctx, struct sim *s)
 {
     struct attack_run *ar = ctx;
     ar->clock_start_ms = s->clock_start_ms;
     ar->by_device = calloc(s->fleet.n_devices, sizeof *ar->by_device);
-    if (ar->by_device == NULL) {
+    ar->leak_by_device = calloc(s->fleet.n_devices, sizeof *ar->leak_by_device);
+    ar->leaks = calloc(s->fleet.n_devices, sizeof *ar->leaks);
+    ar->leak_hidden_by = calloc(s->fleet.n_devices, sizeof *ar->leak_hidden_by);
+    if (ar->by_device == NULL || ar->leak_by_device == NULL || ar->leaks == NULL ||
+        ar->leak_hidden_by == NULL) {
         fprintf(stderr, "canary attack device: out of memory\n");
         return 1;
     }
@@ -315,20 +365,36 @@ static int on_ready(void *ctx, struct sim *s)
                     ar->states[i].metric[0] ? ar->states[i].metric : "every metric", sp->start_s,
                     sp->duration_s, ar->states[i].magnitude);
     }
+    /* the real leaks last, so that an attack on a device of such a room is refused */
+    for (unsigned i = 0; i < ar->n; i++) {
+        unsigned d = 0;
+        while (d < s->fleet.n_devices && ar->by_device[d] != i + 1)
+            d++;
+        int rc = ar->specs[i].real_leak_ppm > 0 ? add_real_leaks(ar, s, i, d) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    if (ar->n_leaks > 0 && !s->opt.quiet)
+        fprintf(stderr,
+                "canary attack device: a real leak for %u devices in the rooms of "
+                "--real-leak replays\n",
+                ar->n_leaks);
     return 0;
 }
 
 static void on_reading(void *ctx, struct sim_reading *r, uint64_t seq)
 {
     struct attack_run *ar = ctx;
-    unsigned a = ar->by_device[r->device];
+    unsigned a = ar->by_device[r->device], l = ar->leak_by_device[r->device];
     if (a != 0)
         attack_apply(&ar->states[a - 1], r, seq);
+    else if (l != 0)
+        attack_apply(&ar->leaks[l - 1], r, seq);
 }
 
 /* One truth line: what was attacked and how; the first and last attacked reading (null
  * before the first). */
-static int truth_line(const struct attack_state *st, char *buf, size_t len)
+static int truth_line(const struct attack_state *st, const char *hidden_by, char *buf, size_t len)
 {
     const struct attack_spec *sp = &st->spec;
     const struct attack_truth *t = &st->truth;
@@ -350,13 +416,15 @@ static int truth_line(const struct attack_state *st, char *buf, size_t len)
         buf, len,
         "{\"device\":\"%s\",\"kind\":\"%s\",\"metric\":\"%s\",\"start_ms\":%" PRId64
         ",\"end_ms\":%s,%s,%s,\"readings\":%" PRIu64 ",\"window_readings\":%" PRIu64
-        ",\"magnitude\":%.17g,\"every\":%u,\"replay_from_s\":%.17g,\"seed\":%" PRIu64 "}\n",
-        sp->device, attack_kind_name(sp->kind), st->metric[0] ? st->metric : "*", st->start_ms, end,
-        first, last, t->readings, t->window_readings, st->magnitude,
-        sp->kind == ATTACK_SPIKE ? st->spec.every : 0,
+        ",\"magnitude\":%.17g,\"every\":%u,\"replay_from_s\":%.17g,\"real_leak_ppm\":%.17g,"
+        "\"seed\":%" PRIu64 "%s%s%s}\n",
+        sp->device, hidden_by != NULL ? "real-leak" : attack_kind_name(sp->kind),
+        st->metric[0] ? st->metric : "*", st->start_ms, end, first, last, t->readings,
+        t->window_readings, st->magnitude, sp->kind == ATTACK_SPIKE ? st->spec.every : 0,
         sp->kind == ATTACK_REPLAY ? (sp->replay_from_s > 0 ? sp->replay_from_s : sp->duration_s)
                                   : 0.0,
-        sp->seed);
+        sp->real_leak_ppm, sp->seed, hidden_by != NULL ? ",\"hidden_by\":\"" : "",
+        hidden_by != NULL ? hidden_by : "", hidden_by != NULL ? "\"" : "");
 }
 
 static int on_truth(void *ctx, const struct sim *s, bool final)
@@ -364,12 +432,15 @@ static int on_truth(void *ctx, const struct sim *s, bool final)
     struct attack_run *ar = ctx;
     if (ar->truth_path == NULL || !ar->initialised)
         return 0;
-    size_t cap = (size_t)ar->n * TRUTH_LINE_MAX + 1, used = 0;
+    size_t cap = (size_t)(ar->n + ar->n_leaks) * TRUTH_LINE_MAX + 1, used = 0;
     char *buf = malloc(cap);
     if (buf == NULL)
         return -1;
-    for (unsigned i = 0; i < ar->n; i++) {
-        int n = truth_line(&ar->states[i], buf + used, cap - used);
+    for (unsigned i = 0; i < ar->n + ar->n_leaks; i++) {
+        int n = i < ar->n ? truth_line(&ar->states[i], NULL, buf + used, cap - used)
+                          : truth_line(&ar->leaks[i - ar->n],
+                                       ar->specs[ar->leak_hidden_by[i - ar->n]].device, buf + used,
+                                       cap - used);
         if (n < 0 || (size_t)n >= cap - used) {
             free(buf);
             return -1;
@@ -406,6 +477,11 @@ int attack_device_main(int argc, char **argv)
     for (unsigned i = 0; i < ar->n; i++)
         attack_state_free(&ar->states[i]);
     free(ar->by_device);
+    for (unsigned i = 0; i < ar->n_leaks; i++)
+        attack_state_free(&ar->leaks[i]);
+    free(ar->leaks);
+    free(ar->leak_hidden_by);
+    free(ar->leak_by_device);
     free(ar);
     free(sim_argv);
     return rc;

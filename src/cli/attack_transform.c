@@ -48,9 +48,9 @@ void attack_spec_defaults(struct attack_spec *spec)
     spec->seed = 1;
 }
 
-static const char *const spec_options[] = {"--kind",  "--device",      "--metric",
-                                           "--start", "--duration",    "--magnitude",
-                                           "--every", "--replay-from", "--attack-seed"};
+static const char *const spec_options[] = {
+    "--kind",      "--device", "--metric",      "--start",       "--duration",
+    "--magnitude", "--every",  "--replay-from", "--attack-seed", "--real-leak"};
 
 bool attack_spec_has_option(const char *name)
 {
@@ -124,6 +124,18 @@ int attack_spec_set(struct attack_spec *spec, const char *name, const char *valu
         return parse_number(name, value, 0, ATTACK_MAX_DURATION, &spec->duration_s, err, errlen);
     if (strcmp(name, "--magnitude") == 0)
         return parse_number(name, value, -1e9, 1e9, &spec->magnitude, err, errlen);
+    if (strcmp(name, "--real-leak") == 0) {
+        if (parse_number(name, value, 0, 1e6, &spec->real_leak_ppm, err, errlen) != 0)
+            return CANARY_EINVAL;
+        if (spec->real_leak_ppm <= 0) {
+            canary_errf(err, errlen,
+                        "--real-leak is the ppm the room's gas rises to, above 0, got "
+                        "'%s'",
+                        value);
+            return CANARY_EINVAL;
+        }
+        return 0;
+    }
     if (strcmp(name, "--replay-from") == 0)
         return parse_number(name, value, 0, ATTACK_MAX_DURATION, &spec->replay_from_s, err, errlen);
     if (strcmp(name, "--every") == 0 || strcmp(name, "--attack-seed") == 0) {
@@ -162,6 +174,10 @@ int attack_spec_check(const struct attack_spec *spec, char *err, size_t errlen)
     }
     if (spec->every != 0 && spec->kind != ATTACK_SPIKE) {
         canary_errf(err, errlen, "--every is for --kind spike only, not %s", kind);
+        return CANARY_EINVAL;
+    }
+    if (spec->real_leak_ppm != 0 && spec->kind != ATTACK_REPLAY) {
+        canary_errf(err, errlen, "--real-leak is for --kind replay only, not %s", kind);
         return CANARY_EINVAL;
     }
     if (spec->replay_from_s != 0 && spec->kind != ATTACK_REPLAY) {

@@ -13,7 +13,9 @@
  *   noise      the signal replaced by noise: last value before the window + magnitude * N(0,1)
  *   replay     the device sends, reading by reading, the values it sent in an earlier window
  *              (`replay_from_s` before the start; it loops when the window is longer than
- *              that), every metric unless one is named: what it would do to hide a leak
+ *              that), every metric unless one is named: what it would do to hide a leak;
+ *              with real_leak_ppm the room really has one (attack_device.c gives the room's
+ *              other gas sensors a fake-leak-shaped rise to that level in the same window)
  *   fake-leak  gas_ppm rises like a real leak towards `magnitude` ppm (time constant
  *              20 s, 3 % noise on the excess), which the room's other devices do not see
  *
@@ -72,7 +74,8 @@ struct attack_spec {
     double magnitude;                   /* --magnitude; NAN = the default for kind and metric */
     unsigned every;                     /* --every (spike); 0 = ATTACK_SPIKE_EVERY */
     double replay_from_s;               /* --replay-from (replay); 0 = duration_s */
-    uint64_t seed;                      /* --seed of the noise (noise, fake-leak) */
+    double real_leak_ppm; /* --real-leak (replay): a real leak in the room; 0 = none */
+    uint64_t seed;        /* --seed of the noise (noise, fake-leak) */
 };
 
 /* A spec with the defaults: no kind, no device, start 60 s, duration 300 s, default
@@ -81,7 +84,7 @@ void attack_spec_defaults(struct attack_spec *spec);
 
 /* True when name is one of the options attack_spec_set() takes ("--kind", "--device",
  * "--metric", "--start", "--duration", "--magnitude", "--every", "--replay-from",
- * "--attack-seed"). */
+ * "--attack-seed", "--real-leak"). */
 bool attack_spec_has_option(const char *name);
 
 /* Applies one option with its value. Returns 0, or CANARY_EINVAL with a message naming the

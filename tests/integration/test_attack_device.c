@@ -305,6 +305,11 @@ static void bad_attacks_are_refused(void **state)
     expect_refused(f, (const char *[]){"--kind", "fake-leak", "--device", "sim-0002", NULL},
                    "has no gas_ppm");
     expect_refused(f, (const char *[]){"--kind", "freeze", NULL}, "--device is required");
+    /* six devices: every room has one, so a real leak has nobody else to reach */
+    expect_refused(f,
+                   (const char *[]){"--kind", "replay", "--device", "sim-0001", "--start", "300",
+                                    "--duration", "120", "--real-leak", "8000", NULL},
+                   "--real-leak on sim-0001: no other device at 'Site 1, kitchen'");
     expect_refused(f,
                    (const char *[]){"--kind", "bias", "--device", "sim-0001", "--start", "700",
                                     "--run", "600", NULL},

@@ -436,6 +436,9 @@ static void bad_values_are_refused(void **state)
     expect_set_error("--metric", "gas ppm", "--metric");
     expect_set_error("--metric", "Gas!", "not a valid metric name");
     expect_set_error("--bogus", "1", "unknown attack option '--bogus'");
+    expect_set_error("--real-leak", "0", "--real-leak is the ppm the room's gas rises to");
+    expect_set_error("--real-leak", "-5", "--real-leak");
+    expect_set_error("--real-leak", "2e6", "--real-leak must be a number from 0 to 1e+06");
     assert_true(attack_spec_has_option("--replay-from"));
     assert_false(attack_spec_has_option("--devices"));
 }
@@ -467,6 +470,7 @@ static void inconsistent_specs_are_refused(void **state)
     assert_non_null(strstr(err, "--device is required"));
     expect_check_error("bias", "--every", "3", "--every is for --kind spike only");
     expect_check_error("spike", "--replay-from", "3", "--replay-from is for --kind replay");
+    expect_check_error("freeze", "--real-leak", "8000", "--real-leak is for --kind replay only");
     expect_check_error("freeze", "--magnitude", "3", "means nothing for --kind freeze");
     expect_check_error("replay", "--magnitude", "3", "means nothing for --kind replay");
     expect_check_error("scale", "--magnitude", "1", "factor above 0 and not 1");
