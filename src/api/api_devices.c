@@ -302,6 +302,7 @@ enum MHD_Result api_device_release(struct request *req)
         if (job->actor[0] == '\0')
             return api_respond_error(req, 400, "invalid_field", "by", "must not be empty");
     }
+    api_actor_override(req, job->actor, sizeof job->actor); /* a logged-in caller is who */
     job->kind = JOB_RELEASE;
     snprintf(job->device, sizeof job->device, "%s", id);
     ingest_batch_init(&job->batch);
