@@ -5,7 +5,9 @@
  * for replays, no attacked seq or value stored), and every clean message passes through and
  * is stored. Also the proxy itself: packets split into single bytes and a 200 KB PUBLISH
  * reach the broker byte-exact, a malformed or oversized packet closes only its own
- * connection, and a broker that goes away closes its clients. */
+ * connection, a broker that goes away closes its clients, and drop (with the proxy's own
+ * PUBACK, PUBREC and PUBCOMP), delay and reorder as a device and the broker see them. Over
+ * HTTP: mitm-http with signed and bearer-token devices. */
 #include "broker.h"
 #include "harness.h"
 #include "verify/jws.h"
@@ -519,6 +521,112 @@ static void test_proxy_framing(void **state)
     cJSON_Delete(j);
 }
 
+/* A QoS n PUBLISH of payload on topic with packet id into out; returns its length. */
+static size_t publish_pkt(uint8_t *out, const char *topic, const char *payload, int qos,
+                          uint16_t id)
+{
+    size_t tl = strlen(topic), pl = strlen(payload), n = 0;
+    out[n++] = (uint8_t)(0x30 | qos << 1);
+    out[n++] = (uint8_t)(2 + tl + (qos > 0 ? 2 : 0) + pl); /* < 128 in these tests */
+    out[n++] = 0;
+    out[n++] = (uint8_t)tl;
+    memcpy(out + n, topic, tl);
+    n += tl;
+    if (qos > 0) {
+        out[n++] = (uint8_t)(id >> 8);
+        out[n++] = (uint8_t)(id & 0xff);
+    }
+    memcpy(out + n, payload, pl);
+    return n + pl;
+}
+
+/* drop, delay and reorder as a device and the broker see them, with a raw MQTT client: a
+ * dropped QoS 1 reading gets its PUBACK and a QoS 2 one its PUBREC and PUBCOMP from the
+ * proxy and never reaches the broker, while other topics pass; a delayed one arrives
+ * --delay-ms late; a held one arrives after the device's next. */
+static void test_proxy_suppression(void **state)
+{
+    struct fixture *f = *state;
+    char upstream[32];
+    snprintf(upstream, sizeof upstream, "127.0.0.1:%u", f->b.port);
+    struct mq_client sub;
+    mq_connect(&sub, &f->b, "mitm-sub2", NULL, NULL, "sup/#");
+    uint8_t pkt[256], ack[4];
+
+    struct proxy_proc p;
+    proxy_start(&p, f->d.dir, "mitm-mqtt", upstream, "--topic-prefix", "sup", "--attack", "drop:1",
+                "--warmup", "0", NULL);
+    int fd = tcp_connect(p.port);
+    write_bytes(fd, connect_pkt('5'), CONNECT_LEN, CONNECT_LEN);
+    read_exact(fd, ack, 4);
+    assert_int_equal(ack[0], 0x20);
+    size_t n = publish_pkt(pkt, "sup/d-1/up", "{\"device\":\"d-1\",\"seq\":1}", 1, 5);
+    write_bytes(fd, pkt, n, n);
+    read_exact(fd, ack, 4);
+    assert_memory_equal(ack, ((uint8_t[]){0x40, 2, 0, 5}), 4); /* PUBACK, from the proxy */
+    n = publish_pkt(pkt, "sup/d-1/up", "{\"device\":\"d-1\",\"seq\":2}", 2, 6);
+    write_bytes(fd, pkt, n, n);
+    read_exact(fd, ack, 4);
+    assert_memory_equal(ack, ((uint8_t[]){0x50, 2, 0, 6}), 4); /* PUBREC */
+    const uint8_t pubrel[] = {0x62, 2, 0, 6};
+    write_bytes(fd, pubrel, 4, 4);
+    read_exact(fd, ack, 4);
+    assert_memory_equal(ack, ((uint8_t[]){0x70, 2, 0, 6}), 4); /* PUBCOMP */
+    n = publish_pkt(pkt, "sup/d-1/status", "online", 1, 7);
+    write_bytes(fd, pkt, n, n);
+    read_exact(fd, ack, 4);
+    assert_memory_equal(ack, ((uint8_t[]){0x40, 2, 0, 7}), 4); /* the broker's */
+    assert_true(mq_wait_message(&sub, "sup/d-1/status", "online", 5000) >= 0);
+    assert_int_equal(mq_wait_message(&sub, "sup/d-1/up", NULL, 300), -1);
+    close(fd);
+    assert_int_equal(proxy_stop(&p), 0);
+    FILE *fp = fopen(p.truth, "r");
+    char line[2048];
+    int drops = 0;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (strstr(line, "\"kind\":\"drop\"") != NULL)
+            drops++;
+    fclose(fp);
+    assert_int_equal(drops, 2);
+
+    /* delay: the reading reaches the broker about --delay-ms later */
+    proxy_start(&p, f->d.dir, "mitm-mqtt", upstream, "--topic-prefix", "sup", "--attack", "delay:1",
+                "--warmup", "0", "--delay-ms", "800", NULL);
+    fd = tcp_connect(p.port);
+    write_bytes(fd, connect_pkt('6'), CONNECT_LEN, CONNECT_LEN);
+    read_exact(fd, ack, 4);
+    int64_t t0 = now_ms();
+    n = publish_pkt(pkt, "sup/d-2/up", "{\"device\":\"d-2\",\"seq\":1}", 1, 9);
+    write_bytes(fd, pkt, n, n);
+    read_exact(fd, ack, 4);
+    assert_memory_equal(ack, ((uint8_t[]){0x40, 2, 0, 9}), 4); /* the broker's, late */
+    int64_t waited = now_ms() - t0;
+    assert_true(waited >= 750 && waited < 5000);
+    assert_true(mq_wait_message(&sub, "sup/d-2/up", "\"seq\":1", 3000) >= 0);
+    close(fd);
+    assert_int_equal(proxy_stop(&p), 0);
+
+    /* reorder: the first reading is held until the device's second has gone */
+    proxy_start(&p, f->d.dir, "mitm-mqtt", upstream, "--topic-prefix", "sup", "--attack",
+                "reorder:1", "--warmup", "0", NULL);
+    fd = tcp_connect(p.port);
+    write_bytes(fd, connect_pkt('7'), CONNECT_LEN, CONNECT_LEN);
+    read_exact(fd, ack, 4);
+    n = publish_pkt(pkt, "sup/d-3/up", "{\"device\":\"d-3\",\"seq\":1}", 0, 0);
+    write_bytes(fd, pkt, n, n);
+    sleep_ms(200);
+    assert_int_equal(mq_wait_message(&sub, "sup/d-3/up", NULL, 300), -1); /* held */
+    n = publish_pkt(pkt, "sup/d-3/up", "{\"device\":\"d-3\",\"seq\":2}", 0, 0);
+    write_bytes(fd, pkt, n, n);
+    int second = mq_wait_message(&sub, "sup/d-3/up", "\"seq\":2", 3000);
+    int first = mq_wait_message(&sub, "sup/d-3/up", "\"seq\":1", 3000);
+    assert_true(second >= 0 && first >= 0);
+    assert_true(second < first); /* arrival order at the subscriber */
+    close(fd);
+    assert_int_equal(proxy_stop(&p), 0);
+    mq_close(&sub, true);
+}
+
 /* ---- mitm-http ----------------------------------------------------------------------- */
 
 /* Expected answer of canaryd to each attack kind's request, or 0 for any. */
@@ -667,6 +775,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_fleet_through_proxy),
         cmocka_unit_test(test_proxy_framing),
+        cmocka_unit_test(test_proxy_suppression),
         cmocka_unit_test(test_http_proxy),
     };
     return cmocka_run_group_tests(tests, start, stop);
