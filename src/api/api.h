@@ -205,7 +205,8 @@ bool api_access_on(struct request *req);
 cJSON *api_access_stats_json(struct api_access *a);
 /* The client's address as text ("?" when unknown). */
 void api_client_address(struct request *req, char *buf, size_t len);
-/* Replaces a client-claimed actor ("by") with the authenticated caller's name, if any. */
+/* Replaces a client-claimed actor ("by") with the user name of a session or API token (the
+ * bootstrap admin token names no one: its caller's "by" stands). */
 void api_actor_override(struct request *req, char *actor, size_t len);
 /* Forget the cached user count (after users are added or removed). */
 void api_access_users_changed(struct api_access *a);

@@ -867,6 +867,9 @@ cJSON *api_access_stats_json(struct api_access *a)
 
 void api_actor_override(struct request *req, char *actor, size_t len)
 {
-    if (req->who.kind != API_AUTH_NONE)
+    /* A user's session or token names a person; the bootstrap admin token names no one (it
+     * is shared by scripts and the first setup), so its caller's "by" stands — the audit log
+     * still records that the admin token was used. */
+    if (req->who.kind == API_AUTH_SESSION || req->who.kind == API_AUTH_TOKEN)
         snprintf(actor, len, "%s", req->who.name);
 }

@@ -73,8 +73,12 @@ const char *tamper_check_name(enum tamper_check c)
 static uint8_t metric_class(const char *metric)
 {
     const struct metric_info *m = metric_lookup(metric);
+    /* A metric the catalogue does not know (a raw ADC channel such as "mq2", a user's own
+     * name) has unknown physics: how fast it may step, drift or change its noise is not ours
+     * to judge — a real MQ sensor warming up drifts for hours. Only the checks that need no
+     * physics apply to it: resolution, frozen values, replayed windows. */
     if (m == NULL)
-        return CLS_SMOOTH;
+        return CLS_REGIME;
     if (m->binary)
         return CLS_BINARY;
     static const char *const regime[] = {"light_lux", "vibration_mm_s", "noise_db"};
