@@ -29,7 +29,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function main() {
   const ready = path.join(dir, 'port');
   const d = spawn(process.env.CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'c.db'), '--ready-file', ready,
-    '--log-level', 'warn', '--set', 'devices.max_devices=100000'], { stdio: 'ignore' });
+    '--log-level', 'warn', '--set', 'devices.max_devices=100000', '--set', 'security.unsigned=accept'], { stdio: 'ignore' });
   try {
     for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await sleep(50);
     await sleep(100);

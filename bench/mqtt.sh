@@ -175,7 +175,8 @@ canaryd_run() {
     rm -f "$dir"/canary.db* "$dir/ready"
     "$canaryd" --listen 127.0.0.1:0 --ready-file "$dir/ready" --db "$dir/canary.db" \
         --set mqtt.enabled=true --set mqtt.port="$port" --set mqtt.qos="$q" \
-        --set mqtt.client_id="bench-$$-$q-$RANDOM" --log-level warn 2>>"$work/canaryd.log" &
+        --set mqtt.client_id="bench-$$-$q-$RANDOM" --set security.unsigned=accept \
+        --log-level warn 2>>"$work/canaryd.log" &
     cpid=$!
     for _ in $(seq 1 200); do [ -s "$dir/ready" ] && break; sleep 0.05; done
     [ -s "$dir/ready" ] || { echo "mqtt.sh: canaryd did not start; see $work/canaryd.log" >&2; exit 1; }

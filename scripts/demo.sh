@@ -108,8 +108,11 @@ CONF
 
 # Its own session: a terminal's Ctrl-C reaches only this script, whose trap then sends canaryd
 # exactly one SIGINT (a second one would make canaryd exit at once instead of draining).
+# The simulated fleet sends unsigned readings: the demo accepts them (canaryd's default,
+# security.unsigned = reject, would refuse them; docs/SECURITY.md).
 setsid "$build/canaryd" --config var/demo.conf --listen "127.0.0.1:$port" --log-level warn \
-    --set mqtt.enabled=true --set mqtt.port="$mqtt_port" 2>>var/canaryd.log &
+    --set mqtt.enabled=true --set mqtt.port="$mqtt_port" --set security.unsigned=accept \
+    2>>var/canaryd.log &
 pids+=($!)
 for _ in $(seq 1 100); do
     curl -s --max-time 1 "$url/healthz" 2>/dev/null | grep -q '"state":"connected"' && break

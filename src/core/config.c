@@ -366,10 +366,11 @@ static const struct key_def key_table[] = {
     UINT("llm", "timeout_ms", llm.timeout_ms, "4000", 100, 60000,
          "The whole LLM request; beyond it the template text is used."),
 
-    ENUM("security", "unsigned", security.unsigned_policy, "accept", "accept|flag|reject",
-         "Readings of devices that have no key or token: accept, flag (accept and record a "
-         "security event) or reject (401). A device with a key must always sign. New installs "
-         "should set reject; accept keeps the demo and old simulators working (docs/SECURITY.md)."),
+    ENUM("security", "unsigned", security.unsigned_policy, "reject", "accept|flag|reject",
+         "Readings of devices that have no key or token: reject (401, the default), flag "
+         "(accept, mark them 'unsigned' and record a security event) or accept. A device with a "
+         "key must always sign. The demo sets accept for its unsigned simulated fleet "
+         "(docs/SECURITY.md)."),
     SECRET("security", "master_key", security.master_key,
            "Secret. 32 bytes (64 hex digits or base64url) that encrypt device keys at rest "
            "(AES-256-GCM); without it no device key can be created or used. Set via "

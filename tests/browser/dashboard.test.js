@@ -79,7 +79,8 @@ function startProxy(targetPort) {
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const ready = path.join(dir, 'port');
-  start(CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'canary.db'), '--ready-file', ready], 'canaryd');
+  // the simulated fleet sends unsigned readings (canaryd's default refuses them)
+  start(CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'canary.db'), '--ready-file', ready, '--set', 'security.unsigned=accept'], 'canaryd');
   const port = await waitFor(async () => fs.existsSync(ready) && fs.readFileSync(ready, 'utf8').trim(), 10000, 'canaryd to start');
   const direct = `http://127.0.0.1:${port}`;
   const proxy = await startProxy(Number(port));
