@@ -72,7 +72,7 @@ struct pipeline {
     struct models *models;     /* the live models (models/models.h) */
     struct auth *_Atomic auth; /* ingest's authenticity checker (pipeline_set_auth), not owned */
     struct device_limit *device_limit; /* per-device ingest rate limit, owned; NULL: none */
-    struct store *store;       /* the writer's */
+    struct store *store;               /* the writer's */
     struct worker *workers;
     unsigned n_workers;
     pthread_t writer;

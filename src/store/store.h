@@ -169,10 +169,10 @@ int store_device_update(struct store *s, const char *id, const char *name, const
 
 struct store_trust {
     char device[READING_ID_BUF];
-    char state[STORE_TRUST_STATE_LEN]; /* "trusted", "suspect" or "quarantined" */
-    double score;                      /* 0..1 */
-    int64_t since_ms;                  /* when the state was entered */
-    int64_t updated_ms;                /* when the row was last written */
+    char state[STORE_TRUST_STATE_LEN];     /* "trusted", "suspect" or "quarantined" */
+    double score;                          /* 0..1 */
+    int64_t since_ms;                      /* when the state was entered */
+    int64_t updated_ms;                    /* when the row was last written */
     char reasons[STORE_TRUST_REASONS_LEN]; /* JSON array of findings (tamper.h), "" = none */
     int64_t released_ms;                   /* last release by a person, 0 = never */
     char released_by[ALERT_ACTOR_LEN];
@@ -191,8 +191,8 @@ int store_trust_get(struct store *s, const char *device, struct store_trust *out
 
 /* Calls fn for every row that is not trusted (what a restarted canaryd restores), ordered
  * by device. Returns 0 or CANARY_EIO. */
-int store_trust_each(struct store *s, void (*fn)(void *arg, const struct store_trust *t),
-                     void *arg, char *err, size_t errlen);
+int store_trust_each(struct store *s, void (*fn)(void *arg, const struct store_trust *t), void *arg,
+                     char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- readings */
 
