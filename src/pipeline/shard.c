@@ -337,16 +337,20 @@ static int32_t series_add(struct shard *s, struct shard_device *d, const char *m
         if (grown == NULL)
             return -1;
         d->series = grown;
-        struct tamper_series *tgrown = realloc(d->tamper_series, cap * sizeof *tgrown);
-        if (tgrown == NULL)
-            return -1; /* the larger series array is kept; cap_series stays until both grow */
-        d->tamper_series = tgrown;
+        /* The tamper checks' state (2.3 KB a series) exists only when they run. */
+        if (s->params.cfg->tamper.enabled) {
+            struct tamper_series *tgrown = realloc(d->tamper_series, cap * sizeof *tgrown);
+            if (tgrown == NULL)
+                return -1; /* the larger series array is kept; cap_series stays until both grow */
+            d->tamper_series = tgrown;
+        }
         d->cap_series = cap;
     }
     struct device_series *ser = &d->series[d->n_series];
     snprintf(ser->metric, sizeof ser->metric, "%s", metric);
     detect_series_setup(&ser->state, s->params.cfg, d->id, metric);
-    tamper_series_init(&d->tamper_series[d->n_series], metric);
+    if (d->tamper_series != NULL)
+        tamper_series_init(&d->tamper_series[d->n_series], metric);
     return (int32_t)d->n_series++;
 }
 
@@ -516,7 +520,7 @@ static void process_reading(struct shard *s, struct ingest_batch *b, size_t i,
      * say when the device's data is doubted. */
     struct tamper_series *tser[READING_MAX_VALUES];
     for (uint32_t k = 0; k < r->n_values; k++)
-        tser[k] = &d->tamper_series[idx[k]];
+        tser[k] = d->tamper_series != NULL ? &d->tamper_series[idx[k]] : NULL; /* NULL: off */
     struct tamper_outcome judged;
     tamper_reading(&cfg->tamper, &d->tamper, tser, r, &judged);
     d->decide.hold_open = d->tamper.state == TRUST_QUARANTINED;

@@ -477,12 +477,54 @@ static void test_fake_leak_against_neighbours(void **state)
     cJSON_Delete(j);
 }
 
+/* tamper.enabled = false: no checks and no per-series tamper state — the same replayed
+ * window that quarantines above leaves the device trusted, nothing flagged, every reading
+ * stored. */
+static void test_disabled_checks_do_nothing(void **state)
+{
+    (void)state;
+    struct daemon off;
+    daemon_init(&off, "--set", "tamper.enabled=false", "--set", "tamper.warmup_readings=30",
+                "--set", "alerts.offline_severity=off", NULL);
+    daemon_start(&off);
+    const char *id = "tamper-off";
+    enum { CLEAN = 150, WINDOW = 30 };
+    double gas[CLEAN], temp[CLEAN];
+    char *v[CLEAN];
+    for (int i = 0; i < CLEAN; i++) {
+        gas[i] = round(480 * (1 + 0.02 * gauss()));
+        temp[i] = round((21.5 + 0.1 * gauss()) * 10) / 10;
+        v[i] = values_text(gas[i], temp[i]);
+    }
+    post(&off, id, 1, v, CLEAN);
+    free_values(v, CLEAN);
+    for (int i = 0; i < WINDOW; i++)
+        v[i] = values_text(gas[40 + i], temp[40 + i]);
+    post(&off, id, CLEAN + 1, v, WINDOW);
+    free_values(v, WINDOW);
+    cJSON *dev = device(&off, id);
+    assert_string_equal(trust_state(dev), "trusted");
+    cJSON_Delete(dev);
+    cJSON *stored;
+    assert_int_equal(
+        http_get_json(&off, "/api/v1/devices/tamper-off/readings?from=-1d&limit=1000", &stored),
+        200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(stored, "readings")), CLEAN + WINDOW);
+    cJSON_Delete(stored);
+    char flags[256];
+    latest_gas_flags(&off, id, flags, sizeof flags);
+    assert_null(strstr(flags, "\"tamper\"")); /* the flag, not the device id */
+    assert_int_equal(daemon_stop(&off, SIGTERM), 0);
+    daemon_cleanup(&off);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replayed_window_quarantine_release_restart),
         cmocka_unit_test(test_leak_on_suspect_device_stays_critical),
         cmocka_unit_test(test_fake_leak_against_neighbours),
+        cmocka_unit_test(test_disabled_checks_do_nothing),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
