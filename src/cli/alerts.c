@@ -4,6 +4,7 @@
  * prints one line whenever an alert opens, changes severity or state, or resolves — what
  * the demo shows, and what an operator can leave running in a terminal. Only the public
  * API is used (GET /api/v1/alerts), with $CANARY_API_TOKEN once access control is on. */
+#include "cli/cli_api.h"
 #include "cli/cli_tls.h"
 #include "cli/commands.h"
 
@@ -42,59 +43,28 @@ static void usage(FILE *out)
             "  --interval S    seconds between polls with --follow (default 1)\n" CLI_TLS_USAGE);
 }
 
-struct buffer {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
+/* GETs path from canaryd (cli/cli_api.h) and returns its JSON answer, or NULL with a
+ * message on stderr. With access control on (docs/ACCESS.md) it sends an API token (a
+ * viewer's is enough) from $CANARY_API_TOKEN, else the admin token; never from an argument. */
+static cJSON *get_json(const char *url, const char *ca, const char *path)
 {
-    struct buffer *b = arg;
-    size_t add = size * n;
-    char *grown = realloc(b->data, b->len + add + 1);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, p, add);
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
-/* GETs url and parses the JSON answer. Returns NULL (with a message on stderr) on failure. */
-static cJSON *get_json(CURL *curl, const char *url)
-{
-    struct buffer b = {NULL, 0};
-    /* With access control on (docs/ACCESS.md): an API token (a viewer's is enough) from
-     * $CANARY_API_TOKEN, else the admin token; never from an argument. */
     const char *tok = getenv("CANARY_API_TOKEN");
     if (tok == NULL || tok[0] == '\0')
         tok = getenv("CANARY_API_ADMIN_TOKEN");
-    char auth[600];
-    struct curl_slist *h = NULL;
-    if (tok != NULL && tok[0] != '\0') {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-        h = curl_slist_append(NULL, auth);
-        memset(auth, 0, sizeof auth);
+    long status;
+    cJSON *j = cli_api_call("canary alerts", url, tok, ca, "GET", path, NULL, 10, &status);
+    if (status == 0) {
+        cJSON_Delete(j); /* unreachable: cli_api_call said why */
+        return NULL;
     }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(curl);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(h);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    cJSON *j = NULL;
-    if (rc != CURLE_OK)
-        fprintf(stderr, "canary alerts: %s: %s\n", url, curl_easy_strerror(rc));
-    else if (status != 200)
-        fprintf(stderr, "canary alerts: %s answered %ld: %s\n", url, status, b.data ? b.data : "");
-    else if ((j = cJSON_Parse(b.data ? b.data : "")) == NULL)
-        fprintf(stderr, "canary alerts: %s: the answer is not JSON\n", url);
-    free(b.data);
+    if (status != 200 || j == NULL) {
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(j, "error"), "message"));
+        fprintf(stderr, "canary alerts: %s%s answered %ld%s%s\n", url, path, status,
+                m ? ": " : (j == NULL ? ": the answer is not JSON" : ""), m ? m : "");
+        cJSON_Delete(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -188,12 +158,9 @@ int cmd_alerts(int argc, char **argv)
     if (!cli_tls_check_ca("canary alerts", ca))
         return 2;
     char query[1200];
-    snprintf(query, sizeof query, "%s/api/v1/alerts?limit=%ld%s%s", url, limit,
-             state ? "&state=" : "", state ? state : "");
+    snprintf(query, sizeof query, "/api/v1/alerts?limit=%ld%s%s", limit, state ? "&state=" : "",
+             state ? state : "");
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURL *curl = curl_easy_init();
-    if (curl != NULL)
-        cli_tls_apply(curl, ca);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     struct seen *seen = NULL;
@@ -201,7 +168,7 @@ int cmd_alerts(int argc, char **argv)
     bool first = true;
     int rc = 0;
     do {
-        cJSON *j = get_json(curl, query);
+        cJSON *j = get_json(url, ca, query);
         if (j == NULL) {
             rc = 1;
             if (!follow)
@@ -247,7 +214,6 @@ int cmd_alerts(int argc, char **argv)
             usleep(100000);
     } while (follow && !stop_requested);
     free(seen);
-    curl_easy_cleanup(curl);
     curl_global_cleanup();
     return rc;
 }

@@ -15,6 +15,7 @@
  * --rotate gives everyone new ones. Device ids are validated (broker_config.h) before any of
  * them reaches a file. */
 #include "cli/broker_config.h"
+#include "cli/cli_api.h"
 #include "cli/cli_tls.h"
 #include "cli/commands.h"
 #include "core/config.h"
@@ -271,27 +272,6 @@ static int read_devices_file(struct opts *o)
     return rc;
 }
 
-struct buffer {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-    struct buffer *b = arg;
-    size_t add = size * n;
-    if (b->len + add > 64u << 20)
-        return 0;
-    char *grown = realloc(b->data, b->len + add + 1);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, p, add);
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
 /* GET <url>/api/v1/devices page by page (`next` is the last id of a full page). */
 static int read_devices_api(struct opts *o)
 {
@@ -310,41 +290,22 @@ static int read_devices_api(struct opts *o)
         snprintf(admin, sizeof admin, "%s", getenv("CANARY_API_ADMIN_TOKEN"));
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    if (admin[0] != '\0') {
-        char auth[300];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
-        h = curl_slist_append(NULL, auth);
-        OPENSSL_cleanse(auth, sizeof auth);
-    }
-    int rc = c == NULL ? 1 : 0;
-    if (c != NULL)
-        cli_tls_apply(c, o->ca);
+    int rc = 0;
     char after[BROKER_ID_MAX * 4 + 1] = "";
     while (rc == 0) {
-        char *esc = curl_easy_escape(c, after, 0);
-        char url[2048];
-        snprintf(url, sizeof url, "%s/api/v1/devices?limit=1000%s%s", o->api_url,
-                 after[0] ? "&after=" : "", after[0] && esc ? esc : "");
+        char *esc = curl_easy_escape(NULL, after, 0);
+        char path[2048];
+        snprintf(path, sizeof path, "/api/v1/devices?limit=1000%s%s", after[0] ? "&after=" : "",
+                 after[0] && esc ? esc : "");
         curl_free(esc);
-        struct buffer b = {0};
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-        CURLcode cc = curl_easy_perform(c);
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        cJSON *j = cc == CURLE_OK && b.data ? cJSON_Parse(b.data) : NULL;
-        free(b.data);
+        long status;
+        cJSON *j = cli_api_call(PROG, o->api_url, admin, o->ca, "GET", path, NULL, 30, &status);
         cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "devices");
-        if (cc != CURLE_OK || status != 200 || !cJSON_IsArray(arr)) {
-            fprintf(stderr, "%s: %s: %s\n", PROG, url,
-                    cc != CURLE_OK  ? curl_easy_strerror(cc)
-                    : status != 200 ? "canaryd did not answer 200"
-                                    : "no device list in the answer");
+        if (status == 0 || status != 200 || !cJSON_IsArray(arr)) {
+            if (status != 0) /* unreachable: cli_api_call said why */
+                fprintf(stderr, "%s: %s%s: %s\n", PROG, o->api_url, path,
+                        status != 200 ? "canaryd did not answer 200"
+                                      : "no device list in the answer");
             cJSON_Delete(j);
             rc = 1;
             break;
@@ -368,9 +329,6 @@ static int read_devices_api(struct opts *o)
             break;
     }
     OPENSSL_cleanse(admin, sizeof admin);
-    curl_slist_free_all(h);
-    if (c != NULL)
-        curl_easy_cleanup(c);
     curl_global_cleanup();
     return rc;
 }

@@ -10,6 +10,8 @@
 #include "cli/cli_tls.h"
 #include "cli/commands.h"
 
+#include "cli/cli_api.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -52,61 +54,12 @@ static void usage(FILE *out)
             "                          $CANARY_API_ADMIN_TOKEN)\n" CLI_TLS_USAGE);
 }
 
-struct buffer {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-    struct buffer *b = arg;
-    size_t add = size * n;
-    char *grown = realloc(b->data, b->len + add + 1);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, p, add);
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
-/* One request. Returns the parsed answer (NULL when not JSON) and *status (0 when canaryd
- * could not be reached, with a message on stderr). */
+/* One request (cli/cli_api.h): the parsed answer (NULL when not JSON) and *status (0 when
+ * canaryd could not be reached, with a message on stderr). */
 static cJSON *call(const struct dev_opts *o, const char *method, const char *path, const char *body,
                    long *status)
 {
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return NULL;
-    char url[1024], auth[300];
-    snprintf(url, sizeof url, "%s%s", o->url, path);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->admin);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (o->admin[0] != '\0')
-        h = curl_slist_append(h, auth);
-    struct buffer b = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body != NULL)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    cli_tls_apply(c, o->ca);
-    CURLcode rc = curl_easy_perform(c);
-    *status = 0;
-    if (rc != CURLE_OK)
-        fprintf(stderr, "canary device: %s: %s\n", url, curl_easy_strerror(rc));
-    else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    memset(auth, 0, sizeof auth);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    cJSON *j = b.data != NULL ? cJSON_Parse(b.data) : NULL;
-    free(b.data);
-    return j;
+    return cli_api_call("canary device", o->url, o->admin, o->ca, method, path, body, 10, status);
 }
 
 /* Prints canaryd's error answer. Returns 1. */

@@ -12,6 +12,7 @@
  * is printed once. A new API token is printed once too. Nothing here logs a secret, and the
  * buffers that held one are wiped. */
 #include "access/password.h"
+#include "cli/cli_api.h"
 #include "cli/cli_tls.h"
 #include "cli/commands.h"
 
@@ -72,64 +73,15 @@ static void usage_token(FILE *out)
             "options: --url URL, --token-file F, --cacert F as for `canary user`\n");
 }
 
-struct buffer {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-    struct buffer *b = arg;
-    size_t add = size * n;
-    char *grown = realloc(b->data, b->len + add + 1);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, p, add);
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
-/* One request. Returns the parsed answer (NULL when not JSON) and *status (0 when canaryd
- * could not be reached, with a message on stderr). body (may be NULL) is wiped after. */
+/* One request (cli/cli_api.h): the parsed answer (NULL when not JSON) and *status (0 when
+ * canaryd could not be reached, with a message on stderr). body (may be NULL) is wiped after:
+ * it may hold a password. */
 static cJSON *call(const struct user_opts *o, const char *method, const char *path, char *body,
                    long *status)
 {
-    *status = 0;
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return NULL;
-    char url[1024], auth[600];
-    snprintf(url, sizeof url, "%s%s", o->url, path);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->cred);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (o->cred[0] != '\0')
-        h = curl_slist_append(h, auth);
-    struct buffer b = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body != NULL)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    cli_tls_apply(c, o->cacert); /* verification on; the CA of --ca / $CANARY_CA */
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK)
-        fprintf(stderr, "%s: %s: %s\n", o->prog, url, curl_easy_strerror(rc));
-    else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    OPENSSL_cleanse(auth, sizeof auth);
+    cJSON *j = cli_api_call(o->prog, o->url, o->cred, o->cacert, method, path, body, 30, status);
     if (body != NULL)
         OPENSSL_cleanse(body, strlen(body));
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    cJSON *j = b.data != NULL ? cJSON_Parse(b.data) : NULL;
-    if (b.data != NULL)
-        OPENSSL_cleanse(b.data, b.len); /* it may hold a new password or token */
-    free(b.data);
     return j;
 }
 
