@@ -438,27 +438,37 @@ static void test_slow_handshake_cut_and_connection_limit(void **state)
     close(fd);
 
     /* http.max_connections_per_ip = 8: of nine connections, one is closed at once (which one
-     * depends on the order the server's threads accept them), and only one. */
-    int fds[9];
-    for (int i = 0; i < 9; i++) {
-        fds[i] = raw_connect(&f->d);
-        assert_true(fds[i] >= 0);
-    }
-    bool closed[9] = {false};
+     * depends on the order the server's threads accept them), and only one. On a loaded
+     * machine the server may not yet have cleaned up a connection this test closed just
+     * before (it still counts against the limit, and two of the nine are refused): then all
+     * nine are closed and the round is run again, at most three times. */
     int n_closed = 0;
-    for (int64_t end = now_ms() + 1200; now_ms() < end;) {
+    for (int round = 0; round < 3 && n_closed != 1; round++) {
+        if (round > 0)
+            sleep_ms(1000);
+        int fds[9];
         for (int i = 0; i < 9; i++) {
-            struct pollfd q = {fds[i], POLLIN, 0};
-            if (!closed[i] && poll(&q, 1, 0) == 1 && read(fds[i], &c, 1) <= 0) {
-                closed[i] = true;
-                n_closed++;
-            }
+            fds[i] = raw_connect(&f->d);
+            assert_true(fds[i] >= 0);
         }
-        sleep_ms(20);
+        bool closed[9] = {false};
+        n_closed = 0;
+        for (int64_t end = now_ms() + 1200; now_ms() < end;) {
+            for (int i = 0; i < 9; i++) {
+                struct pollfd q = {fds[i], POLLIN, 0};
+                if (!closed[i] && poll(&q, 1, 0) == 1 && read(fds[i], &c, 1) <= 0) {
+                    closed[i] = true;
+                    n_closed++;
+                }
+            }
+            sleep_ms(20);
+        }
+        for (int i = 0; i < 9; i++)
+            close(fds[i]);
+        if (n_closed != 1)
+            print_message("round %d: %d of 9 connections closed\n", round + 1, n_closed);
     }
     assert_int_equal(n_closed, 1);
-    for (int i = 0; i < 9; i++)
-        close(fds[i]);
     sleep_ms(200);
     cJSON *j = NULL;
     assert_int_equal(http_get_json(&f->d, "/healthz", &j), 200);
