@@ -1,5 +1,6 @@
 /* broker.c — a private Mosquitto and a test client; see broker.h. */
 #include "broker.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,6 +74,7 @@ void broker_start(struct broker *b)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_test();
         execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
         _exit(127);
     }

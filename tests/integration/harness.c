@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +47,13 @@ bool wait_until(bool (*fn)(void *arg), void *arg, int64_t timeout_ms)
             return false;
         sleep_ms(20);
     }
+}
+
+void child_dies_with_test(void)
+{
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127); /* the test process is already gone */
 }
 
 void daemon_init(struct daemon *d, ...)
@@ -101,6 +109,7 @@ void daemon_start(struct daemon *d)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_test();
         int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDERR_FILENO);

@@ -24,6 +24,11 @@ struct daemon {
     const char *ca_file;   /* with an https:// base_url: the CA file http_call trusts */
 };
 
+/* Call first thing in a forked child that will run a long-lived process (canaryd, a broker, a
+ * proxy): the child is killed when the test process ends, also when a failed assertion ends
+ * it early, so no daemon is left holding ports and CPU after a failed run. */
+void child_dies_with_test(void);
+
 /* Prepares a daemon with a fresh directory; extra arguments (e.g. "--set",
  * "alerts.open_after=1") may follow, NULL-terminated. Does not start it. */
 void daemon_init(struct daemon *d, ...);

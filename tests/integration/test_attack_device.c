@@ -80,6 +80,7 @@ static int run_cli(char *out, size_t cap, const char *const *args)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_test();
         dup2(pipefd[1], 1);
         dup2(pipefd[1], 2);
         close(pipefd[0]);

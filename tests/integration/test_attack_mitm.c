@@ -105,6 +105,7 @@ static void proxy_start(struct proxy_proc *p, const char *dir, const char *cmd,
     p->pid = fork();
     assert_true(p->pid >= 0);
     if (p->pid == 0) {
+        child_dies_with_test();
         freopen("/dev/null", "w", stdout);
         execv(CANARY_CLI_PATH, (char *const *)argv);
         _exit(127);
@@ -278,6 +279,7 @@ static void test_signed_fleet_through_proxy(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_test();
         freopen("/dev/null", "w", stdout);
         const char *argv[] = {"canary", "simulate", "--transport", "mqtt",      "--broker",
                               broker,   "--prefix", "am",          "--devices", "2",
@@ -674,6 +676,7 @@ static void test_http_proxy(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_test();
         freopen("/dev/null", "w", stdout);
         freopen("/dev/null", "w", stderr);
         const char *argv[] = {"canary",    "simulate", "--url",  url,       "--prefix",   "ah",

@@ -161,6 +161,7 @@ static int setup(void **state)
     phone = fork();
     assert_true(phone >= 0);
     if (phone == 0) {
+        child_dies_with_test();
         int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)

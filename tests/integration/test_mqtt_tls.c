@@ -109,6 +109,7 @@ static int setup(void **state)
     f->broker = fork();
     assert_true(f->broker >= 0);
     if (f->broker == 0) {
+        child_dies_with_test();
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
         dup2(fd, 2);
