@@ -55,11 +55,12 @@ enum api_auth_kind {
 
 struct api_principal {
     enum api_auth_kind kind;
-    int role;         /* enum store_role; 0 = none */
-    int64_t user_id;  /* the session's user or the token's maker; 0 = none */
-    int64_t token_id; /* API_AUTH_TOKEN */
-    char name[80];    /* user name, "token:<name>", "admin-token" */
-    uint8_t session_hash[32];
+    int role;                 /* enum store_role; 0 = none */
+    int64_t user_id;          /* the session's user or the token's maker; 0 = none */
+    int64_t token_id;         /* API_AUTH_TOKEN */
+    char name[80];            /* user name, "token:<name>", "admin-token" */
+    uint8_t session_hash[32]; /* API_AUTH_SESSION: SHA-256 of the cookie */
+    uint8_t token_hash[32];   /* API_AUTH_TOKEN: SHA-256 of the token */
     char csrf[48];
     int64_t session_expires_ms;
 };
@@ -110,6 +111,9 @@ enum MHD_Result api_suspend_for_job(struct request *req, struct job *job);
  * 503) when none can be opened. */
 struct store *api_reader(struct request *req);
 void api_reader_release(struct request *req, struct store *s);
+/* The same pool outside a request: NULL (with err) when no handle can be opened. */
+struct store *api_store_borrow(struct api_ctx *api, char *err, size_t errlen);
+void api_store_return(struct api_ctx *api, struct store *s);
 
 /* Query parameters. api_query_check() answers 400 naming the first parameter that is not
  * in `allowed` (a NULL-terminated list) and returns false. */
@@ -171,7 +175,13 @@ enum MHD_Result api_web(struct request *req);
  * it when the server stops taking requests); free (after the HTTP daemon has stopped) frees
  * it. start returns 0 or an error code. */
 struct stream_hub;
-int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, struct pipeline *p);
+int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, struct pipeline *p,
+                     struct api_ctx *api);
+/* A stream lives as long as the credential it was opened with: every STREAM_RECHECK_S the
+ * hub asks api_access_still_valid() about each client's, and ends the streams of those that
+ * expired, logged out, were revoked or whose user was disabled. recheck asks at once (after
+ * a logout, a revocation, a change of users). Thread-safe; NULL-safe. */
+void stream_hub_recheck(struct stream_hub *h);
 void stream_hub_close(struct stream_hub *h);
 void stream_hub_free(struct stream_hub *h);
 /* The stream's counters for GET /api/v1/stats (all zero when h is NULL). Thread-safe. */
@@ -181,6 +191,7 @@ struct stream_stats {
     uint64_t events;   /* events formatted since start (only while someone watches) */
     uint64_t sent;     /* events handed to clients, live and replayed on reconnect */
     uint64_t dropped;  /* clients disconnected for reading too slowly */
+    uint64_t ended;    /* streams ended because their credential no longer admits them */
 };
 void stream_hub_stats(struct stream_hub *h, struct stream_stats *out);
 /* Device credentials and HTTP security events (api_security.c). */
@@ -210,6 +221,12 @@ void api_client_address(struct request *req, char *buf, size_t len);
 void api_actor_override(struct request *req, char *actor, size_t len);
 /* Forget the cached user count (after users are added or removed). */
 void api_access_users_changed(struct api_access *a);
+/* Whether a credential resolved earlier (a live stream's) still admits its caller now: a
+ * session not expired or logged out, a token not expired or revoked, their user enabled;
+ * no credential only while access control is off. On a store error it says yes (a passing
+ * database hiccup must not cut every dashboard off) and logs. Any thread. */
+bool api_access_still_valid(struct api_ctx *api, const struct api_principal *who, char *why,
+                            size_t why_len);
 enum MHD_Result api_session_create(struct request *req);
 enum MHD_Result api_session_get(struct request *req);
 enum MHD_Result api_session_delete(struct request *req);

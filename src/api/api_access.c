@@ -236,6 +236,19 @@ struct resolve_error {
     bool clear_cookie;
 };
 
+/* Whether a stored token, or session, still admits its caller at `now` (a session's idle
+ * limit is the caller's to add: a live stream does not idle). */
+static bool token_usable(const struct store_api_token *t, bool user_ok, int64_t now)
+{
+    return t->revoked_ms == 0 && (t->expires_ms == 0 || now < t->expires_ms) && user_ok &&
+           t->role != STORE_ROLE_NONE;
+}
+
+static bool session_usable(const struct store_session *ss, const struct store_user *u, int64_t now)
+{
+    return now < ss->expires_ms && u->disabled_ms == 0 && u->role != STORE_ROLE_NONE;
+}
+
 static int resolve_bearer(struct request *req, const char *h, struct resolve_error *e)
 {
     const struct canary_config *cfg = req->api->cfg;
@@ -288,8 +301,7 @@ static int resolve_bearer(struct request *req, const char *h, struct resolve_err
         return CANARY_EIO;
     }
     int64_t now = clock_wall_ms();
-    if (t.revoked_ms != 0 || (t.expires_ms != 0 && now >= t.expires_ms) || !user_ok ||
-        t.role == STORE_ROLE_NONE) {
+    if (!token_usable(&t, user_ok, now)) {
         snprintf(e->message, sizeof e->message, "the API token '%s' is %s", t.name,
                  t.revoked_ms != 0                          ? "revoked"
                  : t.expires_ms != 0 && now >= t.expires_ms ? "expired"
@@ -301,6 +313,7 @@ static int resolve_bearer(struct request *req, const char *h, struct resolve_err
     w->role = t.role;
     w->user_id = t.user_id;
     w->token_id = t.id;
+    memcpy(w->token_hash, hash, sizeof hash);
     snprintf(w->name, sizeof w->name, "token:%s", t.name);
     if (now - t.last_used_ms >= 60000) {
         pthread_mutex_lock(&req->api->admin_lock);
@@ -343,7 +356,7 @@ static int resolve_cookie(struct request *req, const char *value, struct resolve
     }
     int64_t now = clock_wall_ms();
     bool idle = now - ss.last_seen_ms > (int64_t)cfg->api.session_idle_s * 1000;
-    if (now >= ss.expires_ms || idle || u.disabled_ms != 0 || u.role == STORE_ROLE_NONE) {
+    if (idle || !session_usable(&ss, &u, now)) {
         pthread_mutex_lock(&req->api->admin_lock);
         store_session_delete(req->api->admin, hash, err, sizeof err);
         pthread_mutex_unlock(&req->api->admin_lock);
@@ -364,6 +377,54 @@ static int resolve_cookie(struct request *req, const char *value, struct resolve
         pthread_mutex_unlock(&req->api->admin_lock);
     }
     return CANARY_OK;
+}
+
+bool api_access_still_valid(struct api_ctx *api, const struct api_principal *who, char *why,
+                            size_t why_len)
+{
+    if (who->kind == API_AUTH_ADMIN_TOKEN)
+        return true; /* api.admin_token changes only with a restart */
+    if (who->kind == API_AUTH_NONE && api->cfg->api.require_auth) {
+        snprintf(why, why_len, "access control is on: log in");
+        return false;
+    }
+    int64_t users = atomic_load(&api->access->users);
+    if (who->kind == API_AUTH_NONE && users == 0)
+        return true;
+    char err[256];
+    struct store *s = api_store_borrow(api, err, sizeof err);
+    if (s == NULL)
+        return true; /* logged by the pool */
+    int rc = CANARY_OK;
+    bool ok = true;
+    int64_t now = clock_wall_ms();
+    if (who->kind == API_AUTH_NONE) {
+        rc = store_users_count(s, &users, NULL, err, sizeof err);
+        if (rc == CANARY_OK) {
+            atomic_store(&api->access->users, users);
+            ok = users == 0;
+            snprintf(why, why_len, "a user now exists: log in");
+        }
+    } else if (who->kind == API_AUTH_TOKEN) {
+        struct store_api_token t;
+        bool user_ok = false;
+        rc = store_token_find(s, who->token_hash, &t, &user_ok, err, sizeof err);
+        ok = rc == CANARY_OK && token_usable(&t, user_ok, now);
+        snprintf(why, why_len, "the API token is no longer valid");
+    } else {
+        struct store_session ss;
+        struct store_user u;
+        rc = store_session_find(s, who->session_hash, &ss, &u, err, sizeof err);
+        ok = rc == CANARY_OK && session_usable(&ss, &u, now);
+        snprintf(why, why_len, "the dashboard session has ended: log in again");
+    }
+    api_store_return(api, s);
+    if (rc != CANARY_OK && rc != CANARY_ENOTFOUND) {
+        log_warn("api.recheck_failed", "caller=%s error=\"%s\" action=\"kept, asked again later\"",
+                 who->name, err);
+        return true;
+    }
+    return ok;
 }
 
 /* Fills req->who from the Authorization header or, without one, the session cookie.
@@ -564,6 +625,7 @@ enum MHD_Result api_session_delete(struct request *req)
         if (rc != 0)
             return api_respond_error(req, 503, "store_unavailable", NULL, "%s", err);
         log_info("api.logout", "user=%s", req->who.name);
+        stream_hub_recheck(req->api->stream); /* its live streams end now */
     }
     char cookie[160];
     cookie_header(req, cookie, sizeof cookie, "", 0);

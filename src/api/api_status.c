@@ -131,6 +131,7 @@ enum MHD_Result api_stats(struct request *req)
     cJSON_AddNumberToObject(stream, "events", (double)ss.events);
     cJSON_AddNumberToObject(stream, "events_sent", (double)ss.sent);
     cJSON_AddNumberToObject(stream, "clients_dropped", (double)ss.dropped);
+    cJSON_AddNumberToObject(stream, "clients_ended", (double)ss.ended);
     cJSON_AddItemToObject(o, "limits", api_limits_stats_json(req->api)); /* api_limits.h */
     struct auth_stats as;
     auth_stats(pipeline_auth(req->api->pipeline), &as);

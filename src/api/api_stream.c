@@ -29,6 +29,11 @@
  *              (their retained status topic), as {"device","connection":"online"|"offline"|
  *              "sleeping","connection_since_ms"}
  *   reset     {"reason"} — the missed events are gone: reload from the REST API
+ *   ended     {"reason"} — the credential the stream was opened with no longer admits it
+ *              (session expired or logged out, token revoked, user disabled; a user now
+ *              exists where there was none): the stream ends after it, and reconnecting
+ *              needs a valid credential. Checked every STREAM_RECHECK_S and at once after a
+ *              logout, revocation or change of users through the API.
  *
  * Locking: one mutex (hub.lock) guards the ring, the client list, every client's buffer and
  * the devices' last-heard times. It is held only for memcpy- and lookup-sized work;
@@ -55,6 +60,8 @@
 #define STREAM_EVENT_READINGS 200          /* readings per `readings` event */
 #define STREAM_HEARTBEAT_S    15
 #define STREAM_RETRY_MS       2000 /* the reconnect delay suggested to EventSource */
+#define STREAM_RECHECK_S      10   /* how often each client's credential is checked again */
+#define STREAM_RECHECK_MAX    4096 /* clients checked per round (the rest in the next) */
 /* Without a client, events are still formatted for this long after the last one left, so
  * that a client coming back from a network blip can catch up; then no longer (no cost when
  * nobody watches). */
@@ -86,8 +93,11 @@ struct stream_client {
     struct MHD_Connection *conn;
     char *buf; /* unsent bytes: a byte ring of capacity cap */
     size_t cap, head, len;
-    bool suspended; /* its connection is suspended, waiting for data */
-    bool dropped;   /* too slow: end the stream */
+    bool suspended;           /* its connection is suspended, waiting for data */
+    bool dropped;             /* too slow: end the stream */
+    bool ended;               /* its credential expired or was revoked: end after what is queued */
+    uint64_t serial;          /* unique per client, for the credential check */
+    struct api_principal who; /* the credential it was opened with */
 };
 
 struct stream_hub {
@@ -100,6 +110,10 @@ struct stream_hub {
     size_t ring_start, ring_n, ring_bytes;
     struct stream_client *clients;
     unsigned n_clients;
+    uint64_t next_serial;
+    struct api_ctx *api;         /* for the credential check; NULL: not checked (unit tests) */
+    bool recheck_now;            /* check every client's credential at the next tick */
+    uint64_t ended;              /* streams ended because their credential no longer admits them */
     int64_t last_client_mono_ms; /* when the last client left (or the hub started) */
     bool closing;
     bool listening;
@@ -200,7 +214,7 @@ static void client_wake(struct stream_client *c)
 static void broadcast(struct stream_hub *h, const char *text, size_t len)
 {
     for (struct stream_client *c = h->clients; c != NULL; c = c->next) {
-        if (c->dropped)
+        if (c->dropped || c->ended)
             continue;
         if (!client_append(c, text, len)) {
             c->dropped = true;
@@ -425,8 +439,70 @@ static void age_device(void *arg, const char *device, void *value)
     }
 }
 
+/* ---- credential check ---------------------------------------------------------------------- */
+
+struct pending_check {
+    uint64_t serial;
+    struct api_principal who;
+};
+
+/* Called with hub.lock held, returns with it held; drops it while the store is asked. Ends
+ * the stream of every client whose credential no longer admits it: an `ended` event, then
+ * the end of the stream once that is sent. */
+static void recheck_clients(struct stream_hub *h)
+{
+    if (h->api == NULL || h->n_clients == 0)
+        return;
+    size_t n = 0, cap = h->n_clients < STREAM_RECHECK_MAX ? h->n_clients : STREAM_RECHECK_MAX;
+    struct pending_check *todo = malloc(cap * sizeof *todo);
+    if (todo == NULL)
+        return; /* next round */
+    for (struct stream_client *c = h->clients; c != NULL && n < cap; c = c->next) {
+        if (!c->dropped && !c->ended)
+            todo[n++] = (struct pending_check){c->serial, c->who};
+    }
+    pthread_mutex_unlock(&h->lock);
+    size_t n_bad = 0;
+    char why[160] = "";
+    for (size_t i = 0; i < n; i++) {
+        char w[160];
+        if (!api_access_still_valid(h->api, &todo[i].who, w, sizeof w)) {
+            snprintf(why, sizeof why, "%s", w);
+            todo[n_bad++] = todo[i]; /* keep the ones to end at the front */
+        }
+    }
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < n_bad; i++) {
+        for (struct stream_client *c = h->clients; c != NULL; c = c->next) {
+            if (c->serial != todo[i].serial || c->dropped || c->ended)
+                continue;
+            char frame[256];
+            int len =
+                snprintf(frame, sizeof frame, "event: ended\ndata: {\"reason\":\"%s\"}\n\n", why);
+            if (!client_append(c, frame, (size_t)len))
+                c->dropped = true;
+            c->ended = true;
+            h->ended++;
+            log_info("stream.client_ended", "caller=%s reason=\"%s\"", c->who.name, why);
+            client_wake(c);
+            break;
+        }
+    }
+    free(todo);
+}
+
+void stream_hub_recheck(struct stream_hub *h)
+{
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->recheck_now = true;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* Every second: the devices that went stale or offline; every STREAM_HEARTBEAT_S: a comment
- * to every idle client. */
+ * to every idle client; every STREAM_RECHECK_S (or when asked): the clients' credentials. */
 static void *heartbeat_main(void *arg)
 {
     struct stream_hub *h = arg;
@@ -447,9 +523,17 @@ static void *heartbeat_main(void *arg)
         strmap_each(&h->seen, age_device, &a);
         bool wanted =
             h->n_clients > 0 || clock_mono_ms() - h->last_client_mono_ms < STREAM_CATCHUP_WINDOW_MS;
-        if (++ticks % STREAM_HEARTBEAT_S == 0) {
+        ++ticks;
+        if (h->recheck_now || ticks % STREAM_RECHECK_S == 0) {
+            h->recheck_now = false;
+            recheck_clients(h);
+            if (h->stop)
+                break;
+        }
+        if (ticks % STREAM_HEARTBEAT_S == 0) {
             for (struct stream_client *c = h->clients; c != NULL; c = c->next) {
-                if (c->len == 0 && !c->dropped && client_append(c, ping, sizeof ping - 1))
+                if (c->len == 0 && !c->dropped && !c->ended &&
+                    client_append(c, ping, sizeof ping - 1))
                     client_wake(c);
             }
         }
@@ -466,7 +550,8 @@ static void *heartbeat_main(void *arg)
 
 /* ---- the hub's life --------------------------------------------------------------------- */
 
-int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, struct pipeline *p)
+int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, struct pipeline *p,
+                     struct api_ctx *api)
 {
     struct stream_hub *h = calloc(1, sizeof *h);
     if (h == NULL)
@@ -474,6 +559,7 @@ int stream_hub_start(struct stream_hub **out, const struct canary_config *cfg, s
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
     h->pipeline = p;
+    h->api = api;
     h->cfg = cfg;
     h->epoch_ms = clock_wall_ms();
     h->next_n = 1;
@@ -548,6 +634,7 @@ void stream_hub_stats(struct stream_hub *h, struct stream_stats *out)
     out->events = h->next_n - 1;
     out->sent = h->sent;
     out->dropped = h->dropped;
+    out->ended = h->ended;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -570,7 +657,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         c->head = (c->head + take) % c->cap;
         c->len -= take;
         n = (ssize_t)take;
-    } else if (h->closing) {
+    } else if (h->closing || c->ended) {
         n = MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         c->suspended = true;
@@ -675,6 +762,7 @@ enum MHD_Result api_stream(struct request *req)
         return MHD_NO;
     c->hub = h;
     c->conn = req->conn;
+    c->who = req->who;
     const char *last_id = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Last-Event-ID");
     pthread_mutex_lock(&h->lock);
     bool closing = h->closing;
@@ -686,6 +774,7 @@ enum MHD_Result api_stream(struct request *req)
         h->clients = c;
         h->n_clients++;
         h->connects++;
+        c->serial = ++h->next_serial;
     }
     pthread_mutex_unlock(&h->lock);
     if (!ok) {

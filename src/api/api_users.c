@@ -158,6 +158,7 @@ enum MHD_Result api_user_create(struct request *req)
     int rc = store_user_add(req->api->admin, &u, err, sizeof err);
     pthread_mutex_unlock(&req->api->admin_lock);
     api_access_users_changed(req->api->access);
+    stream_hub_recheck(req->api->stream); /* e.g. streams opened without a credential end */
     if (rc != 0) {
         OPENSSL_cleanse(generated, sizeof generated);
         return store_error(req, rc, err);
@@ -279,6 +280,7 @@ enum MHD_Result api_user_patch(struct request *req)
     OPENSSL_cleanse(hash, sizeof hash);
     if (rc != 0)
         return store_error(req, rc, err);
+    stream_hub_recheck(req->api->stream); /* a disabled user's live streams end */
     log_info("api.user_changed", "user=%s role=%s disabled=%s password_changed=%s by=%s", u.name,
              store_role_name(u.role), u.disabled_ms ? "true" : "false",
              new_password ? "true" : "false", req->who.name[0] ? req->who.name : "-");
@@ -306,6 +308,7 @@ enum MHD_Result api_user_delete(struct request *req)
         rc = store_user_remove(req->api->admin, u.id, err, sizeof err);
     pthread_mutex_unlock(&req->api->admin_lock);
     api_access_users_changed(req->api->access);
+    stream_hub_recheck(req->api->stream); /* e.g. streams opened without a credential end */
     if (rc != 0)
         return store_error(req, rc, err);
     log_info("api.user_removed", "user=%s by=%s", u.name, req->who.name[0] ? req->who.name : "-");
@@ -470,6 +473,7 @@ enum MHD_Result api_token_delete(struct request *req)
     pthread_mutex_unlock(&req->api->admin_lock);
     if (rc != 0)
         return store_error(req, rc, err);
+    stream_hub_recheck(req->api->stream); /* its live streams end */
     log_info("api.token_revoked", "id=%lld by=%s", id, req->who.name[0] ? req->who.name : "-");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)id);

@@ -98,26 +98,38 @@ enum MHD_Result api_suspend_for_job(struct request *req, struct job *job)
     return MHD_YES;
 }
 
-struct store *api_reader(struct request *req)
+struct store *api_store_borrow(struct api_ctx *api, char *err, size_t errlen)
 {
-    struct store_pool *pool = &req->api->readers;
+    struct store_pool *pool = &api->readers;
     pthread_mutex_lock(&pool->lock);
     struct store *s = pool->n_free > 0 ? pool->free[--pool->n_free] : NULL;
     pthread_mutex_unlock(&pool->lock);
     if (s != NULL)
         return s;
-    char err[512];
-    if (store_open(&s, &pool->opt, err, sizeof err) != 0) {
+    if (store_open(&s, &pool->opt, err, errlen) != 0) {
         log_error("api.store_open_failed", "error=\"%s\"", err);
-        api_respond_error(req, 503, "store_unavailable", NULL, "the store cannot be read: %s", err);
         return NULL;
     }
     return s;
 }
 
+struct store *api_reader(struct request *req)
+{
+    char err[512];
+    struct store *s = api_store_borrow(req->api, err, sizeof err);
+    if (s == NULL)
+        api_respond_error(req, 503, "store_unavailable", NULL, "the store cannot be read: %s", err);
+    return s;
+}
+
 void api_reader_release(struct request *req, struct store *s)
 {
-    struct store_pool *pool = &req->api->readers;
+    api_store_return(req->api, s);
+}
+
+void api_store_return(struct api_ctx *api, struct store *s)
+{
+    struct store_pool *pool = &api->readers;
     pthread_mutex_lock(&pool->lock);
     if (pool->n_free == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 8;

@@ -527,7 +527,7 @@ int http_start(struct http_server **out, const struct canary_config *cfg, struct
         free_server(srv);
         return rc;
     }
-    rc = stream_hub_start(&srv->api.stream, cfg, p);
+    rc = stream_hub_start(&srv->api.stream, cfg, p, &srv->api);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the live stream");
         free_server(srv);

@@ -1,7 +1,8 @@
 /* test_access.c — access control against the real canaryd (docs/ACCESS.md): the role matrix
  * over the endpoints with API tokens and the admin token, 401 and 403 bodies, the session
  * cookie's attributes, CSRF (missing, wrong, cross-origin), session expiry, idle timeout and
- * logout, the SSE stream with the cookie, token revocation and expiry, login rate limits and
+ * logout, the SSE stream with the cookie and its end when the credential ends, token
+ * revocation and expiry, login rate limits and
  * their security events and counters, audit rows, malformed and hostile Authorization and
  * Cookie headers, users surviving a restart — and that no password, token or cookie reaches
  * the log or the database file in clear. */
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -647,6 +649,139 @@ static void test_secure_cookie(void **state)
                          "{\"user\":\"alice\",\"password\":\"" PASSWORD_A "\"}", &r),
                      200);
     assert_true(has_attr(r.set_cookie, "; Secure"));
+    resp_free(&r);
+    stop_fx(&f);
+}
+
+/* ---- live streams end with their credential ---- */
+
+struct live {
+    int fd;
+    char buf[16384];
+    size_t len;
+    bool closed; /* canaryd ended the stream */
+};
+
+static void live_open(struct live *l, struct fx *f, const char *header)
+{
+    memset(l, 0, sizeof *l);
+    l->fd = raw_connect(&f->d);
+    assert_true(l->fd >= 0);
+    char rq[512];
+    int n = snprintf(rq, sizeof rq, "GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s\r\n",
+                     header ? header : "", header ? "\r\n" : "");
+    assert_int_equal(send(l->fd, rq, (size_t)n, MSG_NOSIGNAL), n);
+}
+
+/* Reads until `needle` has arrived (true) or timeout_ms passes; notes the end of the
+ * stream. */
+static bool live_wait(struct live *l, const char *needle, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        l->buf[l->len] = '\0';
+        if (strstr(l->buf, needle) != NULL)
+            return true;
+        int64_t left = deadline - now_ms();
+        if (left <= 0 || l->closed || l->len + 1 >= sizeof l->buf)
+            return false;
+        struct pollfd p = {l->fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t got = recv(l->fd, l->buf + l->len, sizeof l->buf - 1 - l->len, 0);
+        if (got <= 0)
+            l->closed = true;
+        else
+            l->len += (size_t)got;
+    }
+}
+
+/* After `ended`, canaryd closes the stream (the chunked body's last chunk, then EOF). */
+static bool live_ends(struct live *l, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (!l->closed && now_ms() < deadline) {
+        if (strstr(l->buf, "\r\n0\r\n\r\n") != NULL)
+            return true;
+        live_wait(l, "\r\n0\r\n\r\n", (int)(deadline - now_ms()));
+    }
+    return l->closed || strstr(l->buf, "\r\n0\r\n\r\n") != NULL;
+}
+
+static void live_close(struct live *l)
+{
+    close(l->fd);
+}
+
+static void test_streams_end_with_their_credential(void **state)
+{
+    (void)state;
+    struct fx f;
+    const char *extra[] = {"--set", "api.session_ttl_s=4", NULL};
+    start_fx(&f, extra);
+    struct resp r;
+    /* Before any user: a stream without a credential; the first user ends it. */
+    struct live anon;
+    live_open(&anon, &f, NULL);
+    assert_true(live_wait(&anon, "event: hello", 5000));
+    add_people(&f);
+    assert_true(live_wait(&anon, "event: ended", 3000));
+    assert_non_null(strstr(anon.buf, "a user now exists"));
+    assert_true(live_ends(&anon, 3000));
+    live_close(&anon);
+    req(&f.d, "GET", "/api/v1/stream", NULL, NULL, &r);
+    expect_error(&r, 401, "unauthenticated");
+    resp_free(&r);
+
+    /* Two sessions and a token stream; a logout ends only its own session's stream. */
+    char ca[200], csrf_a[100], cv[200], csrf_v[100];
+    login(&f.d, "alice", PASSWORD_A, ca, sizeof ca, csrf_a, sizeof csrf_a);
+    login(&f.d, "victor", PASSWORD_V, cv, sizeof cv, csrf_v, sizeof csrf_v);
+    struct live sa, sv, tv;
+    live_open(&sa, &f, ca);
+    live_open(&sv, &f, cv);
+    live_open(&tv, &f, f.auth_view);
+    assert_true(live_wait(&sa, "event: hello", 5000));
+    assert_true(live_wait(&sv, "event: hello", 5000));
+    assert_true(live_wait(&tv, "event: hello", 5000));
+    const char *logout_v[] = {cv, csrf_v, NULL};
+    assert_int_equal(req(&f.d, "DELETE", "/api/v1/session", logout_v, NULL, &r), 200);
+    resp_free(&r);
+    assert_true(live_wait(&sv, "event: ended", 3000));
+    assert_non_null(strstr(sv.buf, "session has ended"));
+    assert_true(live_ends(&sv, 3000));
+    live_close(&sv);
+    /* A revoked token's stream ends too. */
+    assert_int_equal(
+        req(&f.d, "GET", "/api/v1/tokens", (const char *[]){f.auth_admin, NULL}, NULL, &r), 200);
+    int64_t grafana = 0;
+    cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(r.json, "tokens"))
+    {
+        if (strcmp(str_at(t, "name", NULL), "grafana") == 0)
+            grafana = (int64_t)json_number(t, "id");
+    }
+    resp_free(&r);
+    assert_true(grafana > 0);
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/tokens/%lld", (long long)grafana);
+    assert_int_equal(req(&f.d, "DELETE", path, (const char *[]){f.auth_admin, NULL}, NULL, &r),
+                     200);
+    resp_free(&r);
+    assert_true(live_wait(&tv, "event: ended", 3000));
+    assert_non_null(strstr(tv.buf, "token is no longer valid"));
+    assert_true(live_ends(&tv, 3000));
+    live_close(&tv);
+    /* alice's stream is untouched by both ... */
+    assert_null(strstr(sa.buf, "event: ended"));
+    assert_false(sa.closed);
+    /* ... until her session's lifetime (4 s) is over: found within one check (10 s). */
+    assert_true(live_wait(&sa, "event: ended", 16000));
+    assert_true(live_ends(&sa, 3000));
+    live_close(&sa);
+    assert_int_equal(
+        req(&f.d, "GET", "/api/v1/stats", (const char *[]){f.auth_admin, NULL}, NULL, &r), 200);
+    assert_int_equal(json_number(r.json, "stream.clients_ended"), 4);
     resp_free(&r);
     stop_fx(&f);
 }
@@ -1376,6 +1511,7 @@ int main(void)
         cmocka_unit_test(test_sessions_and_csrf),
         cmocka_unit_test(test_session_lifetime),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_streams_end_with_their_credential),
         cmocka_unit_test(test_users_management),
         cmocka_unit_test(test_login_rate_limit),
         cmocka_unit_test(test_audit),

@@ -375,6 +375,16 @@
       schedule();
     });
     source.addEventListener('reset', () => { loadAll().then(schedule); });
+    // The credential the stream was opened with ended (logout elsewhere, expiry, revocation,
+    // a first user created): ask who we are now — the login page if nobody.
+    source.addEventListener('ended', () => {
+      source.close();
+      live.dataset.state = 'offline';
+      live.textContent = 'offline';
+      loadSession()
+        .then((ok) => { if (ok) { reloadOnHello = true; setTimeout(connect, 1000); } })
+        .catch(() => setTimeout(connect, 3000));
+    });
   }
 
   let frame = 0;
