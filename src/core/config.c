@@ -163,6 +163,8 @@ static const struct key_def key_table[] = {
          "Delete readings older than this; 0 keeps them forever."),
     UINT("store", "retention_alerts_days", store.retention_alerts_days, "365", 0, 36500,
          "Delete resolved alerts older than this; 0 keeps them forever."),
+    UINT("store", "retention_audit_days", store.retention_audit_days, "730", 0, 36500,
+         "Delete audit log rows older than this; 0 keeps them forever."),
 
     UINT("devices", "stale_after_s", devices.stale_after_s, "60", 1, 31536000,
          "A device with no reading for this long is stale."),

@@ -168,6 +168,7 @@ struct canary_config {
         unsigned busy_timeout_ms;         /* wait for a locked database this long */
         unsigned retention_readings_days; /* 0 = keep forever */
         unsigned retention_alerts_days;   /* resolved alerts; 0 = keep forever */
+        unsigned retention_audit_days;    /* the audit log; 0 = keep forever */
     } store;
     struct {
         unsigned stale_after_s;   /* no reading for this long: stale */

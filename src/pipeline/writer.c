@@ -500,29 +500,35 @@ static bool compact(struct pipeline *p, struct compaction *k)
     }
 }
 
+/* Days of retention as a cut-off time (0: keep forever). */
+static int64_t cutoff(int64_t now, unsigned days)
+{
+    return days ? now - (int64_t)days * 86400000 : 0;
+}
+
 static void purge(struct pipeline *p)
 {
     int64_t now = clock_wall_ms();
     const struct canary_config *c = &p->cfg;
-    int64_t readings_before = c->store.retention_readings_days
-                                  ? now - (int64_t)c->store.retention_readings_days * 86400000
-                                  : 0;
-    int64_t alerts_before = c->store.retention_alerts_days
-                                ? now - (int64_t)c->store.retention_alerts_days * 86400000
-                                : 0;
-    if (readings_before == 0 && alerts_before == 0)
-        return;
+    int64_t readings_before = cutoff(now, c->store.retention_readings_days);
+    int64_t alerts_before = cutoff(now, c->store.retention_alerts_days);
+    /* The audit log has its own retention; sessions past their lifetime go too (one is also
+     * deleted when its user next logs in; a user who never returns would leave it). */
+    int64_t audit_before = cutoff(now, c->store.retention_audit_days);
     size_t total = 0;
     for (;;) {
-        size_t deleted = 0;
+        size_t data = 0, access = 0;
         char err[512];
-        if (store_purge(p->store, readings_before, alerts_before, PURGE_STEP, &deleted, err,
-                        sizeof err) != 0) {
+        bool data_on = readings_before != 0 || alerts_before != 0;
+        if ((data_on && store_purge(p->store, readings_before, alerts_before, PURGE_STEP, &data,
+                                    err, sizeof err) != 0) ||
+            store_purge_access(p->store, audit_before, now, PURGE_STEP, &access, err, sizeof err) !=
+                0) {
             log_warn("store.purge_failed", "error=\"%s\"", err);
             break;
         }
-        total += deleted;
-        if (deleted < PURGE_STEP || queue_length(&p->writer_q) > 0)
+        total += data + access;
+        if ((data < PURGE_STEP && access < PURGE_STEP) || queue_length(&p->writer_q) > 0)
             break;
     }
     if (total > 0)

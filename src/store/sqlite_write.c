@@ -441,3 +441,31 @@ int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_befo
     }
     return CANARY_OK;
 }
+
+int store_purge_access(struct store *s, int64_t audit_before_ms, int64_t sessions_before_ms,
+                       size_t max_rows, size_t *deleted, char *err, size_t errlen)
+{
+    *deleted = 0;
+    if (audit_before_ms <= 0 && sessions_before_ms <= 0)
+        return CANARY_OK;
+    if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return CANARY_EIO;
+    int rc = CANARY_OK;
+    if (audit_before_ms > 0)
+        rc = delete_limited(s,
+                            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
+                            " WHERE ts_ms < ?1 LIMIT ?2)",
+                            audit_before_ms, max_rows, deleted, err, errlen);
+    if (rc == 0 && sessions_before_ms > 0)
+        rc = delete_limited(s,
+                            "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions"
+                            " WHERE expires_ms < ?1 LIMIT ?2)",
+                            sessions_before_ms, max_rows, deleted, err, errlen);
+    if (rc == 0)
+        rc = sq_exec(s, "COMMIT", err, errlen);
+    if (rc != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return CANARY_EIO;
+    }
+    return CANARY_OK;
+}

@@ -632,6 +632,12 @@ struct store_audit {
     char detail[STORE_AUDIT_DETAIL_BUF];
 };
 
+/* Retention of access data: deletes audit rows older than audit_before_ms (0 = none) and
+ * sessions that ended (expired) before sessions_before_ms (0 = none), at most max_rows of
+ * each per call; *deleted receives the count. Returns 0 or CANARY_EIO. */
+int store_purge_access(struct store *s, int64_t audit_before_ms, int64_t sessions_before_ms,
+                       size_t max_rows, size_t *deleted, char *err, size_t errlen);
+
 /* Appends an audit row (a->id is set). Returns 0 or CANARY_EIO. */
 int store_audit_add(struct store *s, struct store_audit *a, char *err, size_t errlen);
 /* Up to limit rows with id < before (0 = from the newest), newest first. Returns 0 or

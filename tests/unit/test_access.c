@@ -529,6 +529,41 @@ static void test_store_audit(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(l.ids[0], 2);
     assert_int_equal(l.ids[1], 1);
+
+    /* Retention: rows before the cut-off go, in steps of max_rows; 0 keeps everything. */
+    size_t deleted = 99;
+    assert_int_equal(store_purge_access(f->s, 0, 0, 10, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_purge_access(f->s, 103, 0, 2, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 2); /* ts 100 and 101; 102 waits for the next step */
+    assert_int_equal(store_purge_access(f->s, 103, 0, 2, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 1);
+    l.n = 0;
+    assert_int_equal(store_audit_each(f->s, 0, 10, collect_audit, &l, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(l.ids[0], 5);
+    assert_int_equal(l.ids[1], 4);
+
+    /* Sessions past their lifetime go; a live one stays. */
+    struct store_user u = {.role = STORE_ROLE_VIEWER, .created_ms = 1, .updated_ms = 1};
+    snprintf(u.name, sizeof u.name, "vera");
+    snprintf(u.password_hash, sizeof u.password_hash, "x");
+    assert_int_equal(store_user_add(f->s, &u, err, sizeof err), 0);
+    struct store_session ended = {
+        .user_id = u.id, .created_ms = 10, .expires_ms = 500, .last_seen_ms = 10};
+    struct store_session live = ended;
+    memset(ended.id_hash, 1, sizeof ended.id_hash);
+    memset(live.id_hash, 2, sizeof live.id_hash);
+    live.expires_ms = 5000;
+    assert_int_equal(store_session_add(f->s, &ended, 10, 0, err, sizeof err), 0);
+    assert_int_equal(store_session_add(f->s, &live, 10, 0, err, sizeof err), 0);
+    assert_int_equal(store_purge_access(f->s, 0, 1000, 10, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 1);
+    struct store_session sg;
+    struct store_user ug;
+    assert_int_equal(store_session_find(f->s, ended.id_hash, &sg, &ug, err, sizeof err),
+                     CANARY_ENOTFOUND);
+    assert_int_equal(store_session_find(f->s, live.id_hash, &sg, &ug, err, sizeof err), 0);
 }
 
 int main(void)
