@@ -50,7 +50,7 @@ struct commit {
     size_t n_commands, cap_commands;
     struct device_link_change *links; /* for listeners only: the store keeps none */
     size_t n_links, cap_links;
-    struct store_trust *trust; /* devices' trust rows, stored after the commit (tamper/) */
+    struct store_trust *trust; /* devices' trust rows, stored in the commit (tamper/) */
     bool *trust_keep;          /* ... and whether each keeps its stored reasons */
     size_t n_trust, cap_trust, cap_trust_keep;
     struct shard_evidence *evidence; /* the neighbours check's findings for the workers */
@@ -255,18 +255,6 @@ static void outbox_hook(struct pipeline *p)
         fn(arg);
 }
 
-/* Stores the commit's trust rows (tamper/) right after it, before its jobs complete (a
- * release answered 200 is stored). A separate transaction: a crash between the two loses a
- * trust row whose event is stored, and the checks find the device again. */
-static void store_trust_rows(struct pipeline *p, struct commit *c)
-{
-    for (size_t i = 0; i < c->n_trust; i++) {
-        char err[512];
-        if (store_trust_put(p->store, &c->trust[i], 1, c->trust_keep[i], err, sizeof err) != 0)
-            log_error("store.trust_failed", "device=%s error=\"%s\"", c->trust[i].device, err);
-    }
-}
-
 /* Commits until it succeeds. Returns false only when stopping and the store keeps
  * refusing. */
 static bool commit_durably(struct pipeline *p, struct commit *c)
@@ -282,7 +270,10 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
                                 .commands = c->commands,
                                 .n_commands = c->n_commands,
                                 .notifications = c->notes,
-                                .n_notifications = c->n_notes};
+                                .n_notifications = c->n_notes,
+                                .trust = c->trust, /* in the same transaction: a quarantine */
+                                .trust_keep = c->trust_keep, /* and its event are one */
+                                .n_trust = c->n_trust};
     int64_t backoff = BACKOFF_MIN_MS;
     int64_t failing_since = 0;
     for (;;) {
@@ -297,7 +288,6 @@ static bool commit_durably(struct pipeline *p, struct commit *c)
             pipeline_count(p, PC_COMMITS, 1);
             if (c->n_records > 0)
                 pipeline_count(p, PC_EVENTS, c->n_records);
-            store_trust_rows(p, c);
             notify_listener(p, c);
             if (c->n_notes > 0) {
                 pipeline_count(p, PC_NOTIFY_QUEUED, c->n_notes);

@@ -73,6 +73,14 @@ int sq_write_records(struct store *s, const struct store_batch *b, char *err, si
 int sq_write_notifications(struct store *s, const struct store_batch *b, int64_t now_ms, char *err,
                            size_t errlen);
 
+/* Trust rows (sqlite_trust.c): sq_trust_check() refuses a state that is not one of the three
+ * or a score outside 0..1 (CANARY_EINVAL, naming the row); sq_write_trust() upserts them
+ * inside the caller's transaction, keep[i] (or keep_all when keep is NULL) keeping a row's
+ * stored reasons. Return 0 or an error code. */
+int sq_trust_check(const struct store_trust *t, size_t n, char *err, size_t errlen);
+int sq_write_trust(struct store *s, const struct store_trust *t, size_t n, const bool *keep,
+                   bool keep_all, char *err, size_t errlen);
+
 /* Formats an error into err: "<what>: <sqlite message>". Returns CANARY_EIO. */
 int sq_fail(struct store *s, char *err, size_t errlen, const char *what);
 

@@ -14,8 +14,7 @@ static bool state_valid(const char *s)
     return strcmp(s, "trusted") == 0 || strcmp(s, "suspect") == 0 || strcmp(s, "quarantined") == 0;
 }
 
-int store_trust_put(struct store *s, const struct store_trust *t, size_t n, bool keep_reasons,
-                    char *err, size_t errlen)
+int sq_trust_check(const struct store_trust *t, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         if (!state_valid(t[i].state)) {
@@ -30,10 +29,14 @@ int store_trust_put(struct store *s, const struct store_trust *t, size_t n, bool
             return CANARY_EINVAL;
         }
     }
+    return CANARY_OK;
+}
+
+int sq_write_trust(struct store *s, const struct store_trust *t, size_t n, const bool *keep,
+                   bool keep_all, char *err, size_t errlen)
+{
     if (n == 0)
         return CANARY_OK;
-    if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
-        return CANARY_EIO;
     sqlite3_stmt *st = sq_prepare(
         s,
         "INSERT INTO device_trust(device, state, score, since_ms, updated_ms, reasons,"
@@ -57,11 +60,23 @@ int store_trust_put(struct store *s, const struct store_trust *t, size_t n, bool
         sqlite3_bind_text(st, 6, t[i].reasons, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, t[i].released_ms);
         sqlite3_bind_text(st, 8, t[i].released_by, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 9, keep_reasons ? 1 : 0);
+        sqlite3_bind_int(st, 9, (keep != NULL ? keep[i] : keep_all) ? 1 : 0);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = sq_fail(s, err, errlen, "write device trust");
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+int store_trust_put(struct store *s, const struct store_trust *t, size_t n, bool keep_reasons,
+                    char *err, size_t errlen)
+{
+    int rc = sq_trust_check(t, n, err, errlen);
+    if (rc != 0 || n == 0)
+        return rc;
+    if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return CANARY_EIO;
+    rc = sq_write_trust(s, t, n, NULL, keep_reasons, err, errlen);
     if (rc == 0 && sq_exec(s, "COMMIT", err, errlen) != 0)
         rc = CANARY_EIO;
     if (rc != 0) {

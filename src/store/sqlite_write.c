@@ -204,6 +204,8 @@ int store_write(struct store *s, const struct store_batch *b, char *err, size_t 
             return CANARY_EINVAL;
         }
     }
+    if (sq_trust_check(b->trust, b->n_trust, err, errlen) != 0)
+        return CANARY_EINVAL;
     sqlite3_stmt *st = sq_stmt(s, ST_BEGIN);
     if (st == NULL || step_done(st) != 0)
         return fail_tx(s, err, errlen, "begin");
@@ -230,6 +232,8 @@ int store_write(struct store *s, const struct store_batch *b, char *err, size_t 
         return fail_tx(s, err, errlen, "write events and commands");
     if (b->n_notifications > 0 && sq_write_notifications(s, b, clock_wall_ms(), err, errlen) != 0)
         return fail_tx(s, err, errlen, "write notifications");
+    if (sq_write_trust(s, b->trust, b->n_trust, b->trust_keep, false, err, errlen) != 0)
+        return fail_tx(s, err, errlen, "write device trust");
     st = sq_stmt(s, ST_COMMIT);
     if (st == NULL || step_done(st) != 0)
         return fail_tx(s, err, errlen, "commit");

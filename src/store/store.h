@@ -64,6 +64,8 @@ struct store_notification;
 
 /* A batch to commit atomically. Every reading is accepted (parsed, verified, not a
  * duplicate) and scored. Devices unknown to the store are created (auto-registration). */
+struct store_trust;
+
 struct store_batch {
     const struct reading *const *readings;
     size_t n_readings;
@@ -78,10 +80,15 @@ struct store_batch {
     const struct store_notification *notifications; /* outbox rows to add (INSERT OR IGNORE
                                                      * on dedupe_key), in the same commit */
     size_t n_notifications;
+    const struct store_trust *trust; /* device trust rows to upsert (store_trust_put), in the
+                                      * same commit as the readings that moved them */
+    const bool *trust_keep;          /* per row: keep the stored reasons (NULL: none) */
+    size_t n_trust;
 };
 
 /* Commits the batch. Returns 0, CANARY_EINVAL (a notification fails
- * store_notification_check(); nothing stored) or CANARY_EIO (nothing stored; safe to retry). */
+ * store_notification_check(), or a trust row store_trust_put() would refuse; nothing stored)
+ * or CANARY_EIO (nothing stored; safe to retry). */
 int store_write(struct store *s, const struct store_batch *b, char *err, size_t errlen);
 
 /* Moves part of the append log into chunks; see the layout note above. One call is one

@@ -1,6 +1,7 @@
 /* test_store_trust.c — the device_trust table (src/store/sqlite_trust.c): put, get and the
  * restart listing; keep_reasons; releases that stay; bad states and scores refused with
- * nothing stored; hostile text stored as it is; a reopened store still has the rows. */
+ * nothing stored; hostile text stored as it is; a reopened store still has the rows; trust
+ * rows in a store_write batch commit with its readings or not at all. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -166,11 +167,65 @@ static void test_bad_rows_refused(void **state)
     assert_int_equal(store_trust_put(f->s, NULL, 0, false, err, sizeof err), 0);
 }
 
+/* canaryd's writer stores trust rows in the commit that carries the readings (and the
+ * tamper event) that moved them: one transaction, so a crash cannot keep one without the
+ * other; a bad row refuses the whole batch. */
+static void test_trust_in_batch(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    struct metric_value v = {.name = "gas_ppm", .value = 412};
+    struct reading r = {.device = "kitchen-1",
+                        .seq = 1,
+                        .ts_ms = 1000,
+                        .recv_ms = 1000,
+                        .values = &v,
+                        .n_values = 1,
+                        .has_seq = true,
+                        .has_ts = true};
+    const struct reading *readings[] = {&r};
+    struct store_trust rows[2] = {
+        trust("kitchen-1", "quarantined", 0.1, 1000, "[{\"check\":\"frozen\"}]"),
+        trust("kitchen-2", "suspect", 0.6, 1000, "[]"),
+    };
+    bool keep[2] = {false, false};
+    struct store_batch b = {
+        .readings = readings, .n_readings = 1, .trust = rows, .trust_keep = keep, .n_trust = 2};
+    /* A bad row: nothing of the batch is stored. */
+    snprintf(rows[1].state, sizeof rows[1].state, "paranoid");
+    assert_int_equal(store_write(f->s, &b, err, sizeof err), CANARY_EINVAL);
+    assert_non_null(strstr(err, "kitchen-2"));
+    uint64_t logged = 99;
+    assert_int_equal(store_log_backlog(f->s, &logged, err, sizeof err), 0);
+    assert_int_equal(logged, 0);
+    struct store_trust out;
+    assert_int_equal(store_trust_get(f->s, "kitchen-1", &out, err, sizeof err), CANARY_ENOTFOUND);
+    /* Good rows: readings and trust together; keep[i] applies per row. */
+    snprintf(rows[1].state, sizeof rows[1].state, "suspect");
+    assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
+    assert_int_equal(store_log_backlog(f->s, &logged, err, sizeof err), 0);
+    assert_int_equal(logged, 1);
+    assert_int_equal(store_trust_get(f->s, "kitchen-1", &out, err, sizeof err), 0);
+    assert_string_equal(out.state, "quarantined");
+    rows[0].score = 0.05;
+    snprintf(rows[0].reasons, sizeof rows[0].reasons, "stale copy");
+    snprintf(rows[1].reasons, sizeof rows[1].reasons, "[{\"check\":\"drift\"}]");
+    keep[0] = true;
+    r.seq = 2;
+    assert_int_equal(store_write(f->s, &b, err, sizeof err), 0);
+    assert_int_equal(store_trust_get(f->s, "kitchen-1", &out, err, sizeof err), 0);
+    assert_true(out.score < 0.051);
+    assert_string_equal(out.reasons, "[{\"check\":\"frozen\"}]"); /* kept */
+    assert_int_equal(store_trust_get(f->s, "kitchen-2", &out, err, sizeof err), 0);
+    assert_string_equal(out.reasons, "[{\"check\":\"drift\"}]"); /* replaced */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_rows_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trust_in_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
