@@ -396,46 +396,28 @@ static int delete_limited(struct store *s, const char *sql, int64_t before, size
     return CANARY_OK;
 }
 
-int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_before_ms,
-                size_t max_rows, size_t *deleted, char *err, size_t errlen)
+/* One retention rule: a DELETE of at most ?2 rows older than ?1; skipped when before <= 0. */
+struct purge_rule {
+    const char *sql;
+    int64_t before;
+};
+
+/* Applies the rules in one transaction, each deleting at most max_rows. */
+static int purge_rules(struct store *s, const struct purge_rule *rules, size_t n, size_t max_rows,
+                       size_t *deleted, char *err, size_t errlen)
 {
     *deleted = 0;
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any = any || rules[i].before > 0;
+    if (!any)
+        return CANARY_OK;
     if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
         return CANARY_EIO;
     int rc = CANARY_OK;
-    if (readings_before_ms > 0)
-        rc = delete_limited(s,
-                            "DELETE FROM chunks WHERE id IN (SELECT id FROM chunks"
-                            " WHERE t_last < ?1 LIMIT ?2)",
-                            readings_before_ms, max_rows, deleted, err, errlen);
-    if (rc == 0 && alerts_before_ms > 0) {
-        rc = delete_limited(s,
-                            "DELETE FROM alert_events WHERE alert_id IN (SELECT id FROM alerts"
-                            " WHERE state = 'resolved' AND resolved_ms < ?1 LIMIT ?2)",
-                            alerts_before_ms, max_rows, deleted, err, errlen);
-        if (rc == 0)
-            rc = delete_limited(s,
-                                "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts"
-                                " WHERE state = 'resolved' AND resolved_ms < ?1 LIMIT ?2)",
-                                alerts_before_ms, max_rows, deleted, err, errlen);
-        /* Events and finished commands age out with resolved alerts. */
-        if (rc == 0)
-            rc = delete_limited(s,
-                                "DELETE FROM events WHERE id IN (SELECT id FROM events"
-                                " WHERE ts_ms < ?1 LIMIT ?2)",
-                                alerts_before_ms, max_rows, deleted, err, errlen);
-        if (rc == 0)
-            rc = delete_limited(s,
-                                "DELETE FROM commands WHERE id IN (SELECT id FROM commands"
-                                " WHERE status != 'pending' AND updated_ms < ?1 LIMIT ?2)",
-                                alerts_before_ms, max_rows, deleted, err, errlen);
-        /* Finished notifications too; pending and sending ones are still work to do. */
-        if (rc == 0)
-            rc = delete_limited(s,
-                                "DELETE FROM notifications WHERE id IN (SELECT id FROM"
-                                " notifications WHERE status IN ('delivered', 'failed',"
-                                " 'cancelled') AND updated_ms < ?1 LIMIT ?2)",
-                                alerts_before_ms, max_rows, deleted, err, errlen);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (rules[i].before > 0)
+            rc = delete_limited(s, rules[i].sql, rules[i].before, max_rows, deleted, err, errlen);
     }
     if (rc == 0)
         rc = sq_exec(s, "COMMIT", err, errlen);
@@ -446,30 +428,41 @@ int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_befo
     return CANARY_OK;
 }
 
+int store_purge(struct store *s, int64_t readings_before_ms, int64_t alerts_before_ms,
+                size_t max_rows, size_t *deleted, char *err, size_t errlen)
+{
+    const struct purge_rule rules[] = {
+        {"DELETE FROM chunks WHERE id IN (SELECT id FROM chunks WHERE t_last < ?1 LIMIT ?2)",
+         readings_before_ms},
+        {"DELETE FROM alert_events WHERE alert_id IN (SELECT id FROM alerts"
+         " WHERE state = 'resolved' AND resolved_ms < ?1 LIMIT ?2)",
+         alerts_before_ms},
+        {"DELETE FROM alerts WHERE id IN (SELECT id FROM alerts"
+         " WHERE state = 'resolved' AND resolved_ms < ?1 LIMIT ?2)",
+         alerts_before_ms},
+        /* Events and finished commands age out with resolved alerts. */
+        {"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_ms < ?1 LIMIT ?2)",
+         alerts_before_ms},
+        {"DELETE FROM commands WHERE id IN (SELECT id FROM commands"
+         " WHERE status != 'pending' AND updated_ms < ?1 LIMIT ?2)",
+         alerts_before_ms},
+        /* Finished notifications too; pending and sending ones are still work to do. */
+        {"DELETE FROM notifications WHERE id IN (SELECT id FROM notifications"
+         " WHERE status IN ('delivered', 'failed', 'cancelled') AND updated_ms < ?1 LIMIT ?2)",
+         alerts_before_ms},
+    };
+    return purge_rules(s, rules, sizeof rules / sizeof rules[0], max_rows, deleted, err, errlen);
+}
+
 int store_purge_access(struct store *s, int64_t audit_before_ms, int64_t sessions_before_ms,
                        size_t max_rows, size_t *deleted, char *err, size_t errlen)
 {
-    *deleted = 0;
-    if (audit_before_ms <= 0 && sessions_before_ms <= 0)
-        return CANARY_OK;
-    if (sq_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
-        return CANARY_EIO;
-    int rc = CANARY_OK;
-    if (audit_before_ms > 0)
-        rc = delete_limited(s,
-                            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
-                            " WHERE ts_ms < ?1 LIMIT ?2)",
-                            audit_before_ms, max_rows, deleted, err, errlen);
-    if (rc == 0 && sessions_before_ms > 0)
-        rc = delete_limited(s,
-                            "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions"
-                            " WHERE expires_ms < ?1 LIMIT ?2)",
-                            sessions_before_ms, max_rows, deleted, err, errlen);
-    if (rc == 0)
-        rc = sq_exec(s, "COMMIT", err, errlen);
-    if (rc != 0) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return CANARY_EIO;
-    }
-    return CANARY_OK;
+    const struct purge_rule rules[] = {
+        {"DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT ?2)",
+         audit_before_ms},
+        {"DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions"
+         " WHERE expires_ms < ?1 LIMIT ?2)",
+         sessions_before_ms},
+    };
+    return purge_rules(s, rules, sizeof rules / sizeof rules[0], max_rows, deleted, err, errlen);
 }
