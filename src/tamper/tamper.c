@@ -21,13 +21,14 @@ enum {
 static const double grids[] = {1, 0.5, 0.1, 0.05, 0.01, 0.001};
 #define N_GRIDS (sizeof grids / sizeof grids[0])
 
-#define SLOW_ALPHA     0.02 /* EWMA weight of the usual step and repeat rate */
-#define LEVEL_ALPHA    0.05 /* EWMA weight of the slow level */
-#define NOISE_K        1.8  /* noise CUSUM allowance, in usual steps (mean step is 1) */
-#define NOISE_CLIP     10.0 /* one step counts at most this many usual steps */
-#define DRIFT_K        3.0  /* drift CUSUM allowance, in sigmas */
-#define DRIFT_CLIP     20.0 /* one value counts at most this many sigmas */
-#define JUMP_MEMORY    3    /* a jump back within this many readings makes a spike */
+#define SLOW_ALPHA     0.02        /* EWMA weight of the usual step and repeat rate */
+#define LONG_ALPHA     (1.0 / 512) /* EWMA weight of the long-run repeat rate */
+#define LEVEL_ALPHA    0.05        /* EWMA weight of the slow level */
+#define NOISE_K        1.8         /* noise CUSUM allowance, in usual steps (mean step is 1) */
+#define NOISE_CLIP     10.0        /* one step counts at most this many usual steps */
+#define DRIFT_K        3.0         /* drift CUSUM allowance, in sigmas */
+#define DRIFT_CLIP     20.0        /* one value counts at most this many sigmas */
+#define JUMP_MEMORY    3           /* a jump back within this many readings makes a spike */
 #define FLAME_ON       0.5
 #define FLAME_READINGS 3
 #define FAST_READINGS  5
@@ -219,6 +220,44 @@ static void add_finding(struct findings *fs, enum tamper_check check, double wei
     va_end(ap);
 }
 
+/* The chance, per reading, that an honest sensor repeats the value of a run it is in: an
+ * honest run of n repeats has a chance of about rate^n.
+ *
+ * Repeats are not independent: a run is most likely on the sensor's most likely value (the
+ * step its level sits in), so a run goes on with the chance of that value, P_mode, not with
+ * the average repeat rate p (the chance that two readings are equal, the sum of the squared
+ * chances of the values). For noise that is roughly Gaussian, P_mode <= sqrt(2) p at every
+ * noise-to-step ratio (equal when the noise spans several steps; a DHT22 at 0.1 °C noise
+ * repeats 27 % of the time, stays on its level's value 38 %): the rate is sqrt(2) p.
+ *
+ * p is the rate learned BEFORE the run began: a run teaches the statistics nothing while it
+ * lasts (a frozen sensor would teach them that it repeats itself, and its run would never
+ * look unlikely), only once it ends. It is the long-run rate (about the last 1,000
+ * comparisons; a running mean before that, with one repeat and one change as a prior),
+ * raised by two of its standard errors, so that a rate that came out low by chance does not
+ * make the honest runs of a sensor look unlikely. tamper.frozen_probability then bounds the
+ * false findings per run (a series at 5 s starts at most 720 runs an hour).
+ *
+ * A sensor whose usual step is below its resolution (a DHT11 whose level sits in the middle
+ * of a degree) repeats itself more or less depending on where its level sits between two
+ * steps, which moves with the day: the highest short-run rate seen lately counts there, and
+ * at least 0.9. */
+static double frozen_rate(const struct tamper_series *s)
+{
+    double n = s->n > 1 ? (double)(s->n - 1) : 1; /* comparisons learned */
+    double n_eff = n < 1 / LONG_ALPHA ? n : (2 - LONG_ALPHA) / LONG_ALPHA;
+    double p = (s->p_same_long * n_eff + 1) / (n_eff + 2);
+    double rate = M_SQRT2 * (p + 2 * sqrt(p * (1 - p) / n_eff));
+    double grid = series_grid(s);
+    if (grid > 0 && s->step < grid) {
+        if (rate < s->p_same_max)
+            rate = s->p_same_max;
+        if (rate < 0.9)
+            rate = 0.9;
+    }
+    return rate < 0.01 ? 0.01 : (rate > 0.99 ? 0.99 : rate);
+}
+
 /* Runs the value checks of one series on x; learns x when nothing was found. Device context
  * (flame seen) relaxes the upward drift of temperature. */
 static void series_check(const struct config_tamper *p, struct tamper_series *s, const char *metric,
@@ -242,6 +281,9 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
         sigma = rel;
     bool same = s->n > 0 && x == s->last;
     uint32_t run = same ? s->same_run + 1 : 1;
+    /* the repeats of a run this value ends that were not learned yet (a warm series defers
+     * them) */
+    uint32_t ended_repeats = !same && s->n > 0 ? s->deferred : 0;
     const struct metric_info *m = metric_info_or_generic(metric);
     const char *unit = m->unit;
 
@@ -254,24 +296,16 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
                     x, unit[0] ? " " : "", unit, grid, s->n);
 
     /* frozen */
-    /* The repeat rate of a quantised sensor varies with where its level sits between two
-     * steps (a DHT11 at 21.0 °C repeats more than at 21.5): the highest rate seen lately
-     * counts, fading slowly. */
-    double p_rate = s->p_same_max > s->p_same ? s->p_same_max : s->p_same;
-    /* A sensor whose usual step is below its resolution mostly repeats itself, and how much
-     * depends on where its level sits between two steps (up to ~0.9 for a DHT11 at 21.0 °C
-     * with 0.3 °C of noise): only very long runs mean anything there. */
-    double grid_now = series_grid(s);
-    if (grid_now > 0 && s->step < grid_now && p_rate < 0.9)
-        p_rate = 0.9;
-    double p_same = p_rate < 0.01 ? 0.01 : (p_rate > 0.99 ? 0.99 : p_rate);
-    /* Dark, silent, switched off: the bottom of a switching signal's range is a state. */
     bool floor_state = s->cls == CLS_REGIME && x <= metric_info_or_generic(metric)->min;
-    if (warm && same && !floor_state && pow(p_same, (double)(run - 1)) < p->frozen_probability)
+    double p_rate = frozen_rate(s);
+    /* Dark, silent, switched off: the bottom of a switching signal's range is a state. */
+    bool frozen =
+        warm && same && !floor_state && pow(p_rate, (double)(run - 1)) < p->frozen_probability;
+    if (frozen)
         add_finding(fs, TAMPER_FROZEN, p->weight_frozen,
-                    "exactly %g for %u readings in a row, where this sensor repeats a value "
-                    "%.0f%% of the time",
-                    x, run, 100 * s->p_same);
+                    "exactly %g for %u readings in a row, where this sensor repeated a value "
+                    "%.0f%% of the time before (judged at %.0f%%)",
+                    x, run, 100 * s->p_same_long, 100 * p_rate);
 
     /* slew: jumps and spikes */
     bool smooth = s->cls == CLS_SMOOTH || s->cls == CLS_DANGER_UP;
@@ -400,15 +434,36 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     /* a running mean of the first 1/alpha steps (n values learned = n steps with this
      * one), then the EWMA */
     double a = s->n < 1 / SLOW_ALPHA ? 1.0 / (s->n > 0 ? s->n : 1) : SLOW_ALPHA;
+    double a_long = s->n < 1 / LONG_ALPHA ? 1.0 / (s->n > 0 ? s->n : 1) : LONG_ALPHA;
+    /* Once warm, a run of identical values teaches the usual step and the repeat rate
+     * nothing while it lasts (frozen_rate): its repeats are learned when it ends, the
+     * step's zeros only if the run was not doubted. */
+    bool defer = warm && same;
+    if (frozen)
+        s->run_doubted = true;
+    if (s->n > 0 && !same && ended_repeats > 0) {
+        double keep = pow(1 - a, (double)ended_repeats);
+        s->p_same = 1 - (1 - s->p_same) * keep;
+        s->p_same_long = 1 - (1 - s->p_same_long) * pow(1 - a_long, (double)ended_repeats);
+        if (!s->run_doubted)
+            s->step *= keep;
+    }
+    if (defer && s->deferred < UINT32_MAX)
+        s->deferred++;
+    if (!same) {
+        s->run_doubted = false;
+        s->deferred = 0;
+    }
     /* The usual step does not learn while the noise CUSUM builds up (an attack would teach
      * it its own noise); clipped, a burst moves it by a bounded amount. */
-    if (!hard && s->n > 0 && noise_cusum < p->noise_cusum)
+    if (!defer && !hard && s->n > 0 && noise_cusum < p->noise_cusum)
         s->step += (fmin(fabs(d), 3 * step) - s->step) * a;
     /* The repeat rate learns from values only the frozen check doubts: a sensor that really
-     * is steadier than it was stops being doubted (an attack is quarantined long before). */
+     * is steadier than it was stops being doubted once its run ends. */
     bool frozen_only = fs->n == 1 && fs->f[0].check == TAMPER_FROZEN;
-    if ((!found || frozen_only) && s->n > 0) {
+    if (!defer && (!found || frozen_only) && s->n > 0) {
         s->p_same += ((same ? 1.0 : 0.0) - s->p_same) * a;
+        s->p_same_long += ((same ? 1.0 : 0.0) - s->p_same_long) * a_long;
         s->p_same_max = s->p_same > s->p_same_max * 0.998 ? s->p_same : s->p_same_max * 0.998;
     }
     /* ... but only a value nothing doubted teaches the other statistics. */

@@ -88,8 +88,10 @@ struct tamper_series {
     uint8_t jump_age;               /* readings since that jump */
     bool offset_on;                 /* jumped up and stayed there (an offset), still raised */
     bool jump_from_base;            /* the last jump started at the series' base */
+    bool run_doubted;               /* the current run of identical values was doubted */
     uint32_t n;                     /* values learned */
     uint32_t same_run;              /* identical values in a row, this one included */
+    uint32_t deferred;              /* repeats of that run not learned yet (frozen_rate) */
     uint32_t since_store;           /* windows since one was remembered */
     uint32_t hash_head;             /* next slot of hashes */
     uint32_t hash_n;                /* fingerprints remembered */
@@ -98,8 +100,9 @@ struct tamper_series {
     double level;                   /* slow EWMA level */
     double base;                    /* the level learned while the value was not raised (gas) */
     double step;                    /* EWMA of |x - previous| (the usual step) */
-    double p_same;                  /* EWMA of (x == previous) */
+    double p_same;                  /* EWMA of (x == previous), alpha 0.02 */
     double p_same_max;              /* its highest value lately (fades by 0.2 % a reading) */
+    double p_same_long;             /* EWMA of (x == previous), alpha 1/512 (long run) */
     double noise_cusum;             /* CUSUM of step / usual step */
     double drift_up;                /* CUSUMs of the distance from the level, upwards ... */
     double drift_down;              /* ... and downwards */

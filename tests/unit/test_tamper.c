@@ -313,6 +313,41 @@ static void test_replayed_window_quarantines(void **state)
     }
 }
 
+/* A frozen gas sensor is judged by the repeat rate it had before the run, whatever it
+ * learned long ago: this one sat on 380 ppm for its first 8 readings (a sensor settling after
+ * power-on), so its repeat rate once looked high, and then had 300 readings of 1 % noise
+ * (about 7 % repeats). Its freeze must be found within 10 readings, by the frozen check. The
+ * checks learned nothing from the run itself before they judged it. */
+static void test_frozen_gas_judged_by_rate_before_run(void **state)
+{
+    (void)state;
+    static const struct sensor mq4[] = {
+        {"gas_ppm", 380, 0.01, 1, true},
+        {"temperature_c", 21.4, 0.1, 0.1, false},
+        {"humidity_pct", 48, 0.3, 0.1, false},
+    };
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct dev v;
+        dev_init(&v, seed * 104729, mq4, 3);
+        for (unsigned i = 0; i < 8; i++) {
+            double vals[MAXV] = {380, clean_value(&v, 1, 21.4), clean_value(&v, 2, 48)};
+            send(&v, vals);
+        }
+        warm(&v, 300);
+        assert_int_equal(v.findings, 0);
+        unsigned first_flag;
+        unsigned at = run_attack(&v, attack_frozen, 20, &first_flag);
+        if (first_flag == 0 || first_flag > 10 || at == 0 || at > 10)
+            fail_msg("seed %llu: frozen gas flagged at %u, suspect at %u (want <= 10)",
+                     (unsigned long long)seed, first_flag, at);
+        bool frozen_found = false;
+        for (uint32_t i = 0; i < v.d.n_reasons; i++)
+            frozen_found |= v.d.reasons[i].check == TAMPER_FROZEN &&
+                            strcmp(v.d.reasons[i].metric, "gas_ppm") == 0;
+        assert_true(frozen_found);
+    }
+}
+
 /* Clean devices over a simulated 24 h each (8,640 readings): never suspect. */
 static void test_clean_devices_stay_trusted(void **state)
 {
@@ -760,6 +795,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attacks_detected_within_10),
         cmocka_unit_test(test_replayed_window_quarantines),
+        cmocka_unit_test(test_frozen_gas_judged_by_rate_before_run),
         cmocka_unit_test(test_clean_devices_stay_trusted),
         cmocka_unit_test(test_genuine_leak_ramp_not_doubted),
         cmocka_unit_test(test_sensor_warmup_not_flagged),
