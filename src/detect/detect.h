@@ -23,9 +23,12 @@
  *    within the noise of single values is seen too; a series that has opened episodes more
  *    often than once per 1,000 values lately has its tail probabilities multiplied by that
  *    excess (alarm-rate calibration). A score at or above anomaly_threshold is
- *    an episode's onset, reported once; the episode's values that are themselves unusual
- *    carry FLAG_ANOMALY. The scale has two floors: the sensor's resolution (or the series'
- *    own quantum, the smallest step it has shown: a DHT11 steps by 1 °C), and
+ *    an episode's onset, reported once, with a score in [anomaly_threshold, 1) that says how
+ *    rarely the series has been in the eighth of its range its last values went (the onset's
+ *    strength: a higher threshold keeps the onsets that go somewhere new); the episode's values
+ *    that are themselves unusual carry FLAG_ANOMALY. The scale has two floors: the sensor's
+ *    resolution (or the series' own quantum, the smallest step it has shown: a DHT11 steps
+ *    by 1 °C), and
  *    min_relative_scale x |level| (sensors are accurate to about a percent of reading) — so
  *    a constant signal scores 0. A sustained shift is re-baselined after warmup_readings
  *    consecutive outliers in one direction; the level and scale left behind stay a second
@@ -80,6 +83,8 @@ uint32_t threshold_update(struct threshold_state *s, const struct metric_limits 
 
 /* Raw scores the anomaly likelihood averages (its short-term window). */
 #define LIK_SHORT 10
+/* Coarse parts of its range a series' values are counted in (robust.c: the onset's strength). */
+#define COARSE_BINS 8
 
 /* The anomaly likelihood of one raw score (robust.c): the mean of its last LIK_SHORT values
  * against the long-run distribution of that mean. */
@@ -110,6 +115,11 @@ struct robust_state {
     float onset_rate;                 /* episode onsets per value, EWMA (alarm-rate calibration) */
     float likely;                     /* the last likelihood score, before the episode cap */
     bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
+    /* The coarse range (the onset's strength, robust.c): a histogram of the values learned
+     * over eighths of the range seen so far (re-binned when the range grows; halved when it
+     * holds 2^20), and the eighths of the last LIK_SHORT values (a ring indexed by n). */
+    float coarse_n[COARSE_BINS];
+    uint8_t coarse_recent[LIK_SHORT];
     /* The hour-of-day profile (seasonal context, robust.c): */
     int64_t first_ts_ms;  /* timestamp of the first value learned (0 = none) */
     float hour_level[24]; /* per UTC hour: EWMA of the values ... */

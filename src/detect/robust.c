@@ -58,7 +58,18 @@
  * spike on one (so it opens none). A series that opens episodes more often than once per
  * 1 / ONSET_NOMINAL values (onset_rate) has its tail probabilities multiplied by the excess
  * before the threshold is applied (calibrated_to_onset_rate()): a chatty series' likelihood
- * is overconfident, and its next alarms need that much more evidence. */
+ * is overconfident, and its next alarms need that much more evidence.
+ *
+ * 4. The onset's strength (onset_strength()). Every onset crosses the same threshold, so a
+ *    true and a false episode would report the same score and a higher threshold on the
+ *    score could only drop onsets at random. The onset reports instead how rarely the series
+ *    has been where its last LIK_SHORT values went: a histogram of the values over eighths of
+ *    the range seen so far (CAD OSE's 3-bit view of a value, Smirnov 2016), re-binned as the
+ *    range grows; the least visited eighth among the recent values' has a share f of them,
+ *    and the onset reports threshold + (1 - threshold) x q / (q + 1), q = -log10 f. A burst
+ *    into a part of the range the series has never or rarely visited reports high; the
+ *    series' routine bursts report just above the threshold. Which values are onsets, and
+ *    flagged, does not change. */
 #include "detect/detect.h"
 
 #include <float.h>
@@ -235,6 +246,91 @@ static double significance(double z)
     return q / (q + LIK_Q_HALF);
 }
 
+/* The eighth of the range lo..hi that x falls in (halves: no overflow at the double range). */
+static int coarse_bin(double x, double lo, double hi)
+{
+    double t = (x * 0.5 - lo * 0.5) / (hi * 0.5 - lo * 0.5);
+    if (!(t > 0)) /* also NaN, and a range of one point */
+        return 0;
+    if (!(t < 1))
+        return COARSE_BINS - 1;
+    return (int)(COARSE_BINS * t);
+}
+
+/* The coarse range grows from s->lo..s->hi to lo..hi: each eighth's count is spread over the
+ * new eighths it overlaps, in proportion, and the recent values' eighths follow their
+ * centres — the histogram always describes the range as it is now (the first values, learned
+ * while the range was a few noise steps wide, do not stay in its outer eighths). */
+static void coarse_rebin(struct robust_state *s, double lo, double hi)
+{
+    float c[COARSE_BINS] = {0};
+    double old = s->hi * 0.5 - s->lo * 0.5, span = hi * 0.5 - lo * 0.5;
+    if (!(old > 0)) { /* all the values so far at one point */
+        float total = 0;
+        for (int i = 0; i < COARSE_BINS; i++)
+            total += s->coarse_n[i];
+        int b = coarse_bin(s->lo, lo, hi);
+        c[b] = total;
+        for (int k = 0; k < LIK_SHORT; k++)
+            s->coarse_recent[k] = (uint8_t)b;
+    } else {
+        double w = old / COARSE_BINS, nw = span / COARSE_BINS; /* in halves */
+        for (int i = 0; i < COARSE_BINS; i++) {
+            double a = s->lo * 0.5 - lo * 0.5 + i * w, b = a + w; /* from lo, in halves */
+            int j0 = coarse_bin(s->lo + 2 * i * w, lo, hi);
+            for (int j = j0; j < COARSE_BINS && j * nw < b; j++) {
+                double ov = fmin(b, (j + 1) * nw) - fmax(a, j * nw);
+                if (ov > 0)
+                    c[j] += (float)(s->coarse_n[i] * (ov / w));
+            }
+        }
+        for (int k = 0; k < LIK_SHORT; k++)
+            s->coarse_recent[k] =
+                (uint8_t)coarse_bin(s->lo + 2 * (s->coarse_recent[k] + 0.5) * w, lo, hi);
+    }
+    for (int i = 0; i < COARSE_BINS; i++)
+        s->coarse_n[i] = c[i];
+}
+
+/* x, already within s->lo..s->hi, is counted in its eighth and remembered among the last
+ * LIK_SHORT values'. The counts are halved together once they hold 2^20 values: a float
+ * still counts single values exactly there, and the proportions stay. */
+static void coarse_learn(struct robust_state *s, double x)
+{
+    int b = coarse_bin(x, s->lo, s->hi);
+    float total = 0;
+    for (int i = 0; i < COARSE_BINS; i++)
+        total += s->coarse_n[i];
+    if (total >= (float)(1 << 20))
+        for (int i = 0; i < COARSE_BINS; i++)
+            s->coarse_n[i] *= 0.5f;
+    s->coarse_n[b] += 1;
+    s->coarse_recent[s->n % LIK_SHORT] = (uint8_t)b;
+}
+
+/* The strength of an episode's onset, reported as its score in [threshold, 1): how rarely the
+ * series has been where its last LIK_SHORT values went (in the spirit of CAD OSE's contextual
+ * detector, Smirnov 2016, which judges a value by the coarse part of the range it falls in).
+ * f is the share of the learned values that fell in the least visited eighth of the range
+ * among the recent values'; the onset reports threshold + (1 - threshold) x q / (q + 1) with
+ * q = -log10 f: a burst into a part of the range the series has rarely or never visited
+ * reports high, one into the range its routine bursts reach just above the threshold. Every
+ * onset still reports at least the threshold (FLAG_ANOMALY and alerts are unchanged); what
+ * changes is that a higher threshold on the score keeps the onsets that go somewhere new. */
+static double onset_strength(const struct robust_state *s, const struct detect_params *p)
+{
+    double total = 0, least = INFINITY;
+    for (int i = 0; i < COARSE_BINS; i++)
+        total += s->coarse_n[i];
+    uint32_t recent = s->n < LIK_SHORT ? s->n : LIK_SHORT;
+    for (uint32_t i = 0; i < recent; i++)
+        least = fmin(least, s->coarse_n[s->coarse_recent[i]]);
+    if (!(total >= 1) || !(least < INFINITY))
+        return p->anomaly_threshold;
+    double q = -log10(fmin(fmax(least, 1) / total, 1));
+    return p->anomaly_threshold + (1 - p->anomaly_threshold) * q / (q + 1);
+}
+
 /* Alarm-rate calibration: a likelihood that is calibrated opens an episode (a tail of 1e-5 or
  * less in one of its views) rarely — at most about once per 1 / ONSET_NOMINAL values. A
  * series that has opened them more often lately (onset_rate: an EWMA of onsets per value over
@@ -294,6 +390,7 @@ static double likelihood(struct robust_state *s, const struct detect_params *p, 
             score = fmin(score, EPISODE_CAP * p->anomaly_threshold);
         else {
             s->since_onset = 0;
+            score = onset_strength(s, p);
             if (learn)
                 s->onset_rate += (float)(1.0 / LIK_LONG);
         }
@@ -342,6 +439,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         s->run = 0;
         s->since_onset = UINT32_MAX;
         s->onset_rate = (float)ONSET_NOMINAL;
+        coarse_learn(s, x);
         *warm = true;
         return 0;
     }
@@ -380,8 +478,11 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
             raw = 1;
     }
+    if (x < s->lo || x > s->hi)
+        coarse_rebin(s, fmin(s->lo, x), fmax(s->hi, x));
     s->lo = fmin(s->lo, x);
     s->hi = fmax(s->hi, x);
+    coarse_learn(s, x);
 
     /* The slow view learns every value, outliers too: a shift is what it is there to see. */
     double smooth, z_slow;

@@ -441,6 +441,109 @@ static void test_robust_chatty_series_is_calibrated(void **state)
     assert_true(compared >= 5);
 }
 
+/* Runs a 20-value burst to 50 + 40 sigma into r (noise N(50, 1) otherwise) and returns the
+ * score of its episode's onset (0: none); *flagged is whether the onset carried the flag. */
+static double burst_onset(struct robust_state *r, const struct detect_params *p, struct test_rng *g,
+                          bool *flagged)
+{
+    double onset = 0;
+    *flagged = false;
+    for (int i = 0; i < 20; i++) {
+        bool warm;
+        double sc = robust_update(r, p, 0.01, 90 + test_rng_gauss(g), 0, true, &warm);
+        if (onset == 0 && sc >= p->anomaly_threshold) {
+            onset = sc;
+            *flagged = r->anomalous;
+        }
+    }
+    return onset;
+}
+
+/* The onset's strength: the same burst reports a higher onset score on a series that has never
+ * been up there than on one whose routine bursts reach the same part of its range — both are
+ * episodes (at or above the threshold, flagged), and the score is the documented
+ * threshold + (1 - threshold) q / (q + 1), q = -log10 of the share of values in the least
+ * visited eighth of the range among the last LIK_SHORT values'. */
+static void test_robust_onset_strength_is_rarity_of_the_range(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct test_rng g = {0xBADC0DEULL};
+    bool flagged;
+
+    struct robust_state fresh = {0};
+    feed_noise(&fresh, &p, &g, 50, 1, 3000);
+    double first = burst_onset(&fresh, &p, &g, &flagged);
+    assert_true(first >= p.anomaly_threshold);
+    assert_true(flagged);
+
+    struct robust_state routine = {0};
+    for (int b = 0; b < 5; b++) {
+        feed_noise(&routine, &p, &g, 50, 1, 1000);
+        burst_onset(&routine, &p, &g, &flagged);
+    }
+    feed_noise(&routine, &p, &g, 50, 1, 1000);
+    double again = burst_onset(&routine, &p, &g, &flagged);
+    print_message("onset of a 40-sigma burst: %.3f on a series never up there, %.3f after five "
+                  "such bursts\n",
+                  first, again);
+    assert_true(again >= p.anomaly_threshold);
+    assert_true(flagged);
+    assert_true(first > again + 0.05);
+
+    /* The documented value, from the state at a fresh onset. */
+    struct robust_state r = {0};
+    feed_noise(&r, &p, &g, 50, 1, 2000);
+    for (int i = 0; i < 20; i++) {
+        bool warm;
+        double x = 90 + test_rng_gauss(&g);
+        double sc = robust_update(&r, &p, 0.01, x, 0, true, &warm);
+        if (sc < p.anomaly_threshold)
+            continue;
+        double total = 0, least = INFINITY;
+        for (int k = 0; k < COARSE_BINS; k++)
+            total += r.coarse_n[k];
+        for (int k = 0; k < LIK_SHORT; k++)
+            least = fmin(least, r.coarse_n[r.coarse_recent[k]]);
+        assert_near(total, r.n, 1e-3 * r.n); /* every value counted once, re-binned or not */
+        double q = -log10(least / total);
+        assert_near(sc, 0.5 + 0.5 * q / (q + 1), 1e-6);
+        break;
+    }
+
+    /* The counts keep their proportions over any length of history (halved together once
+     * they hold 2^20 values), and describe the range as it is now: values that were spread
+     * over the whole range while it was narrow end up in the eighth that holds them now. */
+    struct robust_state h = {0};
+    for (int i = 0; i < 3000000; i++) {
+        bool warm;
+        robust_update(&h, &p, 0.01, i % 4 == 0 ? 100 + 0.001 * (i % 7) : 0.001 * (i % 5), 0, true,
+                      &warm);
+    }
+    print_message("coarse counts after 3,000,000 values near 0 (3/4) and 100 (1/4): %.0f, %.0f, "
+                  "%.0f in between\n",
+                  (double)h.coarse_n[0], (double)h.coarse_n[COARSE_BINS - 1],
+                  (double)(h.coarse_n[1] + h.coarse_n[COARSE_BINS / 2]));
+    assert_true(h.coarse_n[0] < (float)(1 << 20));
+    assert_near((double)h.coarse_n[0] / h.coarse_n[COARSE_BINS - 1], 3, 0.01);
+    for (int k = 1; k < COARSE_BINS - 1; k++)
+        assert_near(h.coarse_n[k], 0, 1e-3);
+
+    struct robust_state w = {0};
+    for (int i = 0; i < 1000; i++) {
+        bool warm;
+        robust_update(&w, &p, 0.01, 50 + 0.01 * (i % 10), 0, true, &warm); /* 50.00 .. 50.09 */
+    }
+    bool warm;
+    robust_update(&w, &p, 0.01, 0, 0, true, &warm);
+    robust_update(&w, &p, 0.01, 100, 0, true, &warm); /* the range is now 0 .. 100 */
+    /* 50.00 .. 50.09, the top eighth of 0 .. 50.09, spread over the eighths of 0 .. 100 that
+     * eighth overlaps (43.8 .. 50.09: the fourth and fifth): */
+    assert_near(w.coarse_n[COARSE_BINS / 2 - 1] + w.coarse_n[COARSE_BINS / 2], 1000, 1e-2);
+    assert_near(w.coarse_n[0], 1, 1e-3);
+    assert_near(w.coarse_n[COARSE_BINS - 1], 1, 1e-3);
+}
+
 /* A 20-sigma spike on a noisy series: its score is the highest the series has had, it does
  * not drag the level, and the usual values after it are not anomalies. */
 static void test_robust_spike_flagged_and_does_not_drag(void **state)
@@ -1116,6 +1219,7 @@ int main(void)
         cmocka_unit_test(test_robust_gaussian_noise_false_rate),
         cmocka_unit_test(test_robust_spike_flagged_and_does_not_drag),
         cmocka_unit_test(test_robust_chatty_series_is_calibrated),
+        cmocka_unit_test(test_robust_onset_strength_is_rarity_of_the_range),
         cmocka_unit_test(test_robust_level_shift_rebaselined),
         cmocka_unit_test(test_robust_sensitive_after_level_shift),
         cmocka_unit_test(test_robust_slow_view_sees_a_small_sustained_shift),
