@@ -338,7 +338,13 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
 
     /* noise_change: CUSUM of steps against the usual step */
     double z = s->n > 0 ? (x - s->level) / sigma : 0;
-    double u = s->n > 0 ? fabs(d) / step : 1;
+    /* A sensor whose usual step is well below its resolution (a DHT11 flipping between two
+     * degrees now and then: a usual step of 0.2-0.5 °C) steps by one resolution at a time and
+     * by two almost never, so noise of a few of its steps would hide under a floor of one
+     * resolution: its steps are measured against 1.3 usual steps, at least half a
+     * resolution (a flip then stays under the allowance, two degrees at once do not). */
+    double noise_step = s->step < q ? fmin(step, fmax(1.3 * s->step, q / 2)) : step;
+    double u = s->n > 0 ? fabs(d) / noise_step : 1;
     /* Rising gas or heat moves in big steps (a leak, a fire): not a change of noise. */
     if (s->cls == CLS_DANGER_UP && s->n > 0 && (x - s->base) / sigma > DRIFT_K &&
         (s->last - s->base) / sigma > DRIFT_K)

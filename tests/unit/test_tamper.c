@@ -246,6 +246,16 @@ static void attack_dht11_bias(struct dev *v, unsigned i, double *vals)
     vals[1] += 5;
 }
 
+/* `canary attack device`'s noise on a DHT11's temperature: the last clean value plus 3 °C of
+ * Gaussian noise, in whole degrees. */
+static void attack_dht11_noise(struct dev *v, unsigned i, double *vals)
+{
+    static double before;
+    if (i == 0)
+        before = v->values[1].value;
+    vals[1] = round(before + 3 * test_rng_gauss(&v->rng));
+}
+
 static double replay_buf[64];
 
 static void attack_replay(struct dev *v, unsigned i, double *vals)
@@ -287,6 +297,31 @@ static void test_attacks_detected_within_10(void **state)
                          (unsigned long long)seed, first_flag, at);
         }
     }
+}
+
+/* Noise of 3 °C on a DHT11 (whole degrees, 0.3 °C of its own noise): its honest steps are
+ * flips of one degree now and then, the attack's are several degrees most readings. Its
+ * steps are measured against 1.3 usual steps (at least half a degree), not a whole degree,
+ * so it is found within 10 readings in at least 18 of 20 runs, and within 15 in all (noise
+ * that happens to stay within a degree or two for its first readings looks like the sensor
+ * itself). */
+static void test_dht11_noise(void **state)
+{
+    (void)state;
+    unsigned within_10 = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct dev v;
+        dev_init(&v, seed * 7919 + 99, kitchen, 3);
+        warm(&v, 300);
+        unsigned first_flag;
+        unsigned at = run_attack(&v, attack_dht11_noise, 20, &first_flag);
+        if (at == 0 || at > 15 || first_flag == 0 || first_flag > 15)
+            fail_msg("seed %llu: flagged at %u, suspect at %u (want <= 15)",
+                     (unsigned long long)seed, first_flag, at);
+        within_10 += at <= 10 && first_flag <= 10;
+    }
+    print_message("DHT11 noise: %u of 20 within 10 readings\n", within_10);
+    assert_true(within_10 >= 18);
 }
 
 static void test_replayed_window_quarantines(void **state)
@@ -794,6 +829,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attacks_detected_within_10),
+        cmocka_unit_test(test_dht11_noise),
         cmocka_unit_test(test_replayed_window_quarantines),
         cmocka_unit_test(test_frozen_gas_judged_by_rate_before_run),
         cmocka_unit_test(test_clean_devices_stay_trusted),
