@@ -24,12 +24,12 @@
  *    often than once per 1,000 values lately has its tail probabilities multiplied by that
  *    excess (alarm-rate calibration). A score at or above anomaly_threshold is
  *    an episode's onset, reported once, with a score in [anomaly_threshold, 1) that says how
- *    rarely the series has been in the eighth of its range its last values went (the onset's
- *    strength: a higher threshold keeps the onsets that go somewhere new); the episode's values
- *    that are themselves unusual carry FLAG_ANOMALY. The scale has two floors: the sensor's
- *    resolution (or the series' own quantum, the smallest step it has shown: a DHT11 steps
- *    by 1 °C), and
- *    min_relative_scale x |level| (sensors are accurate to about a percent of reading) — so
+ *    rarely the series has been in the eighth of its range its last values went, overall and
+ *    at this hour on the last days (the onset's strength: a higher threshold keeps the onsets
+ *    that go somewhere new); the episode's values that are themselves unusual carry
+ *    FLAG_ANOMALY. The scale has two floors: the sensor's resolution (or the series' own
+ *    quantum, the smallest step it has shown: a DHT11 steps by 1 °C), and min_relative_scale
+ *    x |level| (sensors are accurate to about a percent of reading) — so
  *    a constant signal scores 0. A sustained shift is re-baselined after warmup_readings
  *    consecutive outliers in one direction; the level and scale left behind stay a second
  *    regime that a value is judged against when it fits it better (two-level signals:
@@ -83,8 +83,10 @@ uint32_t threshold_update(struct threshold_state *s, const struct metric_limits 
 
 /* Raw scores the anomaly likelihood averages (its short-term window). */
 #define LIK_SHORT 10
-/* Coarse parts of its range a series' values are counted in (robust.c: the onset's strength). */
+/* Coarse parts of its range a series' values are counted in (robust.c: the onset's strength),
+ * and the days before today whose hours it remembers for each part. */
 #define COARSE_BINS 8
+#define COARSE_DAYS 3
 
 /* The anomaly likelihood of one raw score (robust.c): the mean of its last LIK_SHORT values
  * against the long-run distribution of that mean. */
@@ -120,6 +122,12 @@ struct robust_state {
      * holds 2^20), and the eighths of the last LIK_SHORT values (a ring indexed by n). */
     float coarse_n[COARSE_BINS];
     uint8_t coarse_recent[LIK_SHORT];
+    /* ... and, with timestamps, per eighth and UTC hour, 4 bits (two hours a byte): whether a
+     * value fell there in that hour today (bit 0) and on each of the 3 days before (bits 1-3);
+     * the day bit 0 stands for (days since 1970, 0: no timestamps yet), the last value's hour. */
+    uint8_t coarse_hours[COARSE_BINS][12];
+    int32_t coarse_day;
+    uint8_t coarse_hour;
     /* The hour-of-day profile (seasonal context, robust.c): */
     int64_t first_ts_ms;  /* timestamp of the first value learned (0 = none) */
     float hour_level[24]; /* per UTC hour: EWMA of the values ... */

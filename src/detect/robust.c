@@ -68,13 +68,17 @@
  *    range grows; the least visited eighth among the recent values' has a share f of them,
  *    and the onset reports threshold + (1 - threshold) x q / (q + 1), q = -log10 f. A burst
  *    into a part of the range the series has never or rarely visited reports high; the
- *    series' routine bursts report just above the threshold. Which values are onsets, and
- *    flagged, does not change. */
+ *    series' routine bursts report just above the threshold. With timestamps, each eighth
+ *    also remembers the UTC hours it was visited on each of the last COARSE_DAYS days, and f
+ *    is at least the fraction of those days it was visited at this hour: a rare part of the
+ *    range visited at this hour every day (a nightly job) is a daily routine and reports the
+ *    threshold itself. Which values are onsets, and flagged, does not change. */
 #include "detect/detect.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SIGMA_PER_MAD     1.2533141373155003  /* sqrt(pi/2) */
 #define M_LOG10_2         0.30102999566398120 /* log10(2) */
@@ -290,14 +294,57 @@ static void coarse_rebin(struct robust_state *s, double lo, double hi)
     }
     for (int i = 0; i < COARSE_BINS; i++)
         s->coarse_n[i] = c[i];
+    /* The hours each eighth was visited go with its centre. */
+    uint8_t hours[COARSE_BINS][12] = {{0}};
+    double w = old / COARSE_BINS;
+    for (int i = 0; i < COARSE_BINS; i++) {
+        int j = old > 0 ? coarse_bin(s->lo + 2 * (i + 0.5) * w, lo, hi) : coarse_bin(s->lo, lo, hi);
+        for (int k = 0; k < 12; k++)
+            hours[j][k] |= s->coarse_hours[i][k];
+    }
+    memcpy(s->coarse_hours, hours, sizeof hours);
+}
+
+/* The 4 bits of eighth b at UTC hour h (coarse_hours). */
+static unsigned coarse_hour_bits(const struct robust_state *s, int b, int h)
+{
+    uint8_t v = s->coarse_hours[b][h / 2];
+    return h % 2 ? (unsigned)v >> 4 : v & 15u;
+}
+
+/* The hours of the coarse range move on to day (UTC, days since 1970): each eighth's bits
+ * shift by the days passed, so bit 0 is today again and days older than COARSE_DAYS leave. */
+static void coarse_new_day(struct robust_state *s, int32_t day)
+{
+    int32_t d = day - s->coarse_day;
+    s->coarse_day = day;
+    for (int b = 0; b < COARSE_BINS; b++)
+        for (int k = 0; k < 12; k++) {
+            unsigned v = s->coarse_hours[b][k];
+            unsigned lo = d > COARSE_DAYS ? 0 : ((v & 15u) << d) & 15u;
+            unsigned hi = d > COARSE_DAYS ? 0 : ((v >> 4) << d) & 15u;
+            s->coarse_hours[b][k] = (uint8_t)(lo | hi << 4);
+        }
 }
 
 /* x, already within s->lo..s->hi, is counted in its eighth and remembered among the last
  * LIK_SHORT values'. The counts are halved together once they hold 2^20 values: a float
  * still counts single values exactly there, and the proportions stay. */
-static void coarse_learn(struct robust_state *s, double x)
+static void coarse_learn(struct robust_state *s, double x, int64_t ts_ms)
 {
     int b = coarse_bin(x, s->lo, s->hi);
+    if (ts_ms > 0) {
+        int32_t day = (int32_t)(ts_ms / (24 * HOUR_MS));
+        int h = (int)((ts_ms / HOUR_MS) % 24);
+        if (s->coarse_day == 0)
+            s->coarse_day = day;
+        if (day > s->coarse_day)
+            coarse_new_day(s, day);
+        if (day == s->coarse_day) { /* (a value from an earlier day marks nothing) */
+            s->coarse_hours[b][h / 2] |= (uint8_t)(h % 2 ? 16 : 1);
+            s->coarse_hour = (uint8_t)h;
+        }
+    }
     float total = 0;
     for (int i = 0; i < COARSE_BINS; i++)
         total += s->coarse_n[i];
@@ -312,7 +359,9 @@ static void coarse_learn(struct robust_state *s, double x)
  * series has been where its last LIK_SHORT values went (in the spirit of CAD OSE's contextual
  * detector, Smirnov 2016, which judges a value by the coarse part of the range it falls in).
  * f is the share of the learned values that fell in the least visited eighth of the range
- * among the recent values'; the onset reports threshold + (1 - threshold) x q / (q + 1) with
+ * among the recent values' — at least the fraction of the last COARSE_DAYS days on which it
+ * was visited at the current UTC hour (a daily routine is no news however rare it is
+ * overall) — and the onset reports threshold + (1 - threshold) x q / (q + 1) with
  * q = -log10 f: a burst into a part of the range the series has rarely or never visited
  * reports high, one into the range its routine bursts reach just above the threshold. Every
  * onset still reports at least the threshold (FLAG_ANOMALY and alerts are unchanged); what
@@ -320,14 +369,26 @@ static void coarse_learn(struct robust_state *s, double x)
 static double onset_strength(const struct robust_state *s, const struct detect_params *p)
 {
     double total = 0, least = INFINITY;
+    int rarest = 0;
     for (int i = 0; i < COARSE_BINS; i++)
         total += s->coarse_n[i];
     uint32_t recent = s->n < LIK_SHORT ? s->n : LIK_SHORT;
     for (uint32_t i = 0; i < recent; i++)
-        least = fmin(least, s->coarse_n[s->coarse_recent[i]]);
+        if (s->coarse_n[s->coarse_recent[i]] < least) {
+            rarest = s->coarse_recent[i];
+            least = s->coarse_n[rarest];
+        }
     if (!(total >= 1) || !(least < INFINITY))
         return p->anomaly_threshold;
-    double q = -log10(fmin(fmax(least, 1) / total, 1));
+    double share = fmax(least, 1) / total;
+    if (s->coarse_day != 0) { /* on how many of the days before was it visited at this hour? */
+        unsigned days = coarse_hour_bits(s, rarest, s->coarse_hour) >> 1;
+        int seen = 0;
+        for (int d = 0; d < COARSE_DAYS; d++)
+            seen += (int)(days >> d & 1);
+        share = fmax(share, (double)seen / COARSE_DAYS);
+    }
+    double q = -log10(fmin(share, 1));
     return p->anomaly_threshold + (1 - p->anomaly_threshold) * q / (q + 1);
 }
 
@@ -439,7 +500,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         s->run = 0;
         s->since_onset = UINT32_MAX;
         s->onset_rate = (float)ONSET_NOMINAL;
-        coarse_learn(s, x);
+        coarse_learn(s, x, ts_ms);
         *warm = true;
         return 0;
     }
@@ -482,7 +543,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         coarse_rebin(s, fmin(s->lo, x), fmax(s->hi, x));
     s->lo = fmin(s->lo, x);
     s->hi = fmax(s->hi, x);
-    coarse_learn(s, x);
+    coarse_learn(s, x, ts_ms);
 
     /* The slow view learns every value, outliers too: a shift is what it is there to see. */
     double smooth, z_slow;

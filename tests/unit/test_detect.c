@@ -544,6 +544,67 @@ static void test_robust_onset_strength_is_rarity_of_the_range(void **state)
     assert_near(w.coarse_n[COARSE_BINS - 1], 1, 1e-3);
 }
 
+/* Feeds 5-minute values of N(50, 1) from *ts up to (not including) until, with a 3-value spike to
+ * 90 starting at each multiple of a day plus spike_at (spike_at < 0: none); returns the score
+ * of the last episode onset among them (0: none). */
+static double feed_day(struct robust_state *r, const struct detect_params *p, struct test_rng *g,
+                       int64_t *ts, int64_t until, int64_t spike_at)
+{
+    const int64_t day = 86400000LL, step = 300000LL;
+    double onset = 0;
+    for (; *ts < until; *ts += step) {
+        int64_t into = (*ts % day) - spike_at;
+        bool spike = spike_at >= 0 && into >= 0 && into < 3 * step;
+        bool warm;
+        double sc =
+            robust_update(r, p, 0.01, (spike ? 90 : 50) + test_rng_gauss(g), *ts, true, &warm);
+        if (sc >= p->anomaly_threshold)
+            onset = sc;
+    }
+    return onset;
+}
+
+/* The onset's strength knows the time of day: a spike into a part of the range the series
+ * visits at that hour every day (on each of the last COARSE_DAYS days) reports the threshold
+ * itself — a daily routine — while the same spike at an hour it never went there reports
+ * high. Both are episodes. */
+static void test_robust_onset_strength_daily_routine(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    struct test_rng g = {0xDA11ULL};
+    const int64_t day = 86400000LL, hour = 3600000LL, t0 = 20000 * day; /* 2024-10-04 00:00 */
+    struct robust_state r = {0};
+    int64_t ts = t0;
+    feed_day(&r, &p, &g, &ts, t0 + 5 * day, 14 * hour); /* five days, a spike at 14:00 each */
+    struct robust_state other = r, later = r;
+    int64_t ts_other = ts, ts_later = ts + 4 * day; /* after four days without readings */
+    double routine = feed_day(&r, &p, &g, &ts, ts + 15 * hour, 14 * hour);
+    double unusual = feed_day(&other, &p, &g, &ts_other, ts_other + 15 * hour, 3 * hour);
+    print_message("a 40-sigma spike after five days of one at 14:00: onset %.3f at 14:00, %.3f "
+                  "at 03:00\n",
+                  routine, unusual);
+    assert_near(routine, p.anomaly_threshold, 1e-9);
+    assert_true(unusual > 0.75);
+    /* Four silent days later, the last three days hold no visit: no routine any more. */
+    double back = feed_day(&later, &p, &g, &ts_later, ts_later + 15 * hour, 14 * hour);
+    print_message("... and at 14:00 after four days without readings: %.3f\n", back);
+    assert_true(back > 0.75);
+
+    /* Without timestamps there is no time of day: the routine spike reports its rarity. */
+    struct robust_state untimed = {0};
+    double last = 0;
+    for (int i = 0; i < 6 * 288; i++) {
+        bool warm;
+        double x = (i % 288 >= 168 && i % 288 < 171 ? 90 : 50) + test_rng_gauss(&g);
+        double sc = robust_update(&untimed, &p, 0.01, x, 0, true, &warm);
+        if (sc >= p.anomaly_threshold)
+            last = sc;
+    }
+    print_message("the same without timestamps: last onset %.3f\n", last);
+    assert_true(last > 0.75);
+}
+
 /* A 20-sigma spike on a noisy series: its score is the highest the series has had, it does
  * not drag the level, and the usual values after it are not anomalies. */
 static void test_robust_spike_flagged_and_does_not_drag(void **state)
@@ -1220,6 +1281,7 @@ int main(void)
         cmocka_unit_test(test_robust_spike_flagged_and_does_not_drag),
         cmocka_unit_test(test_robust_chatty_series_is_calibrated),
         cmocka_unit_test(test_robust_onset_strength_is_rarity_of_the_range),
+        cmocka_unit_test(test_robust_onset_strength_daily_routine),
         cmocka_unit_test(test_robust_level_shift_rebaselined),
         cmocka_unit_test(test_robust_sensitive_after_level_shift),
         cmocka_unit_test(test_robust_slow_view_sees_a_small_sustained_shift),
