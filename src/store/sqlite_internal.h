@@ -35,8 +35,16 @@ enum stmt_id {
     ST_RECORD_INSERT,
     ST_COMMAND_UPSERT,
     ST_OUTBOX_INSERT,
+    ST_TOKEN_FIND,   /* every API call with a token ... */
+    ST_SESSION_FIND, /* ... or a session cookie: prepared once, not per request */
     ST_COUNT
 };
+
+/* The columns of an API token row (sqlite_users.c token_row()). */
+#define SQ_TOKEN_COLS                                                                              \
+    "t.id, t.user_id, coalesce(u.name, ''), t.name, t.role, t.token_hash, t.created_ms,"           \
+    " t.expires_ms, t.revoked_ms, t.last_used_ms,"                                                 \
+    " t.user_id = 0 OR (u.id IS NOT NULL AND u.disabled_ms = 0)"
 
 /* A device's id in the dictionary (the value stored in struct sqlite_store.devices). */
 struct dict_device {

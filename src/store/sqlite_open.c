@@ -270,6 +270,14 @@ static const char *const stmt_sql[ST_COUNT] = {
         " updated_ms, status, error) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(id) DO UPDATE SET updated_ms=excluded.updated_ms, status=excluded.status,"
         " error=excluded.error",
+    [ST_TOKEN_FIND] = "SELECT " SQ_TOKEN_COLS " FROM api_tokens t LEFT JOIN users u"
+                      " ON u.id = t.user_id WHERE t.token_hash = ?",
+    [ST_SESSION_FIND] = "SELECT s.id_hash, s.user_id, s.csrf, s.source, s.created_ms,"
+                        " s.expires_ms, s.last_seen_ms,"
+                        " u.id, u.name, u.role, u.password_hash, u.created_ms,"
+                        " u.updated_ms, u.disabled_ms"
+                        " FROM sessions s JOIN users u ON u.id = s.user_id"
+                        " WHERE s.id_hash = ?",
     [ST_OUTBOX_INSERT] =
         "INSERT OR IGNORE INTO notifications(alert_id, step, kind, channel, recipient, address,"
         " dedupe_key, payload, status, attempts, next_attempt_ms, created_ms, updated_ms)"

@@ -254,11 +254,6 @@ int store_user_remove(struct store *s, int64_t id, char *err, size_t errlen)
 
 /* ---- API tokens ---- */
 
-#define TOKEN_COLS                                                                                 \
-    "t.id, t.user_id, coalesce(u.name, ''), t.name, t.role, t.token_hash, t.created_ms,"           \
-    " t.expires_ms, t.revoked_ms, t.last_used_ms,"                                                 \
-    " t.user_id = 0 OR (u.id IS NOT NULL AND u.disabled_ms = 0)"
-
 static void token_row(sqlite3_stmt *st, struct store_api_token *t, bool *user_ok)
 {
     memset(t, 0, sizeof *t);
@@ -303,17 +298,14 @@ int store_token_add(struct store *s, struct store_api_token *t, char *err, size_
 int store_token_find(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN],
                      struct store_api_token *t, bool *user_ok, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = sq_prepare(s,
-                                  "SELECT " TOKEN_COLS " FROM api_tokens t LEFT JOIN users u"
-                                  " ON u.id = t.user_id WHERE t.token_hash = ?",
-                                  err, errlen);
+    sqlite3_stmt *st = sq_stmt(s, ST_TOKEN_FIND);
     if (st == NULL)
-        return CANARY_EIO;
+        return sq_fail(s, err, errlen, "prepare token lookup");
     sqlite3_bind_blob(st, 1, hash, STORE_SECRET_HASH_LEN, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         token_row(st, t, user_ok);
-    sqlite3_finalize(st);
+    sqlite3_reset(st); /* ends the read: a cached statement must not hold a snapshot */
     if (rc == SQLITE_ROW)
         return CANARY_OK;
     return rc == SQLITE_DONE ? CANARY_ENOTFOUND : sq_fail(s, err, errlen, "read token");
@@ -323,7 +315,7 @@ int store_tokens_each(struct store *s, void (*fn)(void *arg, const struct store_
                       void *arg, char *err, size_t errlen)
 {
     sqlite3_stmt *st = sq_prepare(s,
-                                  "SELECT " TOKEN_COLS " FROM api_tokens t LEFT JOIN users u"
+                                  "SELECT " SQ_TOKEN_COLS " FROM api_tokens t LEFT JOIN users u"
                                   " ON u.id = t.user_id ORDER BY t.id DESC",
                                   err, errlen);
     if (st == NULL)
@@ -409,16 +401,9 @@ int store_session_add(struct store *s, const struct store_session *ss, int64_t n
 int store_session_find(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN],
                        struct store_session *ss, struct store_user *u, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = sq_prepare(s,
-                                  "SELECT s.id_hash, s.user_id, s.csrf, s.source, s.created_ms,"
-                                  " s.expires_ms, s.last_seen_ms,"
-                                  " u.id, u.name, u.role, u.password_hash, u.created_ms,"
-                                  " u.updated_ms, u.disabled_ms"
-                                  " FROM sessions s JOIN users u ON u.id = s.user_id"
-                                  " WHERE s.id_hash = ?",
-                                  err, errlen);
+    sqlite3_stmt *st = sq_stmt(s, ST_SESSION_FIND);
     if (st == NULL)
-        return CANARY_EIO;
+        return sq_fail(s, err, errlen, "prepare session lookup");
     sqlite3_bind_blob(st, 1, hash, STORE_SECRET_HASH_LEN, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -432,7 +417,7 @@ int store_session_find(struct store *s, const uint8_t hash[STORE_SECRET_HASH_LEN
         ss->last_seen_ms = sqlite3_column_int64(st, 6);
         user_row(st, 7, u);
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st); /* ends the read: a cached statement must not hold a snapshot */
     if (rc == SQLITE_ROW)
         return CANARY_OK;
     return rc == SQLITE_DONE ? CANARY_ENOTFOUND : sq_fail(s, err, errlen, "read session");
