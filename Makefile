@@ -123,6 +123,15 @@ bench-limits: deps
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_limiter -- --no-print-directory
 	@$(BENCH_BUILD)/bench/bench_limiter
 
+# What access control costs a request: API token, session cookie, admin token and refusals
+# against a canaryd without users, and logins end to end (bench/access.sh; docs/BENCHMARKS.md,
+# "Access control"; ~1 min).
+.PHONY: bench-access
+bench-access: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd -- --no-print-directory
+	@bash bench/access.sh $(BENCH_BUILD)
+
 # Regenerates the configuration reference from the key table (a test checks they agree).
 docs: build
 	@$(BUILD)/canaryd --print-config --defaults > etc/canary.conf.example
