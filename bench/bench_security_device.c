@@ -9,7 +9,11 @@
  *     for it, or its trust state leaving "trusted" (since_ms), at or after canaryd received
  *     the first attacked reading: placed at the last attacked reading received by then.
  * The delay is that reading's position in the window (0 = the first attacked reading) and
- * its simulated seconds after the first. "Within N readings" means at one of the first N.
+ * its simulated seconds after the first. "Within N readings" means at one of the first N:
+ * the strict figure, the headline. Beside it (never instead of it) a second table counts
+ * from the first attacked reading whose value differs from what the device would have sent
+ * by more than the sensor's resolution (the truth's first_observable_ts_ms), and shows apart
+ * the attacks that never changed an observable value.
  * Clean devices (every fleet device without an attack) are flagged when they have a tamper
  * alert, a quarantined event or are quarantined now; their readings are flagged when any
  * value carries "tamper".
@@ -73,6 +77,9 @@ struct attack {
     char device[80], kind[32], metric[80];
     int64_t first_ts, last_ts;
     bool any;
+    bool observable; /* the truth has a first observable reading (first_observable_ts_ms) */
+    int64_t obs_ts;  /* its ts */
+    long obs_index;  /* its position in the window; -1: no attacked value ever observable */
     /* results */
     bool detected;
     long index;     /* detection's position in the window */
@@ -343,6 +350,9 @@ static int parse_truth(const char *path, struct attack *attacks, unsigned *n_att
         a->any = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "first_ts_ms"));
         a->first_ts = (int64_t)num(j, "first_ts_ms");
         a->last_ts = (int64_t)num(j, "last_ts_ms");
+        a->observable =
+            cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "first_observable_ts_ms"));
+        a->obs_ts = a->observable ? (int64_t)num(j, "first_observable_ts_ms") : 0;
         cJSON_Delete(j);
     }
     fclose(fp);
@@ -360,6 +370,11 @@ static void score_attack(struct attack *a, const struct device *d, unsigned with
     while (end < d->n && d->r[end].ts_ms <= a->last_ts)
         end++;
     a->window = end - first;
+    a->obs_index = -1;
+    for (size_t i = first; a->observable && i < end && a->obs_index < 0; i++) {
+        if (d->r[i].ts_ms >= a->obs_ts)
+            a->obs_index = (long)(i - first);
+    }
     if (!a->any || a->window == 0)
         return;
     long idx = -1;
@@ -537,6 +552,7 @@ struct result {
     bool detected;
     long index;
     double delay_s;
+    long obs_index; /* the first observable reading's position in the window; -1: none */
 };
 
 struct clean_result {
@@ -544,6 +560,56 @@ struct clean_result {
     bool flagged, suspect;
     uint64_t readings, tamper;
 };
+
+/* The second figure, printed beside the strict one and never instead of it: detection counted
+ * from the first attacked reading whose value differs from what the device would have sent
+ * by more than its sensor's resolution (the truth's first_observable_*). Some attacks change
+ * nothing a reading can show for their first readings (a ramp of 0.08 °C a reading on a
+ * whole-degree sensor) or ever (a freeze on the degree the sensor was reporting anyway):
+ * no check can see them there. Those that never change an observable value are counted
+ * apart, with how many were detected at all. A detection before the first observable change
+ * counts as within. */
+static void print_observable_table(const struct result *res, unsigned n_res, unsigned within)
+{
+    printf("\nThe same attacks counted from their first OBSERVABLE change (a second figure beside "
+           "the strict one above, not instead of it: the first attacked reading with a value "
+           "more than one sensor step from what the device would have sent)\n\n");
+    printf("| attack | attacks | ever observable | detected within %u of the first observable "
+           "change | never observable | never observable, detected at all | strict figure "
+           "(within %u of the first attacked reading) |\n",
+           within, within);
+    printf("|---|---|---|---|---|---|---|\n");
+    unsigned tot = 0, tot_obs = 0, tot_in = 0, tot_never = 0, tot_never_det = 0, tot_strict = 0;
+    for (int kk = 0; kk < KINDS; kk++) {
+        unsigned n = 0, obs = 0, in = 0, never_det = 0, strict = 0;
+        for (unsigned k = 0; k < n_res; k++) {
+            const struct result *a = &res[k];
+            if (strcmp(a->kind, kind_order[kk]) != 0 || a->obs_index < -1)
+                continue;
+            n++;
+            strict += a->detected && a->index < (long)within;
+            if (a->obs_index < 0) {
+                never_det += a->detected;
+                continue;
+            }
+            obs++;
+            in += a->detected && a->index < a->obs_index + (long)within;
+        }
+        if (n == 0)
+            continue;
+        tot += n;
+        tot_obs += obs;
+        tot_in += in;
+        tot_never += n - obs;
+        tot_never_det += never_det;
+        tot_strict += strict;
+        printf("| %s | %u | %u | %u (%.0f %%) | %u | %u | %u (%.0f %%) |\n", kind_order[kk], n, obs,
+               in, obs ? 100.0 * in / obs : 0.0, n - obs, never_det, strict, 100.0 * strict / n);
+    }
+    printf("| **all** | %u | %u | %u (%.1f %%) | %u | %u | %u (%.1f %%) |\n", tot, tot_obs, tot_in,
+           tot_obs ? 100.0 * tot_in / tot_obs : 0.0, tot - tot_obs, tot_never_det, tot_strict,
+           tot ? 100.0 * tot_strict / tot : 0.0);
+}
 
 static void print_tables(const struct result *res, unsigned n_res, const struct clean_result *cres,
                          unsigned n_clean, unsigned within)
@@ -594,6 +660,7 @@ static void print_tables(const struct result *res, unsigned n_res, const struct 
     }
     printf("| **all** | %u | %u (%.1f %%) | | | | | |\n", tot, tot_within,
            tot ? 100.0 * tot_within / tot : 0.0);
+    print_observable_table(res, n_res, within);
 
     unsigned flagged = 0, suspect = 0;
     uint64_t clean_readings = 0, clean_tamper = 0;
@@ -625,7 +692,7 @@ static void print_tables(const struct result *res, unsigned n_res, const struct 
 }
 
 /* Appends the results to path, one line each ('-' for no checks):
- *   attack KIND DEVICE DETECTED INDEX DELAY_S CHECKS,...
+ *   attack KIND DEVICE DETECTED INDEX DELAY_S CHECKS,... OBS_INDEX (-1: never observable)
  *   clean DEVICE FLAGGED SUSPECT READINGS TAMPER CHECKS,... */
 static void commas(char *dst, size_t cap, const char *checks)
 {
@@ -645,8 +712,8 @@ static int save_results(const char *path, const char *label, const struct result
     char c[160];
     for (unsigned k = 0; k < n_res; k++) {
         commas(c, sizeof c, res[k].checks);
-        fprintf(fp, "attack %s %s%s %d %ld %.3f %s\n", res[k].kind, label, res[k].device,
-                res[k].detected, res[k].index, res[k].delay_s, c);
+        fprintf(fp, "attack %s %s%s %d %ld %.3f %s %ld\n", res[k].kind, label, res[k].device,
+                res[k].detected, res[k].index, res[k].delay_s, c, res[k].obs_index);
     }
     for (unsigned i = 0; i < n_clean; i++) {
         commas(c, sizeof c, cres[i].checks);
@@ -676,11 +743,11 @@ static int summary(int argc, char **argv)
         char line[512], kind[32], dev[64], checks[160];
         while (fgets(line, sizeof line, fp) != NULL) {
             int det, fl, su;
-            long index;
+            long index, obs = -2; /* -2: a file saved before the observable truth */
             double delay;
             unsigned long long rd, tm;
-            if (sscanf(line, "attack %31s %63s %d %ld %lf %159s", kind, dev, &det, &index, &delay,
-                       checks) == 6 &&
+            if (sscanf(line, "attack %31s %63s %d %ld %lf %159s %ld", kind, dev, &det, &index,
+                       &delay, checks, &obs) >= 6 &&
                 n_res < sizeof res / sizeof res[0]) {
                 struct result *r = &res[n_res++];
                 memset(r, 0, sizeof *r);
@@ -689,6 +756,7 @@ static int summary(int argc, char **argv)
                 r->detected = det != 0;
                 r->index = index;
                 r->delay_s = delay;
+                r->obs_index = obs;
                 for (char *p = checks; *p; p++)
                     *p = *p == ',' ? ' ' : *p;
                 snprintf(r->checks, sizeof r->checks, "%s", strcmp(checks, "-") ? checks : "");
@@ -820,7 +888,10 @@ int main(int argc, char **argv)
             continue;
         const struct device *dev = find_device(devs, n_devices, a->device);
         struct result *r = &res[n_res++];
-        *r = (struct result){.detected = a->detected, .index = a->index, .delay_s = a->delay_s};
+        *r = (struct result){.detected = a->detected,
+                             .index = a->index,
+                             .delay_s = a->delay_s,
+                             .obs_index = a->obs_index};
         snprintf(r->kind, sizeof r->kind, "%.31s", a->kind);
         snprintf(r->device, sizeof r->device, "%.79s", a->device);
         snprintf(r->checks, sizeof r->checks, "%.159s", dev->checks);

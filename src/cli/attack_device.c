@@ -412,14 +412,21 @@ static int truth_line(const struct attack_state *st, const char *hidden_by, char
         snprintf(first, sizeof first, "\"first_seq\":null,\"first_ts_ms\":null");
         snprintf(last, sizeof last, "\"last_seq\":null,\"last_ts_ms\":null");
     }
+    char obs[112];
+    if (t->observable)
+        snprintf(obs, sizeof obs,
+                 "\"first_observable_seq\":%" PRIu64 ",\"first_observable_ts_ms\":%" PRId64,
+                 t->first_observable_seq, t->first_observable_ts_ms);
+    else
+        snprintf(obs, sizeof obs, "\"first_observable_seq\":null,\"first_observable_ts_ms\":null");
     return snprintf(
         buf, len,
         "{\"device\":\"%s\",\"kind\":\"%s\",\"metric\":\"%s\",\"start_ms\":%" PRId64
-        ",\"end_ms\":%s,%s,%s,\"readings\":%" PRIu64 ",\"window_readings\":%" PRIu64
+        ",\"end_ms\":%s,%s,%s,%s,\"readings\":%" PRIu64 ",\"window_readings\":%" PRIu64
         ",\"magnitude\":%.17g,\"every\":%u,\"replay_from_s\":%.17g,\"real_leak_ppm\":%.17g,"
         "\"seed\":%" PRIu64 "%s%s%s}\n",
         sp->device, hidden_by != NULL ? "real-leak" : attack_kind_name(sp->kind),
-        st->metric[0] ? st->metric : "*", st->start_ms, end, first, last, t->readings,
+        st->metric[0] ? st->metric : "*", st->start_ms, end, first, last, obs, t->readings,
         t->window_readings, st->magnitude, sp->kind == ATTACK_SPIKE ? st->spec.every : 0,
         sp->kind == ATTACK_REPLAY ? (sp->replay_from_s > 0 ? sp->replay_from_s : sp->duration_s)
                                   : 0.0,

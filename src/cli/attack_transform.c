@@ -456,6 +456,19 @@ static bool apply_value(struct attack_state *st, struct sim_reading *r, uint64_t
     return true;
 }
 
+/* True when a value of r differs from before[] (what the device would have sent) by more
+ * than its sensor's resolution: a change no honest reading of that sensor could show as one
+ * step of its own noise. */
+static bool observable_change(const struct sim_reading *r, const double *before)
+{
+    for (unsigned i = 0; i < r->n_values; i++) {
+        double step = pow(10.0, -(double)r->values[i].decimals);
+        if (fabs(r->values[i].value - before[i]) > step * (1 + 1e-6))
+            return true;
+    }
+    return false;
+}
+
 bool attack_apply(struct attack_state *st, struct sim_reading *r, uint64_t seq)
 {
     if (r->ts_ms < st->start_ms) {
@@ -472,6 +485,9 @@ bool attack_apply(struct attack_state *st, struct sim_reading *r, uint64_t seq)
     if (r->ts_ms >= st->end_ms)
         return false;
     uint64_t index = st->truth.window_readings++;
+    double before[SIM_MAX_VALUES + SIM_MAX_ACTUATORS];
+    for (unsigned i = 0; i < r->n_values; i++)
+        before[i] = r->values[i].value;
     bool attacked =
         st->spec.kind == ATTACK_REPLAY ? apply_replay(st, r, index) : apply_value(st, r, index);
     if (!attacked)
@@ -481,6 +497,11 @@ bool attack_apply(struct attack_state *st, struct sim_reading *r, uint64_t seq)
         t->any = true;
         t->first_seq = seq;
         t->first_ts_ms = r->ts_ms;
+    }
+    if (!t->observable && observable_change(r, before)) {
+        t->observable = true;
+        t->first_observable_seq = seq;
+        t->first_observable_ts_ms = r->ts_ms;
     }
     t->last_seq = seq;
     t->last_ts_ms = r->ts_ms;

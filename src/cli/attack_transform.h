@@ -114,6 +114,15 @@ struct attack_truth {
     int64_t last_ts_ms;
     uint64_t readings;        /* attacked readings (for spike: the spikes only) */
     uint64_t window_readings; /* readings in the window (spike: spikes and the ones between) */
+    /* The first attacked reading in which some value differs from the one the device would
+     * have sent by MORE than its sensor's resolution (a frozen DHT11 that sends 22 °C where
+     * it would have sent 23 differs by one step: no more than its own noise could). Attacks
+     * whose first readings change nothing a reading can show (a slow ramp, a freeze on the
+     * value the sensor was reporting anyway) are scored from here too, beside the strict
+     * figure from first_seq (bench_security_device). */
+    bool observable;               /* such a reading was seen */
+    uint64_t first_observable_seq; /* its seq */
+    int64_t first_observable_ts_ms;
 };
 
 /* The running state of one attack on one device. */

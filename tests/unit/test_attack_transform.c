@@ -341,6 +341,50 @@ static void fake_leak_rises_towards_the_magnitude(void **state)
     streams_free(s);
 }
 
+/* The truth's first observable reading: the first attacked one with a value more than one
+ * sensor step away from what the device would have sent. A bias is observable at once, a
+ * ramp once it has moved more than a step, a freeze on a whole-degree sensor only when the
+ * sensor would have sent a value two degrees away. */
+static void truth_marks_the_first_observable_change(void **state)
+{
+    (void)state;
+    struct attack_spec spec;
+    spec_of(&spec, "bias", "t-0001");
+    struct streams *s = run_attack(&spec, true);
+    assert_true(s->st.truth.observable);
+    assert_int_equal(s->st.truth.first_observable_seq, s->st.truth.first_seq);
+    assert_int_equal(s->st.truth.first_observable_ts_ms, s->st.truth.first_ts_ms);
+    streams_free(s);
+
+    spec_of(&spec, "ramp", "t-0001"); /* 1500 ppm over 60 readings: 0, 25, 50, ... */
+    s = run_attack(&spec, true);
+    assert_true(s->st.truth.observable);
+    assert_int_equal(s->st.truth.first_observable_seq, SEQ0 + WIN_START_S + 1);
+    assert_int_equal(s->st.truth.first_observable_ts_ms,
+                     CLOCK_START_MS + 1000LL * (WIN_START_S + 1));
+    streams_free(s);
+
+    struct attack_state st;
+    char err[256];
+    spec_of(&spec, "freeze", "t-0001");
+    assert_int_equal(attack_state_init(&st, &spec, false, CLOCK_START_MS, err, sizeof err), 0);
+    struct sim_reading r = {.ts_ms = CLOCK_START_MS + 99000, .n_values = 1};
+    r.values[0] = (struct sim_value){"temperature_c", 22, 0};
+    assert_false(attack_apply(&st, &r, 1)); /* the last value before the window: 22 */
+    const double would[] = {22, 23, 21, 22, 24, 23};
+    for (unsigned i = 0; i < 6; i++) {
+        r.ts_ms = CLOCK_START_MS + 100000 + 1000LL * i;
+        r.values[0].value = would[i];
+        assert_true(attack_apply(&st, &r, 2 + i));
+        assert_true(r.values[0].value == 22);
+        /* 23 and 21 are one step away: no more than the sensor's own noise */
+        assert_int_equal(st.truth.observable, i >= 4);
+    }
+    assert_int_equal(st.truth.first_seq, 2);
+    assert_int_equal(st.truth.first_observable_seq, 6);
+    attack_state_free(&st);
+}
+
 /* A reading at exactly the start is attacked; one at exactly start + duration is not. */
 static void window_boundaries_are_half_open(void **state)
 {
@@ -523,6 +567,7 @@ int main(void)
         cmocka_unit_test(replay_sends_the_earlier_window_again),
         cmocka_unit_test(replay_loops_a_shorter_source_and_can_name_a_metric),
         cmocka_unit_test(fake_leak_rises_towards_the_magnitude),
+        cmocka_unit_test(truth_marks_the_first_observable_change),
         cmocka_unit_test(window_boundaries_are_half_open),
         cmocka_unit_test(values_stay_plausible),
         cmocka_unit_test(bad_values_are_refused),
