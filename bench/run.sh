@@ -2,7 +2,8 @@
 # run.sh BUILD_DIR — runs every benchmark and prints the tables of docs/BENCHMARKS.md.
 #
 # 1. The in-process pipeline on one thread (bench_pipeline), store on tmpfs and on disk,
-#    and canary's parser and store against the obvious alternatives (bench_peers).
+#    canary's parser and store against the obvious alternatives (bench_peers), and the live
+#    stream's number formatting against printf (bench_numfmt).
 # 2. HTTP ingest against this build's canaryd with wrk (keep-alive), single readings and
 #    batches of 100, store on tmpfs and on disk: requests/s, readings/s, p50/p99 latency.
 #    Each run checks that every request got 200 and that the store holds every reading.
@@ -31,6 +32,9 @@ echo "canary benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1
 echo; echo "Peers, same run (store on tmpfs, then on disk):"
 "$root/$build/bench/bench_peers" "$shm"
 "$root/$build/bench/bench_peers" "$work" --store-only
+
+echo; echo "Numbers as text for the live stream (numfmt against printf, same run):"
+"$root/$build/bench/bench_numfmt"
 
 start_canaryd() { # $1 = database directory
     rm -f "$1/port" "$1"/canary.db*
