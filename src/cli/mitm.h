@@ -12,6 +12,7 @@
 
 #include "core/rng.h"
 
+#include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -102,6 +103,42 @@ struct mitm_plan {
     uint64_t seed;     /* --seed */
     bool http;         /* token kinds allowed */
 };
+
+/* ---- mitm_opts.c: the options both proxies take ------------------------------------------ */
+
+struct mitm_opts {
+    const char *listen, *upstream, *truth, *port_file;
+    bool quiet;
+    struct mitm_plan plan;
+};
+
+/* The getopt_long entries of the shared options (their short codes are l u a t d w s f q h;
+ * a proxy's own options use other letters). */
+#define MITM_COMMON_LONGOPTS                                                                       \
+    {"listen", required_argument, NULL, 'l'}, {"upstream", required_argument, NULL, 'u'},          \
+        {"attack", required_argument, NULL, 'a'}, {"truth", required_argument, NULL, 't'},         \
+        {"delay-ms", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'w'},      \
+        {"seed", required_argument, NULL, 's'}, {"port-file", required_argument, NULL, 'f'},       \
+        {"quiet", no_argument, NULL, 'q'},                                                         \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+/* Defaults: delay 2,000 ms, warm-up 2, seed 1; http allows the token attacks. */
+void mitm_opts_defaults(struct mitm_opts *o, bool http);
+
+/* Takes one getopt_long result. Returns 1 when it was a shared option (stored), 0 when it is
+ * not one (the proxy's own, or 'h'), 2 after printing why its value is refused
+ * ("canary attack <who>: ..."). */
+int mitm_common_option(struct mitm_opts *o, int opt, const char *arg, const char *who);
+
+/* After the options: --listen, --upstream and --truth given, no operand left (first_operand
+ * is getopt's optind). Returns 0, or 2 after printing what is wrong. */
+int mitm_common_check(const struct mitm_opts *o, int argc, char **argv, int first_operand,
+                      const char *who);
+
+/* A whole decimal number from 0 to max, nothing else. */
+bool mitm_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 
 /* Parses one --attack KIND[:RATE] (RATE in (0, 1], default 0.1) into plan. Returns 0, or -1
  * with a message in err (unknown kind, a token kind over MQTT, bad rate, rates adding up

@@ -37,10 +37,8 @@
 #define MAX_HEADERS     32
 
 struct http_opts {
-    const char *listen, *upstream, *truth, *port_file;
+    struct mitm_opts c; /* --listen, --upstream, --attack, ... (mitm_opts.c) */
     size_t max_body;
-    bool quiet;
-    struct mitm_plan plan;
 };
 
 /* One request as the proxy relays it. */
@@ -320,10 +318,10 @@ static void on_ingest(struct hproxy *px, struct req *r, struct answer *a)
     char other_token[600] = "";
 
     pthread_mutex_lock(&px->lock);
-    int kind = mitm_plan_choose(&px->o.plan, &px->rng);
+    int kind = mitm_plan_choose(&px->o.c.plan, &px->rng);
     pthread_mutex_unlock(&px->lock);
     uint64_t clean_seen = mitm_history_count(px->hist, dev);
-    if (clean_seen < px->o.plan.warmup || (kind == MITM_REPLAY && clean_seen < 2) ||
+    if (clean_seen < px->o.c.plan.warmup || (kind == MITM_REPLAY && clean_seen < 2) ||
         (kind == MITM_STRIP && !info.is_jws) ||
         ((kind == MITM_TOKEN_STRIP || kind == MITM_TOKEN_SWAP) && !bearer) ||
         (kind == MITM_TOKEN_SWAP &&
@@ -383,14 +381,14 @@ static void on_ingest(struct hproxy *px, struct req *r, struct answer *a)
         record(px, dev, kind, &chg, "dropped; the proxy answered 200 in canaryd's place", 0, NULL);
         break;
     case MITM_DELAY: {
-        struct timespec ts = {px->o.plan.delay_ms / 1000,
-                              (long)(px->o.plan.delay_ms % 1000) * 1000000L};
+        struct timespec ts = {px->o.c.plan.delay_ms / 1000,
+                              (long)(px->o.c.plan.delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         forward(px, r, a);
         char done[96];
-        snprintf(done, sizeof done, "delivered %u ms late", px->o.plan.delay_ms);
+        snprintf(done, sizeof done, "delivered %u ms late", px->o.c.plan.delay_ms);
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddNumberToObject(x, "delay_ms", px->o.plan.delay_ms);
+        cJSON_AddNumberToObject(x, "delay_ms", px->o.c.plan.delay_ms);
         record(px, dev, kind, &chg, done, a->status, x);
         break;
     }
@@ -654,17 +652,6 @@ static void usage(FILE *out)
             "  --quiet            no messages on stderr\n");
 }
 
-static bool parse_ull(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static cJSON *counters_json(struct hproxy *px)
 {
     cJSON *o = cJSON_CreateObject();
@@ -686,111 +673,54 @@ int attack_mitm_http_main(int argc, char **argv)
     if (px == NULL)
         return 1;
     struct http_opts *o = &px->o;
+    mitm_opts_defaults(&o->c, true);
     o->max_body = 1u << 20;
-    o->plan.delay_ms = 2000;
-    o->plan.warmup = 2;
-    o->plan.seed = 1;
-    o->plan.http = true;
-    static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
-                                             {"upstream", required_argument, NULL, 'u'},
-                                             {"attack", required_argument, NULL, 'a'},
-                                             {"truth", required_argument, NULL, 't'},
-                                             {"delay-ms", required_argument, NULL, 'd'},
-                                             {"warmup", required_argument, NULL, 'w'},
-                                             {"seed", required_argument, NULL, 's'},
-                                             {"max-body", required_argument, NULL, 'm'},
-                                             {"port-file", required_argument, NULL, 'f'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        MITM_COMMON_LONGOPTS, {"max-body", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
     int opt, rc = 0;
-    char err[256];
     optind = 1;
     while (rc == 0 && (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        unsigned long long v;
-        switch (opt) {
-        case 'l':
-            o->listen = optarg;
-            break;
-        case 'u':
-            o->upstream = optarg;
-            break;
-        case 't':
-            o->truth = optarg;
-            break;
-        case 'f':
-            o->port_file = optarg;
-            break;
-        case 'q':
-            o->quiet = true;
-            break;
-        case 'a':
-            if (mitm_plan_add(&o->plan, optarg, err, sizeof err) != 0) {
-                fprintf(stderr, "canary attack mitm-http: %s\n", err);
-                rc = 2;
-            }
-            break;
-        case 'd':
-        case 'w':
-        case 's':
-        case 'm': {
-            unsigned long long max = opt == 's'   ? UINT64_MAX
-                                     : opt == 'm' ? (64ull << 20)
-                                     : opt == 'd' ? 600000
-                                                  : 1000000;
-            if (!parse_ull(optarg, max, &v) || (opt == 'm' && v < 16)) {
-                fprintf(stderr, "canary attack mitm-http: --%s %s: out of range\n",
-                        opt == 'd'   ? "delay-ms"
-                        : opt == 'w' ? "warmup"
-                        : opt == 's' ? "seed"
-                                     : "max-body",
-                        optarg);
-                rc = 2;
-                break;
-            }
-            if (opt == 'd')
-                o->plan.delay_ms = (unsigned)v;
-            else if (opt == 'w')
-                o->plan.warmup = (unsigned)v;
-            else if (opt == 's')
-                o->plan.seed = v;
-            else
-                o->max_body = (size_t)v;
-            break;
+        int common = mitm_common_option(&o->c, opt, optarg, "mitm-http");
+        if (common != 0) {
+            rc = common == 2 ? 2 : 0;
+            continue;
         }
-        case 'h':
+        unsigned long long v;
+        if (opt == 'm') {
+            if (!mitm_parse_uint(optarg, 64ull << 20, &v) || v < 16) {
+                fprintf(stderr,
+                        "canary attack mitm-http: --max-body %s: out of range (16 to %llu)\n",
+                        optarg, 64ull << 20);
+                rc = 2;
+            } else {
+                o->max_body = (size_t)v;
+            }
+        } else if (opt == 'h') {
             usage(stdout);
             free(px);
             return 0;
-        default:
+        } else {
             rc = 2;
-            break;
         }
     }
-    if (rc == 0 && (o->listen == NULL || o->upstream == NULL || o->truth == NULL)) {
-        fprintf(stderr, "canary attack mitm-http: --listen, --upstream and --truth are required\n");
-        rc = 2;
-    }
-    if (rc == 0 && optind < argc) {
-        fprintf(stderr, "canary attack mitm-http: unexpected argument '%s'\n", argv[optind]);
-        rc = 2;
-    }
-    if (rc == 0 && (strncmp(o->upstream, "http://", 7) != 0 ||
-                    strlen(o->upstream) >= sizeof px->base || strlen(o->upstream) <= 7)) {
+    if (rc == 0)
+        rc = mitm_common_check(&o->c, argc, argv, optind, "mitm-http");
+    if (rc == 0 && (strncmp(o->c.upstream, "http://", 7) != 0 ||
+                    strlen(o->c.upstream) >= sizeof px->base || strlen(o->c.upstream) <= 7)) {
         fprintf(stderr, "canary attack mitm-http: --upstream %s: expected http://HOST:PORT\n",
-                o->upstream);
+                o->c.upstream);
         rc = 2;
     }
     char host[256];
     unsigned port = 0;
-    if (rc == 0 && mitm_split_hostport(o->listen, host, sizeof host, &port) != 0) {
-        fprintf(stderr, "canary attack mitm-http: --listen %s: expected HOST:PORT\n", o->listen);
+    if (rc == 0 && mitm_split_hostport(o->c.listen, host, sizeof host, &port) != 0) {
+        fprintf(stderr, "canary attack mitm-http: --listen %s: expected HOST:PORT\n", o->c.listen);
         rc = 2;
     }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (rc == 0 && inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
         fprintf(stderr, "canary attack mitm-http: --listen %s: an IPv4 address is needed\n",
-                o->listen);
+                o->c.listen);
         rc = 2;
     }
     if (rc == 2) {
@@ -798,11 +728,11 @@ int attack_mitm_http_main(int argc, char **argv)
         free(px);
         return 2;
     }
-    snprintf(px->base, sizeof px->base, "%s", o->upstream);
+    snprintf(px->base, sizeof px->base, "%s", o->c.upstream);
     size_t bl = strlen(px->base);
     while (bl > 7 && px->base[bl - 1] == '/')
         px->base[--bl] = '\0';
-    rng_seed_state(&px->rng, o->plan.seed);
+    rng_seed_state(&px->rng, o->c.plan.seed);
     pthread_mutex_init(&px->lock, NULL);
     px->hist = mitm_history_new();
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -813,7 +743,7 @@ int attack_mitm_http_main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (px->hist == NULL || mitm_truth_open(&px->truth, o->truth, "http") != 0) {
+    if (px->hist == NULL || mitm_truth_open(&px->truth, o->c.truth, "http") != 0) {
         rc = 1;
         goto out;
     }
@@ -823,7 +753,7 @@ int attack_mitm_http_main(int argc, char **argv)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, px, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
         MHD_OPTION_CONNECTION_LIMIT, 2048u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (px->mhd == NULL) {
-        fprintf(stderr, "canary attack mitm-http: cannot listen on %s: %s\n", o->listen,
+        fprintf(stderr, "canary attack mitm-http: cannot listen on %s: %s\n", o->c.listen,
                 strerror(errno));
         mitm_truth_close(&px->truth, NULL);
         rc = 1;
@@ -833,8 +763,8 @@ int attack_mitm_http_main(int argc, char **argv)
     unsigned bound = di != NULL ? di->port : port;
     printf("mitm-http: listening on %s port %u, upstream %s\n", host, bound, px->base);
     fflush(stdout);
-    if (o->port_file != NULL) {
-        FILE *fp = fopen(o->port_file, "w");
+    if (o->c.port_file != NULL) {
+        FILE *fp = fopen(o->c.port_file, "w");
         if (fp != NULL) {
             fprintf(fp, "%u\n", bound);
             fclose(fp);
@@ -850,7 +780,7 @@ int attack_mitm_http_main(int argc, char **argv)
     {
         cJSON *counters = counters_json(px);
         char *line = cJSON_PrintUnformatted(counters);
-        if (!o->quiet && line != NULL)
+        if (!o->c.quiet && line != NULL)
             fprintf(stderr, "mitm-http: stopped; counters %s\n", line);
         free(line);
         printf("mitm-http: attacked");

@@ -43,11 +43,10 @@
 #define MAX_SWALLOWED   64   /* QoS 2 packet ids whose PUBREL we answer ourselves */
 
 struct mqtt_opts {
-    const char *listen, *upstream, *truth, *port_file, *prefix;
+    struct mitm_opts c; /* --listen, --upstream, --attack, ... (mitm_opts.c) */
+    const char *prefix;
     size_t max_packet;
     unsigned max_conns;
-    bool quiet;
-    struct mitm_plan plan;
 };
 
 enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
@@ -379,9 +378,9 @@ static void on_reading(struct proxy *px, struct conn *c, const uint8_t *pkt, siz
 
     /* A device's first --warmup clean messages pass, so that there is something to replay
      * and canaryd knows the device. The draw happens for every reading (reproducible). */
-    int kind = mitm_plan_choose(&px->o.plan, &px->rng);
+    int kind = mitm_plan_choose(&px->o.c.plan, &px->rng);
     uint64_t clean_seen = mitm_history_count(px->hist, dev);
-    if (clean_seen < px->o.plan.warmup || (kind == MITM_REPLAY && clean_seen < 2))
+    if (clean_seen < px->o.c.plan.warmup || (kind == MITM_REPLAY && clean_seen < 2))
         kind = MITM_NONE;
     if (kind == MITM_REORDER && c->held != NULL)
         kind = MITM_NONE; /* one held message at a time */
@@ -441,12 +440,12 @@ static void on_reading(struct proxy *px, struct conn *c, const uint8_t *pkt, siz
         break;
     }
     case MITM_DELAY: {
-        delay_push(c, now + px->o.plan.delay_ms, pkt, len);
+        delay_push(c, now + px->o.c.plan.delay_ms, pkt, len);
         clean = false;
         char done[96];
-        snprintf(done, sizeof done, "delivered %u ms late", px->o.plan.delay_ms);
+        snprintf(done, sizeof done, "delivered %u ms late", px->o.c.plan.delay_ms);
         cJSON *x = extra_pub(p);
-        cJSON_AddNumberToObject(x, "delay_ms", px->o.plan.delay_ms);
+        cJSON_AddNumberToObject(x, "delay_ms", px->o.c.plan.delay_ms);
         mitm_truth_record(&px->truth, dev, kind, &chg, done, x);
         break;
     }
@@ -558,7 +557,7 @@ static void from_client(struct proxy *px, struct conn *c, const uint8_t *pkt,
         char err[160];
         if (mqtt_publish_parse(pkt, f, c->level, &p, err, sizeof err) != MQTT_FRAME_OK) {
             px->n.malformed++;
-            if (!px->o.quiet)
+            if (!px->o.c.quiet)
                 fprintf(stderr, "canary attack mitm-mqtt: connection %llu: %s; closing it\n",
                         (unsigned long long)c->id, err);
             c->closing = true;
@@ -590,7 +589,7 @@ static void process_input(struct proxy *px, struct side *sd)
                 px->n.oversized++;
             else
                 px->n.malformed++;
-            if (!px->o.quiet)
+            if (!px->o.c.quiet)
                 fprintf(stderr,
                         "canary attack mitm-mqtt: connection %llu: %s packet from the %s; "
                         "closing it\n",
@@ -649,8 +648,8 @@ static void on_writable(struct proxy *px, struct side *sd)
         c->connecting = false;
         if (err != 0) {
             px->n.upstream_failures++;
-            if (!px->o.quiet)
-                fprintf(stderr, "canary attack mitm-mqtt: upstream %s: %s\n", px->o.upstream,
+            if (!px->o.c.quiet)
+                fprintf(stderr, "canary attack mitm-mqtt: upstream %s: %s\n", px->o.c.upstream,
                         strerror(err));
             sd->eof = true;
             c->closing = true;
@@ -702,8 +701,9 @@ static int open_listener(struct proxy *px)
 {
     char host[256];
     unsigned port;
-    if (mitm_split_hostport(px->o.listen, host, sizeof host, &port) != 0) {
-        fprintf(stderr, "canary attack mitm-mqtt: --listen %s: expected HOST:PORT\n", px->o.listen);
+    if (mitm_split_hostport(px->o.c.listen, host, sizeof host, &port) != 0) {
+        fprintf(stderr, "canary attack mitm-mqtt: --listen %s: expected HOST:PORT\n",
+                px->o.c.listen);
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -714,7 +714,7 @@ static int open_listener(struct proxy *px)
     snprintf(ps, sizeof ps, "%u", port);
     int rc = getaddrinfo(host, ps, &hints, &ai);
     if (rc != 0) {
-        fprintf(stderr, "canary attack mitm-mqtt: --listen %s: %s\n", px->o.listen,
+        fprintf(stderr, "canary attack mitm-mqtt: --listen %s: %s\n", px->o.c.listen,
                 gai_strerror(rc));
         return -1;
     }
@@ -723,7 +723,7 @@ static int open_listener(struct proxy *px)
     setsockopt(px->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (px->lfd < 0 || bind(px->lfd, ai->ai_addr, ai->ai_addrlen) != 0 ||
         listen(px->lfd, 1024) != 0) {
-        fprintf(stderr, "canary attack mitm-mqtt: --listen %s: %s\n", px->o.listen,
+        fprintf(stderr, "canary attack mitm-mqtt: --listen %s: %s\n", px->o.c.listen,
                 strerror(errno));
         freeaddrinfo(ai);
         return -1;
@@ -734,10 +734,10 @@ static int open_listener(struct proxy *px)
     getsockname(px->lfd, (struct sockaddr *)&ss, &sl);
     unsigned bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                     : ((struct sockaddr_in *)&ss)->sin_port);
-    printf("mitm-mqtt: listening on %s port %u, upstream %s\n", host, bound, px->o.upstream);
+    printf("mitm-mqtt: listening on %s port %u, upstream %s\n", host, bound, px->o.c.upstream);
     fflush(stdout);
-    if (px->o.port_file != NULL) {
-        FILE *fp = fopen(px->o.port_file, "w");
+    if (px->o.c.port_file != NULL) {
+        FILE *fp = fopen(px->o.c.port_file, "w");
         if (fp != NULL) {
             fprintf(fp, "%u\n", bound);
             fclose(fp);
@@ -750,9 +750,9 @@ static int resolve_upstream(struct proxy *px)
 {
     char host[256];
     unsigned port;
-    if (mitm_split_hostport(px->o.upstream, host, sizeof host, &port) != 0 || port == 0) {
+    if (mitm_split_hostport(px->o.c.upstream, host, sizeof host, &port) != 0 || port == 0) {
         fprintf(stderr, "canary attack mitm-mqtt: --upstream %s: expected HOST:PORT\n",
-                px->o.upstream);
+                px->o.c.upstream);
         return -1;
     }
     struct addrinfo hints = {
@@ -761,7 +761,7 @@ static int resolve_upstream(struct proxy *px)
     snprintf(ps, sizeof ps, "%u", port);
     int rc = getaddrinfo(host, ps, &hints, &px->up_ai);
     if (rc != 0) {
-        fprintf(stderr, "canary attack mitm-mqtt: --upstream %s: %s\n", px->o.upstream,
+        fprintf(stderr, "canary attack mitm-mqtt: --upstream %s: %s\n", px->o.c.upstream,
                 gai_strerror(rc));
         return -1;
     }
@@ -894,129 +894,61 @@ static void usage(FILE *out)
             "  --quiet            no per-connection messages on stderr\n");
 }
 
-static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 int attack_mitm_mqtt_main(int argc, char **argv)
 {
     struct proxy *px = calloc(1, sizeof *px);
     if (px == NULL)
         return 1;
     struct mqtt_opts *o = &px->o;
+    mitm_opts_defaults(&o->c, false);
     o->prefix = "canary";
     o->max_packet = 1u << 20;
     o->max_conns = 4096;
-    o->plan.delay_ms = 2000;
-    o->plan.warmup = 2;
-    o->plan.seed = 1;
-    static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
-                                             {"upstream", required_argument, NULL, 'u'},
-                                             {"attack", required_argument, NULL, 'a'},
-                                             {"truth", required_argument, NULL, 't'},
+    static const struct option longopts[] = {MITM_COMMON_LONGOPTS,
                                              {"topic-prefix", required_argument, NULL, 'P'},
-                                             {"delay-ms", required_argument, NULL, 'd'},
-                                             {"warmup", required_argument, NULL, 'w'},
-                                             {"seed", required_argument, NULL, 's'},
                                              {"max-packet", required_argument, NULL, 'm'},
                                              {"max-conns", required_argument, NULL, 'c'},
-                                             {"port-file", required_argument, NULL, 'f'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int opt, rc = 0;
-    char err[256];
     optind = 1;
     while (rc == 0 && (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        unsigned long long v;
-        switch (opt) {
-        case 'l':
-            o->listen = optarg;
-            break;
-        case 'u':
-            o->upstream = optarg;
-            break;
-        case 't':
-            o->truth = optarg;
-            break;
-        case 'P':
-            o->prefix = optarg;
-            break;
-        case 'f':
-            o->port_file = optarg;
-            break;
-        case 'q':
-            o->quiet = true;
-            break;
-        case 'a':
-            if (mitm_plan_add(&o->plan, optarg, err, sizeof err) != 0) {
-                fprintf(stderr, "canary attack mitm-mqtt: %s\n", err);
-                rc = 2;
-            }
-            break;
-        case 'd':
-        case 'w':
-        case 's':
-        case 'm':
-        case 'c': {
-            unsigned long long max = opt == 's'   ? UINT64_MAX
-                                     : opt == 'm' ? MQTT_MAX_REMAINING + 5ull
-                                     : opt == 'd' ? 600000
-                                                  : 1000000;
-            if (!parse_uint(optarg, max, &v) || (opt == 'm' && v < 16) || (opt == 'c' && v == 0)) {
-                fprintf(stderr, "canary attack mitm-mqtt: --%s %s: out of range\n",
-                        opt == 'd'   ? "delay-ms"
-                        : opt == 'w' ? "warmup"
-                        : opt == 's' ? "seed"
-                        : opt == 'm' ? "max-packet"
-                                     : "max-conns",
-                        optarg);
-                rc = 2;
-                break;
-            }
-            if (opt == 'd')
-                o->plan.delay_ms = (unsigned)v;
-            else if (opt == 'w')
-                o->plan.warmup = (unsigned)v;
-            else if (opt == 's')
-                o->plan.seed = v;
-            else if (opt == 'm')
-                o->max_packet = (size_t)v;
-            else
-                o->max_conns = (unsigned)v;
-            break;
+        int common = mitm_common_option(&o->c, opt, optarg, "mitm-mqtt");
+        if (common != 0) {
+            rc = common == 2 ? 2 : 0;
+            continue;
         }
-        case 'h':
+        unsigned long long v;
+        if (opt == 'P') {
+            o->prefix = optarg;
+        } else if (opt == 'm' || opt == 'c') {
+            unsigned long long lo = opt == 'm' ? 16 : 1;
+            unsigned long long hi = opt == 'm' ? MQTT_MAX_REMAINING + 5ull : 1000000;
+            if (!mitm_parse_uint(optarg, hi, &v) || v < lo) {
+                fprintf(stderr, "canary attack mitm-mqtt: --%s %s: out of range (%llu to %llu)\n",
+                        opt == 'm' ? "max-packet" : "max-conns", optarg, lo, hi);
+                rc = 2;
+            } else if (opt == 'm') {
+                o->max_packet = (size_t)v;
+            } else {
+                o->max_conns = (unsigned)v;
+            }
+        } else if (opt == 'h') {
             usage(stdout);
             free(px);
             return 0;
-        default:
+        } else {
             rc = 2;
-            break;
         }
     }
-    if (rc == 0 && (o->listen == NULL || o->upstream == NULL || o->truth == NULL)) {
-        fprintf(stderr, "canary attack mitm-mqtt: --listen, --upstream and --truth are required\n");
-        rc = 2;
-    }
-    if (rc == 0 && optind < argc) {
-        fprintf(stderr, "canary attack mitm-mqtt: unexpected argument '%s'\n", argv[optind]);
-        rc = 2;
-    }
+    if (rc == 0)
+        rc = mitm_common_check(&o->c, argc, argv, optind, "mitm-mqtt");
     if (rc == 2) {
         usage(stderr);
         free(px);
         return 2;
     }
     px->lfd = px->sfd = px->ep = -1;
-    rng_seed_state(&px->rng, o->plan.seed);
+    rng_seed_state(&px->rng, o->c.plan.seed);
     px->hist = mitm_history_new();
     sigset_t mask;
     sigemptyset(&mask);
@@ -1026,7 +958,7 @@ int attack_mitm_mqtt_main(int argc, char **argv)
     px->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     signal(SIGPIPE, SIG_IGN);
     if (px->hist == NULL || px->sfd < 0 || resolve_upstream(px) != 0 ||
-        mitm_truth_open(&px->truth, o->truth, "mqtt") != 0) {
+        mitm_truth_open(&px->truth, o->c.truth, "mqtt") != 0) {
         rc = 1;
     } else if (open_listener(px) != 0) {
         mitm_truth_close(&px->truth, NULL);
@@ -1035,7 +967,7 @@ int attack_mitm_mqtt_main(int argc, char **argv)
         rc = run(px);
         cJSON *counters = counters_json(px);
         char *line = cJSON_PrintUnformatted(counters);
-        if (!o->quiet && line != NULL)
+        if (!o->c.quiet && line != NULL)
             fprintf(stderr, "mitm-mqtt: stopped; counters %s\n", line);
         free(line);
         printf("mitm-mqtt: attacked");
