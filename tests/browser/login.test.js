@@ -6,8 +6,9 @@
 // message and no session; a viewer logs in, sees their name and role in the header, and has
 // no acknowledge control (and the API refuses the viewer's acknowledgement with 403 even with
 // the CSRF token); logout returns to the login page and ends the session; an operator logs in
-// and acknowledges the critical alert from the banner, signed with their own name. Exits
-// non-zero on the first failure, after stopping what it started.
+// and acknowledges the critical alert from the banner, signed with their own name; when the
+// admin disables her, her open page's live stream ends and the page shows the login form by
+// itself. Exits non-zero on the first failure, after stopping what it started.
 'use strict';
 const { chromium } = require('playwright-core');
 const { spawn } = require('child_process');
@@ -134,6 +135,17 @@ async function main() {
     return one.state === 'acknowledged' && one;
   }, 10000, 'the acknowledgement');
   check(acked.acknowledged_by === 'olga', `the operator acknowledged it from the banner, signed "${acked.acknowledged_by}"`);
+
+  // 5. the admin disables olga: her open page's live stream ends ('ended') and the page shows
+  // the login form by itself, without a click or a reload.
+  await page.goto(base + '/');
+  await page.waitForFunction(() => document.querySelector('#live') && document.querySelector('#live').dataset.state === 'live', null, { timeout: 10000 });
+  check((await admin('PATCH', '/api/v1/users/olga', { disabled: true })).status === 200, 'the admin disables olga');
+  const t0 = Date.now();
+  await page.waitForSelector('#login-form', { timeout: 10000 });
+  // Under the stream's reconnect delay (2 s): the 'ended' event did it, not a failed reconnect.
+  check(Date.now() - t0 < 1800, `the page showed the login form ${Date.now() - t0} ms after olga was disabled`);
+  await page.screenshot({ path: path.join(OUT, 'login-stream-ended.png') });
 
   check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
   await context.close();
