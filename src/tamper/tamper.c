@@ -21,7 +21,9 @@ enum {
 static const double grids[] = {1, 0.5, 0.1, 0.05, 0.01, 0.001};
 #define N_GRIDS (sizeof grids / sizeof grids[0])
 
-#define SLOW_ALPHA     0.02        /* EWMA weight of the usual step and repeat rate */
+#define SLOW_ALPHA     0.02 /* EWMA weight of the usual step and repeat rate */
+#define FAST_ALPHA     0.3  /* neighbours: EWMA weight of a member's fast level */
+#define FAST_K         7.0  /* ... how many of its usual wanders from the level it must move */
 #define LONG_ALPHA     (1.0 / 512) /* EWMA weight of the long-run repeat rate */
 #define LEVEL_ALPHA    0.05        /* EWMA weight of the slow level */
 #define NOISE_K        1.8         /* noise CUSUM allowance, in usual steps (mean step is 1) */
@@ -847,7 +849,17 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
     double floor = me->quantum > 1e-9 ? me->quantum : 1e-9; /* a DHT11 steps by 1 °C */
     double step = me->step > floor ? me->step : floor;
     double moved = fabs(value - me->level) / step;
-    if (me->n >= warm && moved > p->neighbour_factor) {
+    /* Where its recent readings are heading (a fast level), against how far that usually
+     * wanders from the slow level (the member's own noise and drift, learned): a ramp moves
+     * it many times its usual wander within a few readings, the room's other members do
+     * not follow. */
+    double fast = me->n > 0 ? me->fast + (value - me->fast) * FAST_ALPHA : value;
+    double wfloor = 0.1 * floor;
+    double wander = me->wander > wfloor ? me->wander : wfloor;
+    double moved_fast = fabs(fast - me->level) / wander;
+    bool mover = moved > p->neighbour_factor || (me->n >= 3 * warm && moved_fast > FAST_K);
+    if (me->n >= warm && mover) {
+        bool by_value = moved > p->neighbour_factor;
         uint32_t others = 0, flat = 0;
         for (uint32_t i = 0; i < room->n_members; i++) {
             const struct tamper_neighbour *o = &room->members[i];
@@ -856,14 +868,23 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
             others++;
             double ofloor = o->quantum > 1e-9 ? o->quantum : 1e-9;
             double ostep = o->step > ofloor ? o->step : ofloor;
-            flat += fabs(o->last - o->level) / ostep < p->neighbour_factor / 3;
+            double ow = o->wander > 0.1 * ofloor ? o->wander : 0.1 * ofloor;
+            /* flat as the mover moved: its value, or where its readings are heading */
+            flat += by_value ? fabs(o->last - o->level) / ostep < p->neighbour_factor / 3
+                             : fabs(o->fast - o->level) / ow < FAST_K / 3;
         }
         if (others > 0 && flat == others) {
             doubted = true;
-            snprintf(detail, detail_len,
-                     "moved %.0f usual steps from its level %g while %u neighbour%s at the same "
-                     "location stayed flat",
-                     moved, me->level, others, others == 1 ? "" : "s");
+            if (by_value)
+                snprintf(detail, detail_len,
+                         "moved %.0f usual steps from its level %g while %u neighbour%s at the "
+                         "same location stayed flat",
+                         moved, me->level, others, others == 1 ? "" : "s");
+            else
+                snprintf(detail, detail_len,
+                         "its recent readings (%g) moved %.0f times their usual wander from its "
+                         "level %g while %u neighbour%s at the same location stayed flat",
+                         fast, moved_fast, me->level, others, others == 1 ? "" : "s");
         }
     }
     double a = me->n < 20 ? 1.0 / (me->n + 1) : 0.02;
@@ -874,6 +895,12 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
         me->quantum = change;
     if (!doubted || me->n == 0)
         me->level += (value - me->level) * (me->n < 20 ? 1.0 / (me->n + 1) : LEVEL_ALPHA);
+    if (!doubted || me->n == 0) {
+        me->fast = fast;
+        if (me->n > 0)
+            me->wander +=
+                (fabs(fast - me->level) - me->wander) * (me->n < 100 ? 1.0 / me->n : 0.01);
+    }
     me->last = value;
     me->ts_ms = ts_ms;
     if (!doubted && me->n < UINT32_MAX)

@@ -200,6 +200,8 @@ void tamper_explain(const struct tamper_device *d, char *buf, size_t len);
 struct tamper_neighbour {
     char device[READING_ID_BUF];
     double last, level, step;
+    double fast;    /* fast EWMA of the value (alpha 0.3): where it is heading, with less noise */
+    double wander;  /* EWMA of |fast - level|: how far it usually wanders from its level */
     double quantum; /* smallest change seen: the sensor's step */
     uint32_t n;
     int64_t ts_ms;

@@ -661,6 +661,68 @@ static void test_neighbours(void **state)
     assert_false(tamper_neighbours_compare("flame"));
 }
 
+/* One reading of a room of four DHT22s (0.1 °C noise and steps) that share the day's slow
+ * warming; ramp[d] is added to device d. Returns the device doubted (-1: none). */
+static int room_round(const struct config_tamper *p, struct tamper_room *room, struct test_rng *rng,
+                      unsigned i, int64_t ts, const double *ramp)
+{
+    const double base[4] = {21.3, 22.1, 20.6, 21.8};
+    int bad = -1;
+    for (unsigned d = 0; d < 4; d++) {
+        char id[16], detail[160];
+        snprintf(id, sizeof id, "r-%u", d);
+        double day = 1.5 * sin((double)i / 4000.0); /* about 1 °C over the first hour */
+        double x = round((base[d] + day + ramp[d] + 0.1 * test_rng_gauss(rng)) * 10) / 10;
+        if (tamper_room_observe(p, room, id, x, ts, detail, sizeof detail)) {
+            assert_int_equal(bad, -1);
+            bad = (int)d;
+        }
+    }
+    return bad;
+}
+
+/* A ramp of +10 °C over 120 readings (0.08 °C a reading, below a DHT22's noise from one
+ * reading to the next) on one device of a room: where its readings are heading (a fast
+ * level) leaves its usual wander while the room's other devices stay where they were, so
+ * it is doubted within 10 readings; the others never are, nor anyone in 2,000 clean
+ * readings or while the whole room warms by 2 °C in 60 readings (a heater). */
+static void test_neighbours_ramp(void **state)
+{
+    (void)state;
+    struct config_tamper p;
+    config_tamper_defaults(&p);
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct tamper_room room;
+        memset(&room, 0, sizeof room);
+        snprintf(room.metric, sizeof room.metric, "temperature_c");
+        struct test_rng rng = {seed * 977};
+        int64_t ts = T0;
+        double ramp[4] = {0, 0, 0, 0};
+        unsigned i = 0;
+        for (; i < 2000; i++, ts += INTERVAL_MS) {
+            /* the room warms together by 2 °C over readings 500-559 (a heater) */
+            double heat = i < 500 ? 0 : (i < 560 ? 2.0 * (i - 499) / 60 : 2.0);
+            for (unsigned d = 0; d < 4; d++)
+                ramp[d] = heat;
+            int bad = room_round(&p, &room, &rng, i, ts, ramp);
+            if (bad >= 0)
+                fail_msg("seed %llu: clean r-%d doubted at reading %u", (unsigned long long)seed,
+                         bad, i);
+        }
+        unsigned at = 0;
+        for (unsigned k = 0; k < 10; k++, i++, ts += INTERVAL_MS) {
+            ramp[0] = 2.0 + 10.0 * (k + 1) / 120;
+            int bad = room_round(&p, &room, &rng, i, ts, ramp);
+            assert_true(bad == -1 || bad == 0);
+            if (bad == 0 && at == 0)
+                at = k + 1;
+        }
+        if (at == 0)
+            fail_msg("seed %llu: a ramp of 0.08 °C a reading not doubted in 10 readings",
+                     (unsigned long long)seed);
+    }
+}
+
 static void test_trust_hysteresis_and_release(void **state)
 {
     (void)state;
@@ -865,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_flame_without_heat),
         cmocka_unit_test(test_timing),
         cmocka_unit_test(test_neighbours),
+        cmocka_unit_test(test_neighbours_ramp),
         cmocka_unit_test(test_trust_hysteresis_and_release),
         cmocka_unit_test(test_reasons_json_and_explain),
         cmocka_unit_test(test_config_keys),
