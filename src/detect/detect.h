@@ -25,7 +25,7 @@
  *    excess (alarm-rate calibration). A score at or above anomaly_threshold is
  *    an episode's onset, reported once, with a score in [anomaly_threshold, 1) that says how
  *    rarely the series has been in the eighth of its range its last values went, overall and
- *    at this hour on the last days (the onset's strength: a higher threshold keeps the onsets
+ *    at this hour of the last days (the onset's strength: a higher threshold keeps the onsets
  *    that go somewhere new); the episode's values that are themselves unusual carry
  *    FLAG_ANOMALY. The scale has two floors: the sensor's resolution (or the series' own
  *    quantum, the smallest step it has shown: a DHT11 steps by 1 °C), and min_relative_scale

@@ -69,10 +69,12 @@
  *    and the onset reports threshold + (1 - threshold) x q / (q + 1), q = -log10 f. A burst
  *    into a part of the range the series has never or rarely visited reports high; the
  *    series' routine bursts report just above the threshold. With timestamps, each eighth
- *    also remembers the UTC hours it was visited on each of the last COARSE_DAYS days, and f
- *    is at least the fraction of those days it was visited at this hour: a rare part of the
- *    range visited at this hour every day (a nightly job) is a daily routine and reports the
- *    threshold itself. Which values are onsets, and flagged, does not change. */
+ *    also remembers the UTC hours it was visited on each of the last COARSE_DAYS days, and
+ *    once more whole days than that are behind, f is judged at this hour: (days visited at
+ *    this hour + f) / (COARSE_DAYS + 1), the overall share a prior worth one day — a rare part
+ *    of the range visited at this hour every day (a nightly job) is a daily routine, a common
+ *    one never visited at this hour (a day at the night's level) is news. Which values are
+ *    onsets, and flagged, does not change. */
 #include "detect/detect.h"
 
 #include <float.h>
@@ -359,9 +361,8 @@ static void coarse_learn(struct robust_state *s, double x, int64_t ts_ms)
  * series has been where its last LIK_SHORT values went (in the spirit of CAD OSE's contextual
  * detector, Smirnov 2016, which judges a value by the coarse part of the range it falls in).
  * f is the share of the learned values that fell in the least visited eighth of the range
- * among the recent values' — at least the fraction of the last COARSE_DAYS days on which it
- * was visited at the current UTC hour (a daily routine is no news however rare it is
- * overall) — and the onset reports threshold + (1 - threshold) x q / (q + 1) with
+ * among the recent values' — judged at the current UTC hour when the timestamps allow (see
+ * below) — and the onset reports threshold + (1 - threshold) x q / (q + 1) with
  * q = -log10 f: a burst into a part of the range the series has rarely or never visited
  * reports high, one into the range its routine bursts reach just above the threshold. Every
  * onset still reports at least the threshold (FLAG_ANOMALY and alerts are unchanged); what
@@ -381,12 +382,20 @@ static double onset_strength(const struct robust_state *s, const struct detect_p
     if (!(total >= 1) || !(least < INFINITY))
         return p->anomaly_threshold;
     double share = fmax(least, 1) / total;
-    if (s->coarse_day != 0) { /* on how many of the days before was it visited at this hour? */
+    if (s->coarse_day != 0) {
+        /* On how many of the last COARSE_DAYS days was that eighth visited at this hour? With
+         * more whole days than that behind, its share is that fraction, with the overall share
+         * as a prior worth one day; with fewer, a visit at this hour can only make it more
+         * usual. */
         unsigned days = coarse_hour_bits(s, rarest, s->coarse_hour) >> 1;
         int seen = 0;
         for (int d = 0; d < COARSE_DAYS; d++)
             seen += (int)(days >> d & 1);
-        share = fmax(share, (double)seen / COARSE_DAYS);
+        int32_t first_day = (int32_t)(s->first_ts_ms / (24 * HOUR_MS));
+        if (s->first_ts_ms > 0 && s->coarse_day - first_day > COARSE_DAYS)
+            share = (seen + share) / (COARSE_DAYS + 1);
+        else
+            share = fmax(share, (double)seen / COARSE_DAYS);
     }
     double q = -log10(fmin(share, 1));
     return p->anomaly_threshold + (1 - p->anomaly_threshold) * q / (q + 1);

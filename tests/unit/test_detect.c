@@ -565,9 +565,10 @@ static double feed_day(struct robust_state *r, const struct detect_params *p, st
 }
 
 /* The onset's strength knows the time of day: a spike into a part of the range the series
- * visits at that hour every day (on each of the last COARSE_DAYS days) reports the threshold
- * itself — a daily routine — while the same spike at an hour it never went there reports
- * high. Both are episodes. */
+ * visits at that hour every day (on each of the last COARSE_DAYS days) reports just above the
+ * threshold — a daily routine — while the same spike at an hour it never went there reports
+ * high. Both are episodes. And a part of the range the series spends half its time in is
+ * news at an hour it never went there: a day that stays at the night's level. */
 static void test_robust_onset_strength_daily_routine(void **state)
 {
     (void)state;
@@ -584,12 +585,27 @@ static void test_robust_onset_strength_daily_routine(void **state)
     print_message("a 40-sigma spike after five days of one at 14:00: onset %.3f at 14:00, %.3f "
                   "at 03:00\n",
                   routine, unusual);
-    assert_near(routine, p.anomaly_threshold, 1e-9);
+    /* Visited at 14:00 on each of the last three days: its share is at least (3 + f) / 4. */
+    assert_true(routine >= p.anomaly_threshold && routine < 0.56);
     assert_true(unusual > 0.75);
     /* Four silent days later, the last three days hold no visit: no routine any more. */
     double back = feed_day(&later, &p, &g, &ts_later, ts_later + 15 * hour, 14 * hour);
     print_message("... and at 14:00 after four days without readings: %.3f\n", back);
     assert_true(back > 0.75);
+
+    /* Nights (00-12 UTC) at 50, days at 90, for eight days; then a day that stays at 50. */
+    struct robust_state dn = {0};
+    struct test_rng g2 = {0xD1A9ULL};
+    double night_day = 0;
+    for (int64_t t = t0; t < t0 + 8 * day + 15 * hour; t += 300000LL) {
+        bool warm, day_time = (t % day) >= 12 * hour && t < t0 + 8 * day;
+        double sc = robust_update(&dn, &p, 0.01, (day_time ? 90 : 50) + test_rng_gauss(&g2), t,
+                                  true, &warm);
+        if (t >= t0 + 8 * day + 12 * hour && sc >= p.anomaly_threshold && night_day == 0)
+            night_day = sc;
+    }
+    print_message("a day at the night's level (half the history): onset %.3f\n", night_day);
+    assert_true(night_day > 0.7); /* by its overall share alone: at most 0.62 */
 
     /* Without timestamps there is no time of day: the routine spike reports its rarity. */
     struct robust_state untimed = {0};
