@@ -46,8 +46,9 @@ static const struct tkey tkeys[] = {
      "A step between two values larger than this many times the series' usual step is a jump "
      "(downwards only for gas and temperature, whose rises are what alarms are for)."},
     {"frozen_probability", TK_DOUBLE, TF(frozen_probability), "1e-5", 1e-12, 0.1,
-     "A run of identical values whose chance, given how often the series repeats a value, is "
-     "below this is a frozen value."},
+     "A run of identical values whose chance, judged by the repeat rate the series had before "
+     "the run began, is below this is a frozen value (the false findings per run; "
+     "docs/TAMPER.md)."},
     {"replay_window", TK_UINT, TF(replay_window), "8", 4, 16,
      "Values in one fingerprinted window: a window of values seen before that comes back is a "
      "replay."},
