@@ -8,8 +8,9 @@
  *    degrees; a scaled, offset or noised value lands between the steps);
  *  - slew: a jump of many usual steps (downwards only for gas and temperature, whose rises
  *    are what alarms exist for); a jump that comes straight back is a spike, worth double;
- *  - frozen: a run of identical values whose chance, given how often the series repeats a
- *    value, is below tamper.frozen_probability;
+ *  - frozen: a run of identical values whose chance, judged by how often the series repeated
+ *    a value BEFORE the run began (a run is learned only once it ends), is below
+ *    tamper.frozen_probability;
  *  - replayed_window: a window of tamper.replay_window quantised values that was seen
  *    before comes back (fingerprints of remembered windows; only windows carrying at least
  *    tamper.replay_min_bits of information are compared, so a quiet sensor is not accused of
@@ -20,8 +21,9 @@
  *  - timing (per device): seq gaps, a jump of the device clock against canaryd's receive
  *    time, readings arriving far faster than the device's usual interval;
  *  - cross_sensor (per device): flame for three readings while the temperature stays flat;
- *  - neighbours (across devices, tamper_neighbours_*): one device's value moving while every
- *    other device at the same location stays flat.
+ *  - neighbours (across devices, tamper_neighbours_*): one device's value, or where its
+ *    recent readings are heading, moving while every other device at the same location
+ *    stays flat.
  * Metric classes decide which checks apply: binary signals (flame, motion, actuators) get
  * none of the value checks; signals with regimes (light, vibration, noise level: a lamp or a
  * machine switches) only resolution, frozen and replay.
@@ -191,9 +193,11 @@ void tamper_explain(const struct tamper_device *d, char *buf, size_t len);
  * latest value, slow level and usual step; when one member's value moves from its level by
  * more than tamper.neighbour_factor of its usual steps while every other member (at least
  * one, seen within the last 15 minutes) stays within a third of that many of its
- * own, the mover is doubted. A real leak spreads to the other sensors of the room within a
- * few readings; a forged one does not. Single-threaded: canaryd runs it on the writer
- * thread, which sees every committed reading. */
+ * own, the mover is doubted. So is a member whose fast level (where its recent readings are
+ * heading) moves 7 times its usual distance from the slow level (learned per member) while
+ * every other member's stays within a third of that: a slow ramp. A real leak spreads to the other
+ * sensors of the room within a few readings; a forged one does not. Single-threaded: canaryd runs
+ * it on the writer thread, which sees every committed reading. */
 
 #define TAMPER_NEIGHBOURS_MAX 32 /* members per (location, metric) tracked */
 
