@@ -116,23 +116,24 @@ struct robust_state {
     uint32_t since_onset;             /* readings since the last episode's onset */
     float onset_rate;                 /* episode onsets per value, EWMA (alarm-rate calibration) */
     float likely;                     /* the last likelihood score, before the episode cap */
-    bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
     /* The coarse range (the onset's strength, robust.c): a histogram of the values learned
      * over eighths of the range seen so far (re-binned when the range grows; halved when it
      * holds 2^20), and the eighths of the last LIK_SHORT values (a ring indexed by n). */
     float coarse_n[COARSE_BINS];
-    uint8_t coarse_recent[LIK_SHORT];
     /* ... and, with timestamps, per eighth and UTC hour, 4 bits (two hours a byte): whether a
      * value fell there in that hour today (bit 0) and on each of the 3 days before (bits 1-3);
      * the day bit 0 stands for (days since 1970, 0: no timestamps yet), the last value's hour. */
-    uint8_t coarse_hours[COARSE_BINS][12];
     int32_t coarse_day;
-    uint8_t coarse_hour;
     /* The hour-of-day profile (seasonal context, robust.c): */
-    int64_t first_ts_ms;  /* timestamp of the first value learned (0 = none) */
-    float hour_level[24]; /* per UTC hour: EWMA of the values ... */
-    float hour_scale[24]; /* ... and of their absolute deviations from it */
-    uint16_t hour_n[24];  /* values each hour has learned (saturating) */
+    int64_t first_ts_ms;                   /* timestamp of the first value learned (0 = none) */
+    float hour_level[24];                  /* per UTC hour: EWMA of the values ... */
+    float hour_scale[24];                  /* ... and of their absolute deviations from it */
+    uint16_t hour_n[24];                   /* values each hour has learned (saturating) */
+    uint8_t coarse_hours[COARSE_BINS][12]; /* (the coarse range's hours, above) */
+    uint8_t coarse_recent[LIK_SHORT];      /* (the coarse range's recent eighths, above) */
+    uint8_t coarse_hour;                   /* (the coarse range's last hour, above) */
+    bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
+    /* (The small members come last, so that the struct has no holes.) */
 };
 
 /* Scores x, measured at ts_ms (Unix ms; 0 = unknown: no hour-of-day profile), then learns
@@ -144,16 +145,20 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
 
 #define RATE_SLOTS 8
 
-/* Rate of change of a lightly smoothed value over a time window. */
+/* Rate of change of a lightly smoothed value over a time window. A ring entry's time is kept as
+ * its age before last_ts_ms (at most the window, which the configuration caps at a day): an
+ * entry older than the window can never be used again (time only moves on), so it is dropped,
+ * and 32-bit ages lose nothing. The newest entry's slot is last_ts_ms / (window / RATE_SLOTS). */
 struct rate_state {
     bool started;
+    uint32_t slot_age_ms[RATE_SLOTS]; /* how long before last_ts_ms each entry was taken
+                                         (RATE_EMPTY: none) */
     int64_t last_ts_ms;
-    double smooth;                  /* time-constant smoothing of the value */
-    int64_t slot_ts_ms[RATE_SLOTS]; /* when each ring entry was taken (0 = empty) */
-    double slot_value[RATE_SLOTS];  /* smooth value at that time */
-    int64_t last_slot;              /* index (ts / slot width) of the newest entry */
-    double per_min;                 /* last measured rate, units per minute (NAN = none yet) */
+    double smooth;                 /* time-constant smoothing of the value */
+    double slot_value[RATE_SLOTS]; /* smooth value at that time */
+    double per_min;                /* last measured rate, units per minute (NAN = none yet) */
 };
+#define RATE_EMPTY UINT32_MAX
 
 /* Updates with (ts_ms, x) and returns the rate per minute over the window, or NAN while
  * less than half a window of history exists. Out-of-order timestamps are ignored. */
@@ -176,11 +181,11 @@ struct series_state {
     double resolution;           /* scale floor */
     bool binary;                 /* 0/1 signal: no statistical score */
     struct threshold_state threshold;
+    uint32_t same_count; /* identical consecutive values, this one included */
     struct robust_state robust;
     struct rate_state rate;
     double last_value;
-    double quantum;      /* smallest step the series has shown (0 = none yet) */
-    uint32_t same_count; /* identical consecutive values, this one included */
+    double quantum; /* smallest step the series has shown (0 = none yet) */
     int64_t last_ts_ms;
 };
 

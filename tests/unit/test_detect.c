@@ -1079,6 +1079,53 @@ static void test_rate_out_of_order_ignored(void **state)
     }
 }
 
+/* After a pause longer than the window no entry from before it is used: the rate is unknown
+ * until half a window of new history exists, then measured on the new values only. */
+static void test_rate_pause_longer_than_window(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params(); /* window 60 s */
+    struct rate_state r = {0};
+    r.per_min = NAN;
+    for (int i = 0; i <= 60; i++)
+        rate_update(&r, &p, T0 + i * 1000LL, 20.0);
+    int64_t t1 = T0 + 60000 + 61000; /* a minute and a second of silence */
+    for (int i = 0; i < 30; i++)
+        assert_true(isnan(rate_update(&r, &p, t1 + i * 1000LL, 80.0 + i)));
+    double rate = rate_update(&r, &p, t1 + 30000, 110.0);
+    assert_false(isnan(rate));
+    /* Only the new ramp (60 per minute, lagged by the smoothing), not the jump from 20. */
+    assert_true(rate > 10 && rate < 70);
+}
+
+/* The longest window the configuration allows (a day: its entries' ages still fit in 32 bits)
+ * and timestamps before 1970 measure a ramp as any other. */
+static void test_rate_day_window_and_early_timestamps(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    p.rate_window_ms = 86400000LL;
+    struct rate_state r = {0};
+    r.per_min = NAN;
+    double rate = NAN;
+    for (int i = 0; i <= 96; i++) /* two days of 30-minute values, 1 unit per hour */
+        rate = rate_update(&r, &p, T0 + i * 1800000LL, 20.0 + i / 2.0);
+    assert_near(rate, 1.0 / 60, 0.03 / 60);
+    p = default_params();
+    struct rate_state e = {0};
+    e.per_min = NAN;
+    for (int i = 0; i <= 300; i++)
+        rate = rate_update(&e, &p, -86400000LL + i * 1000LL, 20.0 + 10.0 * i / 60.0);
+    assert_near(rate, 10.0, 0.3);
+}
+
+/* The budget: at most 1 KB of detector state per (device, metric). */
+static void test_series_state_within_budget(void **state)
+{
+    (void)state;
+    assert_true(sizeof(struct series_state) <= 1024);
+}
+
 static void test_rate_flag_temperature(void **state)
 {
     (void)state;
@@ -1310,6 +1357,9 @@ int main(void)
         cmocka_unit_test(test_rate_nan_until_half_window),
         cmocka_unit_test(test_rate_linear_ramp),
         cmocka_unit_test(test_rate_out_of_order_ignored),
+        cmocka_unit_test(test_rate_pause_longer_than_window),
+        cmocka_unit_test(test_rate_day_window_and_early_timestamps),
+        cmocka_unit_test(test_series_state_within_budget),
         cmocka_unit_test(test_rate_flag_temperature),
         cmocka_unit_test(test_flatline_gas),
         cmocka_unit_test(test_flatline_off_for_temperature),
