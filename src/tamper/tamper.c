@@ -159,7 +159,11 @@ static double series_quantum(const struct tamper_series *s, const char *metric, 
     return q > 1e-9 ? q : 1e-9;
 }
 
-static uint32_t window_hash(const struct tamper_series *s, unsigned k)
+/* A window's fingerprint: 48 bits (the low 32 in hashes, the high 16 in hashes_hi). A window
+ * is compared with 512 remembered ones at every reading: with 32 bits, a fleet of a thousand
+ * series meets a chance match every day or two (512 x 17,280 readings a day / 2^32 per
+ * series), each one a quarantine; with 48 bits, once in thousands of years. */
+static uint64_t window_hash(const struct tamper_series *s, unsigned k)
 {
     /* FNV-1a over the quantised values, oldest first, then a final mix. */
     uint64_t h = 1469598103934665603ULL;
@@ -174,7 +178,7 @@ static uint32_t window_hash(const struct tamper_series *s, unsigned k)
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 32;
-    return (uint32_t)h | 1u; /* 0 never occurs: it could match nothing by accident */
+    return (h & 0xffffffffffffULL) | 1u; /* 0 never occurs: it could match nothing by accident */
 }
 
 /* Distinct values among the last k of the window. */
@@ -310,10 +314,25 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
 
     /* frozen */
     bool floor_state = s->cls == CLS_REGIME && x <= metric_info_or_generic(metric)->min;
+    /* A switching signal holds a value exactly when its varying part is gone: a lamp-lit room
+     * after dusk reads the lamp (daylight faded to nothing: the run sits at the bottom of
+     * where the signal had just been), a lamp switched on in the dark reads the lamp (the run
+     * began with a jump). Such a run is a state, like dark or off; a frozen switching signal
+     * is found when its run begins anywhere else (in the middle of its noise). */
+    bool entered_state = false;
+    if (s->cls == CLS_REGIME && !same && s->n > 0) {
+        int64_t xq = (int64_t)llround(x / q);
+        bool at_bottom = s->win_fill > 0;
+        for (unsigned i = 0; i < s->win_fill && at_bottom; i++)
+            at_bottom = xq <= s->win[i];
+        double sw_step = s->step > q ? s->step : q;
+        entered_state = at_bottom || fabs(d) > p->slew_factor * sw_step;
+    }
+    bool regime_state = floor_state || (same ? s->run_state : entered_state);
     double p_rate = frozen_rate(s);
     /* Dark, silent, switched off: the bottom of a switching signal's range is a state. */
     bool frozen =
-        warm && same && !floor_state && pow(p_rate, (double)(run - 1)) < p->frozen_probability;
+        warm && same && !regime_state && pow(p_rate, (double)(run - 1)) < p->frozen_probability;
     if (frozen)
         add_finding(fs, TAMPER_FROZEN, p->weight_frozen,
                     "exactly %g for %u readings in a row, where this sensor repeated a value "
@@ -409,10 +428,12 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
      * toggling between two values carries far less than its steps suggest). */
     bool informative = s->win_fill >= k && per_value * k >= p->replay_min_bits && s->n > 0 &&
                        window_distinct(s, k) * 2 >= k;
-    uint32_t h = informative ? window_hash(s, k) : 0;
+    uint64_t h = informative ? window_hash(s, k) : 0;
+    uint32_t h_lo = (uint32_t)h;
+    uint16_t h_hi = (uint16_t)(h >> 32);
     if (warm && informative) {
         for (uint32_t i = 0; i < s->hash_n; i++) {
-            if (s->hashes[i] == h) {
+            if (s->hashes[i] == h_lo && s->hashes_hi[i] == h_hi) {
                 add_finding(fs, TAMPER_REPLAYED_WINDOW, p->weight_replay,
                             "the last %u values (%.0f bits of sensor noise) repeat a window "
                             "this sensor sent before",
@@ -445,7 +466,8 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     }
     if (informative && ++s->since_store >= p->replay_stride && !found) {
         s->since_store = 0;
-        s->hashes[s->hash_head] = h;
+        s->hashes[s->hash_head] = h_lo;
+        s->hashes_hi[s->hash_head] = h_hi;
         s->hash_head = (s->hash_head + 1) % TAMPER_REPLAY_HISTORY;
         if (s->hash_n < TAMPER_REPLAY_HISTORY)
             s->hash_n++;
@@ -472,6 +494,7 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     if (!same) {
         s->run_doubted = false;
         s->deferred = 0;
+        s->run_state = entered_state;
     }
     /* The usual step does not learn while the noise CUSUM builds up (an attack would teach
      * it its own noise); clipped, a burst moves it by a bounded amount. */

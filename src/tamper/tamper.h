@@ -91,6 +91,8 @@ struct tamper_series {
     bool offset_on;                 /* jumped up and stayed there (an offset), still raised */
     bool jump_from_base;            /* the last jump started at the series' base */
     bool run_doubted;               /* the current run of identical values was doubted */
+    bool run_state;                 /* switching signal: the run began at a switch or at the
+                                       bottom of where the signal had been (a state) */
     uint32_t n;                     /* values learned */
     uint32_t same_run;              /* identical values in a row, this one included */
     uint32_t deferred;              /* repeats of that run not learned yet (frozen_rate) */
@@ -109,7 +111,9 @@ struct tamper_series {
     double drift_up;                /* CUSUMs of the distance from the level, upwards ... */
     double drift_down;              /* ... and downwards */
     int64_t win[TAMPER_WINDOW_MAX]; /* the last values, quantised (a ring) */
-    uint32_t hashes[TAMPER_REPLAY_HISTORY]; /* fingerprints of remembered windows (a ring) */
+    uint32_t hashes[TAMPER_REPLAY_HISTORY];    /* fingerprints of remembered windows (a ring): low
+                                                  32 bits ... */
+    uint16_t hashes_hi[TAMPER_REPLAY_HISTORY]; /* ... and high 16 (48 bits in all) */
 };
 
 /* One finding, as a device's explanation shows it. */
