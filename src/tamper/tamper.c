@@ -26,6 +26,7 @@ static const double grids[] = {1, 0.5, 0.1, 0.05, 0.01, 0.001};
 #define FAST_K         7.0  /* ... how many of its usual wanders from the level it must move */
 #define LONG_ALPHA     (1.0 / 512) /* EWMA weight of the long-run repeat rate */
 #define LEVEL_ALPHA    0.05        /* EWMA weight of the slow level */
+#define SPREAD_ALPHA   0.005       /* EWMA weight of the usual distance from the level */
 #define NOISE_K        1.8         /* noise CUSUM allowance, in usual steps (mean step is 1) */
 #define NOISE_CLIP     10.0        /* one step counts at most this many usual steps */
 #define DRIFT_K        3.0         /* drift CUSUM allowance, in sigmas */
@@ -296,6 +297,14 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     double rel = 0.002 * fabs(s->level);
     if (sigma < rel)
         sigma = rel;
+    /* ... and at least what the distance from the level has usually been (E|x| = 0.8 sigma),
+     * less its rounding (a quarter of the resolution on average, which the floor above
+     * already allows for): a sensor that wanders on its own (a DHT22's humidity drifts by a
+     * few % within half an hour, several times its noise from one reading to the next) is
+     * judged by its own wandering, not by its steps alone. */
+    double wander_sigma = (s->spread - q / 4) / 0.8;
+    if (s->n >= p->warmup_readings && sigma < wander_sigma)
+        sigma = wander_sigma;
     bool same = s->n > 0 && x == s->last;
     uint32_t run = same ? s->same_run + 1 : 1;
     /* the repeats of a run this value ends that were not learned yet (a warm series defers
@@ -511,6 +520,9 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     /* ... but only a value nothing doubted teaches the other statistics. */
     if (!found) {
         double la = s->n == 0 ? 1 : LEVEL_ALPHA;
+        if (s->n > 0)
+            s->spread += (fabs(x - s->level) - s->spread) *
+                         (s->n < 1 / SPREAD_ALPHA ? 1.0 / (double)s->n : SPREAD_ALPHA);
         s->level += (x - s->level) * la;
         /* The base comes down quickly (a sensor settling after its warm-up) and goes up
          * slowly, and not at all while the value is raised. */

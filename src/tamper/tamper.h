@@ -104,6 +104,7 @@ struct tamper_series {
     double level;                   /* slow EWMA level */
     double base;                    /* the level learned while the value was not raised (gas) */
     double step;                    /* EWMA of |x - previous| (the usual step) */
+    double spread;                  /* EWMA of |x - level| (noise and the sensor's own drift) */
     double p_same;                  /* EWMA of (x == previous), alpha 0.02 */
     double p_same_max;              /* its highest value lately (fades by 0.2 % a reading) */
     double p_same_long;             /* EWMA of (x == previous), alpha 1/512 (long run) */
