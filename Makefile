@@ -105,6 +105,15 @@ bench-security-device: deps
 	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target canaryd canary_cli bench_security_device -- --no-print-directory
 	@bash bench/security_device.sh $(BENCH_BUILD)
 
+# The tamper checks' false findings over a day: the compromised-device benchmark's clean fleet
+# (336 devices, seeds 1 and 2) for 24 simulated hours through tamper_reading() and the
+# neighbours check, offline (bench/bench_tamper_day.c; docs/BENCHMARKS.md; ~1.5 min).
+.PHONY: bench-tamper-day
+bench-tamper-day: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_tamper_day -- --no-print-directory
+	@$(BENCH_BUILD)/bench/bench_tamper_day 24 1 2
+
 # The security benchmark (issue 7): a network attacker (canary attack mitm-mqtt and mitm-http)
 # against a real canaryd and Mosquitto, one run per attack kind and transport, scored from the
 # attacker's ground truth and canaryd's API; then the compromised-device part above when
