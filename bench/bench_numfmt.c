@@ -6,6 +6,7 @@
  *
  * usage: bench_numfmt [--values N]   (default 1,000,000) */
 #include "core/numfmt.h"
+#include "core/rng.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -24,13 +25,11 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static uint64_t rng = 88172645463325252ULL;
+static struct rng rng;
+
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return rng_next(&rng);
 }
 
 struct reading_like {
@@ -110,6 +109,7 @@ static double median(double *v)
 int main(int argc, char **argv)
 {
     size_t n = 1000000;
+    rng_seed_state(&rng, 1);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--values") == 0 && i + 1 < argc)
             n = strtoull(argv[++i], NULL, 10);

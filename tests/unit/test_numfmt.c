@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core/numfmt.h"
+#include "core/rng.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -17,14 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static struct rng rng;
 
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return rng_next(&rng);
 }
 
 static void same_g15(double v)
@@ -119,6 +117,7 @@ static void test_g4(void **state)
 
 int main(void)
 {
+    rng_seed_state(&rng, 20261121);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_g15),
