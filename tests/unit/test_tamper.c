@@ -2,9 +2,10 @@
  * series: every attack shape a compromised device can send is caught within 10 readings
  * (spike, ramp, offset, scaling, frozen value, random noise, a replayed window, a fake leak
  * against its neighbours, flame without heat, timing), and clean series are not: noisy gas,
- * DHT11 integer steps, slow drifts, a genuine leak ramp and its clearing, a sensor warming
- * up. Also the trust score's hysteresis, release, restore, the explanation's JSON, the
- * [tamper] configuration keys, and the cost per reading. */
+ * DHT11 integer steps, slow drifts, humidity that wanders on its own, a lamp-lit room at
+ * dusk, a genuine leak ramp and its clearing, a sensor warming up. Also the trust score's
+ * hysteresis, release, restore, the explanation's JSON, the [tamper] configuration keys, and the
+ * cost per reading. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
