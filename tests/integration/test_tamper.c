@@ -100,6 +100,17 @@ static char *values_text(double gas, double temp)
     return s;
 }
 
+/* n readings of a quiet room: gas about 480 ppm (2 % noise, whole ppm), temperature about
+ * 21.5 °C (0.1 °C noise, tenths); their "values" text in v (free with free_values). */
+static void clean_readings(double *gas, double *temp, char **v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        gas[i] = round(480 * (1 + 0.02 * gauss()));
+        temp[i] = round((21.5 + 0.1 * gauss()) * 10) / 10;
+        v[i] = values_text(gas[i], temp[i]);
+    }
+}
+
 static void free_values(char **v, int n)
 {
     for (int i = 0; i < n; i++)
@@ -187,11 +198,7 @@ static void test_replayed_window_quarantine_release_restart(void **state)
     enum { CLEAN = 150, WINDOW = 30 };
     double gas[CLEAN], temp[CLEAN];
     char *v[CLEAN];
-    for (int i = 0; i < CLEAN; i++) {
-        gas[i] = round(480 * (1 + 0.02 * gauss()));
-        temp[i] = round((21.5 + 0.1 * gauss()) * 10) / 10;
-        v[i] = values_text(gas[i], temp[i]);
-    }
+    clean_readings(gas, temp, v, CLEAN);
     post(d, id, 1, v, CLEAN);
     free_values(v, CLEAN);
     cJSON *dev = device(d, id);
@@ -491,11 +498,7 @@ static void test_disabled_checks_do_nothing(void **state)
     enum { CLEAN = 150, WINDOW = 30 };
     double gas[CLEAN], temp[CLEAN];
     char *v[CLEAN];
-    for (int i = 0; i < CLEAN; i++) {
-        gas[i] = round(480 * (1 + 0.02 * gauss()));
-        temp[i] = round((21.5 + 0.1 * gauss()) * 10) / 10;
-        v[i] = values_text(gas[i], temp[i]);
-    }
+    clean_readings(gas, temp, v, CLEAN);
     post(&off, id, 1, v, CLEAN);
     free_values(v, CLEAN);
     for (int i = 0; i < WINDOW; i++)
