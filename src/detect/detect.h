@@ -132,7 +132,8 @@ struct robust_state {
     uint8_t coarse_hours[COARSE_BINS][12]; /* (the coarse range's hours, above) */
     uint8_t coarse_recent[LIK_SHORT];      /* (the coarse range's recent eighths, above) */
     uint8_t coarse_hour;                   /* (the coarse range's last hour, above) */
-    bool anomalous; /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
+    bool anomalous;  /* the last value is part of an anomaly episode (FLAG_ANOMALY) */
+    bool in_episode; /* an episode's onset was reported and its likelihood is not back to usual */
     /* (The small members come last, so that the struct has no holes.) */
 };
 

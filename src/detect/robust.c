@@ -51,12 +51,14 @@
  * 1 / (values + LIK_PRIOR) until they reach 1 / LIK_LONG); the short window starts as
  * LIK_SHORT zeros. An anomaly is an episode, not a storm: once the likelihood reaches the anomaly
  * threshold (its onset), the reported score is capped at EPISODE_CAP x threshold while it stays
- * there and for EPISODE_READINGS readings after the onset (nupic's _filterLikelihoods), so
- * the score marks each episode once. `likely` keeps the uncapped value, and `anomalous`
- * (FLAG_ANOMALY) marks every reading of an episode whose own raw score is above the usual:
- * a sustained change is flagged on each reading (so alert hold-off opens an alert), a lone
- * spike on one (so it opens none). A series that opens episodes more often than once per
- * 1 / ONSET_NOMINAL values (onset_rate) has its tail probabilities multiplied by the excess
+ * there and for EPISODE_READINGS readings after the onset (nupic's _filterLikelihoods), and
+ * the episode lasts until the likelihood no longer calls the short-term mean unusual (a tail
+ * above 10^-EPISODE_END_Q): a burst that dips under the threshold and comes back is the same
+ * excursion, not a new one. So the score marks each episode once. `likely` keeps the uncapped
+ * value, and `anomalous` (FLAG_ANOMALY) marks every reading of an episode whose own raw score is
+ * above the usual: a sustained change is flagged on each reading (so alert hold-off opens an
+ * alert), a lone spike on one (so it opens none). A series that opens episodes more often than once
+ * per 1 / ONSET_NOMINAL values (onset_rate) has its tail probabilities multiplied by the excess
  * before the threshold is applied (calibrated_to_onset_rate()): a chatty series' likelihood
  * is overconfident, and its next alarms need that much more evidence.
  *
@@ -95,6 +97,7 @@
 #define LIK_Q_HALF        5.0    /* -log10(tail) that scores 0.5 */
 #define EPISODE_READINGS  20     /* readings after an onset that belong to its episode */
 #define EPISODE_CAP       0.75   /* in an episode the score is at most this x threshold */
+#define EPISODE_END_Q     1.0    /* an episode ends once the likelihood's tail is above 10^-this */
 #define ONSET_NOMINAL     0.001  /* onsets per value of a calibrated series, at most */
 #define SMOOTH_ALPHA      (1.0 / LIK_SHORT) /* the slow view averages about LIK_SHORT values */
 
@@ -450,16 +453,22 @@ static double likelihood(struct robust_state *s, const struct detect_params *p, 
 
     bool was = s->likely >= p->anomaly_threshold;
     s->likely = (float)score;
+    /* An episode lasts until the evidence is gone: while the likelihood still calls the
+     * short-term mean unusual (a tail below 10^-EPISODE_END_Q), a new crossing of the threshold
+     * is the same excursion coming back, not a new one. */
+    if (score < fmin(EPISODE_END_Q / (EPISODE_END_Q + LIK_Q_HALF), p->anomaly_threshold))
+        s->in_episode = false;
     /* The flag marks the readings of an episode that feed it (unusual for their regime, or
      * for their hour while the profile is young), not the usual ones after a lone spike that
      * keep the short-term mean up until the spike leaves it. */
     s->anomalous = score >= p->anomaly_threshold &&
                    (raw > usual || (young_raw >= 0 && young_raw > young_usual));
     if (score >= p->anomaly_threshold) {
-        if (was || s->since_onset < EPISODE_READINGS)
+        if (was || s->in_episode || s->since_onset < EPISODE_READINGS)
             score = fmin(score, EPISODE_CAP * p->anomaly_threshold);
         else {
             s->since_onset = 0;
+            s->in_episode = true;
             score = onset_strength(s, p);
             if (learn)
                 s->onset_rate += (float)(1.0 / LIK_LONG);

@@ -710,6 +710,48 @@ static void test_robust_level_shift_rebaselined(void **state)
     assert_true(after < 0.2);
 }
 
+/* Counts the onsets (scores at or above the threshold) of n values of N(mean, 1) fed to r. */
+static int onsets_in(struct robust_state *r, const struct detect_params *p, struct test_rng *g,
+                     double mean, int n)
+{
+    int onsets = 0;
+    for (int i = 0; i < n; i++) {
+        bool warm;
+        onsets += robust_update(r, p, 0.01, mean + test_rng_gauss(g), 0, true, &warm) >=
+                  p->anomaly_threshold;
+    }
+    return onsets;
+}
+
+/* An episode lasts until its evidence is gone: a burst (15 sigma, 25 values) that dips back to
+ * normal for 20 values, long enough for the likelihood to fall under the threshold but not
+ * back to usual, and then resumes is one excursion: one onset (the episode re-armed at the
+ * dip before, and the resumption opened a second). A dip long enough for the likelihood to
+ * call the short-term mean usual again (a tail above 10 %) ends the episode, and the
+ * resumption is a new one; so is a burst after a quiet stretch. */
+static void test_robust_episode_lasts_until_evidence_gone(void **state)
+{
+    (void)state;
+    struct detect_params p = default_params();
+    int dips[] = {20, 40}, want[] = {1, 2};
+    for (int k = 0; k < 2; k++) {
+        struct robust_state r = {0};
+        struct test_rng g = {4242};
+        assert_int_equal(onsets_in(&r, &p, &g, 20, 1000), 0);
+        int onsets = onsets_in(&r, &p, &g, 35, 25);
+        onsets += onsets_in(&r, &p, &g, 20, dips[k]);
+        print_message("dip of %d values: the likelihood at its end %.3f\n", dips[k], r.likely);
+        if (k == 0)
+            assert_true(r.likely < p.anomaly_threshold && r.likely > 1.0 / 6);
+        else
+            assert_true(r.likely < 1.0 / 6);
+        onsets += onsets_in(&r, &p, &g, 35, 25);
+        assert_int_equal(onsets, want[k]);
+        assert_int_equal(onsets_in(&r, &p, &g, 20, 300), 0);
+        assert_int_equal(onsets_in(&r, &p, &g, 35, 10), 1);
+    }
+}
+
 /* A two-level signal (a machine on and off: 20 or 60, noise 1, switching every 150 values,
  * no timestamps): once the series has gone through one switch each way, both levels are
  * known regimes — a switch is not an anomaly, while a value beyond both (a jump to 100 while
@@ -1346,6 +1388,7 @@ int main(void)
         cmocka_unit_test(test_robust_onset_strength_is_rarity_of_the_range),
         cmocka_unit_test(test_robust_onset_strength_daily_routine),
         cmocka_unit_test(test_robust_level_shift_rebaselined),
+        cmocka_unit_test(test_robust_episode_lasts_until_evidence_gone),
         cmocka_unit_test(test_robust_sensitive_after_level_shift),
         cmocka_unit_test(test_robust_slow_view_sees_a_small_sustained_shift),
         cmocka_unit_test(test_robust_two_level_signal),
