@@ -176,8 +176,12 @@ static const struct profile profiles[PROFILE_COUNT] = {
 /* ---- scenario shapes ----------------------------------------------------------------- */
 
 static const double leak_peak_ppm[2] = {8000, 10000}; /* where a leak levels off */
-static const double fire_rate_c_min[2] = {10, 20};    /* heating; UL 521 alarms at 8.3/min */
-static const double fire_cap_c[2] = {70, 90};         /* where the heating stops */
+/* A leak fills its room: every other gas sensor at the same location sees it from the same
+ * instant, further from the source: a share of the source's excess, reached more slowly. */
+static const double leak_room_share[2] = {0.4, 0.7};
+static const double leak_room_slower[2] = {2, 4};  /* its rise's time constant, x the source's */
+static const double fire_rate_c_min[2] = {10, 20}; /* heating; UL 521 alarms at 8.3/min */
+static const double fire_cap_c[2] = {70, 90};      /* where the heating stops */
 
 #define LEAK_RISE_MAX_S    20.0  /* time constant of the rise (shorter for short leaks) */
 #define LEAK_DECAY_S       30.0  /* time constant of the air clearing after the leak */
@@ -228,6 +232,7 @@ struct sim_device {
     struct sensor sensors[SIM_MAX_VALUES];
     /* scenario */
     double leak_peak_ppm;   /* gas-leak: level the leak approaches */
+    double leak_slower;     /* gas-leak: its rise's time constant, x the source's (1: the source) */
     double fire_rate_c_min; /* fire: heating rate */
     double fire_cap_c;      /* fire: temperature where heating stops */
     int fault_sensor;       /* sensor-fault: index of the frozen sensor; -1 if none */
@@ -401,7 +406,8 @@ static void device_setup(struct sim_fleet *f, unsigned i, unsigned n_same_kind)
     }
     snprintf(d->location, sizeof d->location, "%s, %s", site, room_lower);
     d->fault_sensor = -1;
-    d->info = (struct sim_device_info){d->id, d->name, d->location, p->kind, d->hardware, false};
+    d->info =
+        (struct sim_device_info){d->id, d->name, d->location, p->kind, d->hardware, false, false};
 }
 
 static int sensor_index(const struct sim_device *d, enum sensor_kind k)
@@ -445,7 +451,9 @@ static void scenario_arm(struct sim_fleet *f, struct sim_device *d, unsigned i)
     struct rng r;
     rng_seed(&r, f->cfg.seed, STREAM_SCENARIO, i);
     d->info.in_scenario = true;
+    d->info.scenario_source = true;
     d->leak_peak_ppm = rng_range(&r, leak_peak_ppm);
+    d->leak_slower = 1;
     d->fire_rate_c_min = rng_range(&r, fire_rate_c_min);
     d->fire_cap_c = rng_range(&r, fire_cap_c);
     int gas = sensor_index(d, SENSOR_GAS);
@@ -472,7 +480,39 @@ static void pick(struct sim_fleet *f, unsigned *cand, unsigned from, unsigned to
     }
 }
 
-/* Picks cfg.scenario_devices devices among the eligible ones, preferred ones first. */
+/* A gas leak reaches the room's other gas sensors (leak_room_share, leak_room_slower): each
+ * device with a gas sensor at the location of a source is armed too, with its own draws.
+ * Returns how many devices were added. */
+static unsigned leak_spread(struct sim_fleet *f)
+{
+    unsigned added = 0;
+    for (unsigned i = 0; i < f->n_devices; i++) {
+        struct sim_device *d = &f->devices[i];
+        int gas = sensor_index(d, SENSOR_GAS);
+        if (d->info.in_scenario || gas < 0)
+            continue;
+        const struct sim_device *src = NULL;
+        for (unsigned j = 0; j < f->n_devices && src == NULL; j++) {
+            const struct sim_device *o = &f->devices[j];
+            if (o->info.scenario_source && strcmp(o->location, d->location) == 0)
+                src = o;
+        }
+        if (src == NULL)
+            continue;
+        struct rng r;
+        rng_seed(&r, f->cfg.seed, STREAM_SCENARIO, i);
+        double src_excess = src->leak_peak_ppm - src->sensors[sensor_index(src, SENSOR_GAS)].base;
+        d->info.in_scenario = true;
+        d->leak_peak_ppm = d->sensors[gas].base + rng_range(&r, leak_room_share) * src_excess;
+        d->leak_slower = rng_range(&r, leak_room_slower);
+        d->fault_sensor = gas;
+        added++;
+    }
+    return added;
+}
+
+/* Picks cfg.scenario_devices devices among the eligible ones, preferred ones first; a gas
+ * leak then reaches the other gas sensors of their rooms (leak_spread). */
 static int scenario_pick(struct sim_fleet *f, char *err, size_t errlen)
 {
     enum sim_scenario sc = f->cfg.scenario;
@@ -503,6 +543,8 @@ static int scenario_pick(struct sim_fleet *f, char *err, size_t errlen)
     pick(f, cand, 0, n_pref, first, &r);
     pick(f, cand, n_pref, n, want - first, &r);
     f->n_affected = want;
+    if (sc == SIM_SCENARIO_GAS_LEAK)
+        f->n_affected += leak_spread(f);
     free(cand);
     return 0;
 }
@@ -603,7 +645,7 @@ static double leak_at(const struct sim_fleet *f, const struct sim_device *d, int
 {
     const struct sim_fleet_config *c = &f->cfg;
     double len_s = (double)(c->scenario_end_ms - c->scenario_start_ms) / 1000.0;
-    double tau_s = fmin(LEAK_RISE_MAX_S, fmax(2.0, len_s / 6.0));
+    double tau_s = fmin(LEAK_RISE_MAX_S, fmax(2.0, len_s / 6.0)) * d->leak_slower;
     double excess = d->leak_peak_ppm - d->sensors[sensor_index(d, SENSOR_GAS)].base;
     int64_t t = ts_ms < c->scenario_end_ms ? ts_ms : c->scenario_end_ms;
     double rise = excess * (1.0 - exp(-(double)(t - c->scenario_start_ms) / 1000.0 / tau_s));

@@ -68,7 +68,9 @@ struct sim_device_info {
     const char *location; /* "Site 1, kitchen" */
     const char *kind;     /* its profile: "kitchen", "boiler-room", "garage", ... */
     const char *hardware; /* "ESP32 + MQ-4 + DHT11 + flame + PIR + BH1750" */
-    bool in_scenario;     /* the scenario affects this device */
+    bool in_scenario;     /* the scenario affects this device ... */
+    bool scenario_source; /* ... where it starts (a gas leak also reaches the room's other gas
+                             sensors: in_scenario, but not the source) */
 };
 
 /* One metric value of a reading. */

@@ -691,7 +691,8 @@ static void print_plan(const struct sim *s)
     for (unsigned d = 0; d < o->devices; d++) {
         const struct sim_device_info *i = sim_fleet_device(&s->fleet, d);
         if (i->in_scenario && listed++ < 20)
-            fprintf(stderr, " %s (%s)", i->id, i->name);
+            fprintf(stderr, " %s (%s%s)", i->id, i->name,
+                    i->scenario_source ? "" : ", the same room");
     }
     if (listed > 20)
         fprintf(stderr, " and %u more", listed - 20);

@@ -21,21 +21,24 @@ enum {
 static const double grids[] = {1, 0.5, 0.1, 0.05, 0.01, 0.001};
 #define N_GRIDS (sizeof grids / sizeof grids[0])
 
-#define SLOW_ALPHA     0.02 /* EWMA weight of the usual step and repeat rate */
-#define FAST_ALPHA     0.3  /* neighbours: EWMA weight of a member's fast level */
-#define FAST_K         7.0  /* ... how many of its usual wanders from the level it must move */
-#define LONG_ALPHA     (1.0 / 512) /* EWMA weight of the long-run repeat rate */
-#define LEVEL_ALPHA    0.05        /* EWMA weight of the slow level */
-#define SPREAD_ALPHA   0.005       /* EWMA weight of the usual distance from the level */
-#define NOISE_K        1.8         /* noise CUSUM allowance, in usual steps (mean step is 1) */
-#define NOISE_CLIP     10.0        /* one step counts at most this many usual steps */
-#define DRIFT_K        3.0         /* drift CUSUM allowance, in sigmas */
-#define DRIFT_CLIP     20.0        /* one value counts at most this many sigmas */
-#define JUMP_MEMORY    3           /* a jump back within this many readings makes a spike */
-#define FLAME_ON       0.5
-#define FLAME_READINGS 3
-#define FAST_READINGS  5
-#define HOT_C          50.0
+#define SLOW_ALPHA         0.02  /* EWMA weight of the usual step and repeat rate */
+#define FAST_ALPHA         0.3   /* neighbours: EWMA weight of a member's fast level */
+#define FAST_K             7.0   /* ... how many of its usual wanders from the level it must move */
+#define NEIGHBOUR_GRACE_MS 15000 /* neighbours: how long a mover may move alone before doubt */
+#define BASE_ALPHA         0.01  /* neighbours: EWMA weight of a member's base */
+#define LONG_ALPHA         (1.0 / 512) /* EWMA weight of the long-run repeat rate */
+#define LEVEL_ALPHA        0.05        /* EWMA weight of the slow level */
+#define SPREAD_ALPHA       0.005       /* EWMA weight of the usual distance from the level */
+#define NOISE_K            1.8         /* noise CUSUM allowance, in usual steps (mean step is 1) */
+#define NOISE_CLIP         10.0        /* one step counts at most this many usual steps */
+#define DRIFT_K            3.0         /* drift CUSUM allowance, in sigmas */
+#define DRIFT_CLIP         20.0        /* one value counts at most this many sigmas */
+#define JUMP_MEMORY        3           /* a jump back within this many readings makes a spike */
+#define FLAME_ON           0.5
+#define FLAME_READINGS     3
+#define FLAME_MIN_MS       15000 /* ... and seconds: a fire heats its room's sensor by a degree */
+#define FAST_READINGS      5
+#define HOT_C              50.0
 #define GAUSS_ENTROPY_K                                                                            \
     4.13 /* sqrt(2 pi e): entropy of N(0, s^2) quantised at q is                                   \
             log2(4.13 s / q) bits */
@@ -276,10 +279,11 @@ static double frozen_rate(const struct tamper_series *s)
     return rate < 0.01 ? 0.01 : (rate > 0.99 ? 0.99 : rate);
 }
 
-/* Runs the value checks of one series on x; learns x when nothing was found. Device context
- * (flame seen) relaxes the upward drift of temperature. */
+/* Runs the value checks of one series on x; learns x when nothing was found. Device context:
+ * fire is true while flame is seen (the air heats and dries: its temperature and humidity
+ * moving is physics then, not a drift). */
 static void series_check(const struct config_tamper *p, struct tamper_series *s, const char *metric,
-                         double x, bool flame, struct findings *fs)
+                         double x, bool fire, struct findings *fs)
 {
     if (s->cls == CLS_BINARY)
         return;
@@ -353,7 +357,13 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     int8_t dir = 0;
     if (smooth && s->n > 0 && fabs(d) > p->slew_factor * step)
         dir = d > 0 ? 1 : -1;
-    if (warm && dir != 0) {
+    /* A fire heats the air and its relative humidity falls (by about a factor e every 40 °C):
+     * while it burns, the air's temperature and humidity moving, however fast, is physics, and
+     * builds no drift that would be called one the moment the flame is gone. (Once it is out,
+     * the cooling and the humidity's return are judged against the spread the fire taught.) */
+    bool fire_air =
+        fire && (strcmp(metric, "temperature_c") == 0 || strcmp(metric, "humidity_pct") == 0);
+    if (warm && dir != 0 && !fire_air) {
         bool spike = s->jump_dir == -dir && s->jump_age <= JUMP_MEMORY;
         bool counts = s->cls == CLS_SMOOTH || dir < 0;
         if (counts || spike)
@@ -413,11 +423,10 @@ static void series_check(const struct config_tamper *p, struct tamper_series *s,
     if (zd < -DRIFT_CLIP)
         zd = -DRIFT_CLIP;
     double down = s->drift_down - zd - DRIFT_K;
-    up = up > 0 ? up : 0;
-    down = down > 0 ? down : 0;
-    /* Rising gas is never a drift (a leak is a ramp); rising temperature counts only while
-     * no flame is seen. */
-    bool up_counts = s->cls == CLS_SMOOTH || (!gas && !flame);
+    up = up > 0 && !fire_air ? up : 0; /* (the fire's air accumulates no drift) */
+    down = down > 0 && !fire_air ? down : 0;
+    /* Rising gas is never a drift (a leak is a ramp). */
+    bool up_counts = s->cls == CLS_SMOOTH || !gas;
     if (warm && smooth && ((up > p->drift_cusum && up_counts) || down > p->drift_cusum))
         add_finding(fs, TAMPER_DRIFT, p->weight_drift,
                     "moving %s away from its level %g, %.0f sigma now, faster than it ever "
@@ -654,10 +663,13 @@ static void timing_check(const struct config_tamper *p, struct tamper_device *d,
         d->n++;
 }
 
-/* Flame seen for FLAME_READINGS readings while the temperature has not risen: fire without
- * heat. flame is the reading's flame value (NAN: none), temp its temperature (NAN: none). */
+/* Flame seen for FLAME_READINGS readings and FLAME_MIN_MS while the temperature has not risen:
+ * fire without heat. A fire heating its room by 10-20 °C a minute (UL 521's rate-of-rise
+ * detectors alarm at 8.3) takes a few seconds for a degree, so a device sending every second
+ * is judged over as long as one sending every 5 s, not over 3 s. flame is the reading's flame
+ * value (NAN: none), temp its temperature (NAN: none), ts_ms the reading's time. */
 static void cross_sensor_check(const struct config_tamper *p, struct tamper_device *d, double flame,
-                               double temp, double temp_level, struct findings *fs)
+                               double temp, double temp_level, int64_t ts_ms, struct findings *fs)
 {
     if (!isnan(temp)) {
         d->temp_c = temp;
@@ -669,15 +681,19 @@ static void cross_sensor_check(const struct config_tamper *p, struct tamper_devi
         d->flame_run = 0;
         return;
     }
-    if (d->flame_run == 0)
+    if (d->flame_run == 0) {
         d->flame_start_temp_c = d->temp_level_c;
+        d->flame_start_ms = ts_ms;
+    }
     d->flame_run++;
-    if (d->flame_run >= FLAME_READINGS && !isnan(d->temp_c) && !isnan(d->flame_start_temp_c) &&
-        d->temp_c - d->flame_start_temp_c < p->cross_heat_c && d->temp_c < HOT_C)
+    int64_t flame_ms = ts_ms - d->flame_start_ms;
+    if (d->flame_run >= FLAME_READINGS && flame_ms >= FLAME_MIN_MS && !isnan(d->temp_c) &&
+        !isnan(d->flame_start_temp_c) && d->temp_c - d->flame_start_temp_c < p->cross_heat_c &&
+        d->temp_c < HOT_C)
         add_finding(fs, TAMPER_CROSS_SENSOR, p->weight_cross_sensor,
-                    "flame for %u readings while the temperature stays at %.1f °C (%.1f before): "
-                    "fire without heat",
-                    d->flame_run, d->temp_c, d->flame_start_temp_c);
+                    "flame for %u readings (%.0f s) while the temperature stays at %.1f °C (%.1f "
+                    "before): fire without heat",
+                    d->flame_run, (double)flame_ms / 1000, d->temp_c, d->flame_start_temp_c);
 }
 
 static void apply(const struct config_tamper *p, struct tamper_device *d, const char *metric,
@@ -713,15 +729,15 @@ void tamper_reading(const struct config_tamper *p, struct tamper_device *d,
             temp_level = series[k]->n > 0 ? series[k]->level : temp;
         }
     }
-    bool flame_on = (!isnan(flame) && flame >= FLAME_ON) || d->flame_run > 0;
+    bool fire = (!isnan(flame) && flame >= FLAME_ON) || d->flame_run > 0;
     for (uint32_t k = 0; k < r->n_values; k++) {
         struct metric_value *v = &r->values[k];
         if (series[k] == NULL)
             continue;
         fs.n = 0;
-        series_check(p, series[k], v->name, v->value, flame_on, &fs);
+        series_check(p, series[k], v->name, v->value, fire, &fs);
         if (v->name[0] == 'f' && strcmp(v->name, "flame") == 0)
-            cross_sensor_check(p, d, flame, temp, temp_level, &fs);
+            cross_sensor_check(p, d, flame, temp, temp_level, r->ts_ms, &fs);
         if (fs.n > 0) {
             v->flags |= FLAG_TAMPER;
             apply(p, d, v->name, &fs, r->ts_ms);
@@ -729,7 +745,7 @@ void tamper_reading(const struct config_tamper *p, struct tamper_device *d,
         }
     }
     if (isnan(flame) && !isnan(temp))
-        cross_sensor_check(p, d, NAN, temp, temp_level, &fs);
+        cross_sensor_check(p, d, NAN, temp, temp_level, r->ts_ms, &fs);
     settle(p, d, r->ts_ms);
     if (d->state == TRUST_QUARANTINED) {
         for (uint32_t k = 0; k < r->n_values; k++)
@@ -892,10 +908,21 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
     double wfloor = 0.1 * floor;
     double wander = me->wander > wfloor ? me->wander : wfloor;
     double moved_fast = fabs(fast - me->level) / wander;
-    bool mover = moved > p->neighbour_factor || (me->n >= 3 * warm && moved_fast > FAST_K);
-    if (me->n >= warm && mover) {
-        bool by_value = moved > p->neighbour_factor;
-        uint32_t others = 0, flat = 0;
+    bool by_value = moved > p->neighbour_factor;
+    bool by_fast = me->n >= 3 * warm && moved_fast > FAST_K;
+    /* A leak raises gas in the whole room: a member still raised above its base is in it. */
+    bool gas_like =
+        metric_class(room->metric) == CLS_DANGER_UP && strcmp(room->metric, "temperature_c") != 0;
+    /* Since when its value has been moving: beyond a third of neighbour_factor usual steps from
+     * its level (alone or not: one neighbour's noisy reading does not restart the grace). A
+     * leak's onset gets there and past neighbour_factor in one reading; a slow ramp got there
+     * long before it moved that far, so the grace has run out by then. */
+    if (moved <= p->neighbour_factor / 3)
+        me->moving_since_ms = 0;
+    else if (me->moving_since_ms == 0)
+        me->moving_since_ms = ts_ms > 0 ? ts_ms : 1;
+    if (me->n >= warm && (by_value || by_fast)) {
+        uint32_t others = 0, flat_value = 0, flat_fast = 0;
         for (uint32_t i = 0; i < room->n_members; i++) {
             const struct tamper_neighbour *o = &room->members[i];
             if (o == me || o->n < warm || ts_ms - o->ts_ms > max_age_ms)
@@ -904,24 +931,40 @@ bool tamper_room_observe(const struct config_tamper *p, struct tamper_room *room
             double ofloor = o->quantum > 1e-9 ? o->quantum : 1e-9;
             double ostep = o->step > ofloor ? o->step : ofloor;
             double ow = o->wander > 0.1 * ofloor ? o->wander : 0.1 * ofloor;
+            bool raised = gas_like && (o->last - o->base) / ostep >= p->neighbour_factor;
             /* flat as the mover moved: its value, or where its readings are heading */
-            flat += by_value ? fabs(o->last - o->level) / ostep < p->neighbour_factor / 3
-                             : fabs(o->fast - o->level) / ow < FAST_K / 3;
+            flat_value += !raised && fabs(o->last - o->level) / ostep < p->neighbour_factor / 3;
+            flat_fast += !raised && fabs(o->fast - o->level) / ow < FAST_K / 3;
         }
-        if (others > 0 && flat == others) {
+        /* Gas that rose is doubted once it has been rising for NEIGHBOUR_GRACE_MS: a real leak
+         * reaches the room's other sensors within seconds (and its first readings move the fast
+         * level too, so the value's test decides). A slow ramp whose value has not moved that
+         * far, found by where its readings are heading, has taken its time already. */
+        bool leak_like = gas_like && value > me->level;
+        bool value_alone = by_value && others > 0 && flat_value == others &&
+                           (!leak_like || ts_ms - me->moving_since_ms >= NEIGHBOUR_GRACE_MS);
+        bool fast_alone = !by_value && by_fast && others > 0 && flat_fast == others;
+        if (value_alone) {
             doubted = true;
-            if (by_value)
-                snprintf(detail, detail_len,
-                         "moved %.0f usual steps from its level %g while %u neighbour%s at the "
-                         "same location stayed flat",
-                         moved, me->level, others, others == 1 ? "" : "s");
-            else
-                snprintf(detail, detail_len,
-                         "its recent readings (%g) moved %.0f times their usual wander from its "
-                         "level %g while %u neighbour%s at the same location stayed flat",
-                         fast, moved_fast, me->level, others, others == 1 ? "" : "s");
+            snprintf(detail, detail_len,
+                     "moved %.0f usual steps from its level %g while %u neighbour%s at the same "
+                     "location stayed flat",
+                     moved, me->level, others, others == 1 ? "" : "s");
+        } else if (fast_alone) {
+            doubted = true;
+            snprintf(detail, detail_len,
+                     "its recent readings (%g) moved %.0f times their usual wander from its "
+                     "level %g while %u neighbour%s at the same location stayed flat",
+                     fast, moved_fast, me->level, others, others == 1 ? "" : "s");
         }
     }
+    /* The base: a level slower than the slow one (hundreds of readings), so a leak or a fire,
+     * minutes long, leaves it behind, and a room that has really changed (a heater) is
+     * followed. */
+    if (me->n == 0)
+        me->base = value;
+    else if (!doubted)
+        me->base += (value - me->base) * (me->n < 20 ? 1.0 / (me->n + 1) : BASE_ALPHA);
     double a = me->n < 20 ? 1.0 / (me->n + 1) : 0.02;
     if (me->n > 0 && !doubted)
         me->step += (fabs(value - me->last) - me->step) * a;

@@ -142,6 +142,7 @@ struct tamper_device {
     uint32_t fast_run;      /* intervals in a row far below the usual */
     /* cross-sensor */
     uint32_t flame_run;        /* readings in a row with flame */
+    int64_t flame_start_ms;    /* ts of the run's first reading */
     double flame_start_temp_c; /* temperature level when the flame began */
     double temp_c;             /* the last temperature value (NAN: none) */
     double temp_level_c;       /* the temperature series' level (NAN: none) */
@@ -201,8 +202,13 @@ void tamper_explain(const struct tamper_device *d, char *buf, size_t len);
  * own, the mover is doubted. So is a member whose fast level (where its recent readings are
  * heading) moves 7 times its usual distance from the slow level (learned per member) while
  * every other member's stays within a third of that: a slow ramp. A real leak spreads to the other
- * sensors of the room within a few readings; a forged one does not. Single-threaded: canaryd runs
- * it on the writer thread, which sees every committed reading. */
+ * sensors of the room within seconds; a forged one does not. So gas (and CO) that rose is
+ * doubted only once it has been rising for NEIGHBOUR_GRACE_MS (the leak's time to reach the
+ * room's other sensors; counted from when it began to move, so a slow ramp, long under way
+ * when it has moved far enough, is not held back), and a member still raised above its base (its level before the event) is
+ * not a flat neighbour: a room in which one sensor has risen and another rises more slowly,
+ * or has stopped rising, is one leak.
+ * Single-threaded: canaryd runs it on the writer thread, which sees every committed reading. */
 
 #define TAMPER_NEIGHBOURS_MAX 32 /* members per (location, metric) tracked */
 
@@ -212,6 +218,9 @@ struct tamper_neighbour {
     double fast;    /* fast EWMA of the value (alpha 0.3): where it is heading, with less noise */
     double wander;  /* EWMA of |fast - level|: how far it usually wanders from its level */
     double quantum; /* smallest change seen: the sensor's step */
+    double base;    /* a level slower than level (EWMA 0.01): where gas and CO were before a
+                       leak raised them */
+    int64_t moving_since_ms; /* ts since which its value has been moving (0: not) */
     uint32_t n;
     int64_t ts_ms;
 };

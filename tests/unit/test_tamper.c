@@ -45,6 +45,7 @@ struct dev {
     unsigned n;
     uint64_t seq;
     int64_t ts;
+    int64_t interval_ms;  /* between readings (INTERVAL_MS unless a test says otherwise) */
     int64_t recv_skew_ms; /* receive time - ts - 150 ms */
     struct test_rng rng;
     struct metric_value values[MAXV];
@@ -65,6 +66,7 @@ static void dev_init(struct dev *v, uint64_t seed, const struct sensor *sensors,
     }
     v->n = n;
     v->ts = T0;
+    v->interval_ms = INTERVAL_MS;
     v->rng.s = seed;
 }
 
@@ -77,7 +79,7 @@ static double clean_value(struct dev *v, unsigned k, double signal)
     return round(x / s->step) * s->step;
 }
 
-/* Sends one reading with the given values (ts advances by INTERVAL_MS). */
+/* Sends one reading with the given values (ts advances by v->interval_ms). */
 static void send(struct dev *v, const double *vals)
 {
     struct tamper_series *ser[MAXV];
@@ -86,7 +88,7 @@ static void send(struct dev *v, const double *vals)
         ser[k] = &v->s[k];
     }
     v->seq++;
-    v->ts += INTERVAL_MS;
+    v->ts += v->interval_ms;
     v->r = (struct reading){"dev-1",   v->seq, v->ts, v->ts + 150 + v->recv_skew_ms,
                             v->values, v->n,   true,  true};
     struct tamper_outcome o;
@@ -682,6 +684,21 @@ static void test_flame_without_heat(void **state)
     assert_int_not_equal(v.d.state, TRUST_TRUSTED);
     assert_int_equal(v.d.reasons[0].check, TAMPER_CROSS_SENSOR);
 
+    /* A device sending every second is judged over the same 15 s of flame, not 3 s: a real
+     * fire needs a few seconds to heat its sensor by a degree. */
+    dev_init(&v, 3, s, 2);
+    v.interval_ms = 1000;
+    warm(&v, 100);
+    flagged = 0;
+    for (unsigned i = 0; i < 30 && flagged == 0; i++) {
+        double vals[2] = {clean_value(&v, 0, 23), 1};
+        send(&v, vals);
+        if (v.flags[1] & FLAG_TAMPER)
+            flagged = i + 1;
+    }
+    assert_int_equal(flagged, 16); /* the 16th reading is 15 s after the first */
+    assert_int_equal(v.d.reasons[0].check, TAMPER_CROSS_SENSOR);
+
     /* A real fire: flame and the temperature climbing: not doubted. */
     dev_init(&v, 4, s, 2);
     warm(&v, 100);
@@ -690,6 +707,39 @@ static void test_flame_without_heat(void **state)
         send(&v, vals);
     }
     assert_int_equal(v.worst, TRUST_TRUSTED);
+
+    /* ... and the relative humidity falling as the air heats (by a factor e every 40 °C), then
+     * the air cooling and the humidity coming back once the fire is out: physics, not a
+     * drift. A DHT22 in a boiler room, a reading a second, a fire heating it by 15 °C a
+     * minute for four minutes (the demo's fire). */
+    static const struct sensor dht[] = {
+        {"temperature_c", 30, 0.1, 0.1, false},
+        {"humidity_pct", 35, 0.3, 0.1, false},
+        {"flame", 0, 0, 1, false},
+    };
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        dev_init(&v, seed, dht, 3);
+        v.interval_ms = 1000;
+        warm(&v, 300);
+        for (unsigned i = 0; i < 240; i++) {
+            double heat = 0.25 * (i + 1);
+            double vals[3] = {clean_value(&v, 0, 30 + heat),
+                              clean_value(&v, 1, 35 * exp(-heat / 40)), 1};
+            send(&v, vals);
+        }
+        /* The fire is out: the air cools (time constant 3 minutes) and its humidity comes
+         * back, for ten minutes. */
+        for (unsigned i = 0; i < 600; i++) {
+            double heat = 60 * exp(-(double)(i + 1) / 180.0);
+            double vals[3] = {clean_value(&v, 0, 30 + heat),
+                              clean_value(&v, 1, 35 * exp(-heat / 40)), 0};
+            send(&v, vals);
+        }
+        if (v.worst != TRUST_TRUSTED)
+            fail_msg("seed %llu: a real fire made the device %s: %s on %s",
+                     (unsigned long long)seed, trust_state_name(v.worst), v.d.reasons[0].detail,
+                     v.d.reasons[0].metric);
+    }
 }
 
 static void test_timing(void **state)
@@ -778,6 +828,68 @@ static void test_neighbours(void **state)
     assert_true(tamper_neighbours_compare("temperature_c"));
     assert_false(tamper_neighbours_compare("light_lux"));
     assert_false(tamper_neighbours_compare("flame"));
+}
+
+/* One reading a second of a room of two gas sensors (relative noise 2 %, whole ppm) with
+ * excess[d] ppm added to sensor d; returns the sensor doubted (-1: none). */
+static int gas_pair_round(const struct config_tamper *p, struct tamper_room *room,
+                          struct test_rng *rng, int64_t ts, const double *excess)
+{
+    const double base[2] = {450, 520};
+    int bad = -1;
+    for (unsigned d = 0; d < 2; d++) {
+        char id[16], detail[160];
+        snprintf(id, sizeof id, "g-%u", d);
+        double x = round((base[d] + excess[d]) * (1 + 0.02 * test_rng_gauss(rng)));
+        if (tamper_room_observe(p, room, id, x, ts + d * 400, detail, sizeof detail)) {
+            assert_int_equal(bad, -1);
+            bad = (int)d;
+        }
+    }
+    return bad;
+}
+
+/* A real leak fills its room, but not evenly: the sensor by the leak rises first and fast (to
+ * +8,000 ppm, time constant 20 s), the one across the room later and less (+4,000, 60 s), and
+ * when the source has levelled off the other is still rising; then the air clears. At a
+ * reading a second neither is ever doubted: the other sensor moves within the grace, and a
+ * sensor still raised above its base is not a flat neighbour. A fake leak on one of them, at
+ * the same rate, is doubted once it has risen alone for 15 s. */
+static void test_neighbours_real_leak_spreads(void **state)
+{
+    (void)state;
+    struct config_tamper p;
+    config_tamper_defaults(&p);
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        struct tamper_room room;
+        memset(&room, 0, sizeof room);
+        snprintf(room.metric, sizeof room.metric, "gas_ppm");
+        struct test_rng rng = {seed * 31};
+        int64_t ts = T0;
+        double none[2] = {0, 0};
+        for (unsigned i = 0; i < 600; i++, ts += 1000)
+            assert_int_equal(gas_pair_round(&p, &room, &rng, ts, none), -1);
+        for (unsigned t = 0; t < 600; t++, ts += 1000) {
+            double leak[2];
+            double s = t < 120 ? t : 120, after = t < 120 ? 0 : t - 120;
+            leak[0] = 8000 * (1 - exp(-s / 20)) * exp(-after / 30);
+            leak[1] = 4000 * (1 - exp(-s / 60)) * exp(-after / 30);
+            int bad = gas_pair_round(&p, &room, &rng, ts, leak);
+            if (bad >= 0)
+                fail_msg("seed %llu: g-%d doubted %u s into a real leak", (unsigned long long)seed,
+                         bad, t);
+        }
+        unsigned at = 0;
+        for (unsigned t = 0; t < 60 && at == 0; t++, ts += 1000) {
+            double fake[2] = {8000 * (1 - exp(-(double)t / 20)), 0};
+            int bad = gas_pair_round(&p, &room, &rng, ts, fake);
+            assert_true(bad == -1 || bad == 0);
+            if (bad == 0)
+                at = t + 1;
+        }
+        if (at < 16 || at > 20)
+            fail_msg("seed %llu: a fake leak doubted at reading %u", (unsigned long long)seed, at);
+    }
 }
 
 /* One reading of a room of four DHT22s (0.1 °C noise and steps) that share the day's slow
@@ -1050,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_flame_without_heat),
         cmocka_unit_test(test_timing),
         cmocka_unit_test(test_neighbours),
+        cmocka_unit_test(test_neighbours_real_leak_spreads),
         cmocka_unit_test(test_neighbours_ramp),
         cmocka_unit_test(test_trust_hysteresis_and_release),
         cmocka_unit_test(test_reasons_json_and_explain),
