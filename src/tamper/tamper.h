@@ -201,13 +201,13 @@ void tamper_explain(const struct tamper_device *d, char *buf, size_t len);
  * one, seen within the last 15 minutes) stays within a third of that many of its
  * own, the mover is doubted. So is a member whose fast level (where its recent readings are
  * heading) moves 7 times its usual distance from the slow level (learned per member) while
- * every other member's stays within a third of that: a slow ramp. A real leak spreads to the other
- * sensors of the room within seconds; a forged one does not. So gas (and CO) that rose is
- * doubted only once it has been rising for NEIGHBOUR_GRACE_MS (the leak's time to reach the
- * room's other sensors; counted from when it began to move, so a slow ramp, long under way
- * when it has moved far enough, is not held back), and a member still raised above its base (its level before the event) is
- * not a flat neighbour: a room in which one sensor has risen and another rises more slowly,
- * or has stopped rising, is one leak.
+ * every other member's stays within a third of that: a slow ramp. A real leak spreads to the
+ * other sensors of the room within seconds; a forged one does not. So gas (and CO) that rose
+ * is doubted only once it has been rising for NEIGHBOUR_GRACE_MS (the leak's time to reach
+ * the room's other sensors; counted from when it began to move, so a slow ramp, long under
+ * way when it has moved far enough, is not held back), and a member still raised above its
+ * base (its level before the event) is not a flat neighbour: a room in which one sensor has
+ * risen and another rises more slowly, or has stopped rising, is one leak.
  * Single-threaded: canaryd runs it on the writer thread, which sees every committed reading. */
 
 #define TAMPER_NEIGHBOURS_MAX 32 /* members per (location, metric) tracked */

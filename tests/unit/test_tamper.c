@@ -830,23 +830,41 @@ static void test_neighbours(void **state)
     assert_false(tamper_neighbours_compare("flame"));
 }
 
+/* An empty room comparing metric. */
+static void room_init(struct tamper_room *room, const char *metric)
+{
+    memset(room, 0, sizeof *room);
+    snprintf(room->metric, sizeof room->metric, "%s", metric);
+}
+
+/* Feeds x[d] of device "<prefix>-<d>" (d < n) into room, device d at ts + d * stagger_ms;
+ * returns the device doubted (-1: none; at most one may be). */
+static int room_observe_all(const struct config_tamper *p, struct tamper_room *room,
+                            const char *prefix, const double *x, unsigned n, int64_t ts,
+                            int64_t stagger_ms)
+{
+    int bad = -1;
+    for (unsigned d = 0; d < n; d++) {
+        char id[16], detail[160];
+        snprintf(id, sizeof id, "%s-%u", prefix, d);
+        if (tamper_room_observe(p, room, id, x[d], ts + d * stagger_ms, detail, sizeof detail)) {
+            assert_int_equal(bad, -1);
+            bad = (int)d;
+        }
+    }
+    return bad;
+}
+
 /* One reading a second of a room of two gas sensors (relative noise 2 %, whole ppm) with
  * excess[d] ppm added to sensor d; returns the sensor doubted (-1: none). */
 static int gas_pair_round(const struct config_tamper *p, struct tamper_room *room,
                           struct test_rng *rng, int64_t ts, const double *excess)
 {
     const double base[2] = {450, 520};
-    int bad = -1;
-    for (unsigned d = 0; d < 2; d++) {
-        char id[16], detail[160];
-        snprintf(id, sizeof id, "g-%u", d);
-        double x = round((base[d] + excess[d]) * (1 + 0.02 * test_rng_gauss(rng)));
-        if (tamper_room_observe(p, room, id, x, ts + d * 400, detail, sizeof detail)) {
-            assert_int_equal(bad, -1);
-            bad = (int)d;
-        }
-    }
-    return bad;
+    double x[2];
+    for (unsigned d = 0; d < 2; d++)
+        x[d] = round((base[d] + excess[d]) * (1 + 0.02 * test_rng_gauss(rng)));
+    return room_observe_all(p, room, "g", x, 2, ts, 400);
 }
 
 /* A real leak fills its room, but not evenly: the sensor by the leak rises first and fast (to
@@ -862,8 +880,7 @@ static void test_neighbours_real_leak_spreads(void **state)
     config_tamper_defaults(&p);
     for (uint64_t seed = 1; seed <= 10; seed++) {
         struct tamper_room room;
-        memset(&room, 0, sizeof room);
-        snprintf(room.metric, sizeof room.metric, "gas_ppm");
+        room_init(&room, "gas_ppm");
         struct test_rng rng = {seed * 31};
         int64_t ts = T0;
         double none[2] = {0, 0};
@@ -898,18 +915,12 @@ static int room_round(const struct config_tamper *p, struct tamper_room *room, s
                       unsigned i, int64_t ts, const double *ramp)
 {
     const double base[4] = {21.3, 22.1, 20.6, 21.8};
-    int bad = -1;
+    double x[4];
     for (unsigned d = 0; d < 4; d++) {
-        char id[16], detail[160];
-        snprintf(id, sizeof id, "r-%u", d);
         double day = 1.5 * sin((double)i / 4000.0); /* about 1 °C over the first hour */
-        double x = round((base[d] + day + ramp[d] + 0.1 * test_rng_gauss(rng)) * 10) / 10;
-        if (tamper_room_observe(p, room, id, x, ts, detail, sizeof detail)) {
-            assert_int_equal(bad, -1);
-            bad = (int)d;
-        }
+        x[d] = round((base[d] + day + ramp[d] + 0.1 * test_rng_gauss(rng)) * 10) / 10;
     }
-    return bad;
+    return room_observe_all(p, room, "r", x, 4, ts, 0);
 }
 
 /* A ramp of +10 °C over 120 readings (0.08 °C a reading, below a DHT22's noise from one
@@ -924,8 +935,7 @@ static void test_neighbours_ramp(void **state)
     config_tamper_defaults(&p);
     for (uint64_t seed = 1; seed <= 20; seed++) {
         struct tamper_room room;
-        memset(&room, 0, sizeof room);
-        snprintf(room.metric, sizeof room.metric, "temperature_c");
+        room_init(&room, "temperature_c");
         struct test_rng rng = {seed * 977};
         int64_t ts = T0;
         double ramp[4] = {0, 0, 0, 0};
