@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cli_run.h"
 #include "harness.h"
 
 #include "core/error.h"
@@ -33,19 +34,16 @@
 #include <unistd.h>
 
 struct fx {
-    char dir[64];
-    char shuttle[512];    /* tests/fixtures/shuttle-2000.csv */
-    char kitchens[512];   /* tests/fixtures/ml-kitchens.csv */
-    char paths[128][160]; /* what in_dir returned: each call a fresh slot */
-    size_t n_paths;
+    struct test_dir t;
+    char shuttle[512];  /* tests/fixtures/shuttle-2000.csv */
+    char kitchens[512]; /* tests/fixtures/ml-kitchens.csv */
 };
 
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/canary-mlcli-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(&f->t, "mlcli");
     const char *src = getenv("CANARY_SOURCE_DIR");
     assert_non_null(src);
     snprintf(f->shuttle, sizeof f->shuttle, "%s/tests/fixtures/shuttle-2000.csv", src);
@@ -57,113 +55,25 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(&f->t);
     free(f);
     return 0;
 }
 
-/* A path inside the test's directory, valid until the test ends. */
-static const char *in_dir(struct fx *f, const char *name)
+#define in_dir(f, name) test_dir_path(&(f)->t, name)
+
+/* Runs `canary <args...>` (NULL-terminated); path_env, when not NULL, replaces $PATH. */
+#define run_canary_env(f, path_env, ...)                                                           \
+    cli_run((f)->t.dir, (const char *const[]){(path_env) ? path_env_var(path_env) : NULL, NULL},   \
+            __VA_ARGS__)
+#define run_canary(f, ...) cli_run((f)->t.dir, NULL, __VA_ARGS__, NULL)
+
+/* "PATH=<path>" (one run at a time). */
+static const char *path_env_var(const char *path)
 {
-    assert_true(f->n_paths < sizeof f->paths / sizeof f->paths[0]);
-    char tmp[sizeof f->paths[0]];
-    snprintf(tmp, sizeof tmp, "%s/%s", f->dir, name);
-    char *b = f->paths[f->n_paths++];
-    memcpy(b, tmp, sizeof tmp);
-    return b;
-}
-
-/* Reads a whole file (NUL-terminated, malloc'd; NULL when it cannot be read). */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, fp)) > 0;) {
-        n += got;
-        if (n + 1 == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (grown == NULL) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = grown;
-        }
-    }
-    fclose(fp);
-    if (buf != NULL)
-        buf[n] = '\0';
-    if (len != NULL)
-        *len = n;
-    return buf;
-}
-
-/* What one run of the canary binary printed. */
-struct run {
-    int status;
-    char *out, *err;
-};
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Runs `canary <args...>` (NULL-terminated) with stdout and stderr captured; path_env, when
- * not NULL, replaces $PATH for the run. */
-static struct run run_canary_env(const struct fx *f, const char *path_env, ...)
-{
-    const char *argv[48] = {"canary"};
-    size_t n = 1;
-    va_list ap;
-    va_start(ap, path_env);
-    for (const char *a; n < 47 && (a = va_arg(ap, const char *)) != NULL;)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char out[256], err[256];
-    snprintf(out, sizeof out, "%s/run.out", f->dir);
-    snprintf(err, sizeof err, "%s/run.err", f->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        if (path_env != NULL)
-            setenv("PATH", path_env, 1);
-        execv(CANARY_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), slurp(out, NULL),
-                    slurp(err, NULL)};
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-#define run_canary(f, ...) run_canary_env(f, NULL, __VA_ARGS__, NULL)
-
-/* Fails with both outputs shown unless the run exited with want. */
-static void expect_status(const struct run *r, int want)
-{
-    if (r->status != want)
-        fail_msg("canary exited %d, wanted %d\n--- stdout:\n%s\n--- stderr:\n%s", r->status, want,
-                 r->out, r->err);
-}
-
-static void expect_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) == NULL)
-        fail_msg("expected \"%s\" in:\n%s", needle, hay);
+    static char var[512];
+    snprintf(var, sizeof var, "PATH=%s", path);
+    return var;
 }
 
 /* The number after `key` in text (NAN when absent). */
@@ -186,7 +96,7 @@ static size_t count(const char *hay, const char *needle)
 static void check_svg(const char *path, const char *const *must_hold)
 {
     size_t len;
-    char *svg = slurp(path, &len);
+    char *svg = file_slurp(path, &len);
     if (svg == NULL)
         fail_msg("%s was not written", path);
     assert_true(strncmp(svg, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg ", 44) == 0);
@@ -210,15 +120,15 @@ static void check_svg(const char *path, const char *const *must_hold)
 
 static void train_shuttle(const struct fx *f, const char *model)
 {
-    struct run r = run_canary(f, "train", "--model", "iforest", "--input", f->shuttle,
-                              "--contamination", "0.08", "--seed", "7", "--out", model);
-    expect_status(&r, 0);
+    struct cli_run r = run_canary(f, "train", "--model", "iforest", "--input", f->shuttle,
+                                  "--contamination", "0.08", "--seed", "7", "--out", model);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "2,000 rows x 9 raw features");
     expect_contains(r.out, "100 trees, psi 256");
     expect_contains(r.out, "threshold");
     expect_contains(r.err, "'label' is left out"); /* the label is never a feature */
     assert_null(strstr(r.err, "trees  ")); /* no progress bar when stderr is not a terminal */
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_train_score_eval(void **state)
@@ -231,12 +141,12 @@ static void test_train_score_eval(void **state)
 
     /* score: one line per row, row number then score and anomaly. */
     const char *scores = in_dir(f, "scores.csv");
-    struct run r =
+    struct cli_run r =
         run_canary(f, "score", "--model", model, "--input", f->shuttle, "--output", scores);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.err, "2,000 rows scored");
-    run_free(&r);
-    char *csv = slurp(scores, NULL);
+    cli_run_free(&r);
+    char *csv = file_slurp(scores, NULL);
     assert_non_null(csv);
     assert_true(strncmp(csv, "row,score,anomaly\n", 18) == 0);
     assert_int_equal(count(csv, "\n"), 2001);
@@ -255,14 +165,14 @@ static void test_train_score_eval(void **state)
 
     /* The same to stdout. */
     r = run_canary(f, "score", "--model", model, "--input", f->shuttle);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     assert_true(strncmp(r.out, "row,score,anomaly\n1,", 20) == 0);
-    run_free(&r);
+    cli_run_free(&r);
 
     /* eval: the figures and the plots. */
     const char *plots = in_dir(f, "plots");
     r = run_canary(f, "eval", "--model", model, "--input", f->shuttle, "--plots", plots);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     double auc = number_after(r.out, "ROC AUC     ");
     double ap = number_after(r.out, "PR AUC      ");
     if (!(auc > 0.9 && auc <= 1) || !(ap > 0.5 && ap <= 1))
@@ -271,7 +181,7 @@ static void test_train_score_eval(void **state)
     expect_contains(r.out, "precision ");
     expect_contains(r.out, "TP ");
     expect_contains(r.out, "anomaly rate ");
-    run_free(&r);
+    cli_run_free(&r);
     char p1[256], p2[256];
     snprintf(p1, sizeof p1, "%s/scores.svg", plots);
     snprintf(p2, sizeof p2, "%s/roc.svg", plots);
@@ -288,26 +198,26 @@ static void test_record(void **state)
     struct fx *f = *state;
     const char *model = in_dir(f, "rec.cif");
     train_shuttle(f, model);
-    struct run r = run_canary(f, "eval", "--model", model, "--input", f->shuttle);
-    expect_status(&r, 0);
+    struct cli_run r = run_canary(f, "eval", "--model", model, "--input", f->shuttle);
+    cli_expect_status(&r, 0);
     assert_null(strstr(r.out, "recorded"));
     double auc = number_after(r.out, "ROC AUC     ");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_canary(f, "eval", "--model", model, "--input", f->shuttle, "--record");
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "recorded in ");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A later eval shows what was recorded, and the model still scores the same. */
     r = run_canary(f, "eval", "--model", model, "--input", f->shuttle);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "recorded    ROC AUC ");
     expect_contains(r.out, "shuttle-2000.csv (2,000 rows)");
     double recorded = number_after(r.out, "recorded    ROC AUC ");
     assert_true(fabs(recorded - auc) < 1e-4);
     assert_true(fabs(number_after(r.out, "\nROC AUC     ") - auc) < 1e-9);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_png(void **state)
@@ -316,13 +226,13 @@ static void test_png(void **state)
     const char *model = in_dir(f, "png.cif");
     train_shuttle(f, model);
     /* Without rsvg-convert on the PATH: a clear error before any work, exit 1. */
-    struct run r =
+    struct cli_run r =
         run_canary_env(f, "/nonexistent", "eval", "--model", model, "--input", f->shuttle,
                        "--plots", in_dir(f, "png-none"), "--format", "png", NULL);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "librsvg2-bin");
     expect_contains(r.err, "--format svg");
-    run_free(&r);
+    cli_run_free(&r);
     struct stat st;
     assert_true(stat(in_dir(f, "png-none"), &st) != 0);
 
@@ -334,12 +244,12 @@ static void test_png(void **state)
     const char *plots = in_dir(f, "png");
     r = run_canary(f, "eval", "--model", model, "--input", f->shuttle, "--plots", plots, "--format",
                    "png");
-    expect_status(&r, 0);
-    run_free(&r);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
     char path[256];
     snprintf(path, sizeof path, "%s/roc.png", plots);
     size_t len;
-    char *png = slurp(path, &len);
+    char *png = file_slurp(path, &len);
     assert_non_null(png);
     assert_true(len > 1000 && memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0);
     free(png);
@@ -353,19 +263,19 @@ static void test_window_csv(void **state)
 {
     struct fx *f = *state;
     const char *model = in_dir(f, "kitchens.cif");
-    struct run r =
+    struct cli_run r =
         run_canary(f, "train", "--model", "iforest", "--input", f->kitchens, "--timestamp-column",
                    "ts", "--device-column", "device", "--window", "16", "--out", model);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     /* 3 metrics x 7 features + time of day; 15 rows per device fill the window. */
     expect_contains(r.out, "770 rows x 23 window features");
     expect_contains(r.out, "2 devices");
     expect_contains(r.out, "2025-11-20T22:15:00.000Z to 2025-11-21T04:39:07.000Z");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* score finds ts and device by itself (the model names them); cold rows are empty. */
     r = run_canary(f, "score", "--model", model, "--input", f->kitchens);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     assert_true(strncmp(r.out,
                         "row,ts,device,score,anomaly\n"
                         "1,2025-11-20T22:00:00.000Z,kitchen-1,,\n"
@@ -374,20 +284,20 @@ static void test_window_csv(void **state)
     expect_contains(r.out, "\n31,2025-11-20T22:15:00.000Z,kitchen-1,0.");
     assert_int_equal(count(r.out, "\n"), 801);
     expect_contains(r.err, "30 rows not scored");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_canary(f, "eval", "--model", model, "--input", f->kitchens, "--plots",
                    in_dir(f, "kplots"));
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "30 rows left out");
     expect_contains(r.out, "23 window (window of 16 readings)");
     double auc = number_after(r.out, "ROC AUC     ");
     if (!(auc > 0.9))
         fail_msg("window features: ROC AUC %g\n%s", auc, r.out);
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A file whose rows go back in time for a device is refused, naming the row. */
-    char *csv = slurp(f->kitchens, NULL);
+    char *csv = file_slurp(f->kitchens, NULL);
     assert_non_null(csv);
     char *l2 = strchr(csv, '\n') + 1, *l3 = strchr(l2, '\n') + 1, *l4 = strchr(l3, '\n') + 1,
          *l5 = strchr(l4, '\n') + 1;
@@ -402,17 +312,17 @@ static void test_window_csv(void **state)
     r = run_canary(f, "train", "--model", "iforest", "--input", in_dir(f, "unsorted.csv"),
                    "--timestamp-column", "ts", "--device-column", "device", "--out",
                    in_dir(f, "unsorted.cif"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "data row 2 (device 'kitchen-1')");
     expect_contains(r.err, "time order");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* Window features need a timestamp column: bad usage. */
     r = run_canary(f, "train", "--model", "iforest", "--input", f->kitchens, "--features", "window",
                    "--out", in_dir(f, "x.cif"));
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "--timestamp-column");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* ---- the store -------------------------------------------------------------------------- */
@@ -507,25 +417,25 @@ static void test_from_db(void **state)
 
     /* Every device; the metrics both have (noise_db too: every device has it). */
     const char *model = in_dir(f, "db.cif");
-    struct run r = run_canary(f, "train", "--model", "iforest", "--from-db", db, "--metric",
-                              "gas_ppm,temperature_c", "--window", "10", "--out", model);
-    expect_status(&r, 0);
+    struct cli_run r = run_canary(f, "train", "--model", "iforest", "--from-db", db, "--metric",
+                                  "gas_ppm,temperature_c", "--window", "10", "--out", model);
+    cli_expect_status(&r, 0);
     /* 200 readings per device; the first 9 fill the windows. */
     expect_contains(r.out, "382 rows x 16 window features");
     expect_contains(r.out, "2 devices");
     expect_contains(r.out, "2025-11-20T22:09:00.000Z to 2025-11-21T01:19:00.000Z");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* One device, a time range, the metrics by default (all three it has). */
     r = run_canary(f, "train", "--model", "iforest", "--from-db", db, "--device", "kitchen-2",
                    "--from", "2025-11-20T23:00:00Z", "--to", "1763685000", "--window", "4", "--out",
                    in_dir(f, "db2.cif"));
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     /* 23:00 .. 00:30 is 91 readings; noise_db comes every third reading, so the windows are
      * full once it has 4 values: at the 10th reading of the range. */
     expect_contains(r.out, "82 rows x 23 window features");
     expect_contains(r.out, "x 23 window features, 1 device\n");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* One code path for features: the same readings as a CSV file (device by device, as
      * the store gives them, values to the last bit) train the very same forest, so both
@@ -543,9 +453,9 @@ static void test_from_db(void **state)
     r = run_canary(f, "train", "--model", "iforest", "--input", in_dir(f, "history.csv"),
                    "--timestamp-column", "timestamp", "--device-column", "device", "--window", "10",
                    "--out", csv_model);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "382 rows x 16 window features");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A file to score: kitchen-1's first hour with a gas spike, columns in another order. */
     fp = fopen(in_dir(f, "export.csv"), "w");
@@ -556,32 +466,32 @@ static void test_from_db(void **state)
                 temperature_at(1, k), k == 50 ? 5000 : gas_at(1, k), k == 50);
     fclose(fp);
     r = run_canary(f, "score", "--model", model, "--input", in_dir(f, "export.csv"));
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "row,timestamp,device,score,anomaly\n");
     expect_contains(r.out, "\n51,2025-11-20T22:50:00.000Z,kitchen-1,0.");
-    struct run r2 =
+    struct cli_run r2 =
         run_canary(f, "score", "--model", csv_model, "--input", in_dir(f, "export.csv"));
-    expect_status(&r2, 0);
+    cli_expect_status(&r2, 0);
     assert_string_equal(r.out, r2.out);
-    run_free(&r2);
-    run_free(&r);
+    cli_run_free(&r2);
+    cli_run_free(&r);
 
     /* Nothing to learn from: clear messages, exit 1. */
     r = run_canary(f, "train", "--model", "iforest", "--from-db", db, "--metric", "co_ppm", "--out",
                    in_dir(f, "none.cif"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "no training rows");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary(f, "train", "--model", "iforest", "--from-db", in_dir(f, "missing.db"), "--out",
                    in_dir(f, "none.cif"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "missing.db");
-    run_free(&r);
+    cli_run_free(&r);
     /* CSV options do not apply to the store. */
     r = run_canary(f, "train", "--model", "iforest", "--from-db", db, "--columns", "a", "--out",
                    in_dir(f, "none.cif"));
-    expect_status(&r, 2);
-    run_free(&r);
+    cli_expect_status(&r, 2);
+    cli_run_free(&r);
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -599,56 +509,56 @@ static void test_errors(void **state)
     struct fx *f = *state;
     const char *model = in_dir(f, "m.cif");
     train_shuttle(f, model);
-    struct run r;
+    struct cli_run r;
 
     /* A missing input file. */
     r = run_canary(f, "train", "--model", "iforest", "--input", in_dir(f, "nope.csv"), "--out",
                    in_dir(f, "x.cif"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "nope.csv: No such file");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary(f, "score", "--model", in_dir(f, "nope.cif"), "--input", f->shuttle);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "nope.cif");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* Missing columns: all of them named. */
     write_file(in_dir(f, "cols.csv"), "f0,f1,f2,f4,f5,f6,label\n1,2,3,4,5,6,0\n");
     r = run_canary(f, "score", "--model", model, "--input", in_dir(f, "cols.csv"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "missing 3 of the 9 feature columns: f3, f7, f8");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary(f, "eval", "--model", model, "--input", f->shuttle, "--label-column", "truth");
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "no label column 'truth'");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* Bad numbers, a bad label. */
     write_file(in_dir(f, "num.csv"), "a,b\n1,2\n3,abc\n");
     r = run_canary(f, "train", "--model", "iforest", "--input", in_dir(f, "num.csv"), "--out",
                    in_dir(f, "x.cif"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "abc");
-    run_free(&r);
-    char *shuttle = slurp(f->shuttle, NULL);
+    cli_run_free(&r);
+    char *shuttle = file_slurp(f->shuttle, NULL);
     assert_non_null(shuttle);
     char *last = strrchr(shuttle, ',');
     last[1] = '7'; /* the last row's label */
     write_file(in_dir(f, "label.csv"), shuttle);
     free(shuttle);
     r = run_canary(f, "eval", "--model", model, "--input", in_dir(f, "label.csv"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "data row 2000");
-    run_free(&r);
+    cli_run_free(&r);
     write_file(in_dir(f, "empty.csv"), "");
     r = run_canary(f, "train", "--model", "iforest", "--input", in_dir(f, "empty.csv"), "--out",
                    in_dir(f, "x.cif"));
-    expect_status(&r, 1);
-    run_free(&r);
+    cli_expect_status(&r, 1);
+    cli_run_free(&r);
 
     /* A corrupted model (one byte flipped in the middle) and a truncated one. */
     size_t len;
-    char *bytes = slurp(model, &len);
+    char *bytes = file_slurp(model, &len);
     assert_non_null(bytes);
     bytes[len / 2] ^= 0x40;
     FILE *fp = fopen(in_dir(f, "bad.cif"), "wb");
@@ -659,29 +569,29 @@ static void test_errors(void **state)
     fclose(fp);
     free(bytes);
     r = run_canary(f, "score", "--model", in_dir(f, "bad.cif"), "--input", f->shuttle);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "canary score: ");
     expect_contains(r.err, "bad.cif");
     assert_true(r.out[0] == '\0');
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary(f, "eval", "--model", in_dir(f, "short.cif"), "--input", f->shuttle);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "short.cif");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary(f, "score", "--model", f->shuttle, "--input", f->shuttle);
-    expect_status(&r, 1);
-    run_free(&r);
+    cli_expect_status(&r, 1);
+    cli_run_free(&r);
 
     /* An unwritable output. */
     r = run_canary(f, "train", "--model", "iforest", "--input", f->shuttle, "--out",
                    "/nonexistent-dir/m.cif");
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "/nonexistent-dir");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary(f, "score", "--model", model, "--input", f->shuttle, "--output",
                    "/nonexistent-dir/s.csv");
-    expect_status(&r, 1);
-    run_free(&r);
+    cli_expect_status(&r, 1);
+    cli_run_free(&r);
 
     /* Bad usage: exit 2 and a pointer to --help. */
     static const char *const bad[][12] = {
@@ -715,7 +625,7 @@ static void test_errors(void **state)
         if (r.status != 2 || strstr(r.err, "--help") == NULL)
             fail_msg("canary %s %s %s ...: exit %d, wanted 2 and a --help hint; stderr:\n%s", a[0],
                      a[1], a[2] ? a[2] : "", r.status, r.err);
-        run_free(&r);
+        cli_run_free(&r);
     }
 }
 
@@ -724,20 +634,20 @@ static void test_help(void **state)
     struct fx *f = *state;
     static const char *const cmds[] = {"train", "score", "eval"};
     for (size_t i = 0; i < 3; i++) {
-        struct run r = run_canary(f, cmds[i], "--help");
-        expect_status(&r, 0);
+        struct cli_run r = run_canary(f, cmds[i], "--help");
+        cli_expect_status(&r, 0);
         char want[64];
         snprintf(want, sizeof want, "usage: canary %s ", cmds[i]);
         assert_true(strncmp(r.out, want, strlen(want)) == 0);
         expect_contains(r.out, "docs/MODELS.md");
-        run_free(&r);
+        cli_run_free(&r);
     }
-    struct run r = run_canary(f, "--help");
-    expect_status(&r, 0);
+    struct cli_run r = run_canary(f, "--help");
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "  train ");
     expect_contains(r.out, "  score ");
     expect_contains(r.out, "  eval ");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "cli_run.h"
 #include "fake_smtp.h"
 #include "fake_twilio.h"
 #include "fake_webhook.h"
@@ -41,8 +42,6 @@
 #define WA_FROM  "+14155238886"
 #define TO_NR    "+4915112345678"
 
-extern char **environ;
-
 static struct fake_twilio twilio;
 static struct fake_webhook hook;
 static struct fake_smtp smtp;
@@ -50,45 +49,6 @@ static char dir[64];
 static char basic_b64[256]; /* the Authorization header's credential */
 
 /* What one run printed. */
-struct run {
-    int status;
-    char *out, *err;
-};
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (int c; (c = fgetc(f)) != EOF;) {
-        if (n + 2 > cap) {
-            cap = cap ? cap * 2 : 4096;
-            char *grown = realloc(buf, cap);
-            if (grown == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = grown;
-        }
-        buf[n++] = (char)c;
-    }
-    fclose(f);
-    if (buf == NULL)
-        buf = calloc(1, 1);
-    else
-        buf[n] = '\0';
-    return buf;
-}
-
 /* The environment of a configured canary: every provider set up, pointing at the fakes. */
 static const char *const *provider_env(void)
 {
@@ -111,69 +71,13 @@ static const char *const *provider_env(void)
     return list;
 }
 
-/* Runs `canary <args...>` (NULL-terminated) with stdout and stderr captured, in an
- * environment stripped of every CANARY_* variable and then given env (NAME=value strings,
- * NULL-terminated; env may be NULL). */
-static struct run run_canary_env(const char *const *env, ...)
-{
-    const char *argv[32] = {"canary"};
-    size_t n = 1;
-    va_list ap;
-    va_start(ap, env);
-    for (const char *a; n < 31 && (a = va_arg(ap, const char *)) != NULL;)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char out[128], err[128];
-    snprintf(out, sizeof out, "%s/run.out", dir);
-    snprintf(err, sizeof err, "%s/run.err", dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        for (;;) { /* unset every CANARY_* variable (one at a time: unsetenv edits environ) */
-            char name[128] = "";
-            for (char **e = environ; *e != NULL && name[0] == '\0'; e++) {
-                if (strncmp(*e, "CANARY_", 7) == 0)
-                    snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
-            }
-            if (name[0] == '\0')
-                break;
-            unsetenv(name);
-        }
-        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-            putenv((char *)env[i]);
-        execv(CANARY_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), slurp(out), slurp(err)};
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-#define run_configured(...) run_canary_env(provider_env(), "notify", "test", __VA_ARGS__, NULL)
-
-static void expect_status(const struct run *r, int want)
-{
-    if (r->status != want)
-        fail_msg("canary exited %d, wanted %d\n--- stdout:\n%s\n--- stderr:\n%s", r->status, want,
-                 r->out, r->err);
-}
-
-static void expect_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) == NULL)
-        fail_msg("expected \"%s\" in:\n%s", needle, hay);
-}
+/* Runs `canary <args...>` (NULL-terminated) in an environment with no CANARY_* variable but
+ * env (NAME=value strings, NULL-terminated; env may be NULL). */
+#define run_canary_env(env, ...) cli_run(dir, env, __VA_ARGS__)
+#define run_configured(...)      run_canary_env(provider_env(), "notify", "test", __VA_ARGS__, NULL)
 
 /* No secret, raw or as the Basic credential, in anything the run printed. */
-static void expect_no_secret(const struct run *r)
+static void expect_no_secret(const struct cli_run *r)
 {
     static const char *const needles[] = {TOKEN, SECRET, PASSWORD, "5ecret", "pa55w0rd"};
     const char *texts[] = {r->out, r->err};
@@ -188,7 +92,7 @@ static void expect_no_secret(const struct run *r)
 }
 
 /* One result line on stdout, of the given outcome. */
-static void expect_line(const struct run *r, const char *outcome)
+static void expect_line(const struct cli_run *r, const char *outcome)
 {
     if (getenv("NOTIFY_PRINT") != NULL) /* how the lines read, for the docs */
         printf("%s", r->out);
@@ -242,8 +146,8 @@ static int teardown(void **state)
 static void test_sms(void **state)
 {
     (void)state;
-    struct run r = run_configured("--channel", "sms", "--to", TO_NR);
-    expect_status(&r, 0);
+    struct cli_run r = run_configured("--channel", "sms", "--to", TO_NR);
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
     expect_contains(r.out, "channel=sms");
     expect_contains(r.out, "provider_id=SM");
@@ -258,21 +162,21 @@ static void test_sms(void **state)
     expect_contains(q.body, "canary test message from ");
     expect_contains(q.body, " UTC: if you can read this, sms alerts reach you.");
     assert_true(strlen(q.body) <= 160);
-    run_free(&r);
+    cli_run_free(&r);
 
     /* --message replaces the text; --to=VALUE works as well as --to VALUE. */
     r = run_configured("--channel", "sms", "--to=" TO_NR, "--message", "Hallo Küche & Co");
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     fake_twilio_last(&twilio, &q);
     assert_string_equal(q.body, "Hallo Küche & Co");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_whatsapp_and_voice(void **state)
 {
     (void)state;
-    struct run r = run_configured("--channel", "whatsapp", "--to", TO_NR);
-    expect_status(&r, 0);
+    struct cli_run r = run_configured("--channel", "whatsapp", "--to", TO_NR);
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
     struct fake_twilio_request q;
     fake_twilio_last(&twilio, &q);
@@ -280,10 +184,10 @@ static void test_whatsapp_and_voice(void **state)
     assert_string_equal(q.to, "whatsapp:" TO_NR);
     assert_string_equal(q.from, "whatsapp:" WA_FROM);
     expect_contains(q.body, "whatsapp alerts reach you.");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_configured("--channel", "voice", "--to", TO_NR);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
     expect_contains(r.out, "provider_id=CA");
     fake_twilio_last(&twilio, &q);
@@ -292,15 +196,15 @@ static void test_whatsapp_and_voice(void **state)
     assert_string_equal(q.from, FROM_NR);
     assert_true(q.twiml_ok);
     expect_contains(q.say, "voice alerts reach you.");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_email(void **state)
 {
     (void)state;
     int before = smtp_count();
-    struct run r = run_configured("--channel", "email", "--to", "ops@example.com");
-    expect_status(&r, 0);
+    struct cli_run r = run_configured("--channel", "email", "--to", "ops@example.com");
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
     expect_contains(r.out, "provider_id=FAKE");
     static struct fake_smtp_message m;
@@ -310,7 +214,7 @@ static void test_email(void **state)
     assert_string_equal(m.rcpt_to, "ops@example.com");
     expect_contains(m.data, "\r\nSubject: canary test message from ");
     expect_contains(m.data, "multipart/alternative");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_webhook(void **state)
@@ -320,8 +224,8 @@ static void test_webhook(void **state)
     /* The URL's path is the receiver's business (it may hold a token): not printed. */
     char url[200];
     snprintf(url, sizeof url, "%s?token=path-t0ken", hook.url);
-    struct run r = run_configured("--channel", "webhook", "--to", url);
-    expect_status(&r, 0);
+    struct cli_run r = run_configured("--channel", "webhook", "--to", url);
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
     expect_contains(r.out, "http_status=200");
     expect_contains(r.out, hook.http.base_url);
@@ -343,49 +247,49 @@ static void test_webhook(void **state)
     expect_contains(cJSON_GetObjectItem(alert, "message")->valuestring,
                     "webhook alerts reach you.");
     cJSON_Delete(body);
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A receiver that refuses: exit 1, its status in the line. */
     fake_webhook_answer(&hook, 410, NULL, "gone", 0);
     r = run_configured("--channel", "webhook", "--to", hook.url);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_line(&r, "permanent_failure ");
     expect_contains(r.out, "http_status=410");
-    run_free(&r);
+    cli_run_free(&r);
     fake_webhook_answer(&hook, 200, NULL, NULL, 0);
 }
 
 static void test_provider_refuses(void **state)
 {
     (void)state;
-    struct run r = run_configured("--channel", "sms", "--to", "+15005550001");
-    expect_status(&r, 1);
+    struct cli_run r = run_configured("--channel", "sms", "--to", "+15005550001");
+    cli_expect_status(&r, 1);
     expect_line(&r, "permanent_failure ");
     expect_contains(r.out, "http_status=400");
     expect_contains(r.out, "provider_code=21211");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A careless proxy quotes the token and the Authorization header back. */
     r = run_configured("--channel", "sms", "--to", "+15005550666");
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_line(&r, "permanent_failure ");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* Try again later: exit 1 as well, outcome retry. */
     r = run_configured("--channel", "sms", "--to", "+15005550500");
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_line(&r, "retry ");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* A usage error: exit 2, nothing on stdout, a message naming `names`, nothing sent. */
-static void expect_usage_error(struct run r, const char *names)
+static void expect_usage_error(struct cli_run r, const char *names)
 {
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     assert_string_equal(r.out, "");
     expect_contains(r.err, names);
     expect_no_secret(&r);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_usage_errors(void **state)
@@ -408,15 +312,15 @@ static void test_usage_errors(void **state)
     expect_usage_error(run_canary_env(NULL, "notify", "send", NULL), "send");
     assert_int_equal(twilio_count(), sent);
 
-    struct run r = run_canary_env(NULL, "notify", "test", "--help", NULL);
-    expect_status(&r, 0);
+    struct cli_run r = run_canary_env(NULL, "notify", "test", "--help", NULL);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "usage: canary notify test --channel");
     expect_contains(r.out, "notify.twilio_auth_token");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary_env(NULL, "--help", NULL);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "notify");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_missing_configuration(void **state)
@@ -424,12 +328,13 @@ static void test_missing_configuration(void **state)
     (void)state;
     int sent = twilio_count();
     /* Nothing configured at all. */
-    struct run r = run_canary_env(NULL, "notify", "test", "--channel", "sms", "--to", TO_NR, NULL);
-    expect_status(&r, 2);
+    struct cli_run r =
+        run_canary_env(NULL, "notify", "test", "--channel", "sms", "--to", TO_NR, NULL);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "sms needs notify.twilio_account_sid, notify.twilio_auth_token and "
                            "notify.twilio_from");
     expect_contains(r.err, "CANARY_NOTIFY_TWILIO_AUTH_TOKEN");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* Only the token missing: it alone is named as not set. */
     const char *const *all = provider_env();
@@ -442,30 +347,30 @@ static void test_missing_configuration(void **state)
     }
     some[n] = NULL;
     r = run_canary_env(some, "notify", "test", "--channel", "voice", "--to", TO_NR, NULL);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "not set: notify.twilio_auth_token;");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary_env(some, "notify", "test", "--channel", "email", "--to", "a@example.com", NULL);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "not set: notify.smtp_url");
-    run_free(&r);
+    cli_run_free(&r);
     r = run_canary_env(some, "notify", "test", "--channel", "webhook", "--to", hook.url, NULL);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "notify.webhook_secret");
-    run_free(&r);
+    cli_run_free(&r);
     assert_int_equal(twilio_count(), sent);
 
     /* A configuration file that does not exist, and a bad key: exit 2, named. */
     r = run_canary_env(provider_env(), "notify", "test", "--channel", "sms", "--to", TO_NR,
                        "--config", "/nonexistent/canary.conf", NULL);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "/nonexistent/canary.conf");
-    run_free(&r);
+    cli_run_free(&r);
     const char *bad_env[] = {"CANARY_NOTIFY_TWILIO_FROM=12345", NULL};
     r = run_canary_env(bad_env, "notify", "test", "--channel", "sms", "--to", TO_NR, NULL);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "notify.twilio_from");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* The settings from a mode-0600 configuration file (--config, then $CANARY_CONFIG), as
@@ -483,28 +388,28 @@ static void test_config_file(void **state)
             "twilio_from = %s\n",
             twilio.http.base_url, SID, TOKEN, FROM_NR);
     fclose(f);
-    struct run r = run_canary_env(NULL, "notify", "test", "--config", path, "--channel", "sms",
-                                  "--to", TO_NR, NULL);
-    expect_status(&r, 0);
+    struct cli_run r = run_canary_env(NULL, "notify", "test", "--config", path, "--channel", "sms",
+                                      "--to", TO_NR, NULL);
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
-    run_free(&r);
+    cli_run_free(&r);
 
     char var[200];
     snprintf(var, sizeof var, "CANARY_CONFIG=%s", path);
     const char *env[] = {var, NULL};
     r = run_canary_env(env, "notify", "test", "--channel", "voice", "--to", TO_NR, NULL);
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_line(&r, "delivered ");
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A secret in a file others can read is refused, as canaryd refuses it. */
     assert_int_equal(chmod(path, 0644), 0);
     r = run_canary_env(NULL, "notify", "test", "--config", path, "--channel", "sms", "--to", TO_NR,
                        NULL);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "twilio_auth_token");
     expect_no_secret(&r);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "cli_run.h"
 #include "harness.h"
 
 #include "core/config.h"
@@ -39,17 +40,14 @@
 #define ROWS 120
 
 struct fx {
-    char dir[64];
-    char paths[64][160]; /* what in_dir returned: each call a fresh slot */
-    size_t n_paths;
+    struct test_dir t;
 };
 
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/canary-replay-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(&f->t, "replay");
     *state = f;
     return 0;
 }
@@ -57,46 +55,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(&f->t);
     free(f);
     return 0;
 }
 
-/* A path inside the test's directory, valid until the test ends. */
-static const char *in_dir(struct fx *f, const char *name)
-{
-    assert_true(f->n_paths < sizeof f->paths / sizeof f->paths[0]);
-    char tmp[sizeof f->paths[0]];
-    snprintf(tmp, sizeof tmp, "%.63s/%.95s", f->dir, name);
-    char *b = f->paths[f->n_paths++];
-    memcpy(b, tmp, sizeof tmp);
-    return b;
-}
-
-/* Reads a whole file (NUL-terminated, malloc'd; NULL when it cannot be read). */
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, fp)) > 0;) {
-        n += got;
-        if (n + 1 == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (grown == NULL)
-                free(buf);
-            buf = grown;
-        }
-    }
-    fclose(fp);
-    if (buf != NULL)
-        buf[n] = '\0';
-    return buf;
-}
+#define in_dir(f, name) test_dir_path(&(f)->t, name)
 
 static void spit(const char *path, const char *text)
 {
@@ -106,65 +70,8 @@ static void spit(const char *path, const char *text)
     assert_int_equal(fclose(fp), 0);
 }
 
-/* What one run of the canary binary printed. */
-struct run {
-    int status;
-    char *out, *err;
-};
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Runs `canary replay <args...>` (NULL-terminated) with stdout and stderr captured. */
-static struct run run_replay_v(const struct fx *f, ...)
-{
-    const char *argv[48] = {"canary", "replay"};
-    size_t n = 2;
-    va_list ap;
-    va_start(ap, f);
-    for (const char *a; n < 47 && (a = va_arg(ap, const char *)) != NULL;)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char out[256], err[256];
-    snprintf(out, sizeof out, "%s/run.out", f->dir);
-    snprintf(err, sizeof err, "%s/run.err", f->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        unsetenv("CANARY_CONFIG"); /* the run's configuration is the test's alone */
-        execv(CANARY_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), slurp(out), slurp(err)};
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-#define run_replay(f, ...) run_replay_v(f, __VA_ARGS__, NULL)
-
-static void expect_status(const struct run *r, int want)
-{
-    if (r->status != want)
-        fail_msg("canary replay exited %d, wanted %d\n--- stdout:\n%s\n--- stderr:\n%s", r->status,
-                 want, r->out, r->err);
-}
-
-static void expect_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) == NULL)
-        fail_msg("expected \"%s\" in:\n%s", needle, hay);
-}
+/* Runs `canary replay <args...>`. */
+#define run_replay(f, ...) cli_run((f)->t.dir, NULL, "replay", __VA_ARGS__, NULL)
 
 /* ---- the series ---- */
 
@@ -277,13 +184,13 @@ static void test_scores_flags_and_warmup(void **state)
     struct fx *f = *state;
     const char *in = in_dir(f, "kitchen.csv"), *out = in_dir(f, "scores.csv");
     write_series(in, "temperature_c", true, 0);
-    struct run r = run_replay(f, "--input", in, "--output", out);
-    expect_status(&r, 0);
+    struct cli_run r = run_replay(f, "--input", in, "--output", out);
+    cli_expect_status(&r, 0);
     expect_contains(r.err, "120 rows");
     expect_contains(r.err, "30 in warm-up");
-    run_free(&r);
+    cli_run_free(&r);
 
-    char *text = slurp(out);
+    char *text = file_slurp(out, NULL);
     assert_non_null(text);
     static struct out_row rows[ROWS + 8];
     size_t n = parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8);
@@ -311,11 +218,11 @@ static void test_scores_flags_and_warmup(void **state)
 
     /* Standard output when no --output. */
     r = run_replay(f, "--input", in);
-    expect_status(&r, 0);
-    char *again = slurp(out);
+    cli_expect_status(&r, 0);
+    char *again = file_slurp(out, NULL);
     assert_string_equal(r.out, again);
     free(again);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* The output is what the detect library (and the tamper checks after it) gives when called
@@ -327,10 +234,10 @@ static void test_same_as_detect_library(void **state)
     const char *in = in_dir(f, "series.csv"), *out = in_dir(f, "scores.csv");
     const int64_t base = 1709287200000; /* 2024-03-01 10:00:00 UTC */
     write_series(in, "temperature_c", false, base);
-    struct run r = run_replay(f, "--input", in, "--output", out);
-    expect_status(&r, 0);
-    run_free(&r);
-    char *text = slurp(out);
+    struct cli_run r = run_replay(f, "--input", in, "--output", out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    char *text = file_slurp(out, NULL);
     static struct out_row rows[ROWS + 8];
     assert_int_equal(parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8),
                      ROWS);
@@ -374,10 +281,10 @@ static void test_same_as_canaryd(void **state)
     const int64_t base = (now_ms() - 3 * 3600000) / 60000 * 60000;
     const char *in = in_dir(f, "live.csv"), *out = in_dir(f, "scores.csv");
     write_series(in, "temperature_c", false, base);
-    struct run r = run_replay(f, "--input", in, "--output", out);
-    expect_status(&r, 0);
-    run_free(&r);
-    char *text = slurp(out);
+    struct cli_run r = run_replay(f, "--input", in, "--output", out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    char *text = file_slurp(out, NULL);
     static struct out_row rows[ROWS + 8];
     assert_int_equal(parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8),
                      ROWS);
@@ -441,11 +348,11 @@ static void test_configuration(void **state)
     static struct out_row rows[ROWS + 8];
 
     /* --set: canaryd's keys. */
-    struct run r =
+    struct cli_run r =
         run_replay(f, "--input", in, "--output", out, "--set", "detect.warmup_readings=5");
-    expect_status(&r, 0);
-    run_free(&r);
-    char *text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    char *text = file_slurp(out, NULL);
     assert_int_equal(parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8),
                      ROWS);
     free(text);
@@ -453,9 +360,9 @@ static void test_configuration(void **state)
     assert_false(has_flag(rows[5].flags, "warmup"));
     r = run_replay(f, "--input", in, "--output", out, "--set",
                    "metric.temperature_c.warn_high=20.1");
-    expect_status(&r, 0);
-    run_free(&r);
-    text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    text = file_slurp(out, NULL);
     parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8);
     free(text);
     assert_false(has_flag(rows[0].flags, "warn")); /* 20.0 */
@@ -466,17 +373,17 @@ static void test_configuration(void **state)
     spit(conf, "[metric.temperature_c]\nwarn_high = 30\n\n[device.boiler-1.temperature_c]\n"
                "warn_high = 20.1\n");
     r = run_replay(f, "--input", in, "--output", out, "--config", conf);
-    expect_status(&r, 0);
-    run_free(&r);
-    text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    text = file_slurp(out, NULL);
     parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8);
     free(text);
     assert_false(has_flag(rows[2].flags, "warn"));
     assert_true(has_flag(rows[60].flags, "warn")); /* 35 >= 30 */
     r = run_replay(f, "--input", in, "--output", out, "--config", conf, "--device", "boiler-1");
-    expect_status(&r, 0);
-    run_free(&r);
-    text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    text = file_slurp(out, NULL);
     parse_output(text, "timestamp,temperature_c,score,flags", rows, ROWS + 8);
     free(text);
     assert_true(has_flag(rows[2].flags, "warn"));
@@ -488,25 +395,25 @@ static void test_configuration(void **state)
     const char *generic = in_dir(f, "generic.csv");
     write_series(generic, "value", true, 0);
     r = run_replay(f, "--input", generic, "--output", out);
-    expect_status(&r, 0);
-    run_free(&r);
-    text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    text = file_slurp(out, NULL);
     parse_output(text, "timestamp,value,score,flags", rows, ROWS + 8);
     free(text);
     assert_false(has_flag(rows[80].flags, "warn"));
     assert_true(has_flag(rows[60].flags, "anomaly"));
     assert_false(has_flag(rows[59].flags, "anomaly"));
     r = run_replay(f, "--input", generic, "--output", out, "--metric", "temperature_c");
-    expect_status(&r, 0);
-    run_free(&r);
-    text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    text = file_slurp(out, NULL);
     parse_output(text, "timestamp,value,score,flags", rows, ROWS + 8);
     free(text);
     assert_true(has_flag(rows[80].flags, "warn"));
     r = run_replay(f, "--input", generic, "--output", out, "--metric", "value=temperature_c");
-    expect_status(&r, 0);
-    run_free(&r);
-    text = slurp(out);
+    cli_expect_status(&r, 0);
+    cli_run_free(&r);
+    text = file_slurp(out, NULL);
     parse_output(text, "timestamp,value,score,flags", rows, ROWS + 8);
     free(text);
     assert_true(has_flag(rows[80].flags, "warn"));
@@ -534,8 +441,8 @@ static void test_several_columns_missing_and_refused(void **state)
             fprintf(fp, "%d,%.1f,%.1f\n", 1700000000 + 60 * i, t, 50.0 + 0.5 * (i % 3));
     }
     fclose(fp);
-    struct run r = run_replay(f, "--input", in);
-    expect_status(&r, 0);
+    struct cli_run r = run_replay(f, "--input", in);
+    cli_expect_status(&r, 0);
     expect_contains(r.err, "1 refused, 1 empty");
     const char *p = r.out;
     assert_true(strncmp(p, "ts,temperature_c,humidity_pct,score,flags\n", 42) == 0);
@@ -556,7 +463,7 @@ static void test_several_columns_missing_and_refused(void **state)
         if (i == 45) /* 40 °C: the row's score is the temperature's, not the humidity's */
             assert_true(has_flag(strrchr(line, ',') + 1, "anomaly"));
     }
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_directory_mode(void **state)
@@ -568,10 +475,10 @@ static void test_directory_mode(void **state)
     write_series(in_dir(f, "in/a.csv"), "temperature_c", true, 0);
     write_series(in_dir(f, "in/site-b/b.csv"), "value", false, 1700000000000);
     spit(in_dir(f, "in/site-b/notes.txt"), "not a CSV file\n");
-    struct run r = run_replay(f, "--input", in, "--output", out, "--jobs", "2");
-    expect_status(&r, 0);
+    struct cli_run r = run_replay(f, "--input", in, "--output", out, "--jobs", "2");
+    cli_expect_status(&r, 0);
     expect_contains(r.err, "2 of 2 files, 240 rows");
-    run_free(&r);
+    cli_run_free(&r);
     struct stat st;
     assert_int_equal(stat(in_dir(f, "out/site-b/notes.txt"), &st), -1);
     /* Each output is what the file alone gives. */
@@ -581,28 +488,28 @@ static void test_directory_mode(void **state)
         snprintf(src, sizeof src, "in/%s", names[k]);
         snprintf(dst, sizeof dst, "out/%s", names[k]);
         r = run_replay(f, "--input", in_dir(f, src));
-        expect_status(&r, 0);
-        char *written = slurp(in_dir(f, dst));
+        cli_expect_status(&r, 0);
+        char *written = file_slurp(in_dir(f, dst), NULL);
         assert_non_null(written);
         assert_string_equal(written, r.out);
         free(written);
-        run_free(&r);
+        cli_run_free(&r);
     }
 
     /* One bad file: the others are still written, the bad one is named and not written. */
     spit(in_dir(f, "in/site-b/bad.csv"), "timestamp,value\n1700000000,1\n1700000060,x\n");
     r = run_replay(f, "--input", in, "--output", out);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "in/site-b/bad.csv:3: column 'value': not a number: \"x\"");
     expect_contains(r.err, "2 of 3 files");
     assert_int_equal(stat(in_dir(f, "out/site-b/bad.csv"), &st), -1);
-    run_free(&r);
+    cli_run_free(&r);
 
     /* A directory needs an output directory. */
     r = run_replay(f, "--input", in);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "--output DIR is required");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_bad_input(void **state)
@@ -610,77 +517,77 @@ static void test_bad_input(void **state)
     struct fx *f = *state;
     const char *bad = in_dir(f, "bad.csv"), *out = in_dir(f, "never.csv");
     spit(bad, "timestamp,value\n2024-03-01 10:00:00,1\n2024-03-01 10:01:00,abc\n");
-    struct run r = run_replay(f, "--input", bad, "--output", out);
-    expect_status(&r, 1);
+    struct cli_run r = run_replay(f, "--input", bad, "--output", out);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "bad.csv:3: column 'value': not a number: \"abc\"");
-    run_free(&r);
+    cli_run_free(&r);
     struct stat st;
     assert_int_equal(stat(out, &st), -1); /* no partial output */
 
     spit(bad, "timestamp,value\n2024-03-01 10:00:00,1\nyesterday,2\n");
     r = run_replay(f, "--input", bad);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "bad.csv:3: column 'timestamp': not a timestamp");
-    run_free(&r);
+    cli_run_free(&r);
 
     spit(bad, "timestamp,value\n2024-03-01 10:00:00,1\n2024-03-01 10:01:00\n");
     r = run_replay(f, "--input", bad);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "bad.csv:3: 1 field, the header has 2");
-    run_free(&r);
+    cli_run_free(&r);
 
     spit(bad, "when,value\n1,2\n");
     r = run_replay(f, "--input", bad);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "no timestamp column");
     expect_contains(r.err, "the header has: when, value");
-    run_free(&r);
+    cli_run_free(&r);
 
     spit(bad, "");
     r = run_replay(f, "--input", bad);
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "empty file");
-    run_free(&r);
+    cli_run_free(&r);
 
     spit(bad, "timestamp,value\n1,2\n");
     r = run_replay(f, "--input", bad, "--value-columns", "gas_ppm");
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "no value column 'gas_ppm'");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_replay(f, "--input", bad, "--metric", "Not-A-Metric");
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "not a valid metric name");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_replay(f, "--input", in_dir(f, "missing.csv"));
-    expect_status(&r, 1);
+    cli_expect_status(&r, 1);
     expect_contains(r.err, "missing.csv: No such file or directory");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_replay(f, "--input", bad, "--set", "detect.z_half=fast");
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "detect.z_half");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_replay(f, "--input", bad, "--config", in_dir(f, "no.conf"));
-    expect_status(&r, 2);
-    run_free(&r);
+    cli_expect_status(&r, 2);
+    cli_run_free(&r);
 
     r = run_replay(f, "--output", out);
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "--input");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_replay(f, "--input", bad, "--frobnicate", "1");
-    expect_status(&r, 2);
+    cli_expect_status(&r, 2);
     expect_contains(r.err, "unknown option: --frobnicate");
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_replay(f, "--help");
-    expect_status(&r, 0);
+    cli_expect_status(&r, 0);
     expect_contains(r.out, "usage: canary replay");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 int main(void)

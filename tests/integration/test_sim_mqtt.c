@@ -10,6 +10,7 @@
  * kind (at QoS 1 and 0, with a client per device and shared ones); against a canaryd that
  * never sees the readings, the 404s are retried and the run still ends on time. */
 #include "broker.h"
+#include "cli_run.h"
 #include "harness.h"
 
 #include "cli/sim_fleet.h"
@@ -53,17 +54,7 @@ static pid_t sim_start(const struct broker *b, ...)
         argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(CANARY_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    return cli_spawn(out, err, NULL, argv);
 }
 
 /* Reads a small file into buf (NUL-terminated; "" when missing). */
