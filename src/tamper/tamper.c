@@ -24,7 +24,7 @@ static const double grids[] = {1, 0.5, 0.1, 0.05, 0.01, 0.001};
 #define SLOW_ALPHA         0.02  /* EWMA weight of the usual step and repeat rate */
 #define FAST_ALPHA         0.3   /* neighbours: EWMA weight of a member's fast level */
 #define FAST_K             7.0   /* ... how many of its usual wanders from the level it must move */
-#define NEIGHBOUR_GRACE_MS 15000 /* neighbours: how long a mover may move alone before doubt */
+#define NEIGHBOUR_GRACE_MS 15000 /* neighbours: how long gas may rise alone before doubt */
 #define BASE_ALPHA         0.01  /* neighbours: EWMA weight of a member's base */
 #define LONG_ALPHA         (1.0 / 512) /* EWMA weight of the long-run repeat rate */
 #define LEVEL_ALPHA        0.05        /* EWMA weight of the slow level */

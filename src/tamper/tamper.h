@@ -17,7 +17,8 @@
  *    repeating itself);
  *  - noise_change: a CUSUM of each step against the usual step: random noise, scaling;
  *  - drift: CUSUMs of the distance from the series' slow level: a ramp or an offset (not for
- *    rising gas — a leak is a ramp — nor for rising temperature while flame is seen);
+ *    rising gas — a leak is a ramp — nor for the air's temperature and humidity while flame
+ *    is seen: a fire heats and dries it);
  *  - timing (per device): seq gaps, a jump of the device clock against canaryd's receive
  *    time, readings arriving far faster than the device's usual interval;
  *  - cross_sensor (per device): flame for three readings while the temperature stays flat;
