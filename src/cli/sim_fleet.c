@@ -231,8 +231,8 @@ struct sim_device {
     unsigned n_sensors;
     struct sensor sensors[SIM_MAX_VALUES];
     /* scenario */
-    double leak_peak_ppm;   /* gas-leak: level the leak approaches */
-    double leak_slower;     /* gas-leak: its rise's time constant, x the source's (1: the source) */
+    double leak_peak_ppm; /* gas-leak: level the leak approaches */
+    double leak_slower;   /* gas-leak: its rise's time constant, x the source's (1 at the source) */
     double fire_rate_c_min; /* fire: heating rate */
     double fire_cap_c;      /* fire: temperature where heating stops */
     int fault_sensor;       /* sensor-fault: index of the frozen sensor; -1 if none */
@@ -481,9 +481,9 @@ static void pick(struct sim_fleet *f, unsigned *cand, unsigned from, unsigned to
 }
 
 /* A gas leak reaches the room's other gas sensors (leak_room_share, leak_room_slower): each
- * device with a gas sensor at the location of a source is armed too, with its own draws.
- * Returns how many devices were added. */
-static unsigned leak_spread(struct sim_fleet *f)
+ * device with a gas sensor at the location of a source (src[0..n_src), the armed devices) is
+ * armed too, with its own draws. Returns how many devices were added. */
+static unsigned leak_spread(struct sim_fleet *f, const unsigned *src, unsigned n_src)
 {
     unsigned added = 0;
     for (unsigned i = 0; i < f->n_devices; i++) {
@@ -491,21 +491,19 @@ static unsigned leak_spread(struct sim_fleet *f)
         int gas = sensor_index(d, SENSOR_GAS);
         if (d->info.in_scenario || gas < 0)
             continue;
-        const struct sim_device *src = NULL;
-        for (unsigned j = 0; j < f->n_devices && src == NULL; j++) {
-            const struct sim_device *o = &f->devices[j];
-            if (o->info.scenario_source && strcmp(o->location, d->location) == 0)
-                src = o;
+        const struct sim_device *s = NULL;
+        for (unsigned k = 0; k < n_src && s == NULL; k++) {
+            if (strcmp(f->devices[src[k]].location, d->location) == 0)
+                s = &f->devices[src[k]];
         }
-        if (src == NULL)
+        if (s == NULL)
             continue;
         struct rng r;
         rng_seed(&r, f->cfg.seed, STREAM_SCENARIO, i);
-        double src_excess = src->leak_peak_ppm - src->sensors[sensor_index(src, SENSOR_GAS)].base;
+        double src_excess = s->leak_peak_ppm - s->sensors[sensor_index(s, SENSOR_GAS)].base;
         d->info.in_scenario = true;
         d->leak_peak_ppm = d->sensors[gas].base + rng_range(&r, leak_room_share) * src_excess;
         d->leak_slower = rng_range(&r, leak_room_slower);
-        d->fault_sensor = gas;
         added++;
     }
     return added;
@@ -543,8 +541,10 @@ static int scenario_pick(struct sim_fleet *f, char *err, size_t errlen)
     pick(f, cand, 0, n_pref, first, &r);
     pick(f, cand, n_pref, n, want - first, &r);
     f->n_affected = want;
+    /* the armed devices, cand[0..first) and cand[n_pref..n_pref + want - first), side by side */
+    memmove(cand + first, cand + n_pref, (want - first) * sizeof *cand);
     if (sc == SIM_SCENARIO_GAS_LEAK)
-        f->n_affected += leak_spread(f);
+        f->n_affected += leak_spread(f, cand, want);
     free(cand);
     return 0;
 }
