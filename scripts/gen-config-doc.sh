@@ -74,18 +74,21 @@ consecutive = 5                 # readings at or above the threshold before an a
 threshold = 0.62                # default: the model's own (from its contamination)
 ```
 
-A gas classifier takes `dangerous` (required: the classes that raise its alert),
-`probability` (the level the most probable dangerous class must reach, default 0.9) and
-`alert` (`gas_leak`, the default, or `fire`) instead of `threshold`:
+A gas classifier takes `dangerous` (required: the classes that raise an alert, each
+optionally with the kind it raises, `Smoke:fire`), `probability` (the level the most probable
+dangerous class must reach, default 0.9), `alert` (the kind of a class without one:
+`gas_leak`, the default, or `fire`) and `probabilities` (`all`, the default: every class's
+probability is stored with the reading; `best`: the winner's only) instead of `threshold`:
 
 ```ini
 [model.kitchen-gas]
 path = /var/lib/canary/models/kitchen.cgas
 devices = kitchen-*
-dangerous = Smoke, Mixture      # class names of the model
+dangerous = Smoke:fire, Mixture # class names of the model (Mixture: the section's kind)
 probability = 0.9
 consecutive = 3
 alert = gas_leak
+probabilities = all
 ```
 
 `path` and one of `devices` or `kind` are required. On the command line:

@@ -60,17 +60,26 @@ static cJSON *gas_entry_json(const struct model_entry *e)
         cJSON_AddItemToArray(metrics, cJSON_CreateString(e->metrics[i]));
     names_json(o, "classes", g, true);
     cJSON *danger = cJSON_AddArrayToObject(o, "dangerous");
+    cJSON *raises = cJSON_CreateObject(); /* class -> the alert kind it raises */
     for (size_t k = 0; k < gas_n_classes(g); k++) {
-        if (e->dangerous[k])
-            cJSON_AddItemToArray(danger, cJSON_CreateString(gas_class_name(g, k)));
+        if (!e->dangerous[k])
+            continue;
+        cJSON_AddItemToArray(danger, cJSON_CreateString(gas_class_name(g, k)));
+        cJSON_AddStringToObject(raises, gas_class_name(g, k),
+                                alert_kind_name((enum alert_kind)e->class_kind[k]));
     }
     cJSON_AddNumberToObject(o, "probability", e->probability);
     cJSON_AddNumberToObject(o, "consecutive", e->consecutive);
-    cJSON_AddStringToObject(o, "alert_kind",
-                            e->alert_kind == ALERT_KIND_FIRE ? "fire" : "gas_leak");
+    cJSON_AddStringToObject(o, "alert_kind", alert_kind_name((enum alert_kind)e->alert_kind));
+    cJSON_AddItemToObject(o, "alert_kinds", raises);
     cJSON *stored = cJSON_AddObjectToObject(o, "stored_as");
     cJSON_AddStringToObject(stored, "class", e->class_metric);
     cJSON_AddStringToObject(stored, "probability", e->prob_metric);
+    if (e->all_probabilities) {
+        cJSON *each = cJSON_AddObjectToObject(stored, "probabilities");
+        for (size_t k = 0; k < gas_n_classes(g); k++)
+            cJSON_AddStringToObject(each, gas_class_name(g, k), e->class_prob_metric[k]);
+    }
     cJSON_AddStringToObject(o, "features_kind", gas_features_name(p->features));
     cJSON_AddNumberToObject(o, "window", p->window);
     cJSON_AddStringToObject(o, "window_features",

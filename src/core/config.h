@@ -62,9 +62,11 @@ struct config_model {
                                      0 = models.consecutive */
     double threshold;             /* NAN = the model's own (from its contamination) */
     /* Gas classifier models only (a gas bundle, ml/gas.h; docs/GAS.md "In canaryd"): */
-    char dangerous[CONFIG_STR_MAX]; /* comma-separated class names that raise the alert */
+    char dangerous[CONFIG_STR_MAX]; /* comma-separated class names that raise the alert,
+                                       each optionally ":gas_leak" or ":fire" */
     double probability;             /* NAN = 0.9: the level a dangerous class must reach */
     char alert[16];                 /* "gas_leak" (the default when "") or "fire" */
+    bool best_probability_only;     /* probabilities = best: store only the winner's */
 };
 
 /* Alert delivery routing ([recipient.<name>] and [route.<name>] sections, config_notify.c;
@@ -344,9 +346,9 @@ bool config_name_valid(const char *p, size_t n, size_t max_len);
 bool config_copy_text(char *dst, size_t cap, const char *value);
 
 /* [model.<name>] sections (config_models.c): "model.<name>.<field>" with the fields path,
- * devices, kind, consecutive, threshold, and for gas classifier models dangerous, probability
- * and alert. Returns 0 or an error naming the key. Which fields suit the model's file (an
- * Isolation Forest or a gas bundle) is checked when models/ loads it. */
+ * devices, kind, consecutive, threshold, and for gas classifier models dangerous, probability,
+ * alert and probabilities. Returns 0 or an error naming the key. Which fields suit the model's file
+ * (an Isolation Forest or a gas bundle) is checked when models/ loads it. */
 int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,
                      size_t errlen);
 

@@ -11,9 +11,11 @@
  *   [model.kitchen-gas]                (a gas classifier bundle, docs/GAS.md)
  *   path = /var/lib/canary/models/kitchen.cgas
  *   devices = kitchen-*
- *   dangerous = Smoke, Mixture         (the classes that raise the alert)
+ *   dangerous = Smoke:fire, Mixture    (the classes that raise an alert, each with its
+ *                                       kind or the section's)
  *   probability = 0.9                  (default 0.9)
- *   alert = fire                       (gas_leak, the default, or fire)
+ *   alert = gas_leak                   (gas_leak, the default, or fire)
+ *   probabilities = all                (all, the default, or best: what is stored)
  *
  * Parsing and checking only: the files are read by models/ when canaryd starts or
  * reloads. */
@@ -46,6 +48,37 @@ static struct config_model *find_or_add(struct canary_config *cfg, const char *n
     m->threshold = NAN;
     m->probability = NAN;
     return m;
+}
+
+/* Each item of a dangerous list is "Class" or "Class:kind" with kind gas_leak or fire (the
+ * class names are checked against the model's when it is loaded). */
+static int check_dangerous(const char *key, const char *value, char *err, size_t errlen)
+{
+    const char *p = value;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *colon = memchr(p, ':', n);
+        if (colon != NULL) {
+            const char *kind = colon + 1;
+            size_t kn = n - (size_t)(kind - p);
+            while (kn > 0 && *kind == ' ')
+                kind++, kn--;
+            while (kn > 0 && kind[kn - 1] == ' ')
+                kn--;
+            bool known = (kn == 8 && memcmp(kind, "gas_leak", 8) == 0) ||
+                         (kn == 4 && memcmp(kind, "fire", 4) == 0);
+            if (!known) {
+                canary_errf(err, errlen,
+                            "%s: '%.*s' is not an alert kind a gas model raises (gas_leak or "
+                            "fire), in '%.*s'",
+                            key, (int)kn, kind, (int)n, p);
+                return CANARY_EINVAL;
+            }
+        }
+        p += n + (end != NULL);
+    }
+    return CANARY_OK;
 }
 
 int config_set_model(struct canary_config *cfg, const char *key, const char *value, char *err,
@@ -100,6 +133,9 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
         }
         m->threshold = v;
     } else if (strcmp(field, "dangerous") == 0) {
+        int rc = check_dangerous(key, value, err, errlen);
+        if (rc != CANARY_OK)
+            return rc; /* refused: the key keeps its value */
         if (!config_copy_text(m->dangerous, sizeof m->dangerous, value)) {
             canary_errf(err, errlen, "%s: longer than %d bytes", key, CONFIG_STR_MAX - 1);
             return CANARY_EINVAL;
@@ -122,10 +158,19 @@ int config_set_model(struct canary_config *cfg, const char *key, const char *val
             return CANARY_EINVAL;
         }
         snprintf(m->alert, sizeof m->alert, "%s", value);
+    } else if (strcmp(field, "probabilities") == 0) {
+        if (strcmp(value, "all") != 0 && strcmp(value, "best") != 0) {
+            canary_errf(err, errlen,
+                        "%s: '%s' is not what a gas model stores per reading (all: every "
+                        "class's probability; best: the most probable class's only)",
+                        key, value);
+            return CANARY_EINVAL;
+        }
+        m->best_probability_only = strcmp(value, "best") == 0;
     } else {
         canary_errf(err, errlen,
                     "%s: unknown field '%s' (known: path, devices, kind, consecutive, threshold, "
-                    "dangerous, probability, alert)",
+                    "dangerous, probability, alert, probabilities)",
                     key, field);
         return CANARY_EINVAL;
     }
@@ -173,6 +218,8 @@ void config_write_models(const struct canary_config *cfg, FILE *out)
             fprintf(out, "probability = %.17g\n", m->probability);
         if (m->alert[0])
             fprintf(out, "alert = %s\n", m->alert);
+        if (m->best_probability_only)
+            fprintf(out, "probabilities = best\n");
     }
 }
 

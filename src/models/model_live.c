@@ -135,6 +135,7 @@ static struct model_result classify(struct device_model *m, const struct reading
     res.gas_class = gas_predict_row(e->gas, GAS_STACK, m->vec, m->proba);
     (void)model_latest_put(e->latest, r->device, r->ts_ms, m->proba); /* ENOMEM: stale, no harm */
     res.gas_prob = m->proba[res.gas_class];
+    res.proba = m->proba;
     for (size_t k = 0; k < gas_n_classes(e->gas); k++) {
         if (e->dangerous[k] && (res.danger_class < 0 || m->proba[k] > m->proba[res.danger_class]))
             res.danger_class = (int)k;

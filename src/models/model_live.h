@@ -46,9 +46,11 @@ struct model_result {
                      probability of danger_class */
     bool above;   /* score >= the model's threshold (MODEL_GAS: its probability level) */
     /* MODEL_GAS only: */
-    int gas_class;    /* the most probable class */
-    double gas_prob;  /* its probability */
-    int danger_class; /* the most probable of the dangerous classes */
+    int gas_class;       /* the most probable class */
+    double gas_prob;     /* its probability */
+    int danger_class;    /* the most probable of the dangerous classes */
+    const double *proba; /* every class's probability (the model's class order), valid until
+                            the device's next reading is scored */
 };
 
 /* Binds the device to every model of set that applies to it (device id, kind: NULL if

@@ -98,27 +98,6 @@ static void derived_name(char *out, size_t cap, const char *prefix, const char *
     }
 }
 
-/* Is `name` one of the comma-separated items of list (spaces around items ignored)? */
-static bool list_has(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    const char *p = list;
-    while (*p != '\0') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end != '\0' && *end != ',')
-            end++;
-        const char *last = end;
-        while (last > p && last[-1] == ' ')
-            last--;
-        if ((size_t)(last - p) == n && n > 0 && memcmp(p, name, n) == 0)
-            return true;
-        p = end;
-    }
-    return false;
-}
-
 /* The model's class names, for messages: "Mixture, NoGas, ...". */
 static void class_list(const struct gas_model *g, char *out, size_t cap)
 {
@@ -128,6 +107,53 @@ static void class_list(const struct gas_model *g, char *out, size_t cap)
         int w = snprintf(out + len, cap - len, "%s%s", k ? ", " : "", gas_class_name(g, k));
         len += w > 0 ? (size_t)w : 0;
     }
+}
+
+/* Names each class's stored probability "gas_p_<model>_<class>", the class lower-cased with
+ * anything but letters and digits as '_'. Two classes that would share a name, or a name
+ * past the metric length, fall back to the class's index for every class
+ * ("gas_p_<model>_<k>", in the order GET /api/v1/models lists them). */
+static int class_prob_metrics(struct model_entry *e, char *why, size_t whylen)
+{
+    size_t n = gas_n_classes(e->gas);
+    e->class_prob_metric = calloc(n, sizeof *e->class_prob_metric);
+    if (e->class_prob_metric == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return CANARY_ENOMEM;
+    }
+    char base[READING_METRIC_BUF];
+    derived_name(base, sizeof base, "gas_p_", e->def.name);
+    bool by_index = false;
+    for (size_t k = 0; k < n && !by_index; k++) {
+        char *out = e->class_prob_metric[k];
+        const char *c = gas_class_name(e->gas, k);
+        int w = snprintf(out, READING_METRIC_BUF, "%s_%s", base, c);
+        by_index = w < 0 || w > READING_MAX_METRIC_LEN;
+        for (size_t i = strlen(base) + 1; out[i] != '\0'; i++) {
+            char ch = out[i];
+            out[i] = ch >= 'A' && ch <= 'Z'                                 ? (char)(ch - 'A' + 'a')
+                     : (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ? ch
+                                                                            : '_';
+        }
+        for (size_t j = 0; j < k && !by_index; j++)
+            by_index = strcmp(e->class_prob_metric[j], out) == 0;
+    }
+    for (size_t k = 0; k < n && by_index; k++) { /* k < GAS_MAX_CLASSES: 2 digits */
+        char *out = e->class_prob_metric[k];
+        size_t len =
+            strlen(base) < READING_MAX_METRIC_LEN - 3 ? strlen(base) : READING_MAX_METRIC_LEN - 3;
+        memcpy(out, base, len);
+        out[len++] = '_';
+        if (k >= 10)
+            out[len++] = (char)('0' + k / 10);
+        out[len++] = (char)('0' + k % 10);
+        out[len] = '\0';
+    }
+    if (by_index)
+        log_info("models.class_metrics_by_index",
+                 "model=%s reason=class names clash or are too long once made metric names",
+                 e->def.name);
+    return CANARY_OK;
 }
 
 /* A gas classifier: inputs become metric names, the configured dangerous classes must be
@@ -173,12 +199,10 @@ static int setup_gas(struct model_entry *e, const struct canary_config *cfg, cha
                  def->name, classes);
         return CANARY_EINVAL;
     }
+    e->alert_kind = strcmp(def->alert, "fire") == 0 ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;
+    /* "Smoke:fire, Mixture": every named class must be the model's (a typo would silence
+     * the alert); a class without its own kind raises the section's. */
     size_t found = 0;
-    for (size_t k = 0; k < gas_n_classes(g); k++) {
-        e->dangerous[k] = list_has(def->dangerous, gas_class_name(g, k));
-        found += e->dangerous[k];
-    }
-    /* Every configured name must be a class: a typo would silence the alert. */
     const char *p = def->dangerous;
     while (*p != '\0') {
         while (*p == ' ' || *p == ',')
@@ -186,19 +210,40 @@ static int setup_gas(struct model_entry *e, const struct canary_config *cfg, cha
         const char *end = p;
         while (*end != '\0' && *end != ',')
             end++;
-        const char *last = end;
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        const char *last = colon != NULL ? colon : end;
         while (last > p && last[-1] == ' ')
             last--;
-        bool known = last == p;
-        for (size_t k = 0; k < gas_n_classes(g) && !known; k++) {
-            const char *c = gas_class_name(g, k);
-            known = strlen(c) == (size_t)(last - p) && memcmp(c, p, (size_t)(last - p)) == 0;
+        if (last == p) {
+            if (colon != NULL) {
+                snprintf(why, whylen, "model.%s.dangerous: '%.*s' names no class", def->name,
+                         (int)(end - p), p);
+                return CANARY_EINVAL;
+            }
+            p = end;
+            continue;
         }
-        if (!known) {
+        size_t n = (size_t)(last - p);
+        int kind = e->alert_kind;
+        if (colon != NULL) { /* its spelling was checked with the configuration */
+            const char *kp = colon + 1;
+            while (kp < end && *kp == ' ')
+                kp++;
+            kind =
+                end - kp >= 4 && memcmp(kp, "fire", 4) == 0 ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;
+        }
+        size_t k = 0;
+        while (k < gas_n_classes(g) &&
+               !(strlen(gas_class_name(g, k)) == n && memcmp(gas_class_name(g, k), p, n) == 0))
+            k++;
+        if (k == gas_n_classes(g)) {
             snprintf(why, whylen, "dangerous class '%.*s' is not one of the model's classes (%s)",
-                     (int)(last - p), p, classes);
+                     (int)n, p, classes);
             return CANARY_EINVAL;
         }
+        found += !e->dangerous[k];
+        e->dangerous[k] = true;
+        e->class_kind[k] = kind;
         p = end;
     }
     if (found == 0) {
@@ -208,13 +253,16 @@ static int setup_gas(struct model_entry *e, const struct canary_config *cfg, cha
     }
     e->probability = isnan(def->probability) ? MODEL_GAS_DEFAULT_PROBABILITY : def->probability;
     e->threshold = e->probability;
-    e->alert_kind = strcmp(def->alert, "fire") == 0 ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;
     e->consecutive = def->consecutive ? def->consecutive : cfg->models.consecutive;
     const struct gas_params *gp = gas_model_params(g);
     e->window = gp->window > 0;
     e->window_len = gp->window;
     derived_name(e->class_metric, sizeof e->class_metric, "gas_class_", def->name);
     derived_name(e->prob_metric, sizeof e->prob_metric, "gas_prob_", def->name);
+    e->all_probabilities = !def->best_probability_only;
+    int rc = class_prob_metrics(e, why, whylen);
+    if (rc != CANARY_OK)
+        return rc;
     e->latest = model_latest_new(gas_n_classes(g));
     if (e->latest == NULL) {
         snprintf(why, whylen, "out of memory");
@@ -295,6 +343,7 @@ static void free_entries(struct model_entry *e, size_t n)
         iforest_free(e[i].forest);
         gas_free(e[i].gas);
         model_latest_free(e[i].latest);
+        free(e[i].class_prob_metric);
     }
     free(e);
 }

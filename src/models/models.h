@@ -51,15 +51,21 @@ struct model_entry {
     struct iforest *forest; /* owned (MODEL_IFOREST), else NULL */
     struct gas_model *gas;  /* owned (MODEL_GAS), else NULL */
     /* MODEL_GAS: metrics[] are the model's inputs in its order, lower-cased (MQ2 -> mq2);
-     * a class index is dangerous when dangerous[k]; above = the most probable dangerous
-     * class reaches `probability`; the alert is of kind alert_kind. Each scored reading
-     * gets two derived values, class_metric (the most probable class's index in the
-     * model's class list) and prob_metric (its probability). */
+     * a class index is dangerous when dangerous[k], and its alert is of kind class_kind[k]
+     * ("dangerous = Smoke:fire, Mixture": a class's own kind, else alert_kind); above = the
+     * most probable dangerous class reaches `probability`. Each scored reading gets the
+     * derived values class_metric (the most probable class's index in the model's class
+     * list), prob_metric (its probability) and, when all_probabilities, class_prob_metric[k]
+     * (every class's probability). */
     bool dangerous[GAS_MAX_CLASSES];
+    int class_kind[GAS_MAX_CLASSES]; /* enum alert_kind, for the dangerous classes */
     double probability;
     int alert_kind; /* enum alert_kind: ALERT_KIND_GAS_LEAK or ALERT_KIND_FIRE */
-    char class_metric[READING_METRIC_BUF]; /* "gas_class_<name>" */
-    char prob_metric[READING_METRIC_BUF];  /* "gas_prob_<name>" */
+    bool all_probabilities;
+    char class_metric[READING_METRIC_BUF];         /* "gas_class_<name>" */
+    char prob_metric[READING_METRIC_BUF];          /* "gas_prob_<name>" */
+    char (*class_prob_metric)[READING_METRIC_BUF]; /* "gas_p_<name>_<class>", one per class
+                                                      (owned; NULL unless MODEL_GAS) */
     struct model_latest *latest; /* MODEL_GAS: each device's newest class probabilities, for
                                     the API (model_latest.h; owned, empty after a reload) */
     bool window;                 /* window features (else raw) */

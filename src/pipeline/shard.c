@@ -114,7 +114,8 @@ static const char *device_kind(struct shard *s, const char *id, struct store_dev
 }
 
 /* A gas classifier's verdict: the values of its inputs that danger flags FLAG_MODEL, and
- * its alert machine (decide_gas) hears it. */
+ * its alert machines (decide_gas, one per alert kind its dangerous classes raise) hear it:
+ * each judged by the most probable dangerous class of its own kind. */
 static void gas_verdict(struct shard *s, struct shard_device *d, struct reading *r,
                         const struct model_result *res, const char *detail)
 {
@@ -125,13 +126,23 @@ static void gas_verdict(struct shard *s, struct shard_device *d, struct reading 
                 r->values[k].flags |= FLAG_MODEL;
         }
     }
-    struct decide_gas_verdict v = {
-        e->name,        (enum alert_kind)e->alert_kind,
-        res->above,     gas_class_name(e->gas, (size_t)res->danger_class),
-        res->score,     e->probability,
-        e->consecutive, detail};
-    if (decide_gas(&s->decide, &d->decide, d->id, &v, r->ts_ms) != 0)
-        log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+    static const enum alert_kind kinds[] = {ALERT_KIND_GAS_LEAK, ALERT_KIND_FIRE};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        int best = -1;
+        for (size_t k = 0; k < gas_n_classes(e->gas); k++) {
+            if (e->dangerous[k] && e->class_kind[k] == (int)kinds[i] &&
+                (best < 0 || res->proba[k] > res->proba[best]))
+                best = (int)k;
+        }
+        if (best < 0)
+            continue; /* no class of this kind */
+        double p = res->proba[best];
+        struct decide_gas_verdict v = {
+            e->name, kinds[i],       p >= e->probability, gas_class_name(e->gas, (size_t)best),
+            p,       e->probability, e->consecutive,      detail};
+        if (decide_gas(&s->decide, &d->decide, d->id, &v, r->ts_ms) != 0)
+            log_error("pipeline.decide_failed", "device=%s reason=out_of_memory", d->id);
+    }
 }
 
 /* Scores the reading with the device's models: a model's score raises the scores of the
@@ -194,32 +205,53 @@ static void score_models(struct shard *s, struct shard_device *d, struct reading
     }
 }
 
-/* Stores each gas classifier's class and probability with the reading as two derived
- * values (models.h: class_metric, prob_metric), in memory from s->derived. Added after the
- * detectors and decide ran, so they are stored, not scored. Out of memory: the reading is
- * stored without them. */
+/* The derived values a gas classifier's result adds to its reading (models.h). */
+static uint32_t derived_count(const struct model_result *res)
+{
+    const struct model_entry *e = res->entry;
+    return 2 + (e->all_probabilities ? (uint32_t)gas_n_classes(e->gas) : 0);
+}
+
+/* Stores each gas classifier's class and probability with the reading as derived values
+ * (models.h: class_metric, prob_metric, and every class's probability unless the model
+ * stores the best only), in memory from s->derived. Added after the detectors and decide
+ * ran, so they are stored, not scored. A device sending one of these names itself keeps its
+ * own values and the model adds none. Out of memory, or past READING_MAX_VALUES: the reading
+ * is stored without them (logged). */
 static void add_derived(struct shard *s, struct reading *r, const struct model_result *gas,
                         size_t n_gas)
 {
-    if (n_gas == 0 || s->derived == NULL || r->n_values + 2 * n_gas > READING_MAX_VALUES)
+    if (n_gas == 0 || s->derived == NULL)
         return;
-    struct metric_value *v = arena_alloc(s->derived, (r->n_values + 2 * n_gas) * sizeof *v);
+    uint32_t extra = 0;
+    for (size_t j = 0; j < n_gas; j++)
+        extra += derived_count(&gas[j]);
+    struct metric_value *v = NULL;
+    if (r->n_values + extra <= READING_MAX_VALUES)
+        v = arena_alloc(s->derived, (r->n_values + extra) * sizeof *v);
     if (v == NULL) {
-        log_error("pipeline.derived_failed", "device=%s reason=out_of_memory", r->device);
+        log_error("pipeline.derived_failed", "device=%s reason=%s", r->device,
+                  r->n_values + extra > READING_MAX_VALUES ? "too_many_values" : "out_of_memory");
         return;
     }
     memcpy(v, r->values, r->n_values * sizeof *v);
     uint32_t n = r->n_values;
     for (size_t j = 0; j < n_gas; j++) {
         const struct model_entry *e = gas[j].entry;
-        bool taken = false; /* a device sending these names itself keeps its own values */
-        for (uint32_t k = 0; k < r->n_values && !taken; k++)
-            taken = strcmp(r->values[k].name, e->class_metric) == 0 ||
-                    strcmp(r->values[k].name, e->prob_metric) == 0;
+        size_t classes = e->all_probabilities ? gas_n_classes(e->gas) : 0;
+        bool taken = false;
+        for (uint32_t k = 0; k < r->n_values && !taken; k++) {
+            const char *name = r->values[k].name;
+            taken = strcmp(name, e->class_metric) == 0 || strcmp(name, e->prob_metric) == 0;
+            for (size_t c = 0; c < classes && !taken; c++)
+                taken = strcmp(name, e->class_prob_metric[c]) == 0;
+        }
         if (taken)
             continue;
         v[n++] = (struct metric_value){e->class_metric, (double)gas[j].gas_class, 0, 0};
         v[n++] = (struct metric_value){e->prob_metric, gas[j].gas_prob, 0, 0};
+        for (size_t c = 0; c < classes; c++)
+            v[n++] = (struct metric_value){e->class_prob_metric[c], gas[j].proba[c], 0, 0};
     }
     r->values = v;
     r->n_values = n;

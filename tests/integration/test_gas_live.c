@@ -1,11 +1,14 @@
 /* test_gas_live.c — the gas classifier in the real canaryd (docs/GAS.md "In canaryd"): a
  * bundle trained here with this build's `canary train --model gas` is configured as
- * [model.kgas] with dangerous classes; a device sending clean-air readings gets a class and
- * probability stored with each reading and no alert, the same device sending smoke opens one
- * critical gas_leak alert (metric "model:kgas") whose message names the class and its
- * probability; GET /api/v1/models lists the model with its classes and held-out figures; a
- * damaged file or an unknown dangerous class refuses the start with a message naming the
- * model; a reload refuses a damaged file and takes a good one.
+ * [model.kgas] with dangerous classes "Smoke:fire, Mixture"; a device sending clean-air
+ * readings gets a class, its probability and every class's probability stored with each
+ * reading and no alert; the same device sending smoke opens one critical fire alert (metric
+ * "model:kgas") whose message names the class and its probability, and mixture opens a
+ * gas_leak alert (the section's kind); with probabilities = best only the winner is stored;
+ * GET /api/v1/models lists the model with its classes, the kind each dangerous class raises
+ * and held-out figures; a damaged file, an unknown dangerous class or alert kind refuses the
+ * start with a message naming the model; a reload refuses a damaged file and takes a good
+ * one.
  *
  * Fixture: tests/fixtures/gas-small.csv is every fourth sample of each class of
  * /work/shared/data/gas/gas_train.csv (the public gas-sensor dataset, MIT licence: columns
@@ -107,8 +110,22 @@ static int start(void **state)
     struct daemon *d = calloc(1, sizeof *d);
     snprintf(path_arg, sizeof path_arg, "model.kgas.path=%s", model_path);
     daemon_init(d, "--set", path_arg, "--set", "model.kgas.devices=kitchen-*", "--set",
-                "model.kgas.dangerous=Smoke, Mixture", "--set", "model.kgas.probability=0.9",
+                "model.kgas.dangerous=Smoke:fire, Mixture", "--set", "model.kgas.probability=0.9",
                 "--set", "model.kgas.consecutive=3", "--set", "alerts.offline_severity=off", NULL);
+    daemon_start(d);
+    base_ts = now_ms() - 3600000;
+    *state = d;
+    return 0;
+}
+
+/* The same model storing the winner's probability only. */
+static int start_best(void **state)
+{
+    struct daemon *d = calloc(1, sizeof *d);
+    snprintf(path_arg, sizeof path_arg, "model.kgas.path=%s", model_path);
+    daemon_init(d, "--set", path_arg, "--set", "model.kgas.devices=kitchen-*", "--set",
+                "model.kgas.dangerous=Smoke", "--set", "model.kgas.probabilities=best", "--set",
+                "alerts.offline_severity=off", NULL);
     daemon_start(d);
     base_ts = now_ms() - 3600000;
     *state = d;
@@ -143,6 +160,7 @@ static void send_row(struct daemon *d, const char *device, int i, const double *
 struct alert_wait {
     struct daemon *d;
     const char *device;
+    const char *kind; /* the alert kind looked for */
     int found;
     char message[1024];
     char severity[16];
@@ -163,7 +181,7 @@ static bool gas_alert_open(void *arg)
         cJSON *metric = cJSON_GetObjectItem(a, "metric");
         cJSON *kind = cJSON_GetObjectItem(a, "kind");
         if (cJSON_IsString(metric) && strcmp(metric->valuestring, "model:kgas") == 0 &&
-            cJSON_IsString(kind) && strcmp(kind->valuestring, "gas_leak") == 0) {
+            cJSON_IsString(kind) && strcmp(kind->valuestring, w->kind) == 0) {
             w->found++;
             cJSON *msg = cJSON_GetObjectItem(a, "message");
             cJSON *sev = cJSON_GetObjectItem(a, "severity");
@@ -188,8 +206,15 @@ static cJSON *model_of(cJSON *root, const char *name)
     return NULL;
 }
 
-/* The latest stored reading of device at or after ts: its derived values. */
-static void stored_class(struct daemon *d, const char *device, int i, double *cls, double *prob)
+/* The stored reading of device at row i: its derived values, the winning class and its
+ * probability; with `every`, each class's stored probability (gas_p_kgas_<class>, the
+ * classes in the model's order) is checked to be a distribution whose largest is the winner's,
+ * else none must be stored. */
+static const char *const class_metrics[4] = {"gas_p_kgas_mixture", "gas_p_kgas_nogas",
+                                             "gas_p_kgas_perfume", "gas_p_kgas_smoke"};
+
+static void stored_class(struct daemon *d, const char *device, int i, double *cls, double *prob,
+                         bool every)
 {
     char path[200];
     snprintf(path, sizeof path, "/api/v1/devices/%s/readings?from=%lld&limit=1", device,
@@ -201,6 +226,27 @@ static void stored_class(struct daemon *d, const char *device, int i, double *cl
     cJSON *values = cJSON_GetObjectItem(r, "values");
     *cls = json_number(cJSON_GetObjectItem(values, "gas_class_kgas"), "value");
     *prob = json_number(cJSON_GetObjectItem(values, "gas_prob_kgas"), "value");
+    double sum = 0, best = -1;
+    int best_k = -1, stored = 0;
+    for (int k = 0; k < 4; k++) {
+        cJSON *v = cJSON_GetObjectItem(values, class_metrics[k]);
+        if (v == NULL)
+            continue;
+        stored++;
+        double p = json_number(v, "value");
+        assert_true(p >= 0 && p <= 1);
+        sum += p;
+        if (p > best)
+            best = p, best_k = k;
+    }
+    if (!every || isnan(*cls)) {
+        assert_int_equal(stored, 0);
+    } else {
+        assert_int_equal(stored, 4);
+        assert_true(fabs(sum - 1) < 1e-5);
+        assert_true(best_k == (int)*cls);
+        assert_true(fabs(best - *prob) < 1e-9);
+    }
     cJSON_Delete(j);
 }
 
@@ -240,9 +286,10 @@ static void latest_prediction(struct daemon *d, const char *device, char *cls, s
     cJSON_Delete(j);
 }
 
-/* Clean air: classified NoGas, stored, no alert. Smoke: one gas_leak alert after three
- * readings in a row, naming the class and the probability. Another device the model does
- * not apply to gets no class. */
+/* Clean air: classified NoGas, every class's probability stored, no alert. Smoke (a class
+ * configured "Smoke:fire"): one fire alert after three readings in a row, naming the class
+ * and the probability, and no gas_leak alert. Another device the model does not apply to
+ * gets no class. */
 static void test_classes_stored_and_alert(void **state)
 {
     struct daemon *d = *state;
@@ -255,10 +302,10 @@ static void test_classes_stored_and_alert(void **state)
         send_row(d, "kitchen-1", i, clean[i]);
         send_row(d, "hall-1", i, clean[i]);
     }
-    struct alert_wait w = {d, "kitchen-1", 0, "", ""};
+    struct alert_wait w = {d, "kitchen-1", "fire", 0, "", ""};
     assert_false(gas_alert_open(&w));
     double cls, prob;
-    stored_class(d, "kitchen-1", i - 1, &cls, &prob);
+    stored_class(d, "kitchen-1", i - 1, &cls, &prob, true);
     assert_true(cls == 1); /* classes sorted: Mixture, NoGas, Perfume, Smoke */
     assert_true(prob > 0.5 && prob <= 1);
     char name[32];
@@ -266,7 +313,7 @@ static void test_classes_stored_and_alert(void **state)
     latest_prediction(d, "kitchen-1", name, sizeof name, &p);
     assert_string_equal(name, "NoGas");
     assert_true(fabs(p - prob) < 1e-5); /* the stored winner's probability */
-    stored_class(d, "hall-1", i - 1, &cls, &prob);
+    stored_class(d, "hall-1", i - 1, &cls, &prob, true);
     assert_true(isnan(cls) && isnan(prob));
     latest_prediction(d, "hall-1", name, sizeof name, &p);
     assert_string_equal(name, "");
@@ -293,17 +340,20 @@ static void test_classes_stored_and_alert(void **state)
     assert_true(wait_until(gas_alert_open, &w, 5000));
     assert_int_equal(w.found, 1);
     assert_string_equal(w.severity, "critical");
-    if (strstr(w.message, "reads Smoke with probability") == NULL ||
+    if (strstr(w.message, "Possible fire") == NULL ||
+        strstr(w.message, "reads Smoke with probability") == NULL ||
         strstr(w.message, "kgas") == NULL || strstr(w.message, "3 readings in a row") == NULL)
         fail_msg("message: %s", w.message);
-    stored_class(d, "kitchen-1", i - 1, &cls, &prob);
+    struct alert_wait leak = {d, "kitchen-1", "gas_leak", 0, "", ""};
+    assert_false(gas_alert_open(&leak));
+    stored_class(d, "kitchen-1", i - 1, &cls, &prob, true);
     assert_true(cls == 3);
     assert_true(prob >= 0.9);
     latest_prediction(d, "kitchen-1", name, sizeof name, &p);
     assert_string_equal(name, "Smoke");
     assert_true(fabs(p - prob) < 1e-5);
 
-    struct alert_wait other = {d, "hall-1", 0, "", ""};
+    struct alert_wait other = {d, "hall-1", "fire", 0, "", ""};
     assert_false(gas_alert_open(&other));
 
     /* The explanation (the SMS text) carries the message's class and probability. */
@@ -319,6 +369,47 @@ static void test_classes_stored_and_alert(void **state)
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "Smoke"));
     http_response_free(&r);
+}
+
+/* Mixture, a dangerous class without a kind of its own, raises the section's: gas_leak, and
+ * no fire alert. */
+static void test_class_kinds(void **state)
+{
+    struct daemon *d = *state;
+    static double mix[MAX_ROWS][N_INPUTS];
+    size_t n_mix = class_rows("Mixture", mix, MAX_ROWS);
+    assert_true(n_mix >= 40);
+    for (int i = 0; i < 40; i++)
+        send_row(d, "kitchen-2", i, mix[i]);
+    struct alert_wait leak = {d, "kitchen-2", "gas_leak", 0, "", ""};
+    assert_true(wait_until(gas_alert_open, &leak, 5000));
+    assert_int_equal(leak.found, 1);
+    if (strstr(leak.message, "Possible gas leak") == NULL ||
+        strstr(leak.message, "reads Mixture") == NULL)
+        fail_msg("message: %s", leak.message);
+    struct alert_wait fire = {d, "kitchen-2", "fire", 0, "", ""};
+    assert_false(gas_alert_open(&fire));
+    double cls, prob;
+    stored_class(d, "kitchen-2", 39, &cls, &prob, true);
+    assert_true(cls == 0);
+}
+
+/* probabilities = best: the class and the winner's probability only. */
+static void test_best_probability_only(void **state)
+{
+    struct daemon *d = *state;
+    static double clean[MAX_ROWS][N_INPUTS];
+    assert_true(class_rows("NoGas", clean, MAX_ROWS) >= 20);
+    for (int i = 0; i < 20; i++)
+        send_row(d, "kitchen-1", i, clean[i]);
+    double cls, prob;
+    stored_class(d, "kitchen-1", 19, &cls, &prob, false);
+    assert_true(cls == 1 && prob > 0.5);
+    cJSON *j = NULL;
+    assert_int_equal(http_get_json(d, "/api/v1/models", &j), 200);
+    cJSON *stored = cJSON_GetObjectItem(model_of(j, "kgas"), "stored_as");
+    assert_null(cJSON_GetObjectItem(stored, "probabilities"));
+    cJSON_Delete(j);
 }
 
 /* GET /api/v1/models: the gas model with its classes, keys and held-out figures. */
@@ -342,6 +433,13 @@ static void test_models_listing(void **state)
     assert_true(json_number(m, "window") == 8);
     assert_string_equal(cJSON_GetObjectItem(m, "window_features")->valuestring, "mean");
     assert_string_equal(cJSON_GetObjectItem(m, "alert_kind")->valuestring, "gas_leak");
+    cJSON *kinds = cJSON_GetObjectItem(m, "alert_kinds");
+    assert_int_equal(cJSON_GetArraySize(kinds), 2);
+    assert_string_equal(cJSON_GetObjectItem(kinds, "Smoke")->valuestring, "fire");
+    assert_string_equal(cJSON_GetObjectItem(kinds, "Mixture")->valuestring, "gas_leak");
+    cJSON *each = cJSON_GetObjectItem(cJSON_GetObjectItem(m, "stored_as"), "probabilities");
+    assert_int_equal(cJSON_GetArraySize(each), 4);
+    assert_string_equal(cJSON_GetObjectItem(each, "NoGas")->valuestring, "gas_p_kgas_nogas");
     assert_string_equal(json_number(m, "training.rows") > 0 ? "ok" : "no", "ok");
     cJSON *ev = cJSON_GetObjectItem(m, "evaluation");
     assert_true(cJSON_IsObject(ev));
@@ -390,16 +488,19 @@ static void test_refuses_a_bad_model_at_start(void **state)
     assert_int_equal(run(cmd), 0);
     struct {
         const char *path, *dangerous, *expect;
+        int status; /* 1: the model cannot be used; 2: the configuration is wrong */
     } cases[] = {
-        {bad, "Smoke", "damaged"},
-        {model_path, "Smoke, Fire", "dangerous class 'Fire' is not one of the model's classes"},
+        {bad, "Smoke", "damaged", 1},
+        {model_path, "Smoke, Fire", "dangerous class 'Fire' is not one of the model's classes", 1},
+        {model_path, "Smoke:flood", "'flood' is not an alert kind a gas model raises", 2},
+        {model_path, "Smoke, :fire", "':fire' names no class", 1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         snprintf(cmd, sizeof cmd,
                  "%s --listen 127.0.0.1:0 --db %s/x.db --set model.kgas.path=%s "
                  "--set model.kgas.devices='*' --set 'model.kgas.dangerous=%s' > %s/out.txt 2>&1",
                  CANARYD_PATH, dir, cases[c].path, cases[c].dangerous, dir);
-        assert_int_equal(run(cmd), 1);
+        assert_int_equal(run(cmd), cases[c].status);
         snprintf(out, sizeof out, "grep -q 'model.kgas' %s/out.txt", dir);
         assert_int_equal(run(out), 0);
         snprintf(cmd, sizeof cmd, "grep -q \"%s\" %s/out.txt", cases[c].expect, dir);
@@ -415,6 +516,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_classes_stored_and_alert, start, stop),
+        cmocka_unit_test_setup_teardown(test_class_kinds, start, stop),
+        cmocka_unit_test_setup_teardown(test_best_probability_only, start_best, stop),
         cmocka_unit_test_setup_teardown(test_models_listing, start, stop),
         cmocka_unit_test_setup_teardown(test_reload, start, stop),
         cmocka_unit_test(test_refuses_a_bad_model_at_start),

@@ -149,9 +149,16 @@ static void test_gas_config_keys(void **state)
     assert_int_equal(set(&c, "model.kitchen-gas.devices", "kitchen-*", err, sizeof err), 0);
     assert_true(isnan(c.model_defs[0].probability));
     assert_string_equal(c.model_defs[0].alert, "");
+    assert_int_equal(
+        set(&c, "model.kitchen-gas.dangerous", " Smoke : fire ,Mixture", err, sizeof err), 0);
+    assert_int_equal(
+        set(&c, "model.kitchen-gas.dangerous", "Smoke:fire, Mixture:gas_leak", err, sizeof err), 0);
     assert_int_equal(set(&c, "model.kitchen-gas.dangerous", "Smoke, Mixture", err, sizeof err), 0);
     assert_int_equal(set(&c, "model.kitchen-gas.probability", "0.85", err, sizeof err), 0);
     assert_int_equal(set(&c, "model.kitchen-gas.alert", "fire", err, sizeof err), 0);
+    assert_false(c.model_defs[0].best_probability_only);
+    assert_int_equal(set(&c, "model.kitchen-gas.probabilities", "best", err, sizeof err), 0);
+    assert_true(c.model_defs[0].best_probability_only);
     assert_string_equal(c.model_defs[0].dangerous, "Smoke, Mixture");
     assert_true(c.model_defs[0].probability == 0.85);
     assert_string_equal(c.model_defs[0].alert, "fire");
@@ -165,6 +172,10 @@ static void test_gas_config_keys(void **state)
         {"model.kitchen-gas.probability", "high", "above 0 and at most 1"},
         {"model.kitchen-gas.alert", "anomaly", "gas_leak or fire"},
         {"model.kitchen-gas.alert", "", "gas_leak or fire"},
+        {"model.kitchen-gas.dangerous", "Smoke:flood", "'flood' is not an alert kind"},
+        {"model.kitchen-gas.dangerous", "Smoke:", "'' is not an alert kind"},
+        {"model.kitchen-gas.dangerous", "Mixture, Smoke:fire:fire", "'fire:fire' is not"},
+        {"model.kitchen-gas.probabilities", "some", "all: every class's probability"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -178,7 +189,8 @@ static void test_gas_config_keys(void **state)
     config_write(&c, f, false);
     fclose(f);
     assert_non_null(strstr(text, "[model.kitchen-gas]\npath = /tmp/k.cgas\ndevices = kitchen-*\n"
-                                 "dangerous = Smoke, Mixture\nprobability = 1\nalert = fire\n"));
+                                 "dangerous = Smoke, Mixture\nprobability = 1\nalert = fire\n"
+                                 "probabilities = best\n"));
     free(text);
     config_free(&c);
 }
@@ -194,8 +206,9 @@ static void gas_sample(int cls, uint64_t *rng, double *x)
     x[1] = cls ? 250 + 20 * n : 450 + 20 * n;
 }
 
-/* Trains a small bundle (inputs MQ2, MQ3; classes NoGas, Smoke; window 4) to path. */
-static void train_gas(const char *path)
+/* Trains a small bundle (inputs MQ2, MQ3; classes c0 and c1, clean air and smoke; window 4)
+ * to path. */
+static void train_gas_named(const char *path, const char *c0, const char *c1)
 {
     enum { ROWS = 80, WIN = 4 };
     double x[2 * ROWS * 2], rows[2 * ROWS * 4];
@@ -217,7 +230,7 @@ static void train_gas(const char *path)
     p.gbt_rounds = 10;
     p.lr_rounds = 20;
     p.folds = 3;
-    const char *inputs[] = {"MQ2", "MQ3"}, *classes[] = {"NoGas", "Smoke"};
+    const char *inputs[] = {"MQ2", "MQ3"}, *classes[] = {c0, c1};
     struct gas_model *m;
     if (gas_train(rows, 2 * ROWS, 2, y, 2, inputs, classes, &p, "test_models", &m, NULL, err,
                   sizeof err) != 0)
@@ -225,6 +238,11 @@ static void train_gas(const char *path)
     if (gas_save(m, path, err, sizeof err) != 0)
         fail_msg("save: %s", err);
     gas_free(m);
+}
+
+static void train_gas(const char *path)
+{
+    train_gas_named(path, "NoGas", "Smoke");
 }
 
 struct gas_fixture {
@@ -373,6 +391,9 @@ static void test_gas_model_live_and_consecutive(void **state)
     assert_int_equal(e->alert_kind, ALERT_KIND_GAS_LEAK);
     assert_string_equal(e->class_metric, "gas_class_kitchen_gas");
     assert_string_equal(e->prob_metric, "gas_prob_kitchen_gas");
+    assert_true(e->all_probabilities);
+    assert_string_equal(e->class_prob_metric[0], "gas_p_kitchen_gas_nogas");
+    assert_string_equal(e->class_prob_metric[1], "gas_p_kitchen_gas_smoke");
 
     struct device_models dm = {0};
     assert_int_equal(device_models_bind(&dm, set, "kitchen-1", NULL), 0);
@@ -420,6 +441,42 @@ static void test_gas_model_live_and_consecutive(void **state)
     model_set_release(set);
 }
 
+/* Class names become metric names (lower-cased, anything else '_'); when two would clash,
+ * or one would be too long, every class is named by its index. A class's own alert kind
+ * ("Smoke:fire") overrides the section's. */
+static void test_gas_class_metric_names_and_kinds(void **state)
+{
+    struct gas_fixture *fx = *state;
+    struct {
+        const char *c0, *c1, *m0, *m1;
+    } cases[] = {
+        {"Clean Air", "CO-2 leak!", "gas_p_kitchen_gas_clean_air", "gas_p_kitchen_gas_co_2_leak_"},
+        {"No Gas", "no-gas", "gas_p_kitchen_gas_0", "gas_p_kitchen_gas_1"},
+        {"Air", "a-class-name-far-too-long-to-fit-in-a-metric-name-once-prefixed",
+         "gas_p_kitchen_gas_0", "gas_p_kitchen_gas_1"},
+    };
+    char err[1024];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        train_gas_named(fx->path, cases[i].c0, cases[i].c1);
+        char dangerous[128];
+        snprintf(dangerous, sizeof dangerous, "%s:fire", cases[i].c1);
+        gas_configure(fx, dangerous, NULL, NULL);
+        struct model_set *set = NULL;
+        if (model_set_load(&set, &fx->cfg, 1, err, sizeof err) != 0)
+            fail_msg("case %zu: load: %s", i, err);
+        const struct model_entry *e = &set->entries[0];
+        /* Classes are kept sorted by name in the bundle. */
+        bool swapped = strcmp(gas_class_name(e->gas, 0), cases[i].c0) != 0;
+        assert_string_equal(e->class_prob_metric[swapped], cases[i].m0);
+        assert_string_equal(e->class_prob_metric[!swapped], cases[i].m1);
+        assert_true(e->dangerous[!swapped] && !e->dangerous[swapped]);
+        assert_int_equal(e->class_kind[!swapped], ALERT_KIND_FIRE);
+        assert_int_equal(e->alert_kind, ALERT_KIND_GAS_LEAK);
+        model_set_release(set);
+    }
+    train_gas(fx->path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +486,8 @@ int main(void)
         cmocka_unit_test(test_score_scale),
         cmocka_unit_test(test_gas_config_keys),
         cmocka_unit_test_setup_teardown(test_gas_model_keys_checked_at_load, gas_setup,
+                                        gas_teardown),
+        cmocka_unit_test_setup_teardown(test_gas_class_metric_names_and_kinds, gas_setup,
                                         gas_teardown),
         cmocka_unit_test_setup_teardown(test_gas_model_live_and_consecutive, gas_setup,
                                         gas_teardown),

@@ -1142,7 +1142,7 @@
           kv([['applies to', applies || 'every device'],
             ['inputs', (m.inputs || m.metrics || []).join(', ')],
             gas ? ['classes', (m.classes || []).join(', ')] : ['features', m.features ? m.features.length + ' (' + (m.features_kind || '') + (m.window ? ', window ' + m.window : '') + ')' : null],
-            gas ? ['dangerous', (m.dangerous || []).join(', ') + ` at p ≥ ${m.probability}, ${m.consecutive} in a row → ${m.alert_kind}`]
+            gas ? ['dangerous', (m.dangerous || []).map(c => `${c} → ${(m.alert_kinds || {})[c] || m.alert_kind}`).join(', ') + ` at p ≥ ${m.probability}, ${m.consecutive} in a row`]
               : ['threshold', `${num(m.threshold, 4)}${m.consecutive ? `, ${m.consecutive} in a row` : ''}`]]),
           kv([['trained on', tr.source ? `${tr.source} (${tr.rows} rows)` : null],
             ['trained', tr.created_ms ? fmtTime(tr.created_ms) : null],
