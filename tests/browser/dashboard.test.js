@@ -4,7 +4,9 @@
 // Checks: the device list renders; a live value changes within 1 s of a new reading; a gas
 // leak (gas_ppm 6000) shows the critical banner; acknowledging it in the banner changes the
 // alert's state in the API; the history chart draws points; the alerts page shows the
-// timeline; the security page lists a forged reading's event; no console errors. Screenshots
+// timeline; the security page lists a forged reading's event; a device on MQTT (a real
+// Mosquitto) shows 'mqtt online' on its card and 'mqtt offline' once its process is killed
+// (the broker's will, pushed through the stream); no console errors. Screenshots
 // (overview, device page, alerts page, security page, phone, dark)
 // go to $OUT_DIR. Exits non-zero on the first failure, after stopping what it started.
 'use strict';
@@ -19,6 +21,7 @@ const CANARYD = process.env.CANARYD;
 const CLI = process.env.CANARY_CLI;
 const OUT = process.env.OUT_DIR || path.join(process.cwd(), 'out');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MOSQUITTO = process.env.MOSQUITTO || '/usr/sbin/mosquitto';
 
 const children = [];
 let browser = null;
@@ -76,11 +79,28 @@ function startProxy(targetPort) {
   return listen(0).then((port) => { proxy.port = port; return proxy; });
 }
 
+// A free TCP port on 127.0.0.1 (for Mosquitto, which cannot report the one it chose).
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const ready = path.join(dir, 'port');
+  // a real broker for the MQTT device (anonymous, loopback only)
+  const brokerPort = await freePort();
+  fs.writeFileSync(path.join(dir, 'mosquitto.conf'), `listener ${brokerPort} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  start(MOSQUITTO, ['-c', path.join(dir, 'mosquitto.conf')], 'mosquitto');
+  await waitFor(() => new Promise((resolve) => {
+    const c = net.connect(brokerPort, '127.0.0.1', () => { c.destroy(); resolve(true); });
+    c.on('error', () => resolve(false));
+  }), 10000, 'mosquitto to listen');
   // the simulated fleet sends unsigned readings (canaryd's default refuses them)
-  start(CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'canary.db'), '--ready-file', ready, '--set', 'security.unsigned=accept'], 'canaryd');
+  start(CANARYD, ['-l', '127.0.0.1:0', '-d', path.join(dir, 'canary.db'), '--ready-file', ready, '--set', 'security.unsigned=accept',
+    '--set', 'mqtt.enabled=true', '--set', `mqtt.port=${brokerPort}`], 'canaryd');
   const port = await waitFor(async () => fs.existsSync(ready) && fs.readFileSync(ready, 'utf8').trim(), 10000, 'canaryd to start');
   const direct = `http://127.0.0.1:${port}`;
   const proxy = await startProxy(Number(port));
@@ -88,6 +108,9 @@ async function main() {
   const base = `http://127.0.0.1:${proxy.port}`; // the browser's way to canaryd
   log('canaryd at', direct, 'the browser through', base);
   start(CLI, ['simulate', '--devices', '6', '--rate', '2', '--duration', '0', '--url', direct, '--register', '--quiet', '--prefix', 'lab'], 'simulate');
+  // one device on MQTT, in a process of its own so that it can die
+  const mqttDevice = start(CLI, ['simulate', '--transport', 'mqtt', '--broker', `127.0.0.1:${brokerPort}`, '--devices', '1', '--rate', '1', '--duration', '0',
+    '--url', direct, '--register', '--quiet', '--prefix', 'mq'], 'simulate-mqtt');
 
   const api = async (p, body) => {
     const r = await fetch(direct + p, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
@@ -109,7 +132,7 @@ async function main() {
   await fetch(direct + '/api/v1/devices/probe-1', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Test kitchen', location: 'Lab, bench 2', kind: 'kitchen' }) });
 
   // the fleet has registered (names come with --register)
-  await waitFor(async () => (await api('/api/v1/devices')).body.devices.filter((d) => d.name).length >= 6, 15000, 'the simulated fleet');
+  await waitFor(async () => (await api('/api/v1/devices')).body.devices.filter((d) => d.name).length >= 7, 15000, 'the simulated fleet');
 
   browser = await chromium.launch({ executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
@@ -123,14 +146,27 @@ async function main() {
   // 1. the device list renders
   await page.goto(base + '/');
   await page.waitForSelector('[data-testid=device-card]');
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card]').length >= 6, null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card]').length >= 7, null, { timeout: 10000 });
   const names = await page.$$eval('[data-testid=device-card] .name', (els) => els.map((e) => e.textContent));
-  check(names.length >= 6 && names.every((n) => n.length > 0), `device list renders (${names.length} cards: ${names.slice(0, 3).join(', ')}, ...)`);
+  check(names.length >= 7 && names.every((n) => n.length > 0), `device list renders (${names.length} cards: ${names.slice(0, 3).join(', ')}, ...)`);
+
+  // the MQTT device's link: online on its card, offline once its process is killed (no clean
+  // disconnect: the broker publishes its will, canaryd pushes the change)
+  const mqttPill = '[data-device="mq-0001"] [data-testid=device-link]';
+  const pillText = (want) => page.waitForFunction(([sel, w]) => { const e = document.querySelector(sel); return e && !e.hidden && e.textContent === w; }, [mqttPill, want], { timeout: 10000 });
+  await pillText('mqtt online');
+  check(true, "the MQTT device's card says 'mqtt online'");
+  mqttDevice.kill('SIGKILL');
+  const killed = Date.now();
+  await pillText('mqtt offline');
+  check(true, `'mqtt offline' on its card ${Date.now() - killed} ms after its process was killed`);
 
   // the device filter narrows the list (by name, room or site)
+  await page.fill('#device-filter', 'lab-');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card]:not([hidden])').length === 6, null, { timeout: 3000 });
   await page.fill('#device-filter', 'kitchen');
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card]:not([hidden])').length === 2, null, { timeout: 3000 });
-  check(true, 'the device filter "kitchen" shows the two kitchens');
+  await page.waitForFunction(() => { const shown = [...document.querySelectorAll('[data-testid=device-card]:not([hidden])')]; return shown.length >= 2 && shown.length < document.querySelectorAll('[data-testid=device-card]').length && shown.every((c) => /kitchen/i.test(c.textContent)); }, null, { timeout: 3000 });
+  check(true, 'the device filter narrows the list: "lab-" shows the 6 HTTP devices, "kitchen" only kitchens');
   await page.fill('#device-filter', '');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card][hidden]').length === 0, null, { timeout: 3000 });
 
