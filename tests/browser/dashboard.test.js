@@ -120,12 +120,15 @@ async function main() {
   const post = (values) => api('/api/v1/ingest', { device: 'probe-1', seq: seq++, ts: Date.now(), values });
 
   // probe-1: 15 minutes of history (a reading every 5 s, gas with a short excursion past the
-  // warning level), so the device page has something to draw
+  // warning level that rises for half a minute and clears slowly), so the device page has
+  // something to draw. Its values, and the live ones below, move as a real room's do, so
+  // the tamper checks keep the device trusted (a 3 degree jump in a second would be doubted)
   const now = Date.now();
   const history = [];
   for (let i = 0; i < 180; i++) {
     const ts = now - (180 - i) * 5000;
-    const gas = i >= 120 && i < 128 ? 1150 + 40 * i % 90 : 420 + 25 * Math.sin(i / 9) + (i % 7);
+    const bump = i < 118 ? 0 : i < 124 ? 750 * (i - 117) / 6 : 750 * Math.exp(-(i - 123) / 8);
+    const gas = 420 + 25 * Math.sin(i / 9) + (i % 7) + bump;
     history.push({ device: 'probe-1', seq: seq++, ts, values: { gas_ppm: Math.round(gas), temperature_c: Math.round((24 + 2 * Math.sin(i / 30)) * 10) / 10 } });
   }
   check((await fetch(direct + '/api/v1/ingest', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(history) })).status === 200, '15 minutes of history for probe-1 are stored');
@@ -171,12 +174,12 @@ async function main() {
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=device-card][hidden]').length === 0, null, { timeout: 3000 });
 
   // 2. a live value changes within 1 s of a new reading
-  await post({ temperature_c: 31.7, gas_ppm: 420 });
+  await post({ temperature_c: 23.5, gas_ppm: 420 });
   const probeValue = '[data-device="probe-1"] [data-metric="temperature_c"] .v';
-  await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '31.7'; }, probeValue, { timeout: 5000 });
-  const watch = page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '35.2'; }, probeValue, { timeout: 5000, polling: 'raf' });
+  await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '23.5'; }, probeValue, { timeout: 5000 });
+  const watch = page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '23.6'; }, probeValue, { timeout: 5000, polling: 'raf' });
   const t0 = Date.now();
-  const r = await post({ temperature_c: 35.2, gas_ppm: 425 });
+  const r = await post({ temperature_c: 23.6, gas_ppm: 425 });
   check(r.status === 200, 'the new reading is accepted');
   await watch;
   const took = Date.now() - t0;
@@ -190,15 +193,19 @@ async function main() {
   blipping = true;
   await proxy.blip(1500, async () => {
     await page.waitForFunction(() => document.querySelector('#live').dataset.state !== 'live', null, { timeout: 5000 });
-    await post({ temperature_c: 33.3, gas_ppm: 430 });
+    await post({ temperature_c: 23.7, gas_ppm: 430 });
   });
-  await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '33.3'; }, probeValue, { timeout: 10000 });
+  await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && e.textContent === '23.7'; }, probeValue, { timeout: 10000 });
   await page.waitForFunction(() => document.querySelector('#live').dataset.state === 'live', null, { timeout: 5000 });
   blipping = false;
   check(!reloaded, 'after a network blip the reading sent meanwhile shows, caught up through Last-Event-ID');
 
-  // 3. a gas leak shows the critical banner
-  await post({ temperature_c: 35.3, gas_ppm: 6000 });
+  // 3. a gas leak shows the critical banner (gas rising over three seconds)
+  await post({ temperature_c: 23.7, gas_ppm: 1800 });
+  await sleep(1000);
+  await post({ temperature_c: 23.8, gas_ppm: 3900 });
+  await sleep(1000);
+  await post({ temperature_c: 23.8, gas_ppm: 6000 });
   await page.waitForSelector('#banner:not([hidden])', { timeout: 3000 });
   const banner = await page.textContent('#banner');
   check(/CRITICAL/.test(banner) && /probe-1/.test(banner), 'the critical banner shows: ' + banner.replace(/\s+/g, ' ').trim().slice(0, 120));
@@ -274,7 +281,7 @@ async function main() {
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, colorScheme: 'light', isMobile: true });
   const pp = await phone.newPage();
   pp.on('pageerror', (e) => errors.push(e.message));
-  await post({ temperature_c: 35.4, gas_ppm: 6200 }); // still critical, but already acknowledged
+  await post({ temperature_c: 23.9, gas_ppm: 6200 }); // still critical, but already acknowledged
   await pp.goto(base + '/');
   await pp.waitForSelector('[data-testid=device-card]');
   await sleep(800);
@@ -288,6 +295,10 @@ async function main() {
   await sleep(800);
   await wp.screenshot({ path: path.join(OUT, 'wall-dark.png') });
   await wall.close();
+
+  // the scripted device behaved like a real one: its data is not doubted
+  const trust = (await api('/api/v1/devices/probe-1')).body.trust || {};
+  check(trust.state === 'trusted', `probe-1 stays trusted through history, blip and leak (${trust.state})`);
 
   // 8. no console errors
   check(errors.length === 0, 'no console errors' + (errors.length ? ': ' + errors.join(' | ') : ''));
