@@ -10,9 +10,12 @@
  *    all. During warm-up the weights are 1/n (a running mean), so the first values converge
  *    fast instead of starting from a guess. raw = 1 - 2^(-(z / z_half)^2) of the robust z;
  *    a value beyond the range the series has shown by more than SPATIAL_TOLERANCE of that
- *    range and one sigma scores raw 1 (the "spatial anomaly" of Numenta's NAB detector),
- *    once the range spans SPATIAL_AFTER values (before, Gaussian noise sets new records
- *    often enough to raise false alarms). Values beyond a limit (learn false) teach
+ *    range and one sigma scores raw 1 and is an onset by itself, whatever the likelihood
+ *    says (the "spatial anomaly" of Numenta's NAB detector, which sets its final score to 1),
+ *    once the range is learned: it spans SPATIAL_AFTER values, or a whole day past the
+ *    warm-up and SPATIAL_DAY_MIN values, whichever comes first (before, Gaussian noise sets
+ *    new records often enough to raise false alarms). SPATIAL_TOLERANCE is Numenta's.
+ *    Values beyond a limit (learn false) teach
  *    nothing: not the level, scale and range, not the likelihood (below). A run of
  *    warmup_readings outliers in one direction is a new normal: the level jumps to its mean, and
  *    the level and scale it leaves are kept as a second regime; each value is judged against
@@ -87,18 +90,20 @@
 #define SIGMA_PER_MAD     1.2533141373155003  /* sqrt(pi/2) */
 #define M_LOG10_2         0.30102999566398120 /* log10(2) */
 #define CLIP_SIGMAS       3.0
-#define OUTLIER_RAW       0.9    /* raw score of an outlier: z ~ 1.8 z_half */
-#define SPATIAL_TOLERANCE 0.2    /* beyond the range seen by this fraction of it: raw 1 */
-#define SPATIAL_AFTER     1000   /* ... once the range spans this many values */
-#define LIK_LONG          4000   /* values in the long-run distribution (EWMA memory) */
-#define LIK_PRIOR         10     /* pseudo-values of the prior (the floors) */
-#define LIK_MIN_MEAN      0.03   /* nupic's floors of the long-run mean ... */
-#define LIK_MIN_VAR       0.0003 /* ... and variance */
-#define LIK_Q_HALF        5.0    /* -log10(tail) that scores 0.5 */
-#define EPISODE_READINGS  20     /* readings after an onset that belong to its episode */
-#define EPISODE_CAP       0.75   /* in an episode the score is at most this x threshold */
-#define EPISODE_END_Q     1.0    /* an episode ends once the likelihood's tail is above 10^-this */
-#define ONSET_NOMINAL     0.001  /* onsets per value of a calibrated series, at most */
+#define OUTLIER_RAW       0.9        /* raw score of an outlier: z ~ 1.8 z_half */
+#define SPATIAL_TOLERANCE 0.05       /* beyond the range by this fraction of it: novel */
+#define SPATIAL_AFTER     1000       /* ... once the range spans this many values */
+#define SPATIAL_DAY_MS    86400000LL /* ... or a whole day of them past the warm-up */
+#define SPATIAL_DAY_MIN   100        /* ... and at least this many (hourly values: days) */
+#define LIK_LONG          4000       /* values in the long-run distribution (EWMA memory) */
+#define LIK_PRIOR         10         /* pseudo-values of the prior (the floors) */
+#define LIK_MIN_MEAN      0.03       /* nupic's floors of the long-run mean ... */
+#define LIK_MIN_VAR       0.0003     /* ... and variance */
+#define LIK_Q_HALF        5.0        /* -log10(tail) that scores 0.5 */
+#define EPISODE_READINGS  20         /* readings after an onset that belong to its episode */
+#define EPISODE_CAP       0.75       /* in an episode the score is at most this x threshold */
+#define EPISODE_END_Q     1.0        /* an episode ends once the likelihood's tail > 10^-this */
+#define ONSET_NOMINAL     0.001      /* onsets per value of a calibrated series, at most */
 #define SMOOTH_ALPHA      (1.0 / LIK_SHORT) /* the slow view averages about LIK_SHORT values */
 
 #define HOUR_MS       3600000LL
@@ -433,9 +438,11 @@ static double calibrated_to_onset_rate(const struct robust_state *s, double scor
  * wander for a tail event. The young profile's is at most the significance of young_z: its
  * likelihood starts on day 7 from the prior's tight floors, and until it has learned the
  * young profile's real spread it must not call a value a tail event that is not one even
- * against its hour alone. */
+ * against its hour alone. A novel value (beyond the learned range, stage 1) reaches the
+ * threshold whatever the likelihoods say: a new record by a margin is news however noisy
+ * the series has been. */
 static double likelihood(struct robust_state *s, const struct detect_params *p, double raw,
-                         double slow_raw, double z_slow, double young_z, bool learn)
+                         double slow_raw, double z_slow, double young_z, bool learn, bool novel)
 {
     double usual, young_usual = 1;
     double young_raw = young_z >= 0 ? raw_of(young_z, p) : -1;
@@ -446,6 +453,8 @@ static double likelihood(struct robust_state *s, const struct detect_params *p, 
         score = fmax(score, fmin(likelihood_of(&s->hour_lik, young_raw, learn, &young_usual),
                                  significance(young_z)));
     score = calibrated_to_onset_rate(s, score);
+    if (novel)
+        score = fmax(score, p->anomaly_threshold);
     if (learn) /* the onset rate's memory is the likelihood's */
         s->onset_rate -= s->onset_rate / LIK_LONG;
     if (s->since_onset < UINT32_MAX)
@@ -505,7 +514,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         double smooth, z_slow;
         double slow_raw = slow_raw_of(s, p, floor, x, &smooth, &z_slow);
         return likelihood(s, p, raw_of(fmin(z, alt_z_of(s, p, floor, x, NULL)), p), slow_raw,
-                          z_slow, -1, false);
+                          z_slow, -1, false, false);
     }
     s->n++;
     if (s->n == 1) {
@@ -545,6 +554,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         }
     }
     double raw = 0, score = 0, young_z = -1;
+    bool novel = false;
     if (!*warm) {
         /* The spread a single level would see: with two regimes, theirs and their distance.
          * Where the hour is the narrower view, a value is usual only if it is usual both for
@@ -554,8 +564,10 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
         raw = raw_of(z, p);
         raw = fmax(raw, hour_context(s, p, floor, overall, x, ts_ms, raw, &young_z));
         double tol = fmax(SPATIAL_TOLERANCE * (s->hi - s->lo), sigma);
-        if (s->n > SPATIAL_AFTER && (x > s->hi + tol || x < s->lo - tol))
-            raw = 1;
+        bool whole_day = s->first_ts_ms > 0 && ts_ms - s->first_ts_ms >= SPATIAL_DAY_MS &&
+                         s->n > SPATIAL_DAY_MIN;
+        if ((s->n > SPATIAL_AFTER || whole_day) && (x > s->hi + tol || x < s->lo - tol))
+            raw = 1, novel = true;
     }
     if (x < s->lo || x > s->hi)
         coarse_rebin(s, fmin(s->lo, x), fmax(s->hi, x));
@@ -576,7 +588,7 @@ double robust_update(struct robust_state *s, const struct detect_params *p, doub
     s->smooth_scale +=
         (1.0 / s->n > p->scale_alpha ? 1.0 / s->n : p->scale_alpha) * (slow_r - s->smooth_scale);
     if (!*warm)
-        score = likelihood(s, p, raw, slow_raw, z_slow, young_z, true);
+        score = likelihood(s, p, raw, slow_raw, z_slow, young_z, true, novel);
 
     if (raw >= OUTLIER_RAW) {
         /* An outlier teaches level and scale nothing: learning from it (even clipped) grows

@@ -286,16 +286,38 @@ static void test_robust_constant_signal(void **state)
 
     /* A larger step is seen (the score is not stuck at 0 either) without being flagged: at
      * 5.0 C, 2 C (too large to be the sensor's quantum) is z = 20; one such value is a lone
-     * spike, which scores below the threshold (robust.c). */
+     * spike, which scores below the threshold (robust.c) while the series' range is still
+     * being learned (500 values a second apart: less than SPATIAL_AFTER, less than a day). */
     struct detect_params p = default_params();
     struct series_state s;
     init_series(&s, "temperature_c");
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < 500; i++)
         feed(&s, &p, "temperature_c", 5.0, T0 + i * 1000LL, NULL);
     double score;
-    assert_false(feed(&s, &p, "temperature_c", 7.0, T0 + 1000000, &score) & FLAG_ANOMALY);
+    assert_false(feed(&s, &p, "temperature_c", 7.0, T0 + 500000, &score) & FLAG_ANOMALY);
     print_message("constant 5.0 C, then 7.0 C: score %.3f\n", score);
     assert_true(score > 0.1 && score < p.anomaly_threshold);
+
+    /* Once the range is learned (1,000 values, or a whole day), a value beyond it by more than
+     * a sigma is a novel value: an onset by itself (flagged, at or above the threshold, never
+     * 1), and the usual value after it is not flagged. */
+    init_series(&s, "temperature_c");
+    for (int i = 0; i < 1000; i++)
+        feed(&s, &p, "temperature_c", 5.0, T0 + i * 1000LL, NULL);
+    assert_true(feed(&s, &p, "temperature_c", 7.0, T0 + 1000000, &score) & FLAG_ANOMALY);
+    print_message("after 1,000 values of 5.0 C, 7.0 C: score %.3f\n", score);
+    assert_true(score >= p.anomaly_threshold && score < 1);
+    assert_false(feed(&s, &p, "temperature_c", 5.0, T0 + 1001000, &score) & FLAG_ANOMALY);
+    /* A day of values every 10 minutes (180: 30 hours, a day after the warm-up) learns the
+     * range as well; the same 180 values a minute apart (3 hours) do not. */
+    init_series(&s, "temperature_c");
+    for (int i = 0; i < 180; i++)
+        feed(&s, &p, "temperature_c", 5.0, T0 + i * 600000LL, NULL);
+    assert_true(feed(&s, &p, "temperature_c", 7.0, T0 + 180 * 600000LL, &score) & FLAG_ANOMALY);
+    init_series(&s, "temperature_c");
+    for (int i = 0; i < 180; i++)
+        feed(&s, &p, "temperature_c", 5.0, T0 + i * 60000LL, NULL);
+    assert_false(feed(&s, &p, "temperature_c", 7.0, T0 + 180 * 60000LL, &score) & FLAG_ANOMALY);
 
     /* An unknown metric (generic resolution 0) that never changes, at 0. */
     struct series_state u;
