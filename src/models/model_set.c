@@ -225,12 +225,22 @@ static int setup_gas(struct model_entry *e, const struct canary_config *cfg, cha
         }
         size_t n = (size_t)(last - p);
         int kind = e->alert_kind;
-        if (colon != NULL) { /* its spelling was checked with the configuration */
-            const char *kp = colon + 1;
-            while (kp < end && *kp == ' ')
+        if (colon != NULL) { /* gas_leak or fire: checked with the configuration */
+            char name[16];
+            const char *kp = colon + 1, *ke = end;
+            while (kp < ke && *kp == ' ')
                 kp++;
-            kind =
-                end - kp >= 4 && memcmp(kp, "fire", 4) == 0 ? ALERT_KIND_FIRE : ALERT_KIND_GAS_LEAK;
+            while (ke > kp && ke[-1] == ' ')
+                ke--;
+            enum alert_kind parsed;
+            snprintf(name, sizeof name, "%.*s", (int)(ke - kp), kp);
+            if (alert_kind_parse(name, &parsed) != 0 ||
+                (parsed != ALERT_KIND_GAS_LEAK && parsed != ALERT_KIND_FIRE)) {
+                snprintf(why, whylen, "model.%s.dangerous: '%s' is not gas_leak or fire", def->name,
+                         name);
+                return CANARY_EINVAL;
+            }
+            kind = (int)parsed;
         }
         size_t k = 0;
         while (k < gas_n_classes(g) &&
